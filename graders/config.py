@@ -1,0 +1,144 @@
+"""Configuration as frozen dataclasses loaded from TOML and passed explicitly.
+
+No module-level mutable state: callers load a ``Profiles`` once and hand the chosen
+``Profile`` down. The TOML lives in ``graders/config/`` so TAs can edit it (or point
+``--profiles`` at their own copy).
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from graders.errors import ConfigError
+from graders.models import ProfileChoice
+
+CONFIG_DIR = Path(__file__).resolve().parent / "config"
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+FIXTURE_DATA_ROOT = PROJECT_ROOT / "fixtures" / "data"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Limits:
+    """What one notebook's kernel may use; enforced in ``sandbox.py`` and ``execute.py``."""
+
+    cell_timeout_s: float = 900.0
+    """One cell's wall time; on timeout the kernel is interrupted and the next cell runs."""
+    total_timeout_s: float = 2400.0
+    """All of a notebook's own cells together; past it the remaining cells are not run."""
+    probe_timeout_s: float = 300.0
+    """The grader's probe, after the student's cells."""
+    memory_mb: int = 6144
+    """RLIMIT_DATA of the kernel process."""
+    cpu_seconds: int = 7200
+    """RLIMIT_CPU of the kernel process."""
+    max_processes: int = 512
+    """RLIMIT_NPROC (the kernel's user; root is exempt)."""
+    max_file_mb: int = 1024
+    """RLIMIT_FSIZE: the largest file the kernel may write."""
+    output_cap_kb: int = 2048
+    """Notebook output kept per notebook; the rest is dropped with a note."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Profile:
+    """One hardware profile: data, device, limits and per-question notebook parameters."""
+
+    name: str
+    description: str = ""
+    data: str = "full"
+    """``full`` (the data root placed by ``dlgrade data``) or ``fixtures`` (committed slices)."""
+    device: str = "cpu"
+    """``cpu`` or ``cuda``: injected as the notebooks' ``DEVICE``."""
+    limits: Limits = field(default_factory=Limits)
+    parameters: Mapping[str, Mapping[str, Any]] = field(default_factory=dict)
+    """Per question id, the values injected after the notebook's ``parameters`` cell."""
+
+    def parameters_for(self, question: str) -> dict[str, Any]:
+        return dict(self.parameters.get(question, {}))
+
+    def data_root(self, full_root: Path) -> Path:
+        return FIXTURE_DATA_ROOT if self.data == "fixtures" else full_root
+
+
+@dataclass(frozen=True, kw_only=True)
+class Profiles:
+    """All profiles of one TOML file."""
+
+    source: Path
+    profiles: Mapping[str, Profile]
+
+    def get(self, name: str) -> Profile:
+        try:
+            return self.profiles[name]
+        except KeyError:
+            known = ", ".join(sorted(self.profiles))
+            raise ConfigError(f"no profile named {name!r}; known: {known}", path=self.source) from None
+
+
+def _limits(raw: Mapping[str, Any], base: Limits, source: Path) -> Limits:
+    known = {f.name for f in fields(Limits)}
+    unknown = set(raw) - known
+    if unknown:
+        raise ConfigError(f"unknown limit(s) {sorted(unknown)}; known: {sorted(known)}", path=source)
+    return replace(base, **raw)
+
+
+def load_profiles(path: Path | None = None) -> Profiles:
+    """Read a profiles TOML; a malformed file is a ConfigError naming the file and the key."""
+    source = path or CONFIG_DIR / "profiles.toml"
+    try:
+        raw = tomllib.loads(source.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("profiles file not found", path=source) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", path=source) from None
+    try:
+        base = _limits(raw.get("defaults", {}).get("limits", {}), Limits(), source)
+        profiles: dict[str, Profile] = {}
+        for name, body in raw.get("profiles", {}).items():
+            if body.get("data", "full") not in ("full", "fixtures"):
+                raise ConfigError(f"profile {name!r}: data must be 'full' or 'fixtures'", path=source)
+            profiles[name] = Profile(
+                name=name,
+                description=str(body.get("description", "")),
+                data=str(body.get("data", "full")),
+                device=str(body.get("device", "cpu")),
+                limits=_limits(body.get("limits", {}), base, source),
+                parameters=MappingProxyType(
+                    {q: MappingProxyType(dict(v)) for q, v in body.get("parameters", {}).items()}
+                ),
+            )
+    except (TypeError, AttributeError) as exc:
+        raise ConfigError(f"malformed profile table: {exc}", path=source) from None
+    if not profiles:
+        raise ConfigError("no [profiles.*] tables", path=source)
+    return Profiles(source=source, profiles=MappingProxyType(profiles))
+
+
+def cuda_visible() -> bool:
+    """Whether a kernel started here would see CUDA (same machine, same environment)."""
+    if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return False
+    try:
+        import torch
+    except ImportError:
+        return False
+    return bool(torch.cuda.is_available())
+
+
+def choose_profile(profiles: Profiles, requested: str | None) -> tuple[Profile, ProfileChoice]:
+    """Pick the profile, and say why in words a report can show."""
+    if requested and requested != "auto":
+        profile = profiles.get(requested)
+        return profile, ProfileChoice(name=profile.name, reason=f"requested explicitly ({requested!r})")
+    if cuda_visible():
+        profile = profiles.get("gpu")
+        return profile, ProfileChoice(name="gpu", reason="CUDA is visible to the grading kernel")
+    profile = profiles.get("cpu")
+    return profile, ProfileChoice(name="cpu", reason="no CUDA device is visible to the grading kernel")

@@ -1,0 +1,132 @@
+"""Build the notebook the kernel actually runs: grader cells around the student's own.
+
+Two grader cells are added (tagged ``dlgrader-injected``):
+
+* a preamble before everything: fixed seeds, the thread share, and a hook that keeps a copy of
+  chosen globals the first time a cell defines them (Q4's initial weights, before training);
+* the parameters, right after the cell tagged ``parameters`` (papermill's convention), so the
+  profile decides epochs, data root and device whatever the student typed there.
+
+Every cell keeps a record of its index in the student's notebook so messages point at the cell
+the student wrote, never at one the grader added.
+"""
+
+from __future__ import annotations
+
+import copy
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import nbformat
+from nbformat import NotebookNode
+
+INJECTED_TAG = "dlgrader-injected"
+SNAPSHOTS_NAME = "__dlgrader_snapshots__"
+
+
+@dataclass(frozen=True, kw_only=True)
+class PreparedNotebook:
+    notebook: NotebookNode
+    origin: tuple[int | None, ...]
+    """For each cell of ``notebook``: its index in the student's notebook, None if injected."""
+    parameters: Mapping[str, Any]
+    parameters_cell: int | None
+    """Index of the student's ``parameters`` cell, or None when it had none."""
+
+
+def _literal(value: Any) -> str:
+    if value is None or isinstance(value, bool | int | float | str):
+        return repr(value)
+    if isinstance(value, list | tuple) and all(
+        v is None or isinstance(v, bool | int | float | str) for v in value
+    ):
+        return repr(list(value))
+    raise TypeError(f"parameter value {value!r} is not a plain literal")
+
+
+def parameters_source(parameters: Mapping[str, Any]) -> str:
+    lines = ["# Parameters injected by the grader (they override the cell above)."]
+    lines += [f"{name} = {_literal(value)}" for name, value in parameters.items()]
+    return "\n".join(lines) + "\n"
+
+
+def preamble_source(*, seed: int, threads: int, uses_torch: bool, snapshot_names: tuple[str, ...]) -> str:
+    torch_lines = ""
+    if uses_torch:
+        torch_lines = (
+            "    import torch\n"
+            f"    torch.manual_seed({seed})\n"
+            f"    torch.set_num_threads({threads})\n"
+        )
+    return f'''# Grader preamble: fixed seeds, this kernel's thread share, snapshots of {list(snapshot_names)}.
+def __dlgrader_preamble():
+    import copy, random
+    import numpy
+    random.seed({seed})
+    numpy.random.seed({seed})
+{torch_lines}    shell = get_ipython()
+    names = {list(snapshot_names)!r}
+    snapshots = {{}}
+    def keep_first(result=None):
+        for name in names:
+            if name not in snapshots and name in shell.user_ns:
+                try:
+                    snapshots[name] = copy.deepcopy(shell.user_ns[name])
+                except Exception:
+                    pass
+    if names:
+        shell.events.register("post_run_cell", keep_first)
+    shell.user_ns[{SNAPSHOTS_NAME!r}] = snapshots
+__dlgrader_preamble()
+del __dlgrader_preamble
+'''
+
+
+def _grader_cell(source: str) -> NotebookNode:
+    cell = nbformat.v4.new_code_cell(source)
+    cell.metadata["tags"] = [INJECTED_TAG]
+    return cell
+
+
+def find_parameters_cell(nb: NotebookNode) -> int | None:
+    for index, cell in enumerate(nb.cells):
+        if cell.cell_type == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
+            return index
+    return None
+
+
+def prepare(
+    student: NotebookNode,
+    *,
+    parameters: Mapping[str, Any],
+    preamble: str,
+) -> PreparedNotebook:
+    """The notebook to execute: preamble, student cells, parameters after the parameters cell.
+
+    A notebook without a ``parameters`` cell still gets the parameters, right after the
+    preamble, so the grader's data root and budget apply; the student's own later assignments
+    then win, which the checks can detect.
+    """
+    nb = copy.deepcopy(student)
+    for cell in nb.cells:
+        if cell.cell_type == "code":
+            cell.outputs = []
+            cell.execution_count = None
+    params_at = find_parameters_cell(nb)
+    cells: list[NotebookNode] = [_grader_cell(preamble)]
+    origin: list[int | None] = [None]
+    params_cell = _grader_cell(parameters_source(parameters))
+    if params_at is None:
+        cells.append(params_cell)
+        origin.append(None)
+    for index, cell in enumerate(nb.cells):
+        cells.append(cell)
+        origin.append(index)
+        if index == params_at:
+            cells.append(params_cell)
+            origin.append(None)
+    nb.cells = cells
+    return PreparedNotebook(
+        notebook=nb, origin=tuple(origin), parameters=dict(parameters), parameters_cell=params_at
+    )

@@ -1,0 +1,217 @@
+"""Read a submission (a folder, one notebook, or a zip) and assign notebooks to questions.
+
+A bad file is a ``LoadProblem`` for that file, never a crash: the rest of the submission is
+still graded. Notebooks are matched to questions by file name first; when the name says
+nothing (or contradicts the code inside), by the definitions the code cells contain, and the
+student is told which notebook was taken for which question and why.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import stat
+import zipfile
+from dataclasses import dataclass
+from pathlib import Path, PurePosixPath
+
+import nbformat
+from nbformat import NotebookNode
+from nbformat.validator import ValidationError
+
+from graders.errors import InvalidSubmissionError, UnsafeSubmissionError
+from graders.models import LoadProblem, MatchedBy, NotebookRef, Submission
+from graders.questions import QuestionSpec
+
+MAX_ZIP_FILES = 500
+MAX_ZIP_BYTES = 200 << 20
+MAX_NOTEBOOK_BYTES = 50 << 20
+MAX_CELLS = 2000
+_IGNORED_PARTS = {"__MACOSX", ".ipynb_checkpoints", ".git"}
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Candidate:
+    path: Path
+    display: str
+    nb: NotebookNode
+    scores: dict[str, int]
+
+
+def _safe_member(name: str) -> PurePosixPath | None:
+    path = PurePosixPath(name.replace("\\", "/"))
+    if path.is_absolute() or ".." in path.parts or not path.parts:
+        return None
+    return path
+
+
+def unpack_zip(archive: Path, dest: Path) -> list[LoadProblem]:
+    """Extract safely: no absolute or ``..`` paths, no links, bounded count and size."""
+    problems: list[LoadProblem] = []
+    try:
+        zf = zipfile.ZipFile(archive)
+    except (zipfile.BadZipFile, OSError) as exc:
+        raise InvalidSubmissionError(f"not a readable zip archive: {exc}", path=archive) from None
+    with zf:
+        members = zf.infolist()
+        if len(members) > MAX_ZIP_FILES:
+            raise UnsafeSubmissionError(
+                f"the archive holds {len(members)} entries (limit {MAX_ZIP_FILES})", path=archive
+            )
+        if sum(m.file_size for m in members) > MAX_ZIP_BYTES:
+            raise UnsafeSubmissionError(
+                f"the archive unpacks to more than {MAX_ZIP_BYTES >> 20} MiB", path=archive
+            )
+        for member in members:
+            safe = _safe_member(member.filename)
+            is_link = stat.S_ISLNK(member.external_attr >> 16)
+            if safe is None or is_link:
+                problems.append(
+                    LoadProblem(message="skipped an unsafe archive entry", path=member.filename)
+                )
+                continue
+            if member.is_dir():
+                continue
+            target = dest.joinpath(*safe.parts)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            written = 0
+            with zf.open(member) as src, target.open("wb") as out:
+                while chunk := src.read(1 << 20):
+                    written += len(chunk)
+                    if written > MAX_ZIP_BYTES:
+                        raise UnsafeSubmissionError(
+                            "an archive entry unpacks past the size limit", path=member.filename
+                        )
+                    out.write(chunk)
+    return problems
+
+
+def _notebook_files(root: Path) -> list[Path]:
+    found = [
+        p
+        for p in root.rglob("*.ipynb")
+        if p.is_file() and not p.is_symlink() and not (_IGNORED_PARTS & set(p.relative_to(root).parts))
+    ]
+    return sorted(found)
+
+
+def read_notebook(path: Path, display: str) -> tuple[NotebookNode | None, LoadProblem | None]:
+    """Parse and validate one notebook; nbformat 3 is upgraded to 4."""
+    size = path.stat().st_size
+    if size == 0:
+        return None, LoadProblem(message="the file is empty", path=display)
+    if size > MAX_NOTEBOOK_BYTES:
+        return None, LoadProblem(message=f"the file is {size >> 20} MiB (limit 50 MiB)", path=display)
+    try:
+        nb = nbformat.read(str(path), as_version=4)
+    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+        return None, LoadProblem(message=f"not a notebook (invalid JSON: {exc})", path=display)
+    except (nbformat.reader.NotJSONError, ValueError, KeyError, TypeError) as exc:
+        return None, LoadProblem(message=f"not a readable notebook: {exc}", path=display)
+    try:
+        nbformat.validate(nb)
+    except ValidationError as exc:
+        first = str(exc).splitlines()[0]
+        return None, LoadProblem(message=f"the notebook does not validate: {first}", path=display)
+    if len(nb.cells) > MAX_CELLS:
+        return None, LoadProblem(
+            message=f"the notebook has {len(nb.cells)} cells (limit {MAX_CELLS})", path=display
+        )
+    return nb, None
+
+
+def _code(nb: NotebookNode) -> str:
+    return "\n".join(c.source for c in nb.cells if c.cell_type == "code")
+
+
+def match(
+    candidates: list[_Candidate], questions: tuple[QuestionSpec, ...]
+) -> tuple[list[NotebookRef], list[LoadProblem]]:
+    """Assign at most one notebook per question: name first, unless the code says otherwise."""
+    refs: dict[str, NotebookRef] = {}
+    problems: list[LoadProblem] = []
+    unassigned: list[_Candidate] = []
+    for cand in candidates:
+        by_name = [q for q in questions if q.name_matches(cand.path.name)]
+        best = max(questions, key=lambda q: cand.scores[q.id])
+        content_says = best.id if cand.scores[best.id] > 0 else None
+        choice: QuestionSpec | None = None
+        how = MatchedBy.NAME
+        if len(by_name) == 1 and (content_says in (None, by_name[0].id) or cand.scores[by_name[0].id] > 0):
+            choice = by_name[0]
+        elif content_says is not None:
+            choice, how = best, MatchedBy.CONTENT
+        if choice is None:
+            unassigned.append(cand)
+            continue
+        if choice.id in refs:
+            problems.append(
+                LoadProblem(
+                    message=f"two notebooks look like {choice.id}; graded "
+                    f"{refs[choice.id].original_name}, ignored this one",
+                    path=cand.display,
+                    question=choice.id,
+                )
+            )
+            continue
+        refs[choice.id] = NotebookRef(
+            question=choice.id, path=cand.path, original_name=cand.display, matched_by=how
+        )
+    for cand in unassigned:
+        problems.append(
+            LoadProblem(message="could not tell which question this notebook answers", path=cand.display)
+        )
+    return [refs[q.id] for q in questions if q.id in refs], problems
+
+
+def load_submission(source: Path, workdir: Path, questions: tuple[QuestionSpec, ...]) -> Submission:
+    """Copy or unpack the submission into ``workdir`` and match its notebooks to questions.
+
+    The grader works on its own copy, so nothing the kernel does can touch the original files.
+    """
+    source = source.resolve()
+    root = workdir / "submission"
+    root.mkdir(parents=True, exist_ok=True)
+    problems: list[LoadProblem] = []
+    if source.is_dir():
+        for nb_path in _notebook_files(source):
+            target = root / nb_path.relative_to(source)
+            target.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(nb_path, target)
+    elif source.suffix.lower() == ".zip":
+        problems += unpack_zip(source, root)
+    elif source.suffix.lower() == ".ipynb" and source.is_file():
+        shutil.copyfile(source, root / source.name)
+    elif not source.exists():
+        raise InvalidSubmissionError("no such file or folder", path=source)
+    else:
+        raise InvalidSubmissionError(
+            "expected a folder of notebooks, one .ipynb file, or a .zip", path=source
+        )
+    candidates: list[_Candidate] = []
+    for path in _notebook_files(root):
+        display = str(path.relative_to(root))
+        nb, problem = read_notebook(path, display)
+        if problem is not None:
+            by_name = [q.id for q in questions if q.name_matches(path.name)]
+            problems.append(
+                LoadProblem(
+                    message=problem.message,
+                    path=display,
+                    question=by_name[0] if len(by_name) == 1 else None,
+                )
+            )
+            continue
+        assert nb is not None
+        code = _code(nb)
+        scores = {q.id: q.content_score(code) for q in questions}
+        candidates.append(_Candidate(path=path, display=display, nb=nb, scores=scores))
+    refs, match_problems = match(candidates, questions)
+    name = source.stem if source.is_file() else source.name
+    return Submission(
+        name=name,
+        source=source,
+        root=root,
+        notebooks=tuple(refs),
+        problems=tuple(problems + match_problems),
+    )

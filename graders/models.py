@@ -1,0 +1,200 @@
+"""The typed values passed from step to step: load -> execute -> probe -> (check -> score).
+
+Frozen dataclasses only; output formats are renderers over these (``graders/render/``), never
+methods on them. Paths inside a result are relative to the submission's output folder so a
+result folder can be moved or zipped without breaking.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+
+
+class MatchedBy(StrEnum):
+    """How a notebook was assigned to a question; shown to the student when it was a guess."""
+
+    NAME = "name"
+    CONTENT = "content"
+
+
+@dataclass(frozen=True, kw_only=True)
+class NotebookRef:
+    """One student notebook, already validated with nbformat, assigned to one question."""
+
+    question: str
+    """Question id, e.g. ``"q4"``."""
+    path: Path
+    """Where the notebook lies in the unpacked submission."""
+    original_name: str
+    """The file name as the student submitted it (shown in messages)."""
+    matched_by: MatchedBy
+
+
+@dataclass(frozen=True, kw_only=True)
+class LoadProblem:
+    """Something wrong with the submission's files; data, not an exception."""
+
+    message: str
+    path: str | None = None
+    question: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Submission:
+    """A submission after loading: which notebook answers which question, and what was wrong."""
+
+    name: str
+    """A short identifier (folder or file stem) used for output folders."""
+    source: Path
+    """What the user passed: a folder, a notebook or a zip."""
+    root: Path
+    """The folder holding the (unpacked) files."""
+    notebooks: tuple[NotebookRef, ...] = ()
+    problems: tuple[LoadProblem, ...] = ()
+
+    def notebook_for(self, question: str) -> NotebookRef | None:
+        return next((nb for nb in self.notebooks if nb.question == question), None)
+
+
+class RunStatus(StrEnum):
+    """How a notebook's execution ended, from best to worst."""
+
+    OK = "ok"
+    """Every cell ran without an error."""
+    CELL_ERRORS = "cell_errors"
+    """The kernel survived to the end but some cells raised."""
+    TIMEOUT = "timeout"
+    """The notebook's total time ran out; later cells were not run."""
+    KERNEL_DIED = "kernel_died"
+    """The kernel process died (memory limit, os._exit, a crash)."""
+    NOT_RUN = "not_run"
+    """No notebook for this question, or it could not be read."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class CellError:
+    """A cell that raised, with enough context to show the student where and why."""
+
+    cell_index: int
+    """Index of the cell in the student's notebook (0-based, injected cells not counted)."""
+    ename: str
+    evalue: str
+    source_excerpt: str
+    """The first lines of the failing cell, as the student wrote it."""
+    traceback: str = ""
+    """The traceback as plain text (ANSI colours stripped), cut to a readable length."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExecutionRecord:
+    """What happened when one notebook ran in its kernel."""
+
+    question: str
+    status: RunStatus
+    cells_total: int = 0
+    cells_run: int = 0
+    cell_errors: tuple[CellError, ...] = ()
+    timed_out_cells: tuple[int, ...] = ()
+    seconds: float = 0.0
+    output_truncated: bool = False
+    """True when the notebook printed more than the output cap and the rest was dropped."""
+    message: str = ""
+    """One human sentence about the run when it did not end well."""
+    executed_notebook: str | None = None
+    """Relative path of the executed notebook (outputs capped) in the result folder."""
+    parameters: dict[str, object] = field(default_factory=dict)
+    """The parameter values the grader injected."""
+    threads: int = 1
+
+
+class ProbeStatus(StrEnum):
+    OK = "ok"
+    PARTIAL = "partial"
+    """Some probe steps failed (a missing name, a function that raised)."""
+    FAILED = "failed"
+    """The probe could not run at all (kernel dead, timeout)."""
+    NOT_RUN = "not_run"
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProbeStepError:
+    """One probe step that could not produce its artifact, in words for the student."""
+
+    step: str
+    kind: str
+    """``missing_name`` | ``raised`` | ``bad_value`` | ``timeout`` | ``kernel_died``."""
+    message: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class Artifact:
+    """A plain-data file produced by a probe: ``.npz`` (no pickles) or ``.json``."""
+
+    name: str
+    path: str
+    """Relative to the submission's output folder."""
+    kind: str
+    bytes: int
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProbeRecord:
+    """What the grader-owned probe got out of the finished kernel."""
+
+    question: str
+    status: ProbeStatus
+    artifacts: tuple[Artifact, ...] = ()
+    errors: tuple[ProbeStepError, ...] = ()
+    seconds: float = 0.0
+    message: str = ""
+
+    def artifact(self, name: str) -> Artifact | None:
+        return next((a for a in self.artifacts if a.name == name), None)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FreeResponse:
+    """A free-response answer, collected for manual grading."""
+
+    id: str
+    text: str
+    answered: bool
+
+
+@dataclass(frozen=True, kw_only=True)
+class QuestionRun:
+    """Everything one question's run produced, ready for the checks."""
+
+    question: str
+    title: str
+    notebook: NotebookRef | None
+    execution: ExecutionRecord
+    probe: ProbeRecord
+    free_responses: tuple[FreeResponse, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProfileChoice:
+    """Which hardware profile graded a submission, and why (every report says so)."""
+
+    name: str
+    reason: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class SubmissionRun:
+    """One submission graded end to end, before scoring: the output of ``pipeline.run``."""
+
+    submission: Submission
+    profile: ProfileChoice
+    questions: tuple[QuestionRun, ...]
+    grader_version: str
+    started_at: str
+    """ISO 8601, UTC."""
+    seconds: float
+    output_dir: Path
+
+    def question(self, qid: str) -> QuestionRun | None:
+        return next((q for q in self.questions if q.question == qid), None)

@@ -1,0 +1,242 @@
+"""The steps in order, nothing else: load -> execute -> probe -> (check -> score) -> write.
+
+Questions run in parallel kernels, each with its share of the cores. The result folder is
+built beside its final place and swapped in at the end, so an interrupted run never leaves a
+half-written result where a good one was.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+import secrets
+import shutil
+import tempfile
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+
+import nbformat
+import numpy as np
+
+from graders import inject, probe, sandbox
+from graders.config import Profile, Profiles, choose_profile, load_profiles
+from graders.data import default_data_root
+from graders.errors import DataError
+from graders.execute import Executor, KernelJob, NbclientExecutor
+from graders.load import load_submission
+from graders.models import (
+    ExecutionRecord,
+    NotebookRef,
+    ProbeRecord,
+    ProbeStatus,
+    ProfileChoice,
+    QuestionRun,
+    RunStatus,
+    Submission,
+    SubmissionRun,
+)
+from graders.questions import ProbeContext, ProbeInputs, QuestionSpec, load_questions
+from graders.record import execution_record, free_responses
+from graders.render.json_result import write_result_json
+
+GRADER_VERSION = "0.1.0"
+
+
+@dataclass(frozen=True, kw_only=True)
+class GradeOptions:
+    """How to grade; every field has the default a student or TA would expect."""
+
+    profile: str | None = None
+    """Profile name, or None/``auto`` to pick ``gpu`` or ``cpu`` by what the kernel sees."""
+    profiles_file: Path | None = None
+    data_root: Path | None = None
+    """Root holding MNIST/ and FashionMNIST/ (``dlgrade data`` places it); default ./data."""
+    only: tuple[str, ...] = ()
+    """Grade only these question ids (empty: all)."""
+    parallel: int | None = None
+    """Kernels at once; default: one per question."""
+    seed: int = 0
+
+
+def _probe_seed(submission: Submission, question: str, seed: int) -> int:
+    """Same submission, same question -> same probe inputs on a regrade; others differ."""
+    digest = hashlib.sha256(f"{submission.name}:{question}:{seed}".encode()).digest()
+    return int.from_bytes(digest[:8], "little")
+
+
+def _not_run(spec: QuestionSpec, message: str) -> QuestionRun:
+    return QuestionRun(
+        question=spec.id,
+        title=spec.title,
+        notebook=None,
+        execution=ExecutionRecord(question=spec.id, status=RunStatus.NOT_RUN, message=message),
+        probe=ProbeRecord(question=spec.id, status=ProbeStatus.NOT_RUN, message=message),
+    )
+
+
+def _missing_message(spec: QuestionSpec, submission: Submission) -> str:
+    for problem in submission.problems:
+        if problem.question == spec.id:
+            return f"{problem.path}: {problem.message}"
+    return (
+        f"no notebook for {spec.id} ({spec.title}) was found; "
+        f"expected a file named like {spec.notebook_stem}.ipynb"
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class _RunContext:
+    submission: Submission
+    profile: Profile
+    data_root: Path
+    scratch: Path
+    result_dir: Path
+    threads: int
+    seed: int
+    executor: Executor
+
+
+async def _run_question(spec: QuestionSpec, ref: NotebookRef, ctx: _RunContext) -> QuestionRun:
+    student_nb = nbformat.read(str(ref.path), as_version=4)
+    parameters = {
+        "DATA_ROOT": str(ctx.data_root),
+        "DEVICE": ctx.profile.device,
+        "SEED": ctx.seed,
+        **ctx.profile.parameters_for(spec.id),
+    }
+    preamble = inject.preamble_source(
+        seed=ctx.seed,
+        threads=ctx.threads,
+        uses_torch=spec.uses_torch,
+        snapshot_names=spec.snapshot_names,
+    )
+    prepared = inject.prepare(student_nb, parameters=parameters, preamble=preamble)
+    box = sandbox.prepare(
+        question=spec.id,
+        scratch=ctx.scratch,
+        limits=ctx.profile.limits,
+        threads=ctx.threads,
+        device=ctx.profile.device,
+    )
+    shutil.copyfile(ref.path, box.workdir / ref.path.name)
+    rng = np.random.default_rng(_probe_seed(ctx.submission, spec.id, ctx.seed))
+    inputs = (
+        spec.make_inputs(ProbeContext(profile=ctx.profile, data_root=ctx.data_root, rng=rng))
+        if spec.make_inputs
+        else ProbeInputs()
+    )
+    job = KernelJob(
+        question=spec.id,
+        prepared=prepared,
+        sandbox=box,
+        limits=ctx.profile.limits,
+        probe_source=probe.cell_source(
+            spec, box, step_seconds=max(1.0, ctx.profile.limits.probe_timeout_s / 2)
+        ),
+        write_probe_inputs=lambda: probe.write_inputs(inputs, box.probe_in),
+    )
+    try:
+        run = await ctx.executor.run(job)
+        execution = execution_record(spec.id, run, prepared, ctx.result_dir, threads=ctx.threads)
+        probe_record = probe.collect(spec, run, box, ctx.result_dir)
+    finally:
+        sandbox.cleanup(box)
+    return QuestionRun(
+        question=spec.id,
+        title=spec.title,
+        notebook=ref,
+        execution=execution,
+        probe=probe_record,
+        free_responses=free_responses(student_nb, spec.free_response_ids),
+    )
+
+
+async def _run_all(questions: tuple[QuestionSpec, ...], ctx: _RunContext, parallel: int) -> list[QuestionRun]:
+    gate = asyncio.Semaphore(parallel)
+
+    async def one(spec: QuestionSpec) -> QuestionRun:
+        ref = ctx.submission.notebook_for(spec.id)
+        if ref is None:
+            return _not_run(spec, _missing_message(spec, ctx.submission))
+        async with gate:
+            return await _run_question(spec, ref, ctx)
+
+    return list(await asyncio.gather(*(one(spec) for spec in questions)))
+
+
+def _check_data(profile: Profile, data_root: Path) -> None:
+    for name in ("MNIST", "FashionMNIST"):
+        if not (data_root / name / "raw").is_dir():
+            raise DataError(
+                f"{name} is not under {data_root}; run `dlgrade data` to place the real "
+                f"datasets (or grade with --profile quick to use the committed slices)",
+                path=data_root,
+            )
+
+
+def grade(
+    source: Path,
+    out_dir: Path,
+    options: GradeOptions | None = None,
+    *,
+    executor: Executor | None = None,
+    profiles: Profiles | None = None,
+    progress: Callable[[str], None] | None = None,
+) -> SubmissionRun:
+    """Grade one submission and write ``out_dir/<name>/result.json`` with its artifacts."""
+    options = options or GradeOptions()
+    say = progress or (lambda _msg: None)
+    started = time.monotonic()
+    started_at = datetime.now(UTC).isoformat(timespec="seconds")
+    profiles = profiles or load_profiles(options.profiles_file)
+    profile, choice = choose_profile(profiles, options.profile)
+    data_root = profile.data_root(options.data_root or default_data_root())
+    _check_data(profile, data_root)
+    questions = tuple(q for q in load_questions() if not options.only or q.id in options.only)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix="dlgrade-") as tmp:
+        scratch = Path(tmp)
+        submission = load_submission(source, scratch, questions)
+        staging = out_dir / f".{submission.name}.partial-{secrets.token_hex(4)}"
+        staging.mkdir()
+        try:
+            parallel = options.parallel or max(1, len(submission.notebooks))
+            say(f"grading {submission.name} with profile {choice.name} ({choice.reason})")
+            ctx = _RunContext(
+                submission=submission,
+                profile=profile,
+                data_root=data_root,
+                scratch=scratch,
+                result_dir=staging,
+                threads=sandbox.thread_share(min(parallel, len(submission.notebooks) or 1)),
+                seed=options.seed,
+                executor=executor or NbclientExecutor(),
+            )
+            runs = asyncio.run(_run_all(questions, ctx, parallel))
+            result = SubmissionRun(
+                submission=submission,
+                profile=ProfileChoice(name=choice.name, reason=choice.reason),
+                questions=tuple(runs),
+                grader_version=GRADER_VERSION,
+                started_at=started_at,
+                seconds=time.monotonic() - started,
+                output_dir=out_dir / submission.name,
+            )
+            write_result_json(result, staging / "result.json")
+            _swap_into_place(staging, out_dir / submission.name)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
+    return result
+
+
+def _swap_into_place(staging: Path, final: Path) -> None:
+    """Replace ``final`` with ``staging`` so that one of the two complete folders is always there."""
+    old = final.with_name(f".{final.name}.old-{secrets.token_hex(4)}")
+    if final.exists():
+        os.replace(final, old)
+    os.replace(staging, final)
+    shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,156 @@
+"""Kernel-side probe runtime: executed as source inside the student's finished kernel.
+
+Never imported by the grader. It gives each question's ``probe(ctx)`` a small toolkit: named
+steps whose failures are recorded instead of raised, a per-step alarm, lookups of the
+student's globals that say clearly when a name is missing, and writers that only accept plain
+data (numeric arrays to ``.npz``, JSON values to ``.json``). A ``progress.json`` written before
+every step tells the grader which step was running if the kernel dies mid-probe.
+"""
+
+import contextlib
+import json
+import math
+import os
+import signal
+
+import numpy as np
+
+
+class MissingName(Exception):
+    """The notebook does not define a name the grader needs."""
+
+
+class BadValue(Exception):
+    """A student's function returned something the grader cannot use (shape, type, NaN...)."""
+
+
+class StepTimeout(BaseException):
+    """Raised by the alarm when one probe step runs too long (BaseException: not swallowed)."""
+
+
+def _plain(value):
+    """Convert numbers, arrays and tensors to JSON-safe Python values; refuse anything else."""
+    if value is None or isinstance(value, bool | str):
+        return value
+    if isinstance(value, int | float):
+        return value if not (isinstance(value, float) and not math.isfinite(value)) else str(value)
+    if hasattr(value, "detach"):  # a torch tensor
+        value = value.detach().cpu().numpy()
+    if isinstance(value, np.generic):
+        return _plain(value.item())
+    if isinstance(value, np.ndarray):
+        return [_plain(v) for v in value.tolist()] if value.ndim else _plain(value.item())
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    raise BadValue(f"a value of type {type(value).__name__} is not plain data")
+
+
+def as_array(value, what, *, dtype=np.float64):
+    """A numeric numpy array from arrays, tensors, lists or scalars, or BadValue saying why not."""
+    if hasattr(value, "detach"):
+        value = value.detach().cpu().numpy()
+    try:
+        array = np.asarray(value, dtype=dtype)
+    except (TypeError, ValueError) as exc:
+        raise BadValue(f"{what} is not numeric ({type(value).__name__}): {exc}") from None
+    return array
+
+
+class Context:
+    """What a question's ``probe(ctx)`` works with."""
+
+    def __init__(self, user_ns, out_dir, in_dir, step_seconds):
+        self.ns = user_ns
+        self.out_dir = out_dir
+        self.step_seconds = step_seconds
+        self.errors = []
+        self.written = []
+        self.snapshots = dict(user_ns.get("__dlgrader_snapshots__", {}))
+        inputs_npz = os.path.join(in_dir, "inputs.npz")
+        inputs_json = os.path.join(in_dir, "inputs.json")
+        self.arrays = {}
+        if os.path.exists(inputs_npz):
+            with np.load(inputs_npz, allow_pickle=False) as data:
+                self.arrays = {k: data[k] for k in data.files}
+        self.values = {}
+        if os.path.exists(inputs_json):
+            with open(inputs_json, encoding="utf-8") as fh:
+                self.values = json.load(fh)
+
+    # -- the student's names -------------------------------------------------------------
+    def has(self, name):
+        return name in self.ns
+
+    def get(self, name, *, callable_=False):
+        if name not in self.ns:
+            raise MissingName(f"the notebook does not define `{name}`")
+        value = self.ns[name]
+        if callable_ and not callable(value):
+            raise BadValue(f"`{name}` should be a function, but it is a {type(value).__name__}")
+        return value
+
+    # -- steps ---------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def step(self, name):
+        """Run one probe step; its failure is recorded with a kind and a message, not raised."""
+        self._progress(name)
+        previous = signal.signal(signal.SIGALRM, self._alarm)
+        signal.setitimer(signal.ITIMER_REAL, self.step_seconds)
+        try:
+            yield
+        except MissingName as exc:
+            self.errors.append({"step": name, "kind": "missing_name", "message": str(exc)})
+        except BadValue as exc:
+            self.errors.append({"step": name, "kind": "bad_value", "message": str(exc)})
+        except StepTimeout:
+            self.errors.append({
+                "step": name, "kind": "timeout",
+                "message": f"did not finish within {self.step_seconds:g} s",
+            })
+        except BaseException as exc:  # SystemExit, KeyboardInterrupt: still the student's code
+            self.errors.append({
+                "step": name, "kind": "raised",
+                "message": f"{type(exc).__name__}: {str(exc)[:500]}",
+            })
+        finally:
+            signal.setitimer(signal.ITIMER_REAL, 0)
+            signal.signal(signal.SIGALRM, previous)
+
+    def _alarm(self, signum, frame):
+        raise StepTimeout()
+
+    def _progress(self, name):
+        with open(os.path.join(self.out_dir, "progress.json"), "w", encoding="utf-8") as fh:
+            json.dump({"step": name}, fh)
+
+    # -- plain-data writers --------------------------------------------------------------
+    def save_arrays(self, name, arrays):
+        clean = {}
+        for key, value in arrays.items():
+            array = np.asarray(value.detach().cpu().numpy() if hasattr(value, "detach") else value)
+            if array.dtype == object or array.dtype.kind not in "biuf":
+                raise BadValue(f"{key} is not a numeric array (dtype {array.dtype})")
+            clean[str(key)] = array
+        np.savez(os.path.join(self.out_dir, f"{name}.npz"), **clean)
+        self.written.append(f"{name}.npz")
+
+    def save_json(self, name, value):
+        with open(os.path.join(self.out_dir, f"{name}.json"), "w", encoding="utf-8") as fh:
+            json.dump(_plain(value), fh)
+        self.written.append(f"{name}.json")
+
+    def finish(self):
+        with open(os.path.join(self.out_dir, "probe_errors.json"), "w", encoding="utf-8") as fh:
+            json.dump(self.errors, fh)
+        with open(os.path.join(self.out_dir, "probe_done.json"), "w", encoding="utf-8") as fh:
+            json.dump({"written": self.written}, fh)
+
+
+def run_probe(probe, user_ns, out_dir, in_dir, step_seconds):
+    ctx = Context(user_ns, out_dir, in_dir, step_seconds)
+    try:
+        probe(ctx)
+    finally:
+        ctx.finish()

@@ -1,0 +1,50 @@
+# Kernel-side probe for Q1 (run as source in the student's kernel; see graders/probe_runtime.py).
+# It only calls the student's functions and stores what they return; the grader evaluates
+# the networks in its own process.
+
+
+def network_arrays(params, what):
+    """(w_hidden, b_hidden, w_out, b_out) as float arrays, or BadValue saying what is wrong."""
+    if isinstance(params, dict):
+        keys = ("w_hidden", "b_hidden", "w_out", "b_out")
+        if not all(k in params for k in keys):
+            raise BadValue(f"{what} returned a dict without the keys {keys}")
+        params = [params[k] for k in keys]
+    if not isinstance(params, list | tuple) or len(params) != 4:
+        kind = type(params).__name__
+        size = f" of {len(params)}" if isinstance(params, list | tuple) else ""
+        raise BadValue(f"{what} should return (w_hidden, b_hidden, w_out, b_out); got a {kind}{size}")
+    names = ("w_hidden", "b_hidden", "w_out", "b_out")
+    return {n: as_array(p, f"{what}: {n}") for n, p in zip(names, params)}
+
+
+def probe(ctx):
+    with ctx.step("step"):
+        step = ctx.get("step", callable_=True)
+        u = ctx.arrays["step_u"]
+        ctx.save_arrays("step", {"u": u, "y": as_array(step(u.copy()), "step(u)")})
+
+    box_network = None
+    with ctx.step("box_network"):
+        box_network = ctx.get("box_network", callable_=True)
+    if box_network is not None:
+        out = {}
+        for i, (h, delta) in enumerate(ctx.values["box_cases"]):
+            with ctx.step(f"box_network[{i}]"):
+                arrays = network_arrays(box_network(h, delta), f"box_network({h}, {delta})")
+                out.update({f"case{i}.{k}": v for k, v in arrays.items()})
+        ctx.save_arrays("box_network", out)
+
+    approx = None
+    with ctx.step("box_approximation"):
+        approx = ctx.get("box_approximation", callable_=True)
+    if approx is not None:
+        out = {}
+        for j, spec in enumerate(ctx.values["functions"]):
+            f = eval("lambda x: " + spec["expr"], {"np": np})  # grader-chosen expression
+            for n in ctx.values["ns"]:
+                with ctx.step(f"box_approximation[f{j}, n={n}]"):
+                    what = f"box_approximation(f, {spec['B']}, {n})"
+                    arrays = network_arrays(approx(f, spec["B"], n), what)
+                    out.update({f"f{j}.n{n}.{k}": v for k, v in arrays.items()})
+        ctx.save_arrays("box_approximation", out)

@@ -1,0 +1,121 @@
+"""Turn a raw kernel run into the typed ``ExecutionRecord`` the later steps read.
+
+Cell numbers are translated back to the student's own notebook (injected grader cells are not
+counted), the executed notebook is kept with its capped outputs, and one sentence says what
+went wrong in words a student can act on.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import nbformat
+from nbformat import NotebookNode
+
+from graders.execute import KernelRun
+from graders.inject import PreparedNotebook
+from graders.models import CellError, ExecutionRecord, FreeResponse, RunStatus
+
+PLACEHOLDER = "YOUR ANSWER HERE"
+_EXCERPT_LINES = 6
+
+
+def _excerpt(source: str) -> str:
+    lines = source.splitlines()
+    text = "\n".join(lines[:_EXCERPT_LINES])
+    return text + ("\n..." if len(lines) > _EXCERPT_LINES else "")
+
+
+def _status(run: KernelRun, errors: list[CellError]) -> RunStatus:
+    if run.kernel_died_at is not None:
+        return RunStatus.KERNEL_DIED
+    if run.total_timed_out:
+        return RunStatus.TIMEOUT
+    return RunStatus.CELL_ERRORS if errors else RunStatus.OK
+
+
+def _message(status: RunStatus, run: KernelRun, errors: list[CellError], origin: tuple[int | None, ...]) -> str:
+    if status is RunStatus.KERNEL_DIED:
+        at = run.kernel_died_at
+        where = (
+            f"while running cell {origin[at]}" if at is not None and 0 <= at < len(origin) and origin[at] is not None
+            else "outside the notebook's own cells"
+        )
+        return (
+            f"The kernel died {where} (out of memory, os._exit/exit(), or a crash); "
+            "cells after it did not run."
+        )
+    if status is RunStatus.TIMEOUT:
+        return "The notebook ran out of its total time; the remaining cells were not run."
+    if errors:
+        first = errors[0]
+        more = f" (and {len(errors) - 1} more)" if len(errors) > 1 else ""
+        return f"Cell {first.cell_index} raised {first.ename}: {first.evalue[:200]}{more}"
+    return ""
+
+
+def execution_record(
+    question: str, run: KernelRun, prepared: PreparedNotebook, result_dir: Path, *, threads: int
+) -> ExecutionRecord:
+    origin = prepared.origin
+    errors: list[CellError] = []
+    timed_out: list[int] = []
+    run_count = 0
+    for outcome in run.cells:
+        student_index = origin[outcome.position]
+        if outcome.status != "not_run" and student_index is not None:
+            run_count += 1
+        if outcome.status == "timeout" and student_index is not None:
+            timed_out.append(student_index)
+        if outcome.status in ("error", "timeout"):
+            cell = run.notebook.cells[outcome.position]
+            errors.append(
+                CellError(
+                    cell_index=student_index if student_index is not None else -1,
+                    ename=outcome.ename,
+                    evalue=outcome.evalue,
+                    source_excerpt=_excerpt(cell.source),
+                    traceback=outcome.traceback,
+                )
+            )
+    status = _status(run, errors)
+    executed = _save_executed(question, run.notebook, result_dir)
+    return ExecutionRecord(
+        question=question,
+        status=status,
+        cells_total=sum(1 for i, c in zip(origin, run.notebook.cells, strict=True) if i is not None and c.cell_type == "code"),
+        cells_run=run_count,
+        cell_errors=tuple(errors),
+        timed_out_cells=tuple(timed_out),
+        seconds=round(run.seconds, 3),
+        output_truncated=run.output_truncated,
+        message=_message(status, run, errors, origin),
+        executed_notebook=executed,
+        parameters=dict(prepared.parameters),
+        threads=threads,
+    )
+
+
+def _save_executed(question: str, nb: NotebookNode, result_dir: Path) -> str:
+    path = result_dir / "executed" / f"{question}.ipynb"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    nbformat.write(nb, str(path))
+    return str(path.relative_to(result_dir))
+
+
+def free_responses(nb: NotebookNode, ids: tuple[str, ...]) -> tuple[FreeResponse, ...]:
+    """Collect the tagged free-response cells for manual grading; a missing one is unanswered."""
+    found: dict[str, str] = {}
+    for cell in nb.cells:
+        meta = cell.get("metadata", {})
+        if cell.cell_type == "markdown" and "free_response" in meta.get("tags", []):
+            rid = meta.get("dlgrader", {}).get("id")
+            if isinstance(rid, str):
+                found[rid] = cell.source
+    out = []
+    for rid in ids:
+        text = found.get(rid, "")
+        body = "\n".join(line for line in text.splitlines() if not line.startswith("**Your answer"))
+        answered = bool(body.strip()) and PLACEHOLDER not in body
+        out.append(FreeResponse(id=rid, text=text, answered=answered))
+    return tuple(out)

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Create .venv (once) and install the project with its dev tools; a no-op when nothing changed.
+# torch/torchvision are pinned in pyproject.toml (2.14.1 / 0.29.1: a CUDA build that also runs
+# on the CPU). Set DLGRADE_VENV to put the environment elsewhere.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv="${DLGRADE_VENV:-.venv}"
+python="${PYTHON:-python3.11}"
+command -v "$python" >/dev/null 2>&1 || python=python3
+stamp="$venv/.dlgrade-installed"
+want="$(cat pyproject.toml | sha256sum | cut -d' ' -f1)"
+if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$want" ]; then
+  exit 0
+fi
+if [ ! -x "$venv/bin/python" ]; then
+  echo "bootstrap: creating $venv with $($python --version)"
+  "$python" -m venv "$venv"
+fi
+echo "bootstrap: installing the project and its dependencies into $venv (torch is large: a few minutes the first time)"
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check --upgrade pip 2>&1 | grep -v "^WARNING: Location" || true
+"$venv/bin/python" -m pip install --quiet --disable-pip-version-check -e ".[dev]" 2>&1 | grep -v "^WARNING: Location" || true
+"$venv/bin/python" -c "import torch, torchvision, nbclient, graders, reference" \
+  || { echo "bootstrap: the install did not complete; see the messages above" >&2; exit 1; }
+echo "$want" > "$stamp"

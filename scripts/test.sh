@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# The whole test suite, as CI runs it: set up, place the real data, lint, type-check, test.
+# Extra arguments go to pytest (e.g. `scripts/test.sh -m "not slow"` for the fast part).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/bootstrap.sh
+venv="${DLGRADE_VENV:-.venv}"
+"$venv/bin/dlgrade" data
+"$venv/bin/ruff" check .
+"$venv/bin/mypy"
+set +e
+"$venv/bin/python" -m pytest "$@"
+status=$?
+set -e
+if [ "$status" -eq 5 ]; then
+  echo "test.sh: pytest collected no tests; that is a failure" >&2
+  exit 1
+fi
+exit "$status"

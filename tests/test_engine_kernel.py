@@ -1,0 +1,184 @@
+"""The execute step with real Jupyter kernels: errors, timeouts, deaths, limits and isolation.
+
+Each test builds a tiny notebook in tmp_path and runs it through the real NbclientExecutor, the
+same path a submission takes, so what is asserted is what a student would get.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from dataclasses import replace
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from graders import inject, sandbox
+from graders.config import Limits
+from graders.errors import ExecutionError
+from graders.execute import KernelJob, KernelRun, NbclientExecutor
+from graders.record import execution_record
+
+pytestmark = pytest.mark.kernel
+
+FAST = Limits(cell_timeout_s=20, total_timeout_s=60, probe_timeout_s=20, memory_mb=2048)
+
+
+def _notebook(*sources: str, params: str | None = None) -> nbformat.NotebookNode:
+    cells = []
+    if params is not None:
+        cell = nbformat.v4.new_code_cell(params)
+        cell.metadata["tags"] = ["parameters"]
+        cells.append(cell)
+    cells += [nbformat.v4.new_code_cell(s) for s in sources]
+    return nbformat.v4.new_notebook(cells=cells)
+
+
+def _run(
+    tmp_path: Path,
+    nb: nbformat.NotebookNode,
+    *,
+    limits: Limits = FAST,
+    parameters: dict[str, object] | None = None,
+    probe_source: str = "print('probe ran')",
+    argv: list[str] | None = None,
+) -> tuple[KernelRun, inject.PreparedNotebook, sandbox.Sandbox]:
+    prepared = inject.prepare(
+        nb,
+        parameters=parameters or {},
+        preamble=inject.preamble_source(seed=0, threads=1, uses_torch=False, snapshot_names=("w",)),
+    )
+    box = sandbox.prepare(question="qx", scratch=tmp_path, limits=limits, threads=1, device="cpu")
+    if argv is not None:
+        box = replace(box, argv=argv)
+    job = KernelJob(
+        question="qx",
+        prepared=prepared,
+        sandbox=box,
+        limits=limits,
+        probe_source=probe_source,
+        write_probe_inputs=lambda: box.probe_in.mkdir(parents=True, exist_ok=True),
+    )
+    return asyncio.run(NbclientExecutor().run(job)), prepared, box
+
+
+def _statuses(run: KernelRun, prepared: inject.PreparedNotebook) -> dict[int, str]:
+    return {
+        prepared.origin[c.position]: c.status
+        for c in run.cells
+        if prepared.origin[c.position] is not None
+    }
+
+
+def test_an_error_does_not_stop_later_cells_and_indices_are_the_students(tmp_path: Path) -> None:
+    nb = _notebook("x = 1", "1 / 0", "y = x + 1", "print(y)", params="EPOCHS = 5")
+    run, prepared, _ = _run(tmp_path, nb, parameters={"EPOCHS": 1})
+    assert _statuses(run, prepared) == {0: "ok", 1: "ok", 2: "error", 3: "ok", 4: "ok"}
+    record = execution_record("qx", run, prepared, tmp_path, threads=1)
+    assert record.status.value == "cell_errors"
+    (error,) = record.cell_errors
+    assert error.cell_index == 2 and error.ename == "ZeroDivisionError"
+    assert "1 / 0" in error.source_excerpt
+    assert "Cell 2 raised ZeroDivisionError" in record.message
+    printed = "".join(o.get("text", "") for o in run.notebook.cells[-1].outputs)
+    assert printed.strip() == "2"
+    assert run.probe_status == "ok"
+
+
+def test_injected_parameters_override_the_students_values(tmp_path: Path) -> None:
+    nb = _notebook("print(EPOCHS, DATA_ROOT)", params="EPOCHS = 25\nDATA_ROOT = './data'")
+    run, _, _ = _run(tmp_path, nb, parameters={"EPOCHS": 2, "DATA_ROOT": "/srv/data"})
+    printed = "".join(o.get("text", "") for o in run.notebook.cells[-1].outputs)
+    assert printed.strip() == "2 /srv/data"
+
+
+def test_a_cell_timeout_interrupts_and_the_next_cell_still_runs(tmp_path: Path) -> None:
+    limits = replace(FAST, cell_timeout_s=3)
+    nb = _notebook("import time\nwhile True: time.sleep(0.1)", "print('after')")
+    run, prepared, _ = _run(tmp_path, nb, limits=limits)
+    statuses = _statuses(run, prepared)
+    assert statuses[0] == "timeout" and statuses[1] == "ok"
+    record = execution_record("qx", run, prepared, tmp_path, threads=1)
+    assert record.timed_out_cells == (0,)
+
+
+def test_the_total_deadline_skips_the_remaining_cells(tmp_path: Path) -> None:
+    limits = replace(FAST, cell_timeout_s=4, total_timeout_s=6)
+    nb = _notebook("import time; time.sleep(3.5)", "import time; time.sleep(3.5)", "print('late')")
+    run, prepared, _ = _run(tmp_path, nb, limits=limits)
+    assert run.total_timed_out
+    assert _statuses(run, prepared)[2] == "not_run"
+    record = execution_record("qx", run, prepared, tmp_path, threads=1)
+    assert record.status.value == "timeout"
+    assert "ran out of its total time" in record.message
+
+
+def test_a_kernel_that_kills_itself_is_recorded_not_raised(tmp_path: Path) -> None:
+    nb = _notebook("x = 1", "import os; os._exit(3)", "print('never')")
+    run, prepared, _ = _run(tmp_path, nb)
+    assert run.kernel_died_at is not None and prepared.origin[run.kernel_died_at] == 1
+    assert _statuses(run, prepared)[2] == "not_run"
+    assert run.probe_status == "kernel_died"
+    record = execution_record("qx", run, prepared, tmp_path, threads=1)
+    assert record.status.value == "kernel_died"
+    assert "while running cell 1" in record.message
+
+
+def test_sys_exit_in_a_cell_is_an_ordinary_error(tmp_path: Path) -> None:
+    nb = _notebook("import sys; sys.exit(1)", "print('still here')")
+    run, prepared, _ = _run(tmp_path, nb)
+    assert _statuses(run, prepared) == {0: "error", 1: "ok"}
+    assert run.kernel_died_at is None
+
+
+def test_memory_limit_turns_a_bomb_into_memory_error(tmp_path: Path) -> None:
+    limits = replace(FAST, memory_mb=512)
+    nb = _notebook("blob = bytearray(2 * 1024**3)", "print('survived')")
+    run, prepared, _ = _run(tmp_path, nb, limits=limits)
+    statuses = _statuses(run, prepared)
+    assert statuses[0] == "error" and statuses[1] == "ok"
+    (bomb,) = [c for c in run.cells if prepared.origin[c.position] == 0]
+    assert bomb.ename == "MemoryError"
+
+
+def test_output_is_capped(tmp_path: Path) -> None:
+    limits = replace(FAST, output_cap_kb=16)
+    nb = _notebook("for i in range(20000): print('x' * 100)")
+    run, _, _ = _run(tmp_path, nb, limits=limits)
+    kept = sum(len(o.get("text", "")) for c in run.notebook.cells for o in c.get("outputs", []))
+    assert run.output_truncated
+    assert kept < 64 * 1024
+
+
+def test_the_kernel_cannot_import_the_grader_or_the_reference(tmp_path: Path) -> None:
+    code = (
+        "import importlib.util, json\n"
+        "print(json.dumps({m: importlib.util.find_spec(m) is not None"
+        " for m in ('graders', 'reference', 'numpy')}))"
+    )
+    run, _, _ = _run(tmp_path, _notebook(code))
+    printed = "".join(o.get("text", "") for o in run.notebook.cells[-1].outputs)
+    assert json.loads(printed) == {"graders": False, "reference": False, "numpy": True}
+
+
+def test_kernel_runs_in_its_own_directory_with_a_minimal_environment(tmp_path: Path) -> None:
+    code = "import os, json; print(json.dumps([os.getcwd(), os.environ.get('OMP_NUM_THREADS'), 'PYTHONPATH' in os.environ]))"
+    run, _, box = _run(tmp_path, _notebook(code))
+    printed = "".join(o.get("text", "") for o in run.notebook.cells[-1].outputs)
+    cwd, threads, has_pythonpath = json.loads(printed)
+    assert Path(cwd) == box.workdir
+    assert threads == "1"
+    assert has_pythonpath is False
+
+
+def test_snapshots_keep_the_first_value_of_a_name(tmp_path: Path) -> None:
+    nb = _notebook("w = [1, 2]", "w.append(3)", "w = 'trained'")
+    probe = "print(__dlgrader_snapshots__['w'])"
+    run, _, _ = _run(tmp_path, nb, probe_source=probe)
+    assert run.probe_status == "ok"
+
+
+def test_a_kernel_that_cannot_start_is_a_harness_error(tmp_path: Path) -> None:
+    with pytest.raises(ExecutionError, match="could not start a Jupyter kernel"):
+        _run(tmp_path, _notebook("x = 1"), argv=["/bin/false"])
