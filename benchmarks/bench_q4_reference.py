@@ -27,8 +27,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--epochs", type=int, default=q4.EPOCHS)
     parser.add_argument("--data-root", default=os.environ.get("DLGRADER_DATA_ROOT", "data"))
-    parser.add_argument("--repeats", type=int, default=3,
-                        help="evaluations to time (the best is reported)")
+    parser.add_argument(
+        "--repeats", type=int, default=3, help="evaluations to time (the best is reported)"
+    )
     return parser.parse_args(argv)
 
 
@@ -48,26 +49,37 @@ def time_evaluation(data_root: str, repeats: int) -> None:
     slow = q4.evaluate_dataset_loop(params, x, y)
     t_fast = best_time(lambda: q4.evaluate_dataset(params, x, y), repeats)
     t_slow = best_time(lambda: q4.evaluate_dataset_loop(params, x, y), repeats)
-    print(f"evaluation of {len(y)} test images: vectorized {t_fast:.3f} s, "
-          f"per-sample {t_slow:.3f} s ({t_slow / t_fast:.0f}x); "
-          f"same count: {fast[1] == slow[1]}, loss difference {abs(fast[0] - slow[0]):.1e}")
+    print(
+        f"evaluation of {len(y)} test images: vectorized {t_fast:.3f} s, "
+        f"per-sample {t_slow:.3f} s ({t_slow / t_fast:.0f}x); "
+        f"same count: {fast[1] == slow[1]}, loss difference {abs(fast[0] - slow[0]):.1e}"
+    )
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    print(f"device: cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
-          f"numpy {np.__version__})")
+    print(
+        f"device: cpu ({platform.processor() or platform.machine()}, {os.cpu_count()} cores, "
+        f"numpy {np.__version__})"
+    )
     time_evaluation(args.data_root, args.repeats)
-    rows = q4.run(args.data_root, args.epochs,
-                  progress=lambda r: print(f"{q4.format_row(r)}   train {r.train_seconds:5.2f} s"
-                                           f"  eval {r.eval_seconds:.3f} s", flush=True))
+    rows = q4.run(
+        args.data_root,
+        args.epochs,
+        progress=lambda r: print(
+            f"{q4.format_row(r)}   train {r.train_seconds:5.2f} s  eval {r.eval_seconds:.3f} s",
+            flush=True,
+        ),
+    )
     table = tuple((round(r.mean_loss, 2), r.correct) for r in rows)
     expected = SEED_TABLE[: len(table)]
     trained = [r.train_seconds for r in rows[1:]]
     if trained:
         print(f"mean {sum(trained) / len(trained):.2f} s per training epoch")
-    print(f"seed table reproduced exactly: {table == expected}"
-          + ("" if table == expected else f" (got {table}, seed {expected})"))
+    print(
+        f"seed table reproduced exactly: {table == expected}"
+        + ("" if table == expected else f" (got {table}, seed {expected})")
+    )
 
 
 if __name__ == "__main__":

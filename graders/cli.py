@@ -32,7 +32,9 @@ def _grade(args: argparse.Namespace) -> int:
 def _reference(args: argparse.Namespace) -> int:
     from graders.reference_run import run_reference
 
-    return run_reference(data_root=args.data_root, q3_epochs=args.q3_epochs, q4_epochs=args.q4_epochs)
+    return run_reference(
+        data_root=args.data_root, q3_epochs=args.q3_epochs, q4_epochs=args.q4_epochs
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -54,11 +56,19 @@ def build_parser() -> argparse.ArgumentParser:
     p_grade = sub.add_parser("grade", help="grade submissions (folder, .ipynb or .zip)")
     p_grade.add_argument("submissions", nargs="+", type=Path)
     p_grade.add_argument("--out", type=Path, default=Path("grading-output"), help="results folder")
-    p_grade.add_argument("--profile", default="auto", help="auto (gpu if CUDA is visible, else cpu), cpu, gpu, quick")
-    p_grade.add_argument("--profiles", type=Path, default=None, help="a profiles TOML to use instead")
+    p_grade.add_argument(
+        "--profile", default="auto", help="auto (gpu if CUDA is visible, else cpu), cpu, gpu, quick"
+    )
+    p_grade.add_argument(
+        "--profiles", type=Path, default=None, help="a profiles TOML to use instead"
+    )
     p_grade.add_argument("--data-root", type=Path, default=None)
-    p_grade.add_argument("--only", action="append", metavar="QID", help="grade only this question (repeatable)")
-    p_grade.add_argument("--parallel", type=int, default=None, help="kernels at once (default: one per question)")
+    p_grade.add_argument(
+        "--only", action="append", metavar="QID", help="grade only this question (repeatable)"
+    )
+    p_grade.add_argument(
+        "--parallel", type=int, default=None, help="kernels at once (default: one per question)"
+    )
     p_grade.set_defaults(func=_grade)
     return parser
 
@@ -71,7 +81,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"dlgrade: error: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
-        print("dlgrade: interrupted; finished results are kept, nothing half-written", file=sys.stderr)
+        print(
+            "dlgrade: interrupted; finished results are kept, nothing half-written", file=sys.stderr
+        )
         return 130
 
 

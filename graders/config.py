@@ -7,6 +7,7 @@ No module-level mutable state: callers load a ``Profiles`` once and hand the cho
 
 from __future__ import annotations
 
+import math
 import os
 import tomllib
 from collections.abc import Mapping
@@ -78,15 +79,27 @@ class Profiles:
             return self.profiles[name]
         except KeyError:
             known = ", ".join(sorted(self.profiles))
-            raise ConfigError(f"no profile named {name!r}; known: {known}", path=self.source) from None
+            raise ConfigError(
+                f"no profile named {name!r}; known: {known}", path=self.source
+            ) from None
 
 
 def _limits(raw: Mapping[str, Any], base: Limits, source: Path) -> Limits:
     known = {f.name for f in fields(Limits)}
     unknown = set(raw) - known
     if unknown:
-        raise ConfigError(f"unknown limit(s) {sorted(unknown)}; known: {sorted(known)}", path=source)
-    return replace(base, **raw)
+        raise ConfigError(
+            f"unknown limit(s) {sorted(unknown)}; known: {sorted(known)}", path=source
+        )
+    for key, value in raw.items():
+        # A string or a float where an int belongs would only fail later, inside a kernel run.
+        kind = type(getattr(base, key))
+        wanted = (int, float) if kind is float else (int,)
+        if isinstance(value, bool) or not isinstance(value, wanted) or not 0 < value < math.inf:
+            raise ConfigError(
+                f"limit {key} must be a positive {kind.__name__}, got {value!r}", path=source
+            )
+    return replace(base, **{k: type(getattr(base, k))(v) for k, v in raw.items()})
 
 
 def load_profiles(path: Path | None = None) -> Profiles:
@@ -103,7 +116,9 @@ def load_profiles(path: Path | None = None) -> Profiles:
         profiles: dict[str, Profile] = {}
         for name, body in raw.get("profiles", {}).items():
             if body.get("data", "full") not in ("full", "fixtures"):
-                raise ConfigError(f"profile {name!r}: data must be 'full' or 'fixtures'", path=source)
+                raise ConfigError(
+                    f"profile {name!r}: data must be 'full' or 'fixtures'", path=source
+                )
             profiles[name] = Profile(
                 name=name,
                 description=str(body.get("description", "")),
@@ -136,9 +151,13 @@ def choose_profile(profiles: Profiles, requested: str | None) -> tuple[Profile, 
     """Pick the profile, and say why in words a report can show."""
     if requested and requested != "auto":
         profile = profiles.get(requested)
-        return profile, ProfileChoice(name=profile.name, reason=f"requested explicitly ({requested!r})")
+        return profile, ProfileChoice(
+            name=profile.name, reason=f"requested explicitly ({requested!r})"
+        )
     if cuda_visible():
         profile = profiles.get("gpu")
         return profile, ProfileChoice(name="gpu", reason="CUDA is visible to the grading kernel")
     profile = profiles.get("cpu")
-    return profile, ProfileChoice(name="cpu", reason="no CUDA device is visible to the grading kernel")
+    return profile, ProfileChoice(
+        name="cpu", reason="no CUDA device is visible to the grading kernel"
+    )

@@ -25,7 +25,9 @@ class GraderError(Exception):
 
     exit_code = 1
 
-    def __init__(self, message: str, *, path: Path | str | None = None, question: str | None = None):
+    def __init__(
+        self, message: str, *, path: Path | str | None = None, question: str | None = None
+    ):
         self.message = message
         self.path = Path(path) if path is not None else None
         self.question = question

@@ -109,7 +109,7 @@ class CappedClient(NotebookClient):
 
     async def _async_handle_timeout(
         self, timeout: int, cell: NotebookNode | None = None
-    ) -> None | dict[str, Any]:
+    ) -> dict[str, Any] | None:
         self.timed_out = True
         return await super()._async_handle_timeout(timeout, cell)
 
@@ -211,9 +211,14 @@ class NbclientExecutor:
             log.close()
         return KernelRun(
             notebook=nb,
-            cells=tuple(o if o.status != "kernel_died" else CellOutcome(
-                position=o.position, status="error", ename="KernelDied", evalue=o.evalue
-            ) for o in outcomes),
+            cells=tuple(
+                o
+                if o.status != "kernel_died"
+                else CellOutcome(
+                    position=o.position, status="error", ename="KernelDied", evalue=o.evalue
+                )
+                for o in outcomes
+            ),
             probe_status=probe_status,
             probe_message=probe_message,
             kernel_died_at=died_at,
@@ -232,7 +237,9 @@ class NbclientExecutor:
         except DeadKernelError as exc:
             return CellOutcome(position=position, status="kernel_died", evalue=str(exc))
         except CellTimeoutError as exc:
-            return CellOutcome(position=position, status="timeout", ename=TIMEOUT_ENAME, evalue=str(exc))
+            return CellOutcome(
+                position=position, status="timeout", ename=TIMEOUT_ENAME, evalue=str(exc)
+            )
         error = _error_of(cell)
         if client.timed_out:
             return CellOutcome(

@@ -14,6 +14,7 @@ the student wrote, never at one the grader added.
 from __future__ import annotations
 
 import copy
+import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -35,14 +36,18 @@ class PreparedNotebook:
     """Index of the student's ``parameters`` cell, or None when it had none."""
 
 
-def _literal(value: Any) -> str:
+def _scalar(value: Any) -> str:
+    if isinstance(value, float) and not math.isfinite(value):
+        return f"float({str(value)!r})"  # TOML allows inf/nan; repr gives a bare name
     if value is None or isinstance(value, bool | int | float | str):
         return repr(value)
-    if isinstance(value, list | tuple) and all(
-        v is None or isinstance(v, bool | int | float | str) for v in value
-    ):
-        return repr(list(value))
     raise TypeError(f"parameter value {value!r} is not a plain literal")
+
+
+def _literal(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return "[" + ", ".join(_scalar(v) for v in value) + "]"
+    return _scalar(value)
 
 
 def parameters_source(parameters: Mapping[str, Any]) -> str:
@@ -51,7 +56,9 @@ def parameters_source(parameters: Mapping[str, Any]) -> str:
     return "\n".join(lines) + "\n"
 
 
-def preamble_source(*, seed: int, threads: int, uses_torch: bool, snapshot_names: tuple[str, ...]) -> str:
+def preamble_source(
+    *, seed: int, threads: int, uses_torch: bool, snapshot_names: tuple[str, ...]
+) -> str:
     torch_lines = ""
     if uses_torch:
         torch_lines = (
@@ -59,7 +66,7 @@ def preamble_source(*, seed: int, threads: int, uses_torch: bool, snapshot_names
             f"    torch.manual_seed({seed})\n"
             f"    torch.set_num_threads({threads})\n"
         )
-    return f'''# Grader preamble: fixed seeds, this kernel's thread share, snapshots of {list(snapshot_names)}.
+    return f"""# Grader preamble: fixed seeds, thread share, first values of {list(snapshot_names)}.
 def __dlgrader_preamble():
     import copy, random
     import numpy
@@ -80,7 +87,7 @@ def __dlgrader_preamble():
     shell.user_ns[{SNAPSHOTS_NAME!r}] = snapshots
 __dlgrader_preamble()
 del __dlgrader_preamble
-'''
+"""
 
 
 def _grader_cell(source: str) -> NotebookNode:

@@ -90,7 +90,9 @@ def _notebook_files(root: Path) -> list[Path]:
     found = [
         p
         for p in root.rglob("*.ipynb")
-        if p.is_file() and not p.is_symlink() and not (_IGNORED_PARTS & set(p.relative_to(root).parts))
+        if p.is_file()
+        and not p.is_symlink()
+        and not (_IGNORED_PARTS & set(p.relative_to(root).parts))
     ]
     return sorted(found)
 
@@ -101,18 +103,24 @@ def read_notebook(path: Path, display: str) -> tuple[NotebookNode | None, LoadPr
     if size == 0:
         return None, LoadProblem(message="the file is empty", path=display)
     if size > MAX_NOTEBOOK_BYTES:
-        return None, LoadProblem(message=f"the file is {size >> 20} MiB (limit 50 MiB)", path=display)
+        return None, LoadProblem(
+            message=f"the file is {size >> 20} MiB (limit {MAX_NOTEBOOK_BYTES >> 20} MiB)",
+            path=display,
+        )
+    # nbformat's reader and upgrader raise nearly anything on odd JSON (AttributeError for a
+    # top-level list, jsonschema's ValidationError, AssertionError for a bad nbformat_minor):
+    # the file is untrusted, so every failure to parse it is this file's problem, never a crash.
     try:
         nb = nbformat.read(str(path), as_version=4)
+        nbformat.validate(nb)
     except (json.JSONDecodeError, UnicodeDecodeError) as exc:
         return None, LoadProblem(message=f"not a notebook (invalid JSON: {exc})", path=display)
-    except (nbformat.reader.NotJSONError, ValueError, KeyError, TypeError) as exc:
-        return None, LoadProblem(message=f"not a readable notebook: {exc}", path=display)
-    try:
-        nbformat.validate(nb)
     except ValidationError as exc:
         first = str(exc).splitlines()[0]
         return None, LoadProblem(message=f"the notebook does not validate: {first}", path=display)
+    except Exception as exc:
+        reason = str(exc) or type(exc).__name__
+        return None, LoadProblem(message=f"not a readable notebook: {reason}", path=display)
     if len(nb.cells) > MAX_CELLS:
         return None, LoadProblem(
             message=f"the notebook has {len(nb.cells)} cells (limit {MAX_CELLS})", path=display
@@ -124,6 +132,21 @@ def _code(nb: NotebookNode) -> str:
     return "\n".join(c.source for c in nb.cells if c.cell_type == "code")
 
 
+def _choose(
+    cand: _Candidate, questions: tuple[QuestionSpec, ...]
+) -> tuple[QuestionSpec | None, MatchedBy]:
+    by_name = [q for q in questions if q.name_matches(cand.path.name)]
+    best = max(questions, key=lambda q: cand.scores[q.id])
+    content_says = best.id if cand.scores[best.id] > 0 else None
+    if len(by_name) == 1:
+        named = by_name[0]
+        if content_says in (None, named.id) or cand.scores[named.id] > 0:
+            return named, MatchedBy.NAME
+    if content_says is not None:
+        return best, MatchedBy.CONTENT
+    return None, MatchedBy.NAME
+
+
 def match(
     candidates: list[_Candidate], questions: tuple[QuestionSpec, ...]
 ) -> tuple[list[NotebookRef], list[LoadProblem]]:
@@ -131,16 +154,11 @@ def match(
     refs: dict[str, NotebookRef] = {}
     problems: list[LoadProblem] = []
     unassigned: list[_Candidate] = []
-    for cand in candidates:
-        by_name = [q for q in questions if q.name_matches(cand.path.name)]
-        best = max(questions, key=lambda q: cand.scores[q.id])
-        content_says = best.id if cand.scores[best.id] > 0 else None
-        choice: QuestionSpec | None = None
-        how = MatchedBy.NAME
-        if len(by_name) == 1 and (content_says in (None, by_name[0].id) or cand.scores[by_name[0].id] > 0):
-            choice = by_name[0]
-        elif content_says is not None:
-            choice, how = best, MatchedBy.CONTENT
+    choices = [(cand, *_choose(cand, questions)) for cand in candidates]
+    # A notebook whose name says the question beats one matched by its code alone, whatever
+    # the alphabetical order (a renamed draft must not displace the properly named notebook).
+    choices.sort(key=lambda item: item[2] is not MatchedBy.NAME)
+    for cand, choice, how in choices:
         if choice is None:
             unassigned.append(cand)
             continue
@@ -159,7 +177,9 @@ def match(
         )
     for cand in unassigned:
         problems.append(
-            LoadProblem(message="could not tell which question this notebook answers", path=cand.display)
+            LoadProblem(
+                message="could not tell which question this notebook answers", path=cand.display
+            )
         )
     return [refs[q.id] for q in questions if q.id in refs], problems
 

@@ -155,7 +155,9 @@ async def _run_question(spec: QuestionSpec, ref: NotebookRef, ctx: _RunContext) 
     )
 
 
-async def _run_all(questions: tuple[QuestionSpec, ...], ctx: _RunContext, parallel: int) -> list[QuestionRun]:
+async def _run_all(
+    questions: tuple[QuestionSpec, ...], ctx: _RunContext, parallel: int
+) -> list[QuestionRun]:
     gate = asyncio.Semaphore(parallel)
 
     async def one(spec: QuestionSpec) -> QuestionRun:
@@ -234,7 +236,7 @@ def grade(
 
 
 def _swap_into_place(staging: Path, final: Path) -> None:
-    """Replace ``final`` with ``staging`` so that one of the two complete folders is always there."""
+    """Replace ``final`` by ``staging`` so one of the two complete folders is always there."""
     old = final.with_name(f".{final.name}.old-{secrets.token_hex(4)}")
     if final.exists():
         os.replace(final, old)

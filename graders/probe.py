@@ -50,7 +50,8 @@ del __dlgrader_probe
 def write_inputs(inputs: ProbeInputs, in_dir: Path) -> None:
     in_dir.mkdir(parents=True, exist_ok=True)
     if inputs.arrays:
-        np.savez(in_dir / "inputs.npz", **{k: np.asarray(v) for k, v in inputs.arrays.items()})
+        arrays = {k: np.asarray(v) for k, v in inputs.arrays.items()}
+        np.savez(in_dir / "inputs.npz", **arrays)  # type: ignore[arg-type]
     (in_dir / "inputs.json").write_text(json.dumps(dict(inputs.values)), encoding="utf-8")
     # The inputs folder exists only for the probe: remove write access to keep it as written.
     for path in in_dir.iterdir():
@@ -98,9 +99,7 @@ def _step_errors(raw: object) -> list[ProbeStepError]:
     return errors
 
 
-def collect(
-    spec: QuestionSpec, run: KernelRun, sandbox: Sandbox, result_dir: Path
-) -> ProbeRecord:
+def collect(spec: QuestionSpec, run: KernelRun, sandbox: Sandbox, result_dir: Path) -> ProbeRecord:
     """Copy the probe's plain-data files into ``result_dir/artifacts/<qid>/`` and describe them."""
     out = sandbox.probe_out
     dest = result_dir / "artifacts" / spec.id

@@ -105,15 +105,21 @@ class Context:
         except BadValue as exc:
             self.errors.append({"step": name, "kind": "bad_value", "message": str(exc)})
         except StepTimeout:
-            self.errors.append({
-                "step": name, "kind": "timeout",
-                "message": f"did not finish within {self.step_seconds:g} s",
-            })
+            self.errors.append(
+                {
+                    "step": name,
+                    "kind": "timeout",
+                    "message": f"did not finish within {self.step_seconds:g} s",
+                }
+            )
         except BaseException as exc:  # SystemExit, KeyboardInterrupt: still the student's code
-            self.errors.append({
-                "step": name, "kind": "raised",
-                "message": f"{type(exc).__name__}: {str(exc)[:500]}",
-            })
+            self.errors.append(
+                {
+                    "step": name,
+                    "kind": "raised",
+                    "message": f"{type(exc).__name__}: {str(exc)[:500]}",
+                }
+            )
         finally:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
@@ -133,7 +139,7 @@ class Context:
             if array.dtype == object or array.dtype.kind not in "biuf":
                 raise BadValue(f"{key} is not a numeric array (dtype {array.dtype})")
             clean[str(key)] = array
-        np.savez(os.path.join(self.out_dir, f"{name}.npz"), **clean)
+        np.savez(os.path.join(self.out_dir, f"{name}.npz"), **clean)  # type: ignore[arg-type]
         self.written.append(f"{name}.npz")
 
     def save_json(self, name, value):

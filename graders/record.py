@@ -34,11 +34,14 @@ def _status(run: KernelRun, errors: list[CellError]) -> RunStatus:
     return RunStatus.CELL_ERRORS if errors else RunStatus.OK
 
 
-def _message(status: RunStatus, run: KernelRun, errors: list[CellError], origin: tuple[int | None, ...]) -> str:
+def _message(
+    status: RunStatus, run: KernelRun, errors: list[CellError], origin: tuple[int | None, ...]
+) -> str:
     if status is RunStatus.KERNEL_DIED:
         at = run.kernel_died_at
         where = (
-            f"while running cell {origin[at]}" if at is not None and 0 <= at < len(origin) and origin[at] is not None
+            f"while running cell {origin[at]}"
+            if at is not None and 0 <= at < len(origin) and origin[at] is not None
             else "outside the notebook's own cells"
         )
         return (
@@ -83,7 +86,11 @@ def execution_record(
     return ExecutionRecord(
         question=question,
         status=status,
-        cells_total=sum(1 for i, c in zip(origin, run.notebook.cells, strict=True) if i is not None and c.cell_type == "code"),
+        cells_total=sum(
+            1
+            for i, c in zip(origin, run.notebook.cells, strict=True)
+            if i is not None and c.cell_type == "code"
+        ),
         cells_run=run_count,
         cell_errors=tuple(errors),
         timed_out_cells=tuple(timed_out),

@@ -149,8 +149,9 @@ def model_from_state(state: Mapping[str, ArrayLike | torch.Tensor]) -> FashionML
     tensors = [_as_float_tensor(state[k]) for k in keys]
     got = [tuple(t.shape) for t in tensors]
     if got != layer_shapes():
-        raise ValueError(f"weights do not fit 784-256-128-64-10: expected shapes "
-                         f"{layer_shapes()}, got {got}")
+        raise ValueError(
+            f"weights do not fit 784-256-128-64-10: expected shapes {layer_shapes()}, got {got}"
+        )
     model.load_state_dict(dict(zip(ours, tensors, strict=True)))
     return model
 
@@ -213,7 +214,7 @@ def evaluate(
     dev = resolve_device(device)
     model = _as_model(model_or_state).to(dev)
     x = _as_images(images)
-    y = (labels if isinstance(labels, torch.Tensor) else torch.from_numpy(np.asarray(labels)))
+    y = labels if isinstance(labels, torch.Tensor) else torch.from_numpy(np.asarray(labels))
     y = y.to(dev, torch.int64)
     if len(x) != len(y) or len(y) == 0:
         raise ValueError(f"need as many labels as images (and some), got {len(x)} and {len(y)}")
@@ -233,8 +234,14 @@ def class_probabilities(
     return torch.softmax(logits, dim=1).cpu().numpy()
 
 
-def _train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: torch.Tensor,
-                 y: torch.Tensor, batch_size: int, generator: torch.Generator) -> float:
+def _train_epoch(
+    model: torch.nn.Module,
+    optimizer: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    batch_size: int,
+    generator: torch.Generator,
+) -> float:
     """One shuffled pass; the loss is summed on the device so a GPU never waits per batch."""
     model.train()
     order = torch.randperm(len(y), generator=generator).to(x.device)
@@ -250,8 +257,9 @@ def _train_epoch(model: torch.nn.Module, optimizer: torch.optim.Optimizer, x: to
     return total.item() / batches
 
 
-def _load(data_root: Path | str, train: bool, limit: int | None,
-          device: torch.device) -> tuple[torch.Tensor, torch.Tensor]:
+def _load(
+    data_root: Path | str, train: bool, limit: int | None, device: torch.device
+) -> tuple[torch.Tensor, torch.Tensor]:
     images, labels = load_scaled(data_root, "FashionMNIST", train=train, limit=limit)
     return torch.from_numpy(images).to(device), torch.from_numpy(labels).to(device)
 
@@ -280,20 +288,26 @@ def train(
         history: list[EpochRecord] = []
         for epoch in range(config.epochs):
             start = time.perf_counter()
-            train_loss = _train_epoch(model, optimizer, x_train, y_train, config.batch_size,
-                                      generator)
+            train_loss = _train_epoch(
+                model, optimizer, x_train, y_train, config.batch_size, generator
+            )
             test_loss, accuracy, _ = evaluate(model, x_test, y_test, device=str(device))
-            record = EpochRecord(epoch=epoch, train_loss=train_loss, test_loss=test_loss,
-                                 test_accuracy=accuracy, seconds=time.perf_counter() - start)
+            record = EpochRecord(
+                epoch=epoch,
+                train_loss=train_loss,
+                test_loss=test_loss,
+                test_accuracy=accuracy,
+                seconds=time.perf_counter() - start,
+            )
             history.append(record)
             if progress is not None:
                 progress(epoch, record)
     finally:
         torch.set_num_threads(previous_threads)
-    return TrainResult(config=config, history=tuple(history), state=state_to_numpy(model),
-                       device=str(device))
+    return TrainResult(
+        config=config, history=tuple(history), state=state_to_numpy(model), device=str(device)
+    )
 
 
 def parameter_count(model: torch.nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
-

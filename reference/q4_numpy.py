@@ -195,8 +195,9 @@ def train_one_sample(
     )
 
 
-def train_epoch(params: Params, x: NDArray[np.floating], y: NDArray[np.integer],
-                lr: float = LEARNING_RATE) -> None:
+def train_epoch(
+    params: Params, x: NDArray[np.floating], y: NDArray[np.integer], lr: float = LEARNING_RATE
+) -> None:
     """One pass over ``x`` in order, updating ``params``' arrays in place.
 
     The same arithmetic as ``train_one_sample`` (all gradients before any update, ``g * lr``
@@ -245,12 +246,23 @@ def evaluate_dataset_loop(
     return float(np.average(losses)), correct
 
 
-def _timed_eval(params: Params, x: NDArray[np.floating], y: NDArray[np.integer],
-                epoch: int, train_seconds: float) -> EpochRow:
+def _timed_eval(
+    params: Params,
+    x: NDArray[np.floating],
+    y: NDArray[np.integer],
+    epoch: int,
+    train_seconds: float,
+) -> EpochRow:
     start = time.perf_counter()
     loss, correct = evaluate_dataset(params, x, y)
-    return EpochRow(epoch=epoch, mean_loss=loss, correct=correct, total=len(y),
-                    train_seconds=train_seconds, eval_seconds=time.perf_counter() - start)
+    return EpochRow(
+        epoch=epoch,
+        mean_loss=loss,
+        correct=correct,
+        total=len(y),
+        train_seconds=train_seconds,
+        eval_seconds=time.perf_counter() - start,
+    )
 
 
 def run(

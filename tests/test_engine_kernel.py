@@ -163,7 +163,11 @@ def test_the_kernel_cannot_import_the_grader_or_the_reference(tmp_path: Path) ->
 
 
 def test_kernel_runs_in_its_own_directory_with_a_minimal_environment(tmp_path: Path) -> None:
-    code = "import os, json; print(json.dumps([os.getcwd(), os.environ.get('OMP_NUM_THREADS'), 'PYTHONPATH' in os.environ]))"
+    code = (
+        "import os, json\n"
+        "print(json.dumps([os.getcwd(), os.environ.get('OMP_NUM_THREADS'),"
+        " 'PYTHONPATH' in os.environ]))"
+    )
     run, _, box = _run(tmp_path, _notebook(code))
     printed = "".join(o.get("text", "") for o in run.notebook.cells[-1].outputs)
     cwd, threads, has_pythonpath = json.loads(printed)

@@ -21,10 +21,14 @@ COURSE_KEYS = ("ly1", "ly2", "ly3", "oply")
 def full_data_root() -> Path:
     root = Path(os.environ.get("DLGRADER_DATA_ROOT", Path(__file__).resolve().parents[1] / "data"))
     raw = root / "FashionMNIST" / "raw"
-    if not all((raw / f).is_file() or (raw / f"{f}.gz").is_file()
-               for f in ("train-images-idx3-ubyte", "t10k-images-idx3-ubyte")):
-        pytest.skip(f"full Fashion-MNIST not found under {root} (set DLGRADER_DATA_ROOT or run "
-                    "`dlgrade data`)")
+    if not all(
+        (raw / f).is_file() or (raw / f"{f}.gz").is_file()
+        for f in ("train-images-idx3-ubyte", "t10k-images-idx3-ubyte")
+    ):
+        pytest.skip(
+            f"full Fashion-MNIST not found under {root} (set DLGRADER_DATA_ROOT or run "
+            "`dlgrade data`)"
+        )
     return root
 
 
@@ -122,8 +126,11 @@ def test_same_seed_repeats_exactly_and_another_seed_differs() -> None:
 def test_progress_sees_every_epoch_and_threads_are_restored() -> None:
     threads = torch.get_num_threads()
     seen: list[tuple[int, q3.EpochRecord]] = []
-    result = q3.train(slice_config(epochs=2, train_limit=256, test_limit=128, threads=1), SLICES,
-                      progress=lambda epoch, record: seen.append((epoch, record)))
+    result = q3.train(
+        slice_config(epochs=2, train_limit=256, test_limit=128, threads=1),
+        SLICES,
+        progress=lambda epoch, record: seen.append((epoch, record)),
+    )
     assert seen == list(enumerate(result.history))
     assert torch.get_num_threads() == threads
 
@@ -149,17 +156,22 @@ def test_evaluate_takes_uint8_images_and_torch_inputs(trained: q3.TrainResult, t
     images, labels = load_split(SLICES, "FashionMNIST", train=False)
     expected = q3.evaluate(trained.state, x, y)
     from_uint8 = q3.evaluate(trained.state, images, labels)
-    from_torch = q3.evaluate(q3.model_from_state(trained.state), torch.from_numpy(x),
-                             torch.from_numpy(y))
+    from_torch = q3.evaluate(
+        q3.model_from_state(trained.state), torch.from_numpy(x), torch.from_numpy(y)
+    )
     assert from_uint8[:2] == expected[:2] == from_torch[:2]
 
 
-def test_student_weights_under_other_names_load_by_position(trained: q3.TrainResult,
-                                                            test_slice) -> None:
+def test_student_weights_under_other_names_load_by_position(
+    trained: q3.TrainResult, test_slice
+) -> None:
     x, y = test_slice
     values = list(trained.state.values())
-    renamed = {f"{layer}.{part}": values[2 * i + j]
-               for i, layer in enumerate(COURSE_KEYS) for j, part in enumerate(("weight", "bias"))}
+    renamed = {
+        f"{layer}.{part}": values[2 * i + j]
+        for i, layer in enumerate(COURSE_KEYS)
+        for j, part in enumerate(("weight", "bias"))
+    }
     assert q3.evaluate(renamed, x, y)[:2] == q3.evaluate(trained.state, x, y)[:2]
     transposed = {**trained.state, "fc1.weight": trained.state["fc1.weight"].T}
     with pytest.raises(ValueError, match="expected shapes"):

@@ -21,10 +21,13 @@ SMALL_SIZES = (12, 5, 4, 3)
 def full_data_root() -> Path:
     root = Path(os.environ.get("DLGRADER_DATA_ROOT", Path(__file__).resolve().parents[1] / "data"))
     raw = root / "MNIST" / "raw"
-    if not all((raw / f).is_file() or (raw / f"{f}.gz").is_file()
-               for f in ("train-images-idx3-ubyte", "t10k-images-idx3-ubyte")):
-        pytest.skip(f"full MNIST not found under {root} (set DLGRADER_DATA_ROOT or run "
-                    "`dlgrade data`)")
+    if not all(
+        (raw / f).is_file() or (raw / f"{f}.gz").is_file()
+        for f in ("train-images-idx3-ubyte", "t10k-images-idx3-ubyte")
+    ):
+        pytest.skip(
+            f"full MNIST not found under {root} (set DLGRADER_DATA_ROOT or run `dlgrade data`)"
+        )
     return root
 
 
@@ -56,8 +59,10 @@ def test_init_shapes_and_zero_biases() -> None:
 
 def test_init_is_exactly_the_specified_draws() -> None:
     rng = np.random.default_rng(80085)
-    expected = [rng.normal(0, np.sqrt(1 / max(a, b)), size=(a, b))
-                for a, b in [(784, 32), (32, 32), (32, 10)]]
+    expected = [
+        rng.normal(0, np.sqrt(1 / max(a, b)), size=(a, b))
+        for a, b in [(784, 32), (32, 32), (32, 10)]
+    ]
     p = q4.init_params()
     for got, want in zip(p.weights, expected, strict=True):
         np.testing.assert_array_equal(got, want)
@@ -102,8 +107,9 @@ def test_sigmoid_is_stable_and_correct() -> None:
         extreme = q4.sigmoid(np.array([-1e4, -1000.0, 1000.0, 1e4]))
     np.testing.assert_array_equal(extreme[2:], 1.0)
     assert (extreme[:2] >= 0).all() and (extreme[:2] < 1e-200).all()
-    np.testing.assert_allclose(q4.dsigmoid(x), np.exp(-x) / (1 + np.exp(-x)) ** 2,
-                               rtol=1e-9, atol=1e-15)  # s * (1 - s) cancels for large x
+    np.testing.assert_allclose(
+        q4.dsigmoid(x), np.exp(-x) / (1 + np.exp(-x)) ** 2, rtol=1e-9, atol=1e-15
+    )  # s * (1 - s) cancels for large x
 
 
 def test_one_hot_and_cross_entropy() -> None:
@@ -177,11 +183,16 @@ def test_train_one_sample_is_functional_and_steps_downhill(mnist_slice) -> None:
     before = params.copy()
     w_grads, b_grads = q4.gradients_one_sample(params, x, y)
     after = q4.train_one_sample(params, x, y, lr=0.5)
-    for orig, kept in zip((*params.weights, *params.biases), (*before.weights, *before.biases),
-                          strict=True):
+    for orig, kept in zip(
+        (*params.weights, *params.biases), (*before.weights, *before.biases), strict=True
+    ):
         np.testing.assert_array_equal(orig, kept)
-    for new, old, g in zip((*after.weights, *after.biases), (*params.weights, *params.biases),
-                           (*w_grads, *b_grads), strict=True):
+    for new, old, g in zip(
+        (*after.weights, *after.biases),
+        (*params.weights, *params.biases),
+        (*w_grads, *b_grads),
+        strict=True,
+    ):
         np.testing.assert_array_equal(new, old - g * 0.5)
     assert _loss_at(after, x, y) < _loss_at(params, x, y)
 

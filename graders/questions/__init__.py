@@ -73,7 +73,9 @@ class QuestionSpec:
         """How many of the question's marker definitions appear in the code."""
         score = 0
         for marker in self.content_markers:
-            pattern = rf"(^|\n)\s*(def|class)\s+{re.escape(marker)}\b|(^|\n)\s*{re.escape(marker)}\s*="
+            pattern = (
+                rf"(^|\n)\s*(def|class)\s+{re.escape(marker)}\b|(^|\n)\s*{re.escape(marker)}\s*="
+            )
             if re.search(pattern, code):
                 score += 1
         return score

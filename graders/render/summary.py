@@ -1,4 +1,4 @@
-"""A short terminal summary of one graded submission (before scoring exists: what ran, what failed)."""
+"""A short terminal summary of one graded submission: what ran, what failed, where results are."""
 
 from __future__ import annotations
 
@@ -25,12 +25,20 @@ def run_summary_lines(result: SubmissionRun) -> list[str]:
     for q in result.questions:
         ex, pr = q.execution, q.probe
         nb = f" [{q.notebook.original_name}]" if q.notebook else ""
-        cells = f"{ex.cells_run}/{ex.cells_total} cells" if ex.status is not RunStatus.NOT_RUN else ""
+        cells = (
+            f"{ex.cells_run}/{ex.cells_total} cells" if ex.status is not RunStatus.NOT_RUN else ""
+        )
         probe = f"probe {pr.status.value}, {len(pr.artifacts)} artifacts"
-        lines.append(f"  {q.question} {q.title}{nb}: {_MARK[ex.status]} {cells}; {probe}; {ex.seconds:.1f} s")
+        lines.append(
+            f"  {q.question} {q.title}{nb}: {_MARK[ex.status]} {cells}; {probe}; {ex.seconds:.1f} s"
+        )
         if ex.message:
             lines.append(f"      {ex.message}")
-        if pr.status in (ProbeStatus.FAILED, ProbeStatus.NOT_RUN) and pr.message and pr.message != ex.message:
+        if (
+            pr.status in (ProbeStatus.FAILED, ProbeStatus.NOT_RUN)
+            and pr.message
+            and pr.message != ex.message
+        ):
             lines.append(f"      probe: {pr.message}")
         for err in pr.errors[:5]:
             lines.append(f"      probe {err.step}: {err.message}")

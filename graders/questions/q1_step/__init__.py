@@ -23,7 +23,10 @@ APPROX_NS = (4, 8, 16, 32, 64, 128)
 def make_inputs(ctx: ProbeContext) -> ProbeInputs:
     rng = ctx.rng
     cases = [[1.0, 1.0]] + [
-        [round(float(rng.choice([-1, 1]) * rng.uniform(0.5, 3.0)), 3), round(float(rng.uniform(0.25, 2.5)), 3)]
+        [
+            round(float(rng.choice([-1, 1]) * rng.uniform(0.5, 3.0)), 3),
+            round(float(rng.uniform(0.25, 2.5)), 3),
+        ]
         for _ in range(3)
     ]
     picks = rng.choice(len(FUNCTION_POOL), size=2, replace=False)

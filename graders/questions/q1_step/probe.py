@@ -1,6 +1,12 @@
 # Kernel-side probe for Q1 (run as source in the student's kernel; see graders/probe_runtime.py).
 # It only calls the student's functions and stores what they return; the grader evaluates
 # the networks in its own process.
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:  # defined by the probe runtime the cell runs first; never imported in the kernel
+    from graders.probe_runtime import BadValue, as_array
 
 
 def network_arrays(params, what):
@@ -13,9 +19,11 @@ def network_arrays(params, what):
     if not isinstance(params, list | tuple) or len(params) != 4:
         kind = type(params).__name__
         size = f" of {len(params)}" if isinstance(params, list | tuple) else ""
-        raise BadValue(f"{what} should return (w_hidden, b_hidden, w_out, b_out); got a {kind}{size}")
+        raise BadValue(
+            f"{what} should return (w_hidden, b_hidden, w_out, b_out); got a {kind}{size}"
+        )
     names = ("w_hidden", "b_hidden", "w_out", "b_out")
-    return {n: as_array(p, f"{what}: {n}") for n, p in zip(names, params)}
+    return {n: as_array(p, f"{what}: {n}") for n, p in zip(names, params, strict=False)}
 
 
 def probe(ctx):

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +19,10 @@ def make_inputs(ctx: ProbeContext) -> ProbeInputs:
     real test images to run them on, and where the probe reads the whole test set from."""
     rng = ctx.rng
     arrays: dict[str, np.ndarray] = {}
-    for i, (n_in, n_out) in enumerate(zip(LAYERS[:-1], LAYERS[1:], strict=True)):
-        arrays[f"ref.w{i}"] = rng.normal(0.0, np.sqrt(2.0 / n_in), size=(n_out, n_in)).astype(np.float32)
+    for i, (n_in, n_out) in enumerate(itertools.pairwise(LAYERS)):
+        arrays[f"ref.w{i}"] = rng.normal(0.0, np.sqrt(2.0 / n_in), size=(n_out, n_in)).astype(
+            np.float32
+        )
         arrays[f"ref.b{i}"] = rng.normal(0.0, 0.05, size=n_out).astype(np.float32)
     images, _labels = load_split(ctx.data_root, "FashionMNIST", train=False)
     pick = rng.choice(len(images), size=N_ARCH_IMAGES, replace=False)
@@ -37,7 +40,12 @@ SPEC = QuestionSpec(
     order=3,
     notebook_stem="q3_fashion_mlp",
     name_pattern=r"(^|[^a-z0-9])q(uestion)?[ _-]?0?3([^0-9]|$)|fashion",
-    content_markers=("train_loss_history", "test_loss_history", "trainDataLoader", "visualize_pred"),
+    content_markers=(
+        "train_loss_history",
+        "test_loss_history",
+        "trainDataLoader",
+        "visualize_pred",
+    ),
     free_response_ids=("q3_observations", "q3_test_vs_train"),
     uses_torch=True,
     make_inputs=make_inputs,

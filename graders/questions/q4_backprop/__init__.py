@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +21,7 @@ def make_inputs(ctx: ProbeContext) -> ProbeInputs:
     test images; the same arrays are used by the checks to compute the reference answers."""
     rng = ctx.rng
     arrays: dict[str, np.ndarray] = {}
-    for i, (n_in, n_out) in enumerate(zip(LAYERS[:-1], LAYERS[1:], strict=True)):
+    for i, (n_in, n_out) in enumerate(itertools.pairwise(LAYERS)):
         arrays[f"w{i}"] = rng.normal(0.0, np.sqrt(1.0 / max(n_in, n_out)), size=(n_in, n_out))
         arrays[f"b{i}"] = rng.normal(0.0, 0.1, size=n_out)
     x, y = load_scaled(ctx.data_root, "MNIST", train=False)
@@ -29,9 +30,13 @@ def make_inputs(ctx: ProbeContext) -> ProbeInputs:
     arrays["labels"] = y[pick[:N_FORWARD]]
     arrays["train_samples"] = x[pick[N_FORWARD:]]
     arrays["train_labels"] = y[pick[N_FORWARD:]]
-    arrays["z"] = np.concatenate([[-1000.0, -60.0, -1.0, 0.0, 1.0, 60.0, 1000.0], rng.normal(0, 3, size=9)])
+    arrays["z"] = np.concatenate(
+        [[-1000.0, -60.0, -1.0, 0.0, 1.0, 60.0, 1000.0], rng.normal(0, 3, size=9)]
+    )
     arrays["softmax_in"] = np.stack([rng.normal(0, 2, size=10), rng.normal(0, 2, size=10) + 900.0])
-    return ProbeInputs(arrays=arrays, values={"learning_rate": LEARNING_RATE, "layers": list(LAYERS)})
+    return ProbeInputs(
+        arrays=arrays, values={"learning_rate": LEARNING_RATE, "layers": list(LAYERS)}
+    )
 
 
 SPEC = QuestionSpec(
@@ -40,7 +45,12 @@ SPEC = QuestionSpec(
     order=4,
     notebook_stem="q4_numpy_backprop",
     name_pattern=r"(^|[^a-z0-9])q(uestion)?[ _-]?0?4([^0-9]|$)|backprop|numpy",
-    content_markers=("feed_forward_sample", "train_one_sample", "train_one_epoch", "feed_forward_dataset"),
+    content_markers=(
+        "feed_forward_sample",
+        "train_one_sample",
+        "train_one_epoch",
+        "feed_forward_dataset",
+    ),
     uses_torch=False,
     snapshot_names=("weights", "biases"),
     make_inputs=make_inputs,

@@ -2,13 +2,21 @@
 # forward pass and one backprop step on grader-injected weights. Layouts students commonly use
 # (weights stored (out, in); biases (n,), (1, n) or (n, 1)) are detected and recorded, and the
 # injected weights are given in the student's own layout.
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+if TYPE_CHECKING:  # defined by the probe runtime the cell runs first; never imported in the kernel
+    from graders.probe_runtime import BadValue, MissingName, as_array
 
 
 def layer_list(value, what):
     if isinstance(value, np.ndarray) and value.dtype != object:
         value = list(value) if value.ndim == 3 else [value]
     if not isinstance(value, list | tuple | np.ndarray):
-        raise BadValue(f"`{what}` should be a list of arrays, one per layer; got {type(value).__name__}")
+        raise BadValue(
+            f"`{what}` should be a list of arrays, one per layer; got {type(value).__name__}"
+        )
     return [as_array(v, f"{what}[{i}]") for i, v in enumerate(value)]
 
 
@@ -24,7 +32,9 @@ def layout(weights, biases, layers):
 
 def to_student(w, b, orient, bias_shape):
     w = w.T.copy() if orient == "out_in" else w.copy()
-    b = {"flat": b.copy(), "row": b.reshape(1, -1).copy(), "column": b.reshape(-1, 1).copy()}[bias_shape]
+    b = {"flat": b.copy(), "row": b.reshape(1, -1).copy(), "column": b.reshape(-1, 1).copy()}[
+        bias_shape
+    ]
     return w, b
 
 
@@ -54,7 +64,7 @@ def inject(ctx, orient, bias_shape):
 
 def save_params(ctx, name, weights, biases, orient):
     arrays = {}
-    for i, (w, b) in enumerate(zip(weights, biases)):
+    for i, (w, b) in enumerate(zip(weights, biases, strict=False)):
         w, b = to_canonical(w, b, orient) if w.ndim == 2 else (w, b.reshape(-1))
         arrays[f"w{i}"] = w
         arrays[f"b{i}"] = b
@@ -89,15 +99,21 @@ def probe(ctx):
         final_b = layer_list(ctx.get("biases"), "biases")
         orient, bias_shape = layout(final_w, final_b, layers)
         save_params(ctx, "final", final_w, final_b, orient)
-    ctx.save_json("layout", {
-        "orientation": orient, "bias_shape": bias_shape,
-        "shapes": [list(w.shape) for w in (final_w or [])],
-        "bias_shapes": [list(b.shape) for b in (final_b or [])],
-    })
+    ctx.save_json(
+        "layout",
+        {
+            "orientation": orient,
+            "bias_shape": bias_shape,
+            "shapes": [list(w.shape) for w in (final_w or [])],
+            "bias_shapes": [list(b.shape) for b in (final_b or [])],
+        },
+    )
 
     with ctx.step("initial_weights"):
         if "weights" not in ctx.snapshots or "biases" not in ctx.snapshots:
-            raise MissingName("no cell defined both `weights` and `biases`, so the initial values are unknown")
+            raise MissingName(
+                "no cell defined both `weights` and `biases`, so the initial values are unknown"
+            )
         init_w = layer_list(ctx.snapshots["weights"], "weights (initial)")
         init_b = layer_list(ctx.snapshots["biases"], "biases (initial)")
         save_params(ctx, "init", init_w, init_b, layout(init_w, init_b, layers)[0])
@@ -108,7 +124,9 @@ def probe(ctx):
     if forward is not None:
         inject(ctx, orient, bias_shape)
         losses, guesses, shapes = [], [], []
-        for i, (sample, y) in enumerate(zip(ctx.arrays["samples"], ctx.arrays["labels"])):
+        for i, (sample, y) in enumerate(
+            zip(ctx.arrays["samples"], ctx.arrays["labels"], strict=False)
+        ):
             with ctx.step(f"feed_forward_sample[{i}]"):
                 result, shape = call_forward(forward, sample, int(y))
                 if not isinstance(result, tuple | list) or len(result) != 2:
@@ -116,7 +134,11 @@ def probe(ctx):
                 losses.append(float(as_array(result[0], "loss").reshape(-1)[0]))
                 guesses.append(as_array(result[1], "one_hot_guess").reshape(-1))
                 shapes.append(shape)
-        if losses and len(losses) == len(guesses) and all(g.shape == guesses[0].shape for g in guesses):
+        if (
+            losses
+            and len(losses) == len(guesses)
+            and all(g.shape == guesses[0].shape for g in guesses)
+        ):
             ctx.save_arrays("forward", {"losses": np.array(losses), "guesses": np.stack(guesses)})
             ctx.save_json("forward_meta", {"input_shapes": shapes, "count": len(losses)})
 
@@ -126,7 +148,9 @@ def probe(ctx):
     if train is not None:
         arrays = {}
         lr = ctx.values["learning_rate"]
-        for i, (sample, y) in enumerate(zip(ctx.arrays["train_samples"], ctx.arrays["train_labels"])):
+        for i, (sample, y) in enumerate(
+            zip(ctx.arrays["train_samples"], ctx.arrays["train_labels"], strict=False)
+        ):
             with ctx.step(f"train_one_sample[{i}]"):
                 inject(ctx, orient, bias_shape)
                 try:
@@ -136,11 +160,17 @@ def probe(ctx):
                     returned = train(sample.copy(), int(y), lr)
                 new_w = layer_list(ctx.ns["weights"], "weights")
                 new_b = layer_list(ctx.ns["biases"], "biases")
-                untouched = all(np.array_equal(a, b) for a, b in zip(new_w, [to_student(ctx.arrays[f"w{k}"], ctx.arrays[f"b{k}"], orient, bias_shape)[0] for k in range(len(new_w))]))
+                injected = [ctx.arrays[f"w{k}"] for k in range(len(new_w))]
+                canonical = [
+                    to_canonical(w, b, orient)[0] for w, b in zip(new_w, new_b, strict=False)
+                ]
+                untouched = all(
+                    np.array_equal(a, b) for a, b in zip(canonical, injected, strict=False)
+                )
                 if untouched and isinstance(returned, tuple | list) and len(returned) == 2:
                     new_w = layer_list(returned[0], "returned weights")
                     new_b = layer_list(returned[1], "returned biases")
-                for k, (w, b) in enumerate(zip(new_w, new_b)):
+                for k, (w, b) in enumerate(zip(new_w, new_b, strict=False)):
                     w, b = to_canonical(w, b, orient)
                     arrays[f"s{i}.w{k}"] = w
                     arrays[f"s{i}.b{k}"] = b

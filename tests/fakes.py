@@ -1,0 +1,204 @@
+"""A scripted stand-in for the kernel, so the steps around execution are tested in milliseconds.
+
+Like httpx's ``MockTransport``: ``FakeExecutor`` implements the ``Executor`` protocol and plays
+back, per question, what a real run would have produced: which of the student's cells raised
+or timed out, whether the kernel died (and during which cell), whether the total time ran out,
+and which files the probe left in ``job.sandbox.probe_out``, including the bookkeeping files
+``probe_runtime.Context.finish`` writes. Scripts speak in the student's own cell indices; the
+fake translates them to positions in the prepared notebook with ``job.prepared.origin``, the
+same map ``record.py`` uses the other way round.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from nbformat import NotebookNode
+from nbformat.v4 import new_output
+
+from graders.execute import TIMEOUT_ENAME, CellOutcome, KernelJob, KernelRun
+
+FileMaker = bytes | Callable[[Path], None]
+"""A probe output file: its bytes, or a function that writes it at the given path."""
+
+
+def npz_bytes(**arrays: Any) -> bytes:
+    """An ``.npz`` as the probe runtime writes it (``np.savez`` of numeric arrays)."""
+    buf = io.BytesIO()
+    np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+    return buf.getvalue()
+
+
+def pickled_npz_bytes() -> bytes:
+    """An ``.npz`` whose array is an object array: loading it needs the unpickler."""
+    buf = io.BytesIO()
+    payload = np.empty(2, dtype=object)
+    payload[0], payload[1] = {"not": "plain data"}, None
+    np.savez(buf, payload=payload)
+    return buf.getvalue()
+
+
+def json_bytes(value: Any) -> bytes:
+    return json.dumps(value).encode("utf-8")
+
+
+def sparse_file(size: int) -> Callable[[Path], None]:
+    """A file of ``size`` bytes that takes no disk space (for the size cap)."""
+
+    def write(path: Path) -> None:
+        with path.open("wb") as fh:
+            fh.truncate(size)
+
+    return write
+
+
+def symlink_to(target: Path) -> Callable[[Path], None]:
+    def write(path: Path) -> None:
+        path.symlink_to(target)
+
+    return write
+
+
+@dataclass(frozen=True, kw_only=True)
+class Script:
+    """What the fake kernel does for one question. Cell numbers are the student's indices."""
+
+    error_cells: Mapping[int, tuple[str, str]] = field(default_factory=dict)
+    """Cells that raise: index -> (ename, evalue)."""
+    timeout_cells: tuple[int, ...] = ()
+    """Cells interrupted by their own timeout; the next cell still runs."""
+    died_at: int | None = None
+    """The kernel dies while running this cell: later cells and the probe do not run."""
+    total_timeout_at: int | None = None
+    """The notebook's total time runs out during this cell; later cells do not run."""
+    probe_files: Mapping[str, FileMaker] = field(default_factory=dict)
+    """Written into ``probe_out`` when the probe runs (name -> content)."""
+    probe_errors: tuple[Mapping[str, str], ...] = ()
+    """The probe runtime's ``probe_errors.json`` entries (step, kind, message)."""
+    probe_finishes: bool = True
+    """False: the probe stops early, no ``probe_errors.json``/``probe_done.json``."""
+    progress_step: str | None = None
+    """The step named in ``progress.json`` (the runtime writes it before every step)."""
+    probe_status: str | None = None
+    """Override the probe status the fake reports (default: ok, or timeout if unfinished)."""
+    probe_message: str = ""
+    raises: BaseException | None = None
+    """Raise this from ``run`` instead of returning: a harness fault mid-batch."""
+
+
+class FakeExecutor:
+    """Plays back one ``Script`` per question; records every job it was given."""
+
+    def __init__(
+        self, scripts: Mapping[str, Script] | None = None, *, default: Script | None = None
+    ):
+        self.scripts = dict(scripts or {})
+        self.default = default or Script()
+        self.jobs: list[KernelJob] = []
+        self.inputs_seen: dict[str, tuple[str, ...]] = {}
+        """Per question: the files in ``probe_in`` when the probe ran (after write_probe_inputs)."""
+
+    async def run(self, job: KernelJob) -> KernelRun:
+        self.jobs.append(job)
+        script = self.scripts.get(job.question, self.default)
+        await asyncio.sleep(0)  # let other questions interleave, as real kernels would
+        if script.raises is not None:
+            raise script.raises
+        nb = job.prepared.notebook
+        outcomes, died_at, timed_out = _play_cells(nb, job.prepared.origin, script)
+        if died_at is None:
+            probe_status, probe_message = self._run_probe(job, script)
+        else:
+            probe_status = "kernel_died"
+            probe_message = "the kernel had died before the probe could run"
+        return KernelRun(
+            notebook=nb,
+            cells=tuple(outcomes),
+            probe_status=probe_status,
+            probe_message=probe_message,
+            kernel_died_at=died_at,
+            total_timed_out=timed_out,
+            seconds=0.25,
+        )
+
+    def _run_probe(self, job: KernelJob, script: Script) -> tuple[str, str]:
+        job.write_probe_inputs()
+        box = job.sandbox
+        self.inputs_seen[job.question] = tuple(sorted(p.name for p in box.probe_in.iterdir()))
+        box.probe_out.mkdir(parents=True, exist_ok=True)
+        if script.progress_step is not None:
+            (box.probe_out / "progress.json").write_bytes(
+                json_bytes({"step": script.progress_step})
+            )
+        for name, content in script.probe_files.items():
+            target = box.probe_out / name
+            if isinstance(content, bytes):
+                target.write_bytes(content)
+            else:
+                content(target)
+        if not script.probe_finishes:
+            return script.probe_status or "timeout", script.probe_message or "the probe timed out"
+        (box.probe_out / "probe_errors.json").write_bytes(json_bytes(list(script.probe_errors)))
+        written = sorted(script.probe_files)
+        (box.probe_out / "probe_done.json").write_bytes(json_bytes({"written": written}))
+        return script.probe_status or "ok", script.probe_message
+
+
+def _play_cells(
+    nb: NotebookNode, origin: tuple[int | None, ...], script: Script
+) -> tuple[list[CellOutcome], int | None, bool]:
+    _check_script(nb, origin, script)
+    outcomes: list[CellOutcome] = []
+    died_at: int | None = None
+    timed_out = False
+    for position, cell in enumerate(nb.cells):
+        if cell.cell_type != "code":
+            continue
+        if died_at is not None or timed_out:
+            outcomes.append(CellOutcome(position=position, status="not_run"))
+            continue
+        student = origin[position]
+        if student is not None and student == script.died_at:
+            died_at = position
+            outcomes.append(
+                CellOutcome(position=position, status="error", ename="KernelDied", evalue="died")
+            )
+        elif student is not None and (
+            student in script.timeout_cells or student == script.total_timeout_at
+        ):
+            timed_out = student == script.total_timeout_at
+            outcomes.append(
+                CellOutcome(position=position, status="timeout", ename=TIMEOUT_ENAME, evalue="")
+            )
+        elif student is not None and student in script.error_cells:
+            ename, evalue = script.error_cells[student]
+            traceback = [f"{ename}: {evalue}"]
+            cell.outputs = [new_output("error", ename=ename, evalue=evalue, traceback=traceback)]
+            outcomes.append(
+                CellOutcome(
+                    position=position,
+                    status="error",
+                    ename=ename,
+                    evalue=evalue,
+                    traceback="\n".join(traceback),
+                )
+            )
+        else:
+            outcomes.append(CellOutcome(position=position, status="ok"))
+    return outcomes, died_at, timed_out
+
+
+def _check_script(nb: NotebookNode, origin: tuple[int | None, ...], script: Script) -> None:
+    """A script naming a markdown cell or a cell that does not exist is a mistake in the test."""
+    code = {i for i, cell in zip(origin, nb.cells, strict=True) if cell.cell_type == "code"}
+    named = set(script.error_cells) | set(script.timeout_cells)
+    named |= {i for i in (script.died_at, script.total_timeout_at) if i is not None}
+    if named - code:
+        raise ValueError(f"the script names cells that are not code cells: {sorted(named - code)}")
