@@ -10,7 +10,7 @@ from pathlib import Path
 from graders import data as data_command
 from graders.errors import GraderError
 from graders.pipeline import GradeOptions, grade
-from graders.render.summary import print_run_summary
+from graders.render.summary import print_report_summary
 
 
 def _grade(args: argparse.Namespace) -> int:
@@ -24,7 +24,7 @@ def _grade(args: argparse.Namespace) -> int:
     worst = 0
     for source in args.submissions:
         result = grade(source, args.out, options, progress=lambda m: print(m, flush=True))
-        print_run_summary(result)
+        print_report_summary(result)
         worst = max(worst, 0)
     return worst
 

@@ -161,3 +161,42 @@ def choose_profile(profiles: Profiles, requested: str | None) -> tuple[Profile, 
     return profile, ProfileChoice(
         name="cpu", reason="no CUDA device is visible to the grading kernel"
     )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Thresholds:
+    """Calibrated pass thresholds per profile, written by ``dlgrade calibrate`` with provenance."""
+
+    source: Path
+    values: Mapping[str, Mapping[str, float]]
+    """profile -> threshold key (e.g. ``q3.min_test_accuracy``) -> value."""
+    provenance: Mapping[str, Mapping[str, Any]]
+    """profile -> threshold key -> how it was calibrated (seeds, min, mean, margin, ...)."""
+
+    def for_profile(self, name: str) -> Mapping[str, float]:
+        return self.values.get(name, MappingProxyType({}))
+
+
+def load_thresholds(path: Path | None = None) -> Thresholds:
+    source = path or CONFIG_DIR / "thresholds.toml"
+    if not source.exists():
+        return Thresholds(
+            source=source, values=MappingProxyType({}), provenance=MappingProxyType({})
+        )
+    try:
+        raw = tomllib.loads(source.read_text(encoding="utf-8"))
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", path=source) from None
+    values: dict[str, Mapping[str, float]] = {}
+    provenance: dict[str, Mapping[str, Any]] = {}
+    try:
+        for profile, body in raw.items():
+            values[profile] = MappingProxyType(
+                {k: float(v) for k, v in body.items() if not isinstance(v, dict)}
+            )
+            provenance[profile] = MappingProxyType(dict(body.get("provenance", {})))
+    except (TypeError, ValueError, AttributeError) as exc:
+        raise ConfigError(f"malformed thresholds: {exc}", path=source) from None
+    return Thresholds(
+        source=source, values=MappingProxyType(values), provenance=MappingProxyType(provenance)
+    )

@@ -197,7 +197,8 @@ class NbclientExecutor:
                     probe_status = "kernel_died"
                     probe_message = "the kernel had died before the probe could run"
         except DeadKernelError as exc:  # died while starting or shutting down
-            if died_at is None:
+            # After a finished probe a death at shutdown changes nothing the grader needs.
+            if died_at is None and probe_status != "ok":
                 died_at = -1
                 probe_status, probe_message = "kernel_died", f"kernel died: {exc}"
         except (RuntimeError, TimeoutError) as exc:

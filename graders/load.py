@@ -8,10 +8,12 @@ student is told which notebook was taken for which question and why.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import shutil
 import stat
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -73,17 +75,44 @@ def unpack_zip(archive: Path, dest: Path) -> list[LoadProblem]:
             if member.is_dir():
                 continue
             target = dest.joinpath(*safe.parts)
-            target.parent.mkdir(parents=True, exist_ok=True)
-            written = 0
-            with zf.open(member) as src, target.open("wb") as out:
-                while chunk := src.read(1 << 20):
-                    written += len(chunk)
-                    if written > MAX_ZIP_BYTES:
-                        raise UnsafeSubmissionError(
-                            "an archive entry unpacks past the size limit", path=member.filename
-                        )
-                    out.write(chunk)
+            try:
+                _extract(zf, member, target)
+            except _UNPACK_ERRORS as exc:
+                # Encrypted (7-Zip, `zip -e`), an unknown method, a bad CRC, a name that is
+                # both a file and a folder: this entry's problem, not the submission's.
+                with contextlib.suppress(OSError):
+                    if target.is_file():
+                        target.unlink()
+                problems.append(
+                    LoadProblem(
+                        message=f"could not unpack this archive entry: {exc}",
+                        path=member.filename,
+                    )
+                )
     return problems
+
+
+_UNPACK_ERRORS = (
+    OSError,
+    EOFError,
+    RuntimeError,
+    NotImplementedError,
+    zipfile.BadZipFile,
+    zlib.error,
+)
+
+
+def _extract(zf: zipfile.ZipFile, member: zipfile.ZipInfo, target: Path) -> None:
+    target.parent.mkdir(parents=True, exist_ok=True)
+    written = 0
+    with zf.open(member) as src, target.open("wb") as out:
+        while chunk := src.read(1 << 20):
+            written += len(chunk)
+            if written > MAX_ZIP_BYTES:
+                raise UnsafeSubmissionError(
+                    "an archive entry unpacks past the size limit", path=member.filename
+                )
+            out.write(chunk)
 
 
 def _notebook_files(root: Path) -> list[Path]:

@@ -198,3 +198,76 @@ class SubmissionRun:
 
     def question(self, qid: str) -> QuestionRun | None:
         return next((q for q in self.questions if q.question == qid), None)
+
+
+class Visibility(StrEnum):
+    """Who sees a test (Gradescope's values; the grader's own reports follow the same rule)."""
+
+    VISIBLE = "visible"
+    HIDDEN = "hidden"
+    AFTER_DUE_DATE = "after_due_date"
+    AFTER_PUBLISHED = "after_published"
+
+
+class CheckStatus(StrEnum):
+    PASSED = "passed"
+    PARTIAL = "partial"
+    FAILED = "failed"
+    ERROR = "error"
+    """The grader itself could not evaluate the test (a harness bug): flagged for the TA."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckResult:
+    """One named test of one question: points earned, and words a student can act on."""
+
+    question: str
+    id: str
+    """Stable test id used by the rubric and the gradebook, e.g. ``q4.backprop_step``."""
+    title: str
+    score: float
+    max_score: float
+    status: CheckStatus
+    visibility: Visibility
+    message: str
+    """What was expected and what was found."""
+    hint: str = ""
+    details: dict[str, object] = field(default_factory=dict)
+    """Plain numbers a report may plot or tabulate (all computed by the grader)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ManualItem:
+    """A free-response part, collected for a TA; its points are not in the automatic score."""
+
+    question: str
+    id: str
+    title: str
+    max_score: float
+    answered: bool
+    text: str
+
+
+@dataclass(frozen=True, kw_only=True)
+class QuestionResult:
+    question: str
+    title: str
+    score: float
+    max_score: float
+    checks: tuple[CheckResult, ...]
+    manual: tuple[ManualItem, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class GradeReport:
+    """A graded submission: the run (what executed, what the probes found) and the scores."""
+
+    run: SubmissionRun
+    questions: tuple[QuestionResult, ...]
+    score: float
+    max_score: float
+    manual_max_score: float
+    """Points left to the TA (free-response parts), not included in ``max_score``."""
+
+    def question(self, qid: str) -> QuestionResult | None:
+        return next((q for q in self.questions if q.question == qid), None)

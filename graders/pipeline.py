@@ -14,7 +14,7 @@ import secrets
 import shutil
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
@@ -23,17 +23,20 @@ import nbformat
 import numpy as np
 
 from graders import inject, probe, sandbox
-from graders.config import Profile, Profiles, choose_profile, load_profiles
+from graders.check import CheckContext
+from graders.config import Profile, Profiles, choose_profile, load_profiles, load_thresholds
 from graders.data import default_data_root
 from graders.errors import DataError
 from graders.execute import Executor, KernelJob, NbclientExecutor
 from graders.load import load_submission
 from graders.models import (
     ExecutionRecord,
+    GradeReport,
     NotebookRef,
     ProbeRecord,
     ProbeStatus,
     ProfileChoice,
+    QuestionResult,
     QuestionRun,
     RunStatus,
     Submission,
@@ -42,6 +45,8 @@ from graders.models import (
 from graders.questions import ProbeContext, ProbeInputs, QuestionSpec, load_questions
 from graders.record import execution_record, free_responses
 from graders.render.json_result import write_result_json
+from graders.rubric import Rubric, load_rubric
+from graders.score import grade_report, score_question
 
 GRADER_VERSION = "0.1.0"
 
@@ -60,6 +65,8 @@ class GradeOptions:
     parallel: int | None = None
     """Kernels at once; default: one per question."""
     seed: int = 0
+    rubric_file: Path | None = None
+    thresholds_file: Path | None = None
 
 
 def _probe_seed(submission: Submission, question: str, seed: int) -> int:
@@ -100,7 +107,17 @@ class _RunContext:
     executor: Executor
 
 
-async def _run_question(spec: QuestionSpec, ref: NotebookRef, ctx: _RunContext) -> QuestionRun:
+def _inputs(spec: QuestionSpec, ctx: _RunContext) -> ProbeInputs:
+    """The probe's inputs, seeded per submission and question; the checks reuse the same ones."""
+    if spec.make_inputs is None:
+        return ProbeInputs()
+    rng = np.random.default_rng(_probe_seed(ctx.submission, spec.id, ctx.seed))
+    return spec.make_inputs(ProbeContext(profile=ctx.profile, data_root=ctx.data_root, rng=rng))
+
+
+async def _run_question(
+    spec: QuestionSpec, ref: NotebookRef, inputs: ProbeInputs, ctx: _RunContext
+) -> QuestionRun:
     student_nb = nbformat.read(str(ref.path), as_version=4)
     parameters = {
         "DATA_ROOT": str(ctx.data_root),
@@ -123,12 +140,6 @@ async def _run_question(spec: QuestionSpec, ref: NotebookRef, ctx: _RunContext) 
         device=ctx.profile.device,
     )
     shutil.copyfile(ref.path, box.workdir / ref.path.name)
-    rng = np.random.default_rng(_probe_seed(ctx.submission, spec.id, ctx.seed))
-    inputs = (
-        spec.make_inputs(ProbeContext(profile=ctx.profile, data_root=ctx.data_root, rng=rng))
-        if spec.make_inputs
-        else ProbeInputs()
-    )
     job = KernelJob(
         question=spec.id,
         prepared=prepared,
@@ -156,7 +167,10 @@ async def _run_question(spec: QuestionSpec, ref: NotebookRef, ctx: _RunContext) 
 
 
 async def _run_all(
-    questions: tuple[QuestionSpec, ...], ctx: _RunContext, parallel: int
+    questions: tuple[QuestionSpec, ...],
+    inputs: dict[str, ProbeInputs],
+    ctx: _RunContext,
+    parallel: int,
 ) -> list[QuestionRun]:
     gate = asyncio.Semaphore(parallel)
 
@@ -165,9 +179,32 @@ async def _run_all(
         if ref is None:
             return _not_run(spec, _missing_message(spec, ctx.submission))
         async with gate:
-            return await _run_question(spec, ref, ctx)
+            return await _run_question(spec, ref, inputs[spec.id], ctx)
 
     return list(await asyncio.gather(*(one(spec) for spec in questions)))
+
+
+def _score_all(
+    questions: tuple[QuestionSpec, ...],
+    runs: list[QuestionRun],
+    inputs: dict[str, ProbeInputs],
+    ctx: _RunContext,
+    rubric: Rubric,
+    thresholds: Mapping[str, float],
+) -> tuple[QuestionResult, ...]:
+    """The checks, in the grader's own process, after every kernel is gone."""
+    results = []
+    for spec, run in zip(questions, runs, strict=True):
+        check_ctx = CheckContext(
+            run=run,
+            result_dir=ctx.result_dir,
+            inputs=inputs[spec.id],
+            profile=ctx.profile,
+            thresholds=thresholds,
+            data_root=ctx.data_root,
+        )
+        results.append(score_question(spec.checks, check_ctx, rubric))
+    return tuple(results)
 
 
 def _check_data(profile: Profile, data_root: Path) -> None:
@@ -188,7 +225,7 @@ def grade(
     executor: Executor | None = None,
     profiles: Profiles | None = None,
     progress: Callable[[str], None] | None = None,
-) -> SubmissionRun:
+) -> GradeReport:
     """Grade one submission and write ``out_dir/<name>/result.json`` with its artifacts."""
     options = options or GradeOptions()
     say = progress or (lambda _msg: None)
@@ -199,6 +236,8 @@ def grade(
     data_root = profile.data_root(options.data_root or default_data_root())
     _check_data(profile, data_root)
     questions = tuple(q for q in load_questions() if not options.only or q.id in options.only)
+    rubric = load_rubric(options.rubric_file)
+    thresholds = load_thresholds(options.thresholds_file).for_profile(profile.name)
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="dlgrade-") as tmp:
         scratch = Path(tmp)
@@ -218,8 +257,10 @@ def grade(
                 seed=options.seed,
                 executor=executor or NbclientExecutor(),
             )
-            runs = asyncio.run(_run_all(questions, ctx, parallel))
-            result = SubmissionRun(
+            inputs = {spec.id: _inputs(spec, ctx) for spec in questions}
+            runs = asyncio.run(_run_all(questions, inputs, ctx, parallel))
+            scored = _score_all(questions, runs, inputs, ctx, rubric, thresholds)
+            run = SubmissionRun(
                 submission=submission,
                 profile=ProfileChoice(name=choice.name, reason=choice.reason),
                 questions=tuple(runs),
@@ -228,6 +269,7 @@ def grade(
                 seconds=time.monotonic() - started,
                 output_dir=out_dir / submission.name,
             )
+            result = grade_report(run, scored)
             write_result_json(result, staging / "result.json")
             _swap_into_place(staging, out_dir / submission.name)
         finally:

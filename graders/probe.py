@@ -65,6 +65,10 @@ def _validate(path: Path) -> str | None:
         return f"{path.name} is {size} bytes (limit {MAX_ARTIFACT_BYTES})"
     try:
         if path.suffix == ".npz":
+            with zipfile.ZipFile(path) as archive:  # a small npz may unpack to gigabytes
+                unpacked = sum(info.file_size for info in archive.infolist())
+            if unpacked > MAX_ARTIFACT_BYTES:
+                return f"{path.name} unpacks to {unpacked} bytes (limit {MAX_ARTIFACT_BYTES})"
             with np.load(path, allow_pickle=False) as data:
                 for key in data.files:
                     _ = data[key]
@@ -78,7 +82,10 @@ def _validate(path: Path) -> str | None:
 
 
 def _read_json(path: Path, default: object) -> object:
+    """A bookkeeping file of the probe, or ``default`` when it is absent, broken or too big."""
     try:
+        if path.stat().st_size > MAX_ARTIFACT_BYTES:
+            return default
         return json.loads(path.read_text(encoding="utf-8"))
     except (OSError, ValueError):
         return default
@@ -108,7 +115,16 @@ def collect(spec: QuestionSpec, run: KernelRun, sandbox: Sandbox, result_dir: Pa
     if out.is_dir():
         errors += _step_errors(_read_json(out / "probe_errors.json", []))
         files = sorted(p for p in out.iterdir() if p.is_file() and not p.is_symlink())
-        for path in [p for p in files if p.name not in _BOOKKEEPING][:MAX_ARTIFACTS]:
+        outputs = [p for p in files if p.name not in _BOOKKEEPING]
+        if len(outputs) > MAX_ARTIFACTS:
+            errors.append(
+                ProbeStepError(
+                    step="artifacts",
+                    kind="bad_value",
+                    message=f"{len(outputs)} probe files; only the first {MAX_ARTIFACTS} were kept",
+                )
+            )
+        for path in outputs[:MAX_ARTIFACTS]:
             problem = _validate(path)
             if problem:
                 errors.append(ProbeStepError(step=path.stem, kind="bad_value", message=problem))

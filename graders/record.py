@@ -116,7 +116,8 @@ def free_responses(nb: NotebookNode, ids: tuple[str, ...]) -> tuple[FreeResponse
     for cell in nb.cells:
         meta = cell.get("metadata", {})
         if cell.cell_type == "markdown" and "free_response" in meta.get("tags", []):
-            rid = meta.get("dlgrader", {}).get("id")
+            info = meta.get("dlgrader")  # students can edit metadata: it may be anything
+            rid = info.get("id") if isinstance(info, dict) else None
             if isinstance(rid, str):
                 found[rid] = cell.source
     out = []

@@ -32,7 +32,8 @@ FileMaker = bytes | Callable[[Path], None]
 def npz_bytes(**arrays: Any) -> bytes:
     """An ``.npz`` as the probe runtime writes it (``np.savez`` of numeric arrays)."""
     buf = io.BytesIO()
-    np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+    plain: dict[str, Any] = {k: np.asarray(v) for k, v in arrays.items()}
+    np.savez(buf, **plain)
     return buf.getvalue()
 
 

@@ -327,3 +327,61 @@ def test_a_text_file_is_an_invalid_submission(tmp_path, questions):
     text.write_text("42")
     with pytest.raises(InvalidSubmissionError, match=r"\.ipynb"):
         load_submission(text, tmp_path / "work", questions)
+
+
+def patched_zip(archive: Path, entries: dict[str, bytes], patch: str) -> None:
+    """Write stored entries, then damage the archive the way real-world zips come damaged."""
+    with zipfile.ZipFile(archive, "w", compression=zipfile.ZIP_STORED) as zf:
+        for name, content in entries.items():
+            zf.writestr(name, content)
+    data = bytearray(archive.read_bytes())
+    victim = data.find(b"PK\x03\x04")  # the first entry's local header, then its central one
+    central = data.find(b"PK\x01\x02")
+    if patch == "encrypted":  # general-purpose flag bit 0, as 7-Zip or `zip -e` set it
+        data[victim + 6] |= 1
+        data[central + 8] |= 1
+    elif patch == "unknown-method":  # method 99: WinZip AES
+        data[victim + 8 : victim + 10] = (99).to_bytes(2, "little")
+        data[central + 10 : central + 12] = (99).to_bytes(2, "little")
+    elif patch == "bad-crc":
+        start = data.find(b"DAMAGE-ME")
+        data[start : start + 9] = b"DAMAGED!!"
+    archive.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("patch", ["encrypted", "unknown-method", "bad-crc"])
+def test_an_entry_that_cannot_be_unpacked_is_a_problem_not_a_crash(
+    correct, tmp_path, questions, patch
+):
+    archive = tmp_path / "odd.zip"
+    entries = {
+        "q2_initialization.ipynb": b"DAMAGE-ME" + notebook_bytes(correct, "q2"),
+        "q1_step_network.ipynb": notebook_bytes(correct, "q1"),
+    }
+    patched_zip(archive, entries, patch)
+    sub = load(archive, tmp_path, questions)
+    assert assigned(sub) == {"q1": ("q1_step_network.ipynb", MatchedBy.NAME)}
+    assert [p.path for p in sub.problems] == ["q2_initialization.ipynb"]
+
+
+def test_a_zip_whose_file_and_folder_share_a_name_is_a_problem_not_a_crash(
+    correct, tmp_path, questions
+):
+    archive = tmp_path / "clash.zip"
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("work", b"a file")
+        zf.writestr("work/q4_numpy_backprop.ipynb", notebook_bytes(correct, "q4"))
+        zf.writestr("q1_step_network.ipynb", notebook_bytes(correct, "q1"))
+    sub = load(archive, tmp_path, questions)
+    assert set(assigned(sub)) == {"q1"}
+    assert [p.path for p in sub.problems] == ["work/q4_numpy_backprop.ipynb"]
+
+
+def test_a_symlinked_notebook_in_a_folder_is_not_followed(correct, tmp_path, questions):
+    secret = tmp_path / "secret" / "q4_numpy_backprop.ipynb"
+    secret.parent.mkdir()
+    shutil.copyfile(correct / "q4_numpy_backprop.ipynb", secret)
+    folder = make_folder(tmp_path, {"q1_step_network.ipynb": notebook_bytes(correct, "q1")})
+    (folder / "q4_numpy_backprop.ipynb").symlink_to(secret)
+    sub = load(folder, tmp_path, questions)
+    assert set(assigned(sub)) == {"q1"}

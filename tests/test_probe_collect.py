@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
 import os
+from collections.abc import Sequence
 from pathlib import Path
 
 import nbformat
@@ -50,7 +52,7 @@ def probe_left(
     box: sandbox.Sandbox,
     files: dict[str, bytes | object],
     *,
-    errors: list[object] | None = None,
+    errors: Sequence[object] | None = None,
     done: bool = True,
     step: str | None = None,
 ) -> None:
@@ -65,7 +67,7 @@ def probe_left(
         else:
             content(out / name)  # type: ignore[operator]
     if done:
-        (out / "probe_errors.json").write_bytes(json_bytes(errors or []))
+        (out / "probe_errors.json").write_bytes(json_bytes(list(errors or [])))
         (out / "probe_done.json").write_bytes(json_bytes({"written": sorted(files)}))
 
 
@@ -227,3 +229,26 @@ def test_the_probe_cell_is_valid_python_naming_the_sandbox_folders(spec, box):
     compile(source, "<probe cell>", "exec")
     assert str(box.probe_out) in source and str(box.probe_in) in source
     assert "import graders" not in source  # the kernel must never need the grader package
+
+
+# -- size caps on what the kernel leaves behind -----------------------------------------------
+
+
+def test_a_compressed_npz_that_unpacks_past_the_cap_is_rejected(spec, box, result_dir, monkeypatch):
+    monkeypatch.setattr(probe, "MAX_ARTIFACT_BYTES", 1 << 20)
+    buf = io.BytesIO()
+    np.savez_compressed(buf, zeros=np.zeros(16 << 20, dtype=np.uint8))  # 16 MiB -> ~16 KiB
+    assert len(buf.getvalue()) < probe.MAX_ARTIFACT_BYTES
+    probe_left(box, {"bomb.npz": buf.getvalue()})
+    record = probe.collect(spec, kernel_run(), box, result_dir)
+    assert record.artifacts == ()
+    assert [e.kind for e in record.errors] == ["bad_value"]
+
+
+def test_an_oversized_errors_file_is_not_read(spec, box, result_dir, monkeypatch):
+    monkeypatch.setattr(probe, "MAX_ARTIFACT_BYTES", 1 << 10)
+    errors = [{"step": f"s{i}", "kind": "raised", "message": "x" * 100} for i in range(50)]
+    probe_left(box, {}, errors=errors)
+    assert (box.probe_out / "probe_errors.json").stat().st_size > probe.MAX_ARTIFACT_BYTES
+    record = probe.collect(spec, kernel_run(), box, result_dir)
+    assert not any(e.step.startswith("s") for e in record.errors)

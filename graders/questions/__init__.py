@@ -13,12 +13,15 @@ import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from graders.config import Profile
 from graders.errors import ConfigError
+
+if TYPE_CHECKING:
+    from graders.check import CheckDef
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -60,6 +63,8 @@ class QuestionSpec:
     snapshot_names: tuple[str, ...] = ()
     """Globals copied the first time a cell defines them (e.g. Q4's initial weights)."""
     make_inputs: Callable[[ProbeContext], ProbeInputs] | None = None
+    checks: tuple[CheckDef, ...] = ()
+    """The question's tests (``checks.py`` beside it); points are in the rubric."""
     package_dir: Path
 
     @property

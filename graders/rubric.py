@@ -1,0 +1,98 @@
+"""The rubric: points and visibility per test, free-response items, loaded from TOML.
+
+Points live here and only here; a check says how much of its points a submission earned.
+``validate`` ties the rubric to the checks the questions declare, so a renamed check or a
+forgotten rubric line is caught by the test suite, not by a student.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+
+from graders.config import CONFIG_DIR
+from graders.errors import ConfigError
+from graders.models import Visibility
+
+
+@dataclass(frozen=True, kw_only=True)
+class TestEntry:
+    id: str
+    points: float
+    visibility: Visibility
+
+
+@dataclass(frozen=True, kw_only=True)
+class ManualEntry:
+    question: str
+    id: str
+    title: str
+    points: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class Rubric:
+    source: Path
+    tests: Mapping[str, TestEntry]
+    manual: Mapping[str, tuple[ManualEntry, ...]]
+    hidden_visibility: Visibility
+
+    def entry(self, test_id: str) -> TestEntry:
+        try:
+            return self.tests[test_id]
+        except KeyError:
+            raise ConfigError(f"test {test_id!r} has no rubric entry", path=self.source) from None
+
+    def question_points(self, question: str) -> float:
+        return sum(t.points for t in self.tests.values() if t.id.startswith(question + "."))
+
+
+def load_rubric(path: Path | None = None) -> Rubric:
+    source = path or CONFIG_DIR / "rubric.toml"
+    try:
+        raw = tomllib.loads(source.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise ConfigError("rubric file not found", path=source) from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML: {exc}", path=source) from None
+    settings = raw.pop("settings", {})
+    tests: dict[str, TestEntry] = {}
+    manual: dict[str, tuple[ManualEntry, ...]] = {}
+    try:
+        for qid, body in raw.items():
+            for key, entry in body.get("tests", {}).items():
+                vis = Visibility(entry.get("visibility", "visible"))
+                tests[f"{qid}.{key}"] = TestEntry(
+                    id=f"{qid}.{key}", points=float(entry["points"]), visibility=vis
+                )
+            manual[qid] = tuple(
+                ManualEntry(
+                    question=qid, id=mid, title=str(m.get("title", mid)), points=float(m["points"])
+                )
+                for mid, m in body.get("manual", {}).items()
+            )
+        hidden = Visibility(settings.get("hidden_visibility", "after_published"))
+    except (KeyError, ValueError, TypeError, AttributeError) as exc:
+        raise ConfigError(f"malformed rubric entry: {exc!r}", path=source) from None
+    return Rubric(
+        source=source,
+        tests=MappingProxyType(tests),
+        manual=MappingProxyType(manual),
+        hidden_visibility=hidden,
+    )
+
+
+def validate(rubric: Rubric, declared: Mapping[str, tuple[str, ...]]) -> None:
+    """Every declared check has an entry and every entry a check (per question id)."""
+    declared_ids = {cid for ids in declared.values() for cid in ids}
+    missing = sorted(declared_ids - set(rubric.tests))
+    extra = sorted(set(rubric.tests) - declared_ids)
+    if missing or extra:
+        raise ConfigError(
+            f"rubric and checks disagree: checks without points {missing}, "
+            f"points without checks {extra}",
+            path=rubric.source,
+        )

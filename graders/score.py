@@ -1,0 +1,75 @@
+"""The score step: check outcomes and the rubric -> QuestionResult -> GradeReport."""
+
+from __future__ import annotations
+
+from graders.check import CheckContext, CheckDef, run_check
+from graders.models import (
+    CheckResult,
+    CheckStatus,
+    GradeReport,
+    ManualItem,
+    QuestionResult,
+    SubmissionRun,
+)
+from graders.rubric import Rubric
+
+
+def _status(fraction: float, crashed: bool) -> CheckStatus:
+    if crashed:
+        return CheckStatus.ERROR
+    if fraction >= 1.0:
+        return CheckStatus.PASSED
+    return CheckStatus.PARTIAL if fraction > 0 else CheckStatus.FAILED
+
+
+def score_check(definition: CheckDef, ctx: CheckContext, rubric: Rubric) -> CheckResult:
+    entry = rubric.entry(definition.id)
+    outcome, crashed = run_check(definition, ctx)
+    return CheckResult(
+        question=ctx.run.question,
+        id=definition.id,
+        title=definition.title,
+        score=round(entry.points * outcome.fraction, 3),
+        max_score=entry.points,
+        status=_status(outcome.fraction, crashed),
+        visibility=entry.visibility,
+        message=outcome.message,
+        hint=outcome.hint,
+        details=dict(outcome.details),
+    )
+
+
+def score_question(
+    checks: tuple[CheckDef, ...], ctx: CheckContext, rubric: Rubric
+) -> QuestionResult:
+    results = tuple(score_check(d, ctx, rubric) for d in checks)
+    answers = {fr.id: fr for fr in ctx.run.free_responses}
+    manual = tuple(
+        ManualItem(
+            question=m.question,
+            id=m.id,
+            title=m.title,
+            max_score=m.points,
+            answered=answers[m.id].answered if m.id in answers else False,
+            text=answers[m.id].text if m.id in answers else "",
+        )
+        for m in rubric.manual.get(ctx.run.question, ())
+    )
+    return QuestionResult(
+        question=ctx.run.question,
+        title=ctx.run.title,
+        score=round(sum(r.score for r in results), 3),
+        max_score=sum(r.max_score for r in results),
+        checks=results,
+        manual=manual,
+    )
+
+
+def grade_report(run: SubmissionRun, questions: tuple[QuestionResult, ...]) -> GradeReport:
+    return GradeReport(
+        run=run,
+        questions=questions,
+        score=round(sum(q.score for q in questions), 3),
+        max_score=sum(q.max_score for q in questions),
+        manual_max_score=sum(m.max_score for q in questions for m in q.manual),
+    )

@@ -1,0 +1,87 @@
+"""`grade` on the two reference submissions, with real kernels and the quick profile.
+
+all_correct must yield every probe artifact of every question with no cell error; blank must
+yield, per question, a clear message and no crash.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from graders.cli import main
+from graders.models import GradeReport, ProbeStatus, RunStatus
+from graders.pipeline import GradeOptions, grade
+
+pytestmark = pytest.mark.kernel
+
+SUBMISSIONS = Path(__file__).resolve().parents[1] / "fixtures" / "submissions"
+ARTIFACTS = {
+    "q1": {"step", "box_network", "box_approximation"},
+    "q2": {"formulas"},
+    "q3": {
+        "model_summary",
+        "state_dict",
+        "histories",
+        "samples",
+        "sample_probabilities",
+        "reference_logits",
+        "test_logits",
+    },
+    "q4": {"helpers", "final", "layout", "init", "forward", "forward_meta", "train_step"},
+}
+
+
+@pytest.fixture(scope="module")
+def correct(tmp_path_factory: pytest.TempPathFactory) -> tuple[GradeReport, Path]:
+    out = tmp_path_factory.mktemp("out")
+    return grade(SUBMISSIONS / "all_correct", out, GradeOptions(profile="quick")), out
+
+
+def test_all_correct_runs_cleanly_and_yields_every_artifact(correct: tuple[GradeReport, Path]) -> None:
+    report, out = correct
+    for q in report.run.questions:
+        assert q.execution.status is RunStatus.OK, q.execution.message
+        assert q.probe.status is ProbeStatus.OK, q.probe.errors
+        assert {a.name for a in q.probe.artifacts} == ARTIFACTS[q.question]
+        for artifact in q.probe.artifacts:
+            assert (out / "all_correct" / artifact.path).is_file()
+
+
+def test_result_json_is_written_with_the_profile_and_why(correct: tuple[GradeReport, Path]) -> None:
+    _, out = correct
+    data = json.loads((out / "all_correct" / "result.json").read_text())
+    assert data["run"]["profile"] == {"name": "quick", "reason": "requested explicitly ('quick')"}
+    assert [q["question"] for q in data["questions"]] == ["q1", "q2", "q3", "q4"]
+    assert not list(out.glob(".*partial*"))
+
+
+def test_all_correct_scores_full_marks(correct: tuple[GradeReport, Path]) -> None:
+    report, _ = correct
+    for q in report.questions:
+        failing = [(c.id, c.message) for c in q.checks if c.score < c.max_score]
+        assert not failing, failing
+    assert report.score == report.max_score > 0
+
+
+def test_blank_gives_a_message_per_question_and_no_crash(tmp_path: Path) -> None:
+    report = grade(SUBMISSIONS / "blank", tmp_path, GradeOptions(profile="quick"))
+    for q in report.run.questions:
+        assert q.execution.status is RunStatus.CELL_ERRORS
+        assert "NotImplementedError" in q.execution.message
+        assert q.probe.errors, f"{q.question}: the probe should say what it could not find"
+    for q in report.questions:
+        assert q.score == 0, [(c.id, c.score) for c in q.checks]
+        assert all(c.message for c in q.checks)
+
+
+def test_cli_grade_exit_code_and_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    notebook = SUBMISSIONS / "all_correct" / "q2_initialization.ipynb"
+    code = main(["grade", str(notebook), "--profile", "quick", "--out", str(tmp_path)])
+    printed = capsys.readouterr().out
+    assert code == 0
+    assert "q2 Choosing the scale of initialization" in printed
+    assert "q1 Step-activation networks: 0 /" in printed  # not submitted: no points, no crash
+    assert (tmp_path / "q2_initialization" / "result.json").is_file()

@@ -1,0 +1,245 @@
+"""The whole pipeline with a scripted kernel: what lands in result.json, and what never does."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import numpy as np
+import pytest
+from fakes import FakeExecutor, Script, json_bytes, npz_bytes, pickled_npz_bytes
+
+from graders.config import FIXTURE_DATA_ROOT, Profile
+from graders.models import GradeReport, ProbeStatus, QuestionRun, RunStatus
+from graders.pipeline import GradeOptions, grade
+from graders.record import free_responses
+from graders.render.json_result import to_plain
+
+QUICK = GradeOptions(profile="quick")
+
+
+@pytest.fixture
+def correct(fixture_submissions: Path) -> Path:
+    return fixture_submissions / "all_correct"
+
+
+def result_json(out: Path, name: str = "all_correct") -> dict[str, Any]:
+    return json.loads((out / name / "result.json").read_text(encoding="utf-8"))
+
+
+def runs(report: GradeReport) -> dict[str, QuestionRun]:
+    """What each question's kernel and probe produced, by question id."""
+    return {q.question: q for q in report.run.questions}
+
+
+def tree(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+def code_cells(notebook: Path) -> list[int]:
+    nb = nbformat.read(str(notebook), as_version=4)
+    return [i for i, c in enumerate(nb.cells) if c.cell_type == "code"]
+
+
+def cell_source(notebook: Path, index: int) -> str:
+    return str(nbformat.read(str(notebook), as_version=4).cells[index].source)
+
+
+def test_result_json_has_one_entry_per_question(correct, tmp_path, questions):
+    report = grade(correct, tmp_path / "out", QUICK, executor=FakeExecutor())
+    written = result_json(tmp_path / "out")
+    assert written.pop("schema_version") >= 1
+    assert written == json.loads(json.dumps(to_plain(report)))  # the report, nothing else
+    assert [q["question"] for q in written["questions"]] == [q.id for q in questions]
+    assert list(runs(report)) == [q.id for q in questions]
+    assert report.run.profile.name == "quick" and "quick" in report.run.profile.reason
+    for qrun in report.run.questions:
+        assert qrun.execution.status is RunStatus.OK
+        assert qrun.probe.status is ProbeStatus.OK
+        executed = tmp_path / "out" / "all_correct" / str(qrun.execution.executed_notebook)
+        nbformat.validate(nbformat.read(str(executed), as_version=4))
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["all_correct"]
+
+
+def test_every_kernel_gets_the_quick_profiles_parameters_and_its_probe_inputs(
+    correct, tmp_path, quick_profile: Profile
+):
+    fake = FakeExecutor()
+    report = grade(correct, tmp_path / "out", QUICK, executor=fake)
+    assert sorted(job.question for job in fake.jobs) == ["q1", "q2", "q3", "q4"]
+    for job in fake.jobs:
+        params = job.prepared.parameters
+        assert params["DATA_ROOT"] == str(FIXTURE_DATA_ROOT)  # the committed slices
+        assert params["DEVICE"] == "cpu"
+        assert quick_profile.parameters_for(job.question).items() <= params.items()
+        assert job.limits == quick_profile.limits
+        assert "inputs.json" in fake.inputs_seen[job.question]
+        assert not job.sandbox.workdir.exists()  # the kernel's folder is gone afterwards
+    recorded = runs(report)["q4"].execution.parameters
+    assert recorded["EPOCHS"] == quick_profile.parameters_for("q4")["EPOCHS"]
+
+
+def test_grading_never_touches_the_submitted_folder(correct, tmp_path):
+    source = tmp_path / "student"
+    shutil.copytree(correct, source)
+    before = tree(source)
+    grade(source, tmp_path / "out", QUICK, executor=FakeExecutor())
+    assert tree(source) == before
+
+
+def test_a_missing_notebook_is_not_run_with_a_message_naming_the_expected_file(correct, tmp_path):
+    source = tmp_path / "partial"
+    source.mkdir()
+    for name in ("q1_step_network", "q2_initialization", "q3_fashion_mlp"):
+        shutil.copyfile(correct / f"{name}.ipynb", source / f"{name}.ipynb")
+    fake = FakeExecutor()
+    q4 = runs(grade(source, tmp_path / "out", QUICK, executor=fake))["q4"]
+    assert q4.execution.status is RunStatus.NOT_RUN
+    assert q4.probe.status is ProbeStatus.NOT_RUN
+    assert "q4_numpy_backprop.ipynb" in q4.execution.message
+    assert q4.notebook is None
+    assert "q4" in [q["question"] for q in result_json(tmp_path / "out", "partial")["questions"]]
+    assert sorted(job.question for job in fake.jobs) == ["q1", "q2", "q3"]
+
+
+def test_an_unreadable_notebook_is_not_run_and_says_why(correct, tmp_path):
+    source = tmp_path / "broken"
+    shutil.copytree(correct, source)
+    (source / "q2_initialization.ipynb").write_text('{"cells": [', encoding="utf-8")
+    report = grade(source, tmp_path / "out", QUICK, executor=FakeExecutor())
+    q2 = runs(report)["q2"].execution
+    assert q2.status is RunStatus.NOT_RUN
+    assert q2.message.startswith("q2_initialization.ipynb: not a readable notebook")
+    assert [p.path for p in report.run.submission.problems] == ["q2_initialization.ipynb"]
+    assert runs(report)["q1"].execution.status is RunStatus.OK
+
+
+def test_a_crash_mid_grade_keeps_the_previous_result_and_leaves_no_partial_folder(
+    correct, tmp_path
+):
+    out = tmp_path / "out"
+    grade(correct, out, QUICK, executor=FakeExecutor())
+    before = tree(out / "all_correct")
+    crashing = FakeExecutor({"q3": Script(raises=RuntimeError("harness fault"))})
+    with pytest.raises(RuntimeError, match="harness fault"):
+        grade(correct, out, QUICK, executor=crashing)
+    assert tree(out / "all_correct") == before
+    assert sorted(p.name for p in out.iterdir()) == ["all_correct"]  # no .partial-*, no .old-*
+
+
+def test_a_crash_on_the_first_grade_leaves_nothing(correct, tmp_path):
+    out = tmp_path / "out"
+    crashing = FakeExecutor({"q1": Script(raises=RuntimeError("harness fault"))})
+    with pytest.raises(RuntimeError):
+        grade(correct, out, QUICK, executor=crashing)
+    assert list(out.iterdir()) == []
+
+
+def test_a_regrade_replaces_the_previous_result_whole(correct, tmp_path):
+    out = tmp_path / "out"
+    first = FakeExecutor({"q1": Script(probe_files={"old.json": json_bytes(1)})})
+    grade(correct, out, QUICK, executor=first)
+    assert (out / "all_correct" / "artifacts" / "q1" / "old.json").is_file()
+    grade(correct, out, QUICK, executor=FakeExecutor())
+    assert not (out / "all_correct" / "artifacts").exists()  # nothing of the old run survives
+    assert sorted(p.name for p in out.iterdir()) == ["all_correct"]
+
+
+def later_code_cells(correct: Path) -> list[int]:
+    """q4 code cells after its parameters cell: two injected cells precede them."""
+    return [i for i in code_cells(correct / "q4_numpy_backprop.ipynb") if i > 3]
+
+
+@pytest.mark.parametrize("which", [0, -1], ids=["first-after-parameters", "last"])
+def test_a_cell_error_is_reported_at_the_students_own_cell_index(correct, tmp_path, which):
+    notebook = correct / "q4_numpy_backprop.ipynb"
+    index = later_code_cells(correct)[which]
+    fake = FakeExecutor({"q4": Script(error_cells={index: ("ValueError", "shapes do not align")})})
+    execution = runs(grade(correct, tmp_path / "out", QUICK, executor=fake))["q4"].execution
+    assert execution.status is RunStatus.CELL_ERRORS
+    [error] = execution.cell_errors
+    assert error.cell_index == index
+    assert error.ename == "ValueError" and error.evalue == "shapes do not align"
+    source_lines = cell_source(notebook, index).splitlines()
+    assert error.source_excerpt.splitlines()[0] == source_lines[0]
+    assert len(error.source_excerpt.splitlines()) <= min(len(source_lines), 6) + 1
+    assert f"Cell {index} raised ValueError" in execution.message
+    assert execution.cells_total == len(code_cells(notebook))
+    assert execution.cells_run == len(code_cells(notebook))
+
+
+def test_a_dead_kernel_is_reported_at_the_students_cell_and_skips_the_probe(correct, tmp_path):
+    notebook = correct / "q4_numpy_backprop.ipynb"
+    index = later_code_cells(correct)[1]
+    fake = FakeExecutor({"q4": Script(died_at=index)})
+    q4 = runs(grade(correct, tmp_path / "out", QUICK, executor=fake))["q4"]
+    assert q4.execution.status is RunStatus.KERNEL_DIED
+    assert f"cell {index}" in q4.execution.message
+    assert q4.execution.cells_run == len([i for i in code_cells(notebook) if i <= index])
+    assert q4.probe.status is ProbeStatus.FAILED
+    assert "q4" not in fake.inputs_seen  # the inputs are written only for a probe that runs
+
+
+def test_a_total_timeout_names_the_cell_and_counts_what_ran(correct, tmp_path):
+    notebook = correct / "q4_numpy_backprop.ipynb"
+    index = later_code_cells(correct)[2]
+    fake = FakeExecutor({"q4": Script(total_timeout_at=index)})
+    execution = runs(grade(correct, tmp_path / "out", QUICK, executor=fake))["q4"].execution
+    assert execution.status is RunStatus.TIMEOUT
+    assert execution.timed_out_cells == (index,)
+    assert execution.cells_run == len([i for i in code_cells(notebook) if i <= index])
+
+
+def test_pickled_probe_output_never_reaches_the_result_folder(correct, tmp_path):
+    files = {"good.npz": npz_bytes(x=np.arange(3)), "evil.npz": pickled_npz_bytes()}
+    fake = FakeExecutor({"q1": Script(probe_files=files)})
+    probe = runs(grade(correct, tmp_path / "out", QUICK, executor=fake))["q1"].probe
+    assert [a.name for a in probe.artifacts] == ["good"]
+    assert [(e.step, e.kind) for e in probe.errors] == [("evil", "bad_value")]
+    assert probe.status is ProbeStatus.PARTIAL
+    assert sorted(p.name for p in (tmp_path / "out" / "all_correct").rglob("*.npz")) == ["good.npz"]
+
+
+def test_an_unfinished_probe_is_failed_with_its_step(correct, tmp_path):
+    script = Script(
+        probe_finishes=False, progress_step="train_one_sample", probe_message="probe timed out"
+    )
+    report = grade(correct, tmp_path / "out", QUICK, executor=FakeExecutor({"q4": script}))
+    probe = runs(report)["q4"].probe
+    assert probe.status is ProbeStatus.FAILED
+    assert "train_one_sample" in probe.message and "probe timed out" in probe.message
+
+
+@pytest.mark.parametrize(("scenario", "answered"), [("all_correct", True), ("blank", False)])
+def test_free_responses_are_collected_for_manual_grading(
+    fixture_submissions, tmp_path, questions, scenario, answered
+):
+    source = fixture_submissions / scenario
+    report = grade(source, tmp_path / "out", QUICK, executor=FakeExecutor())
+    for spec in questions:
+        responses = runs(report)[spec.id].free_responses
+        assert [r.id for r in responses] == list(spec.free_response_ids)
+        assert all(r.answered is answered for r in responses)
+
+
+def free_response_cell(text: str, info: object) -> nbformat.NotebookNode:
+    cell = nbformat.v4.new_markdown_cell(text)
+    cell.metadata["tags"] = ["free_response"]
+    cell.metadata["dlgrader"] = info
+    return cell
+
+
+def test_free_responses_tolerate_metadata_a_student_mangled():
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            free_response_cell("**Your answer (a):**\n\nBecause sigma(0) = 0.", {"id": "a"}),
+            free_response_cell("**Your answer (b):**\n\nYOUR ANSWER HERE", {"id": "b"}),
+            free_response_cell("**Your answer (c):**\n\nMy answer.", "c"),  # not a table
+            free_response_cell("Untagged id", {"id": 3}),
+        ]
+    )
+    answers = {r.id: r.answered for r in free_responses(nb, ("a", "b", "c"))}
+    assert answers == {"a": True, "b": False, "c": False}
