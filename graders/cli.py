@@ -7,7 +7,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from graders import calibrate as calibrate_command
 from graders import data as data_command
+from graders import selfcheck
 from graders.errors import GraderError
 from graders.pipeline import GradeOptions, grade
 from graders.render.summary import print_report_summary
@@ -70,6 +72,18 @@ def build_parser() -> argparse.ArgumentParser:
         "--parallel", type=int, default=None, help="kernels at once (default: one per question)"
     )
     p_grade.set_defaults(func=_grade)
+
+    p_check = sub.add_parser(
+        "check", help="student self-check: the public tests with the quick profile"
+    )
+    selfcheck.add_arguments(p_check)
+    p_check.set_defaults(func=selfcheck.cli_check)
+
+    p_cal = sub.add_parser(
+        "calibrate", help="set a profile's pass thresholds from reference runs over seeds"
+    )
+    calibrate_command.add_arguments(p_cal)
+    p_cal.set_defaults(func=calibrate_command.run)
     return parser
 
 

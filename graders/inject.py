@@ -23,6 +23,8 @@ import nbformat
 from nbformat import NotebookNode
 
 INJECTED_TAG = "dlgrader-injected"
+SKIP_TAGS = frozenset({"dlgrade-selfcheck", "dlgrader-skip"})
+"""Cells the grader does not run (a student's self-check call would start a grading inside one)."""
 SNAPSHOTS_NAME = "__dlgrader_snapshots__"
 
 
@@ -120,6 +122,8 @@ def prepare(
         if cell.cell_type == "code":
             cell.outputs = []
             cell.execution_count = None
+            if SKIP_TAGS & set(cell.get("metadata", {}).get("tags", [])):
+                cell.source = "# (a self-check cell: not run by the grader)"
     params_at = find_parameters_cell(nb)
     cells: list[NotebookNode] = [_grader_cell(preamble)]
     origin: list[int | None] = [None]

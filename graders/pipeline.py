@@ -41,6 +41,7 @@ from graders.models import (
     RunStatus,
     Submission,
     SubmissionRun,
+    Visibility,
 )
 from graders.questions import ProbeContext, ProbeInputs, QuestionSpec, load_questions
 from graders.record import execution_record, free_responses
@@ -66,6 +67,8 @@ class GradeOptions:
     """Kernels at once; default: one per question."""
     seed: int = 0
     rubric_file: Path | None = None
+    public_only: bool = False
+    """Run only the visible tests (students' self-check); hidden ones are neither run nor shown."""
     thresholds_file: Path | None = None
 
 
@@ -191,6 +194,7 @@ def _score_all(
     ctx: _RunContext,
     rubric: Rubric,
     thresholds: Mapping[str, float],
+    public_only: bool,
 ) -> tuple[QuestionResult, ...]:
     """The checks, in the grader's own process, after every kernel is gone."""
     results = []
@@ -203,7 +207,10 @@ def _score_all(
             thresholds=thresholds,
             data_root=ctx.data_root,
         )
-        results.append(score_question(spec.checks, check_ctx, rubric))
+        checks = spec.checks
+        if public_only:
+            checks = tuple(c for c in checks if rubric.entry(c.id).visibility is Visibility.VISIBLE)
+        results.append(score_question(checks, check_ctx, rubric))
     return tuple(results)
 
 
@@ -235,17 +242,19 @@ def grade(
     profile, choice = choose_profile(profiles, options.profile)
     data_root = profile.data_root(options.data_root or default_data_root())
     _check_data(profile, data_root)
-    questions = tuple(q for q in load_questions() if not options.only or q.id in options.only)
+    all_questions = load_questions()
+    questions = tuple(q for q in all_questions if not options.only or q.id in options.only)
     rubric = load_rubric(options.rubric_file)
     thresholds = load_thresholds(options.thresholds_file).for_profile(profile.name)
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="dlgrade-") as tmp:
         scratch = Path(tmp)
-        submission = load_submission(source, scratch, questions)
+        # Match against every question, so a notebook of an unselected one is not "unknown".
+        submission = load_submission(source, scratch, all_questions)
         staging = out_dir / f".{submission.name}.partial-{secrets.token_hex(4)}"
         staging.mkdir()
         try:
-            parallel = options.parallel or max(1, len(submission.notebooks))
+            parallel = options.parallel or max(1, len(questions))
             say(f"grading {submission.name} with profile {choice.name} ({choice.reason})")
             ctx = _RunContext(
                 submission=submission,
@@ -253,13 +262,15 @@ def grade(
                 data_root=data_root,
                 scratch=scratch,
                 result_dir=staging,
-                threads=sandbox.thread_share(min(parallel, len(submission.notebooks) or 1)),
+                threads=sandbox.thread_share(min(parallel, len(questions) or 1)),
                 seed=options.seed,
                 executor=executor or NbclientExecutor(),
             )
             inputs = {spec.id: _inputs(spec, ctx) for spec in questions}
             runs = asyncio.run(_run_all(questions, inputs, ctx, parallel))
-            scored = _score_all(questions, runs, inputs, ctx, rubric, thresholds)
+            scored = _score_all(
+                questions, runs, inputs, ctx, rubric, thresholds, options.public_only
+            )
             run = SubmissionRun(
                 submission=submission,
                 profile=ProfileChoice(name=choice.name, reason=choice.reason),

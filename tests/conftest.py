@@ -33,3 +33,13 @@ def quick_profile() -> Profile:
 def questions() -> tuple[QuestionSpec, ...]:
     """Every question of the assignment, in order."""
     return load_questions()
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    """``--update-goldens``: rewrite tests/goldens/* instead of comparing with them."""
+    parser.addoption(
+        "--update-goldens",
+        action="store_true",
+        default=False,
+        help="rewrite tests/goldens/* from the current renderers instead of comparing with them",
+    )

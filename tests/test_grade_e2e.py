@@ -40,7 +40,9 @@ def correct(tmp_path_factory: pytest.TempPathFactory) -> tuple[GradeReport, Path
     return grade(SUBMISSIONS / "all_correct", out, GradeOptions(profile="quick")), out
 
 
-def test_all_correct_runs_cleanly_and_yields_every_artifact(correct: tuple[GradeReport, Path]) -> None:
+def test_all_correct_runs_cleanly_and_yields_every_artifact(
+    correct: tuple[GradeReport, Path],
+) -> None:
     report, out = correct
     for q in report.run.questions:
         assert q.execution.status is RunStatus.OK, q.execution.message
@@ -77,7 +79,9 @@ def test_blank_gives_a_message_per_question_and_no_crash(tmp_path: Path) -> None
         assert all(c.message for c in q.checks)
 
 
-def test_cli_grade_exit_code_and_summary(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_cli_grade_exit_code_and_summary(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     notebook = SUBMISSIONS / "all_correct" / "q2_initialization.ipynb"
     code = main(["grade", str(notebook), "--profile", "quick", "--out", str(tmp_path)])
     printed = capsys.readouterr().out

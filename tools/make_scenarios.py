@@ -1,7 +1,7 @@
 """Write every scenario submission and the one file of expected scores.
 
-    python tools/make_scenarios.py            # (re)write fixtures/submissions/<scenario>/ + expected.toml
-    python tools/make_scenarios.py --check    # exit 1 if anything committed is stale
+    python tools/make_scenarios.py           # write the scenario folders and expected.toml
+    python tools/make_scenarios.py --check   # exit 1 if anything committed is stale
 
 The expected scores of the questions a scenario does not touch are full marks from the rubric,
 so the file states, per scenario, every question's score.
@@ -93,7 +93,9 @@ def expected_toml(scenarios: list[Scenario]) -> str:
         lines += [f"{q} = {s.expected_scores.get(q, full[q]):g}" for q in QUESTIONS]
         if s.expected_failures:
             lines.append(f"[{s.name}.messages]")
-            lines += [f"{json.dumps(k)} = {json.dumps(v)}" for k, v in sorted(s.expected_failures.items())]
+            lines += [
+                f"{json.dumps(k)} = {json.dumps(v)}" for k, v in sorted(s.expected_failures.items())
+            ]
         lines.append("")
     return "\n".join(lines)
 

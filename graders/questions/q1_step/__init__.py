@@ -7,6 +7,7 @@ from pathlib import Path
 import numpy as np
 
 from graders.questions import ProbeContext, ProbeInputs, QuestionSpec
+from graders.questions.q1_step import checks
 
 # Smooth bounded functions the grader may hand to the student's approximator (part b). The
 # probe sees only the chosen expressions, at probe time, after the student's code has run.
@@ -17,7 +18,10 @@ FUNCTION_POOL = (
     "x ** 3 / {B} ** 3 - 0.5 * x / {B}",
     "1.0 / (1.0 + {a} * x ** 2)",
 )
-APPROX_NS = (4, 8, 16, 32, 64, 128)
+APPROX_NS = (16, 32, 64, 128, 256, 512)
+"""Box counts for part (b). They start at 16 because the O(1/n) regime starts late for the
+pool's fastest functions: from n = 4, a correct left-endpoint approximation of sin(2x) on
+[-3, 3] fits a log-log slope of only -0.76; from 16 the worst correct variant fits -0.96."""
 
 
 def make_inputs(ctx: ProbeContext) -> ProbeInputs:
@@ -51,5 +55,6 @@ SPEC = QuestionSpec(
     content_markers=("box_network", "box_approximation", "network_output"),
     free_response_ids=("q1a", "q1b", "q1c"),
     make_inputs=make_inputs,
+    checks=checks.CHECKS,
     package_dir=Path(__file__).resolve().parent,
 )

@@ -26,11 +26,30 @@ def network_arrays(params, what):
     return {n: as_array(p, f"{what}: {n}") for n, p in zip(names, params, strict=False)}
 
 
+def step_values(step, u):
+    """step at every u: one vectorised call, or one call per number for a scalar-only step.
+
+    ``1.0 if u > 0 else 0.0`` is a correct answer too; it just cannot take an array.
+    """
+    try:
+        y = as_array(step(u.copy()), "step(u)")
+        if y.size == u.size:
+            return y.reshape(u.shape), False
+    except Exception:  # a scalar-only step raises on an array; try it number by number
+        pass
+    values = [as_array(step(float(v)), f"step({float(v)!r})").reshape(-1) for v in u]
+    bad = [float(v) for v, y in zip(u, values, strict=True) if y.size != 1]
+    if bad:
+        raise BadValue(f"step({bad[0]!r}) did not return one number")
+    return np.array([float(y[0]) for y in values]), True
+
+
 def probe(ctx):
     with ctx.step("step"):
         step = ctx.get("step", callable_=True)
         u = ctx.arrays["step_u"]
-        ctx.save_arrays("step", {"u": u, "y": as_array(step(u.copy()), "step(u)")})
+        y, elementwise = step_values(step, u)
+        ctx.save_arrays("step", {"u": u, "y": y, "elementwise": np.array(elementwise)})
 
     box_network = None
     with ctx.step("box_network"):

@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from graders.questions import ProbeContext, ProbeInputs, QuestionSpec
+from graders.questions.q2_init import checks
 
 FUNCTIONS: dict[str, tuple[str, ...]] = {
     "activation_variance": ("n_in", "sigma2", "v2"),
@@ -15,9 +16,19 @@ FUNCTIONS: dict[str, tuple[str, ...]] = {
     "xavier_variance": ("n_in", "n_out"),
 }
 POINTS = 6
+"""Random points per formula, from the whole range a layer's width can take."""
+STACK_DEPTH = 10
+STACK_WIDTHS = (48, 160)
+"""Widths of the Monte-Carlo stack: small enough to simulate in well under a second, wide
+enough that a correct rule's measured signal stays within a few percent of its input's."""
 
 
 def make_inputs(ctx: ProbeContext) -> ProbeInputs:
+    """Random points for the closed forms, plus the points the Monte-Carlo stack needs.
+
+    The stack's widths are drawn here so that the probe can ask the student's own rules for
+    their values at exactly those widths; the checks then simulate with those numbers.
+    """
     rng = ctx.rng
 
     def draw(arg: str) -> float | int:
@@ -31,7 +42,16 @@ def make_inputs(ctx: ProbeContext) -> ProbeInputs:
         name: [[draw(a) for a in args] for _ in range(POINTS if args else 1)]
         for name, args in FUNCTIONS.items()
     }
-    return ProbeInputs(values={"calls": calls})
+    low, high = STACK_WIDTHS
+    stack = {
+        "widths": [int(w) for w in rng.integers(low, high + 1, size=STACK_DEPTH + 1)],
+        "square": int(rng.integers(low, high + 1)),
+        "seed": int(rng.integers(2**31)),
+    }
+    for name, needed in checks.stack_calls(stack).items():
+        extra: list[list[float | int]] = [[*a] for a in needed if a not in calls[name]]
+        calls[name] += extra
+    return ProbeInputs(values={"calls": calls, "stack": stack})
 
 
 SPEC = QuestionSpec(
@@ -43,5 +63,6 @@ SPEC = QuestionSpec(
     content_markers=tuple(FUNCTIONS),
     free_response_ids=("q2a", "q2b", "q2c", "q2d", "q2e"),
     make_inputs=make_inputs,
+    checks=checks.CHECKS,
     package_dir=Path(__file__).resolve().parent,
 )

@@ -2,7 +2,17 @@
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # defined by the probe runtime the cell runs first; never imported in the kernel
-    from graders.probe_runtime import as_array
+    from graders.probe_runtime import BadValue, as_array
+
+
+def one_number(value, what):
+    """A formula's value as a float: numpy scalars, 0-d arrays, tensors and [x] all count."""
+    if value is None:
+        raise BadValue(f"{what} returned None (is a `return` missing?)")
+    array = as_array(value, what)
+    if array.size != 1:
+        raise BadValue(f"{what} returned {array.size} numbers (shape {array.shape}), expected one")
+    return float(array.reshape(-1)[0])
 
 
 def probe(ctx):
@@ -16,8 +26,9 @@ def probe(ctx):
         values = []
         for args in calls:
             value = None
-            with ctx.step(f"{name}{tuple(args)}"):
-                value = float(as_array(fn(*args), f"{name}{tuple(args)}").reshape(-1)[0])
+            shown = ", ".join(str(a) for a in args)
+            with ctx.step(f"{name}[{shown}]"):
+                value = one_number(fn(*args), f"{name}({shown})")
             values.append(value)
         results[name] = {"args": calls, "values": values}
     ctx.save_json("formulas", results)

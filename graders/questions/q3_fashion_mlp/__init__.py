@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from graders.questions import ProbeContext, ProbeInputs, QuestionSpec
+from graders.questions.q3_fashion_mlp import checks
 from reference.datasets import find_file, load_split, raw_dir
 
 LAYERS = (784, 256, 128, 64, 10)
@@ -49,5 +50,6 @@ SPEC = QuestionSpec(
     free_response_ids=("q3_observations", "q3_test_vs_train"),
     uses_torch=True,
     make_inputs=make_inputs,
+    checks=checks.CHECKS,
     package_dir=Path(__file__).resolve().parent,
 )

@@ -92,7 +92,7 @@ def probe(ctx):
         for key in ("train_loss_history", "test_loss_history", "test_accuracy_history"):
             if key in ctx.ns:
                 histories[key] = [float(as_array(v, key).reshape(-1)[0]) for v in ctx.ns[key]]
-        for key in ("EPOCHS", "TRAIN_LIMIT", "DEVICE"):
+        for key in ("EPOCHS", "TRAIN_LIMIT", "DEVICE", "BATCH_SIZE"):
             if key in ctx.ns:
                 histories[key] = (
                     ctx.ns[key]

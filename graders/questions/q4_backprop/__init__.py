@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from graders.questions import ProbeContext, ProbeInputs, QuestionSpec
+from graders.questions.q4_backprop import checks
 from reference.datasets import load_scaled
 
 LAYERS = (784, 32, 32, 10)
@@ -54,5 +55,6 @@ SPEC = QuestionSpec(
     uses_torch=False,
     snapshot_names=("weights", "biases"),
     make_inputs=make_inputs,
+    checks=checks.CHECKS,
     package_dir=Path(__file__).resolve().parent,
 )

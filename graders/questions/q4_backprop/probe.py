@@ -2,6 +2,7 @@
 # forward pass and one backprop step on grader-injected weights. Layouts students commonly use
 # (weights stored (out, in); biases (n,), (1, n) or (n, 1)) are detected and recorded, and the
 # injected weights are given in the student's own layout.
+import inspect
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -71,6 +72,35 @@ def save_params(ctx, name, weights, biases, orient):
     ctx.save_arrays(name, arrays)
 
 
+def call_helper(ctx, name):
+    """sigmoid/dsigmoid on the whole vector of test points; softmax row by row (it is 1-D)."""
+    fn = ctx.get(name, callable_=True)
+    if name != "softmax":
+        return as_array(fn(ctx.arrays["z"].copy()), name)
+    rows = [as_array(fn(row.copy()), name).reshape(-1) for row in ctx.arrays["softmax_in"]]
+    if any(r.shape != rows[0].shape for r in rows):
+        raise BadValue(f"softmax returned arrays of different shapes: {[r.shape for r in rows]}")
+    return np.stack(rows)
+
+
+def train_call(fn):
+    """How to pass the learning rate: by keyword, by position, or not at all (a global)."""
+    try:
+        params = inspect.signature(fn).parameters
+    except (TypeError, ValueError):
+        return "keyword"
+    if "learning_rate" in params:
+        return "keyword"
+    positional = [
+        p
+        for p in params.values()
+        if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD, p.VAR_POSITIONAL)
+    ]
+    if len(positional) >= 3 or any(p.kind == p.VAR_POSITIONAL for p in positional):
+        return "positional"
+    return "none"
+
+
 def call_forward(fn, sample, y):
     """feed_forward_sample on a flat 784-vector, or on a 28x28 image if the flat one fails."""
     try:
@@ -81,16 +111,12 @@ def call_forward(fn, sample, y):
 
 def probe(ctx):
     layers = ctx.values["layers"]
+    helpers = {}
+    for name in ("sigmoid", "dsigmoid", "softmax"):
+        with ctx.step(f"helpers[{name}]"):  # one step each: a broken softmax keeps sigmoid's data
+            helpers[name] = call_helper(ctx, name)
     with ctx.step("helpers"):
-        out = {}
-        for name in ("sigmoid", "dsigmoid", "softmax"):
-            if ctx.has(name) and callable(ctx.ns[name]):
-                data = ctx.arrays["softmax_in"] if name == "softmax" else ctx.arrays["z"]
-                if name == "softmax":
-                    out[name] = np.stack([as_array(ctx.ns[name](row.copy()), name) for row in data])
-                else:
-                    out[name] = as_array(ctx.ns[name](data.copy()), name)
-        ctx.save_arrays("helpers", out)
+        ctx.save_arrays("helpers", helpers)
 
     orient, bias_shape = "in_out", "flat"
     final_w = final_b = None
@@ -123,7 +149,8 @@ def probe(ctx):
         forward = ctx.get("feed_forward_sample", callable_=True)
     if forward is not None:
         inject(ctx, orient, bias_shape)
-        losses, guesses, shapes = [], [], []
+        index, losses, shapes = [], [], []
+        guesses: list[np.ndarray] = []
         for i, (sample, y) in enumerate(
             zip(ctx.arrays["samples"], ctx.arrays["labels"], strict=False)
         ):
@@ -131,15 +158,27 @@ def probe(ctx):
                 result, shape = call_forward(forward, sample, int(y))
                 if not isinstance(result, tuple | list) or len(result) != 2:
                     raise BadValue("feed_forward_sample should return (loss, one_hot_guess)")
-                losses.append(float(as_array(result[0], "loss").reshape(-1)[0]))
-                guesses.append(as_array(result[1], "one_hot_guess").reshape(-1))
+                loss = as_array(result[0], "loss").reshape(-1)
+                guess = as_array(result[1], "one_hot_guess").reshape(-1)
+                if loss.size != 1:
+                    raise BadValue(f"the loss should be one number, got shape {loss.shape}")
+                if guesses and guess.shape != guesses[0].shape:
+                    raise BadValue(
+                        f"one_hot_guess has shape {guess.shape}, before {guesses[0].shape}"
+                    )
+                index.append(i)
+                losses.append(float(loss[0]))
+                guesses.append(guess)
                 shapes.append(shape)
-        if (
-            losses
-            and len(losses) == len(guesses)
-            and all(g.shape == guesses[0].shape for g in guesses)
-        ):
-            ctx.save_arrays("forward", {"losses": np.array(losses), "guesses": np.stack(guesses)})
+        if losses:  # `index` keeps samples aligned when some of them raised
+            ctx.save_arrays(
+                "forward",
+                {
+                    "index": np.array(index),
+                    "losses": np.array(losses),
+                    "guesses": np.stack(guesses),
+                },
+            )
             ctx.save_json("forward_meta", {"input_shapes": shapes, "count": len(losses)})
 
     train = None
@@ -148,16 +187,22 @@ def probe(ctx):
     if train is not None:
         arrays = {}
         lr = ctx.values["learning_rate"]
+        how = train_call(train)
+        if how == "none":  # the student's function reads a global learning rate
+            for name in ("LEARNING_RATE", "learning_rate", "lr"):
+                if name in ctx.ns and isinstance(ctx.ns[name], int | float):
+                    ctx.ns[name] = lr
         for i, (sample, y) in enumerate(
             zip(ctx.arrays["train_samples"], ctx.arrays["train_labels"], strict=False)
         ):
             with ctx.step(f"train_one_sample[{i}]"):
                 inject(ctx, orient, bias_shape)
-                try:
+                if how == "keyword":
                     returned = train(sample.copy(), int(y), learning_rate=lr)
-                except TypeError:
-                    inject(ctx, orient, bias_shape)
+                elif how == "positional":
                     returned = train(sample.copy(), int(y), lr)
+                else:
+                    returned = train(sample.copy(), int(y))
                 new_w = layer_list(ctx.ns["weights"], "weights")
                 new_b = layer_list(ctx.ns["biases"], "biases")
                 injected = [ctx.arrays[f"w{k}"] for k in range(len(new_w))]
@@ -174,4 +219,6 @@ def probe(ctx):
                     w, b = to_canonical(w, b, orient)
                     arrays[f"s{i}.w{k}"] = w
                     arrays[f"s{i}.b{k}"] = b
-        ctx.save_arrays("train_step", arrays)
+        ctx.save_json("train_meta", {"learning_rate_passed": how})
+        if arrays:
+            ctx.save_arrays("train_step", arrays)

@@ -1,0 +1,389 @@
+"""Q1's tests: the step activation, the open box of part (a), the n-box approximator of (b).
+
+Every network is evaluated here, in the grader's process, by ``reference.q1_step`` with the
+assignment's strict step (sigma(0) = 0), never with the student's own ``step``: a wrong
+activation costs ``q1.step_function`` and nothing else, and a right network is right whatever
+the student's helper does. Each part (a) case is graded apart (partial credit per case), and
+the edges apart from the rest of the box, because the design gives most credit for the
+interior and wants the boundary explained on its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from graders.check import CheckContext, Outcome, check
+from reference import q1_step as ref
+
+STEP_TOLERANCE = 1e-12
+"""step must give exactly 0 or 1; this only forgives 1.0 written as 0.9999999999999999."""
+MIN_SLOPE = -0.8
+"""Steepest allowed least-squares slope of log(sup error) against log(n); 1/n gives -1."""
+BOUND_FACTOR = 4.0
+"""n * error must stay below this times max|f'| * B. Midpoint heights give at most 1x,
+endpoint heights 2x (measured over the whole function pool); 4x leaves a margin for any
+reasonable choice of heights and still rejects an error that is O(1/n) only on paper."""
+LIPSCHITZ_GRID = 100_001
+"""Points used to estimate max|f'| on [-B, B] by finite differences."""
+
+
+def _g(value: float) -> str:
+    return f"{value:.6g}"
+
+
+# --- step --------------------------------------------------------------------------------
+
+
+@check("q1.step_function", "step(u) is 1 for u > 0 and 0 otherwise", needs=("step",))
+def step_function(ctx: CheckContext) -> Outcome:
+    u = np.asarray(ctx.inputs.arrays["step_u"], dtype=np.float64)
+    y = (ctx.npz("step") or {}).get("y")
+    if y is None or y.size != u.size or y.dtype.kind not in "biuf":
+        got = "nothing usable" if y is None else f"{y.size} values"
+        return Outcome.failed(
+            f"step(u) on an array of {u.size} numbers gave {got}, expected one value per number",
+            hint="step must work elementwise: step(np.array([-1.0, 0.0, 2.0])) -> [0, 0, 1].",
+        )
+    y = y.reshape(-1).astype(np.float64)
+    expected = ref.step(u)
+    wrong = np.flatnonzero(~(np.abs(y - expected) <= STEP_TOLERANCE))
+    if wrong.size == 0:
+        return Outcome.passed(
+            f"step is right at all {u.size} of the grader's points, including step(0) = 0 "
+            "and step(+-1e-9)"
+        )
+    shown = "; ".join(f"step({_g(u[i])}) = {_g(y[i])}, expected {expected[i]:g}" for i in wrong[:4])
+    more = f" (and {wrong.size - 4} more)" if wrong.size > 4 else ""
+    return Outcome.failed(
+        f"step is wrong at {wrong.size} of {u.size} points: {shown}{more}. (Your networks are "
+        "evaluated with the assignment's step, so this costs only this test.)",
+        hint=_step_hint(u[wrong]),
+        wrong=int(wrong.size),
+        total=int(u.size),
+    )
+
+
+def _step_hint(wrong_u: np.ndarray) -> str:
+    if np.any(wrong_u == 0):
+        return (
+            "sigma(u) = 1 only for u > 0 strictly, so step(0) must be 0: compare with u > 0, "
+            "not u >= 0."
+        )
+    if np.any(np.abs(wrong_u) < 1e-6):
+        return "Compare u with 0 exactly (u > 0): no rounding or tolerance, even at +-1e-9."
+    return "step(u) must be 1.0 where u > 0 and 0.0 everywhere else, elementwise."
+
+
+# --- part (a): the box --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Box:
+    """One grader case of part (a): the report, or why there is none."""
+
+    h: float
+    delta: float
+    report: ref.BoundaryReport | None
+    problem: str = ""
+
+    @property
+    def label(self) -> str:
+        return f"box_network({self.h:g}, {self.delta:g})"
+
+
+def _boxes(ctx: CheckContext) -> list[_Box]:
+    arrays = ctx.npz("box_network") or {}
+    boxes = []
+    for i, (h, delta) in enumerate(ctx.inputs.values["box_cases"]):
+        keys = [f"case{i}.{name}" for name in ref.PARAM_NAMES]
+        if not all(k in arrays for k in keys):
+            why = ctx.why_missing(f"box_network[{i}]")
+            boxes.append(_Box(h=h, delta=delta, report=None, problem=why))
+            continue
+        try:
+            report = ref.boundary_report([arrays[k] for k in keys], h, delta)
+        except ValueError as exc:  # a shape or NaN the reference refuses, in its own words
+            boxes.append(_Box(h=h, delta=delta, report=None, problem=str(exc)))
+            continue
+        boxes.append(_Box(h=h, delta=delta, report=report))
+    return boxes
+
+
+def _interior_problems(r: ref.BoundaryReport) -> list[str]:
+    found = []
+    if r.interior_max_error > r.tol:
+        found.append(
+            f"inside (0, delta) the output is off from h = {r.h:g} by up to "
+            f"{_g(r.interior_max_error)}"
+        )
+    for name, value, expected in (
+        ("just right of x = 0", r.inside_zero, r.h),
+        ("just left of x = delta", r.inside_delta, r.h),
+        ("just left of x = 0", r.outside_zero, 0.0),
+        ("just right of x = delta", r.outside_delta, 0.0),
+    ):
+        if not abs(value - expected) <= r.tol:
+            found.append(f"{name} the output is {_g(value)}, expected {expected:g}")
+    if r.exterior_max_error > r.tol:
+        found.append(
+            f"outside [0, delta] the output reaches {_g(r.exterior_max_error)}, expected 0"
+        )
+    return found
+
+
+def _student_step_note(ctx: CheckContext) -> str:
+    """A reminder when the student's own step is not strict, since that explains a lot."""
+    data = ctx.npz("step") or {}
+    u, y = ctx.inputs.arrays["step_u"], data.get("y")
+    if y is None or y.size != u.size:
+        return ""
+    at_zero = y.reshape(-1)[np.asarray(u) == 0]
+    if at_zero.size and not np.all(at_zero == 0):
+        return (
+            f" Note: your step(0) is {_g(float(at_zero[0]))}; the grader uses the assignment's "
+            "step, which is 0 at u = 0."
+        )
+    return ""
+
+
+@check("q1.box_interior", "The box network is h inside (0, delta) and 0 outside [0, delta]")
+def box_interior(ctx: CheckContext) -> Outcome:
+    boxes = _boxes(ctx)
+    lines, right = [], 0
+    for box in boxes:
+        if box.report is None:
+            lines.append(f"{box.label}: could not be evaluated: {box.problem}")
+            continue
+        problems = _interior_problems(box.report)
+        if problems:
+            lines.append(f"{box.label}: " + "; ".join(problems))
+        else:
+            right += 1
+    if right == len(boxes):
+        return Outcome.passed(
+            f"For all {len(boxes)} of the grader's (h, delta), your network is exactly h on the "
+            "open interval (0, delta) and 0 outside [0, delta] (checked on grids and 1e-9 * "
+            "delta beside each edge)."
+        )
+    return Outcome(
+        fraction=right / len(boxes),
+        message=f"{right} of {len(boxes)} boxes are right inside and outside. " + " | ".join(lines),
+        hint=(
+            "The grader computes w_out . step(w_hidden * x + b_hidden) + b_out with step(0) = 0. "
+            "Work out by hand which hidden neuron is on for x < 0, 0 < x < delta and x > delta."
+            + _student_step_note(ctx)
+        ),
+        details={"right": right, "total": len(boxes)},
+    )
+
+
+@check("q1.box_edges", "The box is open: f(0) = 0 and f(delta) = 0")
+def box_edges(ctx: CheckContext) -> Outcome:
+    boxes = _boxes(ctx)
+    lines: list[str] = []
+    hints: set[str] = set()
+    right = 0
+    for box in boxes:
+        r = box.report
+        if r is None:
+            lines.append(f"{box.label}: could not be evaluated: {box.problem}")
+            continue
+        if not (abs(r.inside_zero - r.h) <= r.tol and abs(r.inside_delta - r.h) <= r.tol):
+            lines.append(
+                f"{box.label}: the edges cannot be credited because the network is not h just "
+                f"inside them (it gives {_g(r.inside_zero)} just right of 0 and "
+                f"{_g(r.inside_delta)} just left of delta; see the interior test)"
+            )
+            continue
+        wrong = [
+            (n, v)
+            for n, v, ok in (("0", r.at_zero, r.zero_ok), ("delta", r.at_delta, r.delta_ok))
+            if not ok
+        ]
+        if not wrong:
+            right += 1
+            continue
+        said = ", ".join(f"f({n}) = {_g(v)}, expected 0" for n, v in wrong)
+        lines.append(f"{box.label}: {said}")
+        hints.update(_edge_hint(n, v, r.h) for n, v in wrong)
+    if right == len(boxes):
+        return Outcome.passed(
+            f"For all {len(boxes)} of the grader's boxes, f(0) = 0 and f(delta) = 0 exactly, "
+            "with f = h just inside both edges: the box is open, as asked."
+        )
+    why = (
+        " The box is open: f(x) = h only for 0 < x < delta, so at x = 0 and at x = delta "
+        "the network must already be off."
+    )
+    return Outcome(
+        fraction=right / len(boxes),
+        message=f"{right} of {len(boxes)} boxes are right at both edges. "
+        + " | ".join(lines)
+        + why,
+        hint=" ".join(sorted(hints)) + _student_step_note(ctx),
+        details={"right": right, "total": len(boxes)},
+    )
+
+
+def _edge_hint(edge: str, value: float, h: float) -> str:
+    if edge == "delta" and abs(value - h) <= 1e-9 * max(1.0, abs(h)):
+        return (
+            "At x = delta, h*(step(x) - step(x - delta)) is still h: step(x - delta) = step(0) "
+            "= 0 switches nothing off until x > delta. A neuron that is on exactly while "
+            "x < delta, step(delta - x), is already off at x = delta."
+        )
+    if edge == "0" and abs(value - h) <= 1e-9 * max(1.0, abs(h)):
+        return (
+            "At x = 0 your network is still on: a neuron that is on exactly while x > 0, "
+            "step(x), is off at x = 0 because step(0) = 0."
+        )
+    return f"At x = {edge} exactly, work out by hand which hidden neurons are on (step(0) = 0)."
+
+
+# --- part (b): n boxes ---------------------------------------------------------------------
+
+
+def _approx_params(
+    ctx: CheckContext, arrays: dict[str, np.ndarray], j: int, n: int
+) -> ref.StepNetwork | str:
+    """The student's network for function j and n boxes, or why there is none."""
+    keys = [f"f{j}.n{n}.{name}" for name in ref.PARAM_NAMES]
+    if not all(k in arrays for k in keys):
+        step = f"box_approximation[f{j}, n={n}]"
+        errors = [e for e in ctx.probe_errors("box_approximation") if e.step == step]
+        return errors[0].message if errors else ctx.why_missing("box_approximation")
+    try:
+        return ref.as_network([arrays[k] for k in keys], label="approximation network")
+    except ValueError as exc:
+        return str(exc)
+
+
+@check("q1.approx_neurons", "box_approximation uses 2n hidden neurons for n boxes")
+def approx_neurons(ctx: CheckContext) -> Outcome:
+    arrays = ctx.npz("box_approximation") or {}
+    ns: Sequence[int] = ctx.inputs.values["ns"]
+    wrong: list[str] = []
+    total = 0
+    for j, _ in enumerate(ctx.inputs.values["functions"]):
+        for n in ns:
+            total += 1
+            net = _approx_params(ctx, arrays, j, n)
+            if isinstance(net, str):
+                wrong.append(f"n = {n}: {net}")
+            elif net.n_hidden != 2 * n:
+                wrong.append(f"n = {n}: {net.n_hidden} hidden neurons, expected {2 * n}")
+    if not wrong:
+        return Outcome.passed(f"2n hidden neurons for every n the grader tried ({_list(ns)}).")
+    more = f" (and {len(wrong) - 4} more)" if len(wrong) > 4 else ""
+    return Outcome(
+        fraction=(total - len(wrong)) / total,
+        message=f"{len(wrong)} of {total} calls did not give 2n hidden neurons: "
+        + "; ".join(wrong[:4])
+        + more,
+        hint="n boxes need 2n hidden neurons, two per box, as in part (a).",
+        details={"wrong": len(wrong), "total": total},
+    )
+
+
+def _list(values: Sequence[float]) -> str:
+    return ", ".join(f"{v:g}" for v in values)
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Convergence:
+    """How one hidden function's sup error behaves as n grows."""
+
+    ok: bool
+    text: str
+    errors: tuple[float, ...] = ()
+    slope: float = float("nan")
+
+
+def _lipschitz(f: Callable[[np.ndarray], np.ndarray], big_b: float) -> float:
+    x = np.linspace(-big_b, big_b, LIPSCHITZ_GRID)
+    return float(np.max(np.abs(np.gradient(np.asarray(f(x), dtype=np.float64), x))))
+
+
+def _edge_spike(f: Callable[[np.ndarray], np.ndarray], net: ref.StepNetwork, big_b: float) -> str:
+    """Words for an error that peaks exactly at a box edge (a gap or an overlap), else ''."""
+    x = ref.error_grid(net, big_b)
+    err = np.abs(np.asarray(f(x), dtype=np.float64) - net(x))
+    at = int(np.argmax(err))
+    on_edge = np.isin(x, net.breakpoints())
+    if not on_edge[at] or np.max(err[~on_edge], initial=0.0) > 0.5 * err[at]:
+        return ""
+    return (
+        f" The largest error, {_g(err[at])}, is exactly at x = {_g(x[at])}, an edge of your "
+        f"boxes, where your network gives {_g(float(net(x[at])))} and f gives "
+        f"{_g(float(f(np.array([x[at]]))[0]))}; just beside it the error is at most "
+        f"{_g(float(np.max(err[~on_edge], initial=0.0)))}. Neighbouring boxes must meet without "
+        "a gap or an overlap: make each box half-open, e.g. [e_k, e_(k+1))."
+    )
+
+
+def _convergence(ctx: CheckContext, j: int, spec: Mapping[str, Any]) -> _Convergence:
+    expr, big_b = str(spec["expr"]), float(spec["B"])
+    f = eval("lambda x: " + expr, {"np": np})  # the grader's own expression, never the student's
+    label = f"f(x) = {expr} on [-{big_b:g}, {big_b:g}]"
+    arrays = ctx.npz("box_approximation") or {}
+    ns: Sequence[int] = ctx.inputs.values["ns"]
+    errors, nets = [], []
+    for n in ns:
+        net = _approx_params(ctx, arrays, j, n)
+        if isinstance(net, str):
+            return _Convergence(ok=False, text=f"{label}: n = {n} could not be evaluated: {net}")
+        errors.append(ref.sup_error(f, net, big_b))
+        nets.append(net)
+    err = np.array(errors)
+    if not np.all(np.isfinite(err)):
+        return _Convergence(ok=False, text=f"{label}: the network's output is not finite")
+    slope = float(np.polyfit(np.log(ns), np.log(np.maximum(err, 1e-300)), 1)[0])
+    worst = float(np.max(err * np.asarray(ns)))
+    bound = BOUND_FACTOR * _lipschitz(f, big_b) * big_b
+    ok = slope <= MIN_SLOPE and worst <= bound
+    text = (
+        f"{label}: sup error {', '.join(f'{e:.3g}' for e in err)} for n = {_list(ns)}; "
+        f"slope {slope:.2f} (need <= {MIN_SLOPE:g}), largest n * error {worst:.3g} "
+        f"(allowed {bound:.3g})"
+    )
+    if not ok:
+        text += "." + _edge_spike(f, nets[-1], big_b)
+    return _Convergence(ok=ok, text=text, errors=tuple(errors), slope=slope)
+
+
+@check("q1.approx_converges", "The n-box approximation's sup error falls like 1/n")
+def approx_converges(ctx: CheckContext) -> Outcome:
+    functions = ctx.inputs.values["functions"]
+    results = [_convergence(ctx, j, spec) for j, spec in enumerate(functions)]
+    right = sum(r.ok for r in results)
+    criterion = (
+        "Criterion: for each of the grader's own smooth f, the largest |f(x) - network(x)| on "
+        "[-B, B] (a 4097-point grid plus every edge of your boxes and the numbers just beside "
+        f"it) must fall like 1/n: the least-squares slope of log(error) against log(n) must be "
+        f"<= {MIN_SLOPE:g} (1/n gives -1), and n * error must stay below "
+        f"{BOUND_FACTOR:g} * max|f'| * B (height f(midpoint) gives at most max|f'| * B)."
+    )
+    details = {
+        "slopes": [r.slope for r in results],
+        "errors": [list(r.errors) for r in results],
+    }
+    texts = " | ".join(r.text for r in results)
+    if right == len(results):
+        return Outcome(fraction=1.0, message=f"{texts}. {criterion}", details=details)
+    return Outcome(
+        fraction=right / len(results),
+        message=f"{right} of {len(results)} functions converge like 1/n. {texts} {criterion}",
+        hint=(
+            "Split [-B, B] into n equal boxes that together cover every point exactly once and "
+            "give box k the value of f inside it (e.g. at its midpoint): the error is then at "
+            "most max|f'| * B / n."
+        ),
+        details=details,
+    )
+
+
+CHECKS = (step_function, box_interior, box_edges, approx_neurons, approx_converges)

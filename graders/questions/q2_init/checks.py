@@ -1,0 +1,437 @@
+"""Q2's tests: the derived variances, as closed forms and as Monte-Carlo measurements.
+
+The closed-form tests compare the student's functions, at the grader's random points, with
+``reference.q2_init`` (relative tolerance 1e-6; credit by the fraction of points right) and,
+when every point is off in the same way, say how (a constant factor, an ignored argument, the
+seed's var(y)-for-E[y^2] slip). The hidden Monte-Carlo test does not trust formulas at all: it
+takes the numbers the student's rules gave at the widths of a deep stack and *measures*, with
+the reference's simulators, whether the signal keeps its size through that stack.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from graders.check import CheckContext, Outcome, check
+from reference import q2_init as ref
+from reference.q2_init import VarianceRule
+
+RTOL = 1e-6
+"""Relative tolerance of the closed-form comparisons: far above rounding, far below any slip."""
+BAND = 2.0
+"""The Monte-Carlo stack passes while every layer's E[h^2] stays within [1/BAND, BAND] of the
+input's. A correct rule's measurement lands within a few percent (its spread over seeds is
+about 2 %, tested); a rule off by 7 % per layer leaves the band within the 10 layers."""
+MC_SAMPLES = 24
+"""Independent replicates (fresh weights and inputs) per stack."""
+MC_BATCH = 16
+"""Inputs pushed through each replicate."""
+SEED_RELU_RATIO = math.pi / (math.pi - 1)
+"""How far the seed's part (c) answer is from He's: 2 pi / ((pi - 1) n_in) over 2 / n_in."""
+
+
+def stack_calls(stack: Mapping[str, Any]) -> dict[str, list[list[int]]]:
+    """The arguments at which the Monte-Carlo test needs each rule's value."""
+    widths = [int(w) for w in stack["widths"]]
+    square = int(stack["square"])
+    return {
+        "forward_variance": [[w] for w in widths[:-1]],
+        "relu_forward_variance": [[w] for w in widths[:-1]],
+        "backward_variance": [[w] for w in widths[1:]],
+        "xavier_variance": [[square, square]],
+    }
+
+
+def _g(value: float) -> str:
+    return f"{value:.6g}"
+
+
+def _call_text(name: str, args: Sequence[Any]) -> str:
+    return f"{name}({', '.join(str(a) for a in args)})"
+
+
+# --- reading the probe's record ------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Values:
+    """One formula's values at the grader's points: a float, or why there is none."""
+
+    name: str
+    args: tuple[tuple[Any, ...], ...]
+    values: tuple[float | str, ...]
+
+    def lookup(self) -> dict[tuple[Any, ...], float | str]:
+        return dict(zip(self.args, self.values, strict=True))
+
+
+def _values(ctx: CheckContext, name: str) -> _Values | str:
+    """The student's values for ``name`` at the grader's own arguments, or why not."""
+    calls = [tuple(a) for a in ctx.inputs.values["calls"][name]]
+    record = ctx.json("formulas")
+    entry = record.get(name) if isinstance(record, dict) else None
+    if not isinstance(entry, dict):
+        return ctx.why_missing(name) if record is not None else ctx.why_missing("formulas")
+    raw = entry.get("values")
+    if not isinstance(raw, list) or len(raw) != len(calls):
+        return f"the probe's record of {name} does not match the grader's {len(calls)} calls"
+    values: list[float | str] = []
+    for args, value in zip(calls, raw, strict=True):
+        values.append(_number_or_reason(ctx, name, args, value))
+    return _Values(name=name, args=tuple(calls), values=tuple(values))
+
+
+def _number_or_reason(
+    ctx: CheckContext, name: str, args: tuple[Any, ...], value: Any
+) -> float | str:
+    call = _call_text(name, args)
+    if value is None:
+        step = f"{name}[{', '.join(str(a) for a in args)}]"
+        errors = [e for e in ctx.probe_errors(name) if e.step == step]
+        return f"{call} failed: {errors[0].message}" if errors else f"{call} gave no value"
+    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+        return f"{call} returned {value!r}, not a finite number"
+    return float(value)
+
+
+# --- closed forms --------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Comparison:
+    """The student's formula against the closed form at every grader point."""
+
+    right: int
+    total: int
+    wrong: tuple[str, ...]
+    pattern: str
+    """How the wrong values are wrong, when they are all wrong the same way; else ''."""
+    ratio: float | None
+    """value / expected when it is the same at every point (within 1e-6), else None."""
+
+    @property
+    def fraction(self) -> float:
+        return self.right / self.total if self.total else 0.0
+
+
+def _compare(found: _Values, closed: Callable[..., float], formula: str) -> _Comparison:
+    wrong: list[str] = []
+    ratios: list[float] = []
+    student: list[float] = []
+    expected_all: list[float] = []
+    for args, value in zip(found.args, found.values, strict=True):
+        expected = float(closed(*args))
+        if isinstance(value, str):
+            wrong.append(value)
+            continue
+        student.append(value)
+        expected_all.append(expected)
+        if abs(value - expected) <= RTOL * abs(expected):
+            continue
+        ratios.append(value / expected if expected else math.inf)
+        wrong.append(
+            f"{_call_text(found.name, args)} = {_g(value)}, expected {formula} = {_g(expected)}"
+        )
+    ratio = _constant(ratios) if len(ratios) == len(found.args) else None
+    return _Comparison(
+        right=len(found.args) - len(wrong),
+        total=len(found.args),
+        wrong=tuple(wrong),
+        pattern=_pattern(found.name, student, expected_all, ratio, len(wrong)),
+        ratio=ratio,
+    )
+
+
+def _constant(values: Sequence[float]) -> float | None:
+    if not values or not all(math.isfinite(v) for v in values):
+        return None
+    mid = float(np.median(values))
+    return mid if all(abs(v - mid) <= 1e-6 * abs(mid) for v in values) else None
+
+
+def _pattern(
+    name: str, student: list[float], expected: list[float], ratio: float | None, wrong: int
+) -> str:
+    if wrong < 2 or len(student) < 2:
+        return ""
+    if ratio is not None:
+        return f" At every point your value is {_g(ratio)} times the expected one."
+    if len(set(student)) == 1 and len(set(expected)) > 1:
+        return (
+            f" {name} returns {_g(student[0])} whatever its arguments: does it use a variable "
+            "from elsewhere in the notebook instead of its own parameter?"
+        )
+    return ""
+
+
+def _formula_outcome(
+    ctx: CheckContext,
+    name: str,
+    closed: Callable[..., float],
+    formula: str,
+    hint: str,
+) -> Outcome:
+    found = _values(ctx, name)
+    if isinstance(found, str):
+        return Outcome.failed(f"Could not be checked: {found}", hint=hint)
+    cmp = _compare(found, closed, formula)
+    if not cmp.wrong:
+        return Outcome.passed(
+            f"{name} equals {formula} at all {cmp.total} of the grader's points "
+            f"(relative tolerance {RTOL:g})."
+        )
+    return Outcome(
+        fraction=cmp.fraction,
+        message=_wrong_message(name, cmp),
+        hint=hint,
+        details={"right": cmp.right, "total": cmp.total},
+    )
+
+
+def _wrong_message(name: str, cmp: _Comparison) -> str:
+    more = f" (and {len(cmp.wrong) - 3} more)" if len(cmp.wrong) > 3 else ""
+    return (
+        f"{name} is right at {cmp.right} of {cmp.total} of the grader's points: "
+        + "; ".join(cmp.wrong[:3])
+        + more
+        + "."
+        + cmp.pattern
+    )
+
+
+@check("q2.activation_variance", "(a) var(a_j) = n_in s^2 v^2", needs=("formulas",))
+def activation_variance(ctx: CheckContext) -> Outcome:
+    return _formula_outcome(
+        ctx,
+        "activation_variance",
+        ref.activation_variance,
+        "n_in * sigma2 * v2",
+        "a_j = sum_i w_ij x_i is a sum of n_in independent zero-mean terms, each of variance "
+        "var(w_ij) var(x_i) = sigma2 * v2.",
+    )
+
+
+@check("q2.forward_rule", "(b) forward rule s^2 = 1/n_in", needs=("formulas",))
+def forward_rule(ctx: CheckContext) -> Outcome:
+    return _formula_outcome(
+        ctx,
+        "forward_variance",
+        ref.forward_variance,
+        "1/n_in",
+        "Set var(a_j) = n_in s^2 v^2 equal to v^2, the input's variance, and solve for s^2.",
+    )
+
+
+@check("q2.backward_rule", "(d) backward rule s^2 = 1/n_out", needs=("formulas",))
+def backward_rule(ctx: CheckContext) -> Outcome:
+    return _formula_outcome(
+        ctx,
+        "backward_variance",
+        ref.backward_variance,
+        "1/n_out",
+        "Backwards, each input's gradient is a sum over the n_out outputs (g_in = W^T g_out), "
+        "so it is the fan-out, n_out, that must cancel: s^2 = 1/n_out.",
+    )
+
+
+@check("q2.xavier_rule", "(e) Xavier/Glorot s^2 = 2/(n_in + n_out)", needs=("formulas",))
+def xavier_rule(ctx: CheckContext) -> Outcome:
+    return _formula_outcome(
+        ctx,
+        "xavier_variance",
+        ref.xavier_variance,
+        "2/(n_in + n_out)",
+        "Xavier/Glorot compromises between 1/n_in (forward) and 1/n_out (backward) with the "
+        "harmonic mean of the two: 2/(n_in + n_out).",
+    )
+
+
+RELU_HINT = (
+    "A ReLU keeps exactly half of the second moment of a symmetric pre-activation: "
+    "E[y^2] = var(a)/2. The next layer sees E[y^2], not var(y): Var(w . y) = n_in s^2 E[y^2] "
+    "whether or not y has mean 0. So n_in s^2 v^2 / 2 = v^2 gives s^2 = 2/n_in: the factor is 2."
+)
+SEED_RELU_HINT = (
+    "Your rule is pi/(pi-1) ~ 1.467 times 2/n_in: that is what setting var(y) = "
+    "E[y^2] - (E[y])^2 = n_in s^2 v^2 (pi-1)/(2 pi) equal to v^2 gives. But the next layer "
+    "sees the second moment E[y^2], not var(y): Var(w . y) = n_in s^2 E[y^2] whether or not y "
+    "has mean 0, and E[y^2] = var(a)/2. So n_in s^2 v^2 / 2 = v^2: s^2 = 2/n_in, factor 2."
+)
+
+
+@check("q2.relu_factor", "(c) ReLU factor 2: s^2 = 2/n_in", needs=("formulas",))
+def relu_factor(ctx: CheckContext) -> Outcome:
+    factor = _values(ctx, "relu_factor")
+    rule = _values(ctx, "relu_forward_variance")
+    parts, fractions, ratios = [], [], []
+    for found, closed, formula in (
+        (factor, ref.relu_factor, "2"),
+        (rule, ref.relu_forward_variance, "2/n_in"),
+    ):
+        if isinstance(found, str):
+            parts.append(f"Could not be checked: {found}.")
+            fractions.append(0.0)
+            continue
+        cmp = _compare(found, closed, formula)
+        fractions.append(cmp.fraction)
+        ratios.append(cmp.ratio)
+        if cmp.wrong:
+            parts.append(_wrong_message(found.name, cmp))
+        else:
+            parts.append(f"{found.name} equals {formula} at all {cmp.total} points.")
+    fraction = sum(fractions) / 2
+    seed_slip = any(r is not None and abs(r - SEED_RELU_RATIO) <= 1e-6 for r in ratios)
+    if fraction == 1.0:
+        return Outcome.passed(" ".join(parts))
+    return Outcome(
+        fraction=fraction,
+        message=" ".join(parts)
+        + " (relu_factor() and relu_forward_variance each carry half of this test.)",
+        hint=SEED_RELU_HINT if seed_slip else RELU_HINT,
+        details={"factor": fractions[0], "rule": fractions[1]},
+    )
+
+
+# --- Monte Carlo -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class _StackRun:
+    """One rule pushed through one stack: did the signal keep its size, in words."""
+
+    ok: bool
+    text: str
+    moments: tuple[float, ...] = ()
+
+
+def _rule_from(found: _Values | str, needed: Sequence[Sequence[int]]) -> VarianceRule | str:
+    """A (n_in, n_out) -> variance rule replaying the student's numbers at ``needed``, or why not.
+
+    ``needed`` are the rule's own arguments (from ``stack_calls``); a one-argument rule is
+    looked up by the layer's fan-in, which ``_stack_runs`` arranges to be the right width.
+    """
+    if isinstance(found, str):
+        return found
+    table = found.lookup()
+    for args in map(tuple, needed):
+        value = table.get(args, f"{_call_text(found.name, args)} was not recorded")
+        if isinstance(value, str):
+            return value
+        if value < 0:
+            return f"{_call_text(found.name, args)} = {_g(value)} is negative, not a variance"
+
+    def rule(n_in: int, n_out: int) -> float:
+        key = (n_in,) if len(needed[0]) == 1 else (n_in, n_out)
+        return float(table[key])
+
+    return rule
+
+
+def _run_stack(
+    label: str,
+    widths: Sequence[int],
+    rule: VarianceRule | str,
+    *,
+    rng: np.random.Generator,
+    activation: ref.Activation,
+) -> _StackRun:
+    if isinstance(rule, str):
+        return _StackRun(ok=False, text=f"{label}: could not be measured: {rule}")
+    with np.errstate(all="ignore"):
+        estimates = ref.mc_deep_forward(
+            widths, rule, rng=rng, samples=MC_SAMPLES, batch=MC_BATCH, activation=activation
+        )
+    moments = tuple(e.value for e in estimates)
+    ok = all(math.isfinite(m) and 1 / BAND <= m <= BAND for m in moments)
+    shown = ", ".join(f"{m:.3g}" for m in moments)
+    text = f"{label}: E[h^2] after layers 1..{len(moments)} = {shown}"
+    if not ok:
+        text += f" ({_drift(moments)})"
+    return _StackRun(ok=ok, text=text, moments=moments)
+
+
+def _drift(moments: Sequence[float]) -> str:
+    last = moments[-1]
+    if not math.isfinite(last):
+        return "it overflowed: the signal explodes"
+    if last <= 0:
+        return "it reached 0: the signal vanishes"
+    per_layer = last ** (1 / len(moments))
+    way = "explodes" if per_layer > 1 else "vanishes"
+    return f"the signal {way}, by about x{per_layer:.3g} per layer"
+
+
+def _stack_runs(ctx: CheckContext) -> list[_StackRun]:
+    stack = ctx.inputs.values["stack"]
+    widths = [int(w) for w in stack["widths"]]
+    square = [int(stack["square"])] * len(widths)
+    rng = np.random.default_rng(int(stack["seed"]))
+    needed = stack_calls(stack)
+    path = " -> ".join(str(w) for w in widths)
+    return [
+        _run_stack(
+            f"forward_variance, linear stack {path}",
+            widths,
+            _rule_from(_values(ctx, "forward_variance"), needed["forward_variance"]),
+            rng=rng,
+            activation="linear",
+        ),
+        _run_stack(
+            f"relu_forward_variance, ReLU stack {path}",
+            widths,
+            _rule_from(_values(ctx, "relu_forward_variance"), needed["relu_forward_variance"]),
+            rng=rng,
+            activation="relu",
+        ),
+        _run_stack(
+            # backwards, g_in = W^T g_out: a forward pass through the reversed widths whose
+            # layer variance is the rule at that layer's fan-out (the reversed pass's fan-in)
+            f"backward_variance, gradients flowing back through the same stack "
+            f"({' -> '.join(str(w) for w in reversed(widths))})",
+            widths[::-1],
+            _rule_from(_values(ctx, "backward_variance"), needed["backward_variance"]),
+            rng=rng,
+            activation="linear",
+        ),
+        _run_stack(
+            f"xavier_variance, linear stack of {len(widths) - 1} layers of width {square[0]} "
+            "(square layers: forward and backward agree)",
+            square,
+            _rule_from(_values(ctx, "xavier_variance"), needed["xavier_variance"]),
+            rng=rng,
+            activation="linear",
+        ),
+    ]
+
+
+@check("q2.monte_carlo", "Your rules keep a deep stack's signal at its size", needs=("formulas",))
+def monte_carlo(ctx: CheckContext) -> Outcome:
+    runs = _stack_runs(ctx)
+    right = sum(r.ok for r in runs)
+    criterion = (
+        f"Measured with your own rules' values: {MC_SAMPLES} random stacks, each fed "
+        f"{MC_BATCH} Gaussian inputs of variance 1; each layer's mean E[h^2] must stay within "
+        f"[{1 / BAND:g}, {BAND:g}]."
+    )
+    texts = " | ".join(r.text for r in runs)
+    details = {"moments": [list(r.moments) for r in runs]}
+    if right == len(runs):
+        return Outcome(fraction=1.0, message=f"{texts}. {criterion}", details=details)
+    return Outcome(
+        fraction=right / len(runs),
+        message=f"{right} of {len(runs)} rules keep the signal's size. {texts}. {criterion}",
+        hint=(
+            "A rule that is off by a factor c per layer multiplies the signal by about c at "
+            "every layer: over 10 layers even c = 1.47 makes it 47 times larger. Check the "
+            "failing rule's derivation."
+        ),
+        details=details,
+    )
+
+
+CHECKS = (activation_variance, forward_rule, relu_factor, backward_rule, xavier_rule, monte_carlo)

@@ -1,0 +1,153 @@
+"""The CSV gradebook: one row per submission, one column per question and per test.
+
+Columns follow the rubric's order (question, then its tests), so two gradebooks of the same
+assignment line up column for column whatever subset of questions each run graded; a test the
+rubric does not know (a custom rubric, a newer grader) is kept, after the rubric's columns.
+Rows are sorted by submission name so the same reports always give the same bytes.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import math
+import os
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from graders.models import CheckStatus, GradeReport, RunStatus
+from graders.render.templating import points
+from graders.rubric import Rubric, load_rubric
+
+FIXED_COLUMNS = ("submission", "status", "profile", "total", "max_total")
+NOTES_COLUMN = "notes"
+
+
+@dataclass(frozen=True, kw_only=True)
+class CrashedSubmission:
+    """A submission whose grading raised: it still gets its row, so nobody is silently missing."""
+
+    name: str
+    error: str
+    """One line for the TA: the exception type and message."""
+
+
+Row = GradeReport | CrashedSubmission
+
+
+def _text(value: str) -> str:
+    """Defuse spreadsheet formulas: names and messages come from student-chosen file names."""
+    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+
+
+def _num(value: float) -> str:
+    return points(value) if math.isfinite(value) else ""
+
+
+def _test_columns(rubric: Rubric, reports: Sequence[GradeReport]) -> list[str]:
+    """Question id, then its test ids, in rubric order; unknown ids appended, sorted."""
+    columns: list[str] = []
+    for test_id in rubric.tests:
+        question = test_id.split(".", 1)[0]
+        if question not in columns:
+            columns.append(question)
+        columns.append(test_id)
+    extra_questions = sorted({q.question for r in reports for q in r.questions} - set(columns))
+    columns += extra_questions
+    known = set(columns)
+    extra_tests = sorted({c.id for r in reports for q in r.questions for c in q.checks} - known)
+    return columns + extra_tests
+
+
+def submission_status(report: GradeReport) -> str:
+    """``errors`` beats ``load problems``: it is what a TA must look at first.
+
+    errors: a test the grader could not evaluate, or a notebook that timed out or killed its
+    kernel. Cell errors alone are the student's mistakes, and already cost points.
+    """
+    checks = (c for q in report.questions for c in q.checks)
+    if any(c.status is CheckStatus.ERROR for c in checks) or any(
+        q.execution.status in (RunStatus.TIMEOUT, RunStatus.KERNEL_DIED)
+        for q in report.run.questions
+    ):
+        return "errors"
+    if report.run.submission.problems:
+        return "load problems"
+    return "ok"
+
+
+def _notes(report: GradeReport) -> str:
+    notes = [p.message for p in report.run.submission.problems]
+    notes += [
+        f"{q.question}: {q.execution.status.value}"
+        for q in report.run.questions
+        if q.execution.status in (RunStatus.TIMEOUT, RunStatus.KERNEL_DIED)
+    ]
+    notes += [
+        f"{c.id}: grader error"
+        for q in report.questions
+        for c in q.checks
+        if c.status is CheckStatus.ERROR
+    ]
+    return "; ".join(notes)
+
+
+def _report_row(report: GradeReport) -> dict[str, str]:
+    row = {
+        "submission": _text(report.run.submission.name),
+        "status": submission_status(report),
+        "profile": _text(report.run.profile.name),
+        "total": _num(report.score),
+        "max_total": _num(report.max_score),
+        NOTES_COLUMN: _text(_notes(report)),
+    }
+    for question in report.questions:
+        row[question.question] = _num(question.score)
+        row.update({c.id: _num(c.score) for c in question.checks})
+    return row
+
+
+def _crash_row(crash: CrashedSubmission) -> dict[str, str]:
+    return {"submission": _text(crash.name), "status": "crashed", NOTES_COLUMN: _text(crash.error)}
+
+
+def gradebook_csv(reports: Iterable[Row], rubric: Rubric | None = None) -> str:
+    """The gradebook as CSV text; an empty cell is a test that was not graded for that row."""
+    rows = sorted(
+        reports, key=lambda r: r.name if isinstance(r, CrashedSubmission) else r.run.submission.name
+    )
+    graded = [r for r in rows if isinstance(r, GradeReport)]
+    columns = _test_columns(rubric or load_rubric(), graded)
+    header = [*FIXED_COLUMNS, *columns, NOTES_COLUMN]
+    buffer = io.StringIO()
+    writer = csv.DictWriter(buffer, fieldnames=header, restval="", lineterminator="\n")
+    writer.writeheader()
+    for item in rows:
+        writer.writerow(
+            _crash_row(item) if isinstance(item, CrashedSubmission) else _report_row(item)
+        )
+    return buffer.getvalue()
+
+
+def write_text_atomic(text: str, path: Path) -> None:
+    """A reader sees the old file or the new one, never half of one; a failure leaves no litter.
+
+    A uniquely named temporary beside the target (same file system, so ``os.replace`` is
+    atomic), created with the ordinary umask rather than ``mkstemp``'s 0600.
+    """
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
+    try:
+        with tmp.open("x", encoding="utf-8", newline="") as fh:
+            fh.write(text)
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def write_gradebook(reports: Iterable[Row], path: Path, *, rubric: Rubric | None = None) -> None:
+    """Write the gradebook atomically: a spreadsheet open on the old file never sees half."""
+    write_text_atomic(gradebook_csv(reports, rubric), path)

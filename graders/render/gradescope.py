@@ -1,0 +1,357 @@
+"""Gradescope's ``results.json`` from a graded submission, and the crash-safe entry the bundle runs.
+
+Gradescope answers a missing or invalid results file with "The autograder failed to execute
+correctly", which tells a student nothing. So the bundle's entry point writes a placeholder
+before grading starts (a kill by the time or memory limit leaves that), and every failure in
+our own process ends as a valid file with a visible notice and whatever score is known.
+
+Field rules (``docs/specs.md`` of gradescope/autograder_samples; summarised in
+``tests/schemas/gradescope_results.schema.json``): the top-level ``score`` is always written, so
+the free-response entries may carry no score at all (they are informational boxes, not tests);
+a hidden test becomes ``hidden_visibility`` (default ``after_published``: the spec reserves
+``hidden`` for tests that carry no points); every output is plain ``text``, because student-
+controlled strings (file names, exception messages, answers) appear in it and ``md``/``html``
+would interpret them.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from graders.errors import ConfigError, SubmissionError
+from graders.models import (
+    CheckResult,
+    CheckStatus,
+    GradeReport,
+    ManualItem,
+    RunStatus,
+    Visibility,
+)
+from graders.render.gradebook import write_text_atomic
+from graders.render.templating import points
+
+if TYPE_CHECKING:
+    from graders.pipeline import GradeOptions
+
+JsonDict = dict[str, Any]
+
+OUTPUT_FORMAT = "text"
+MAX_TEST_OUTPUT = 8_000
+"""Characters per test output: enough for a message and a traceback excerpt, never megabytes."""
+MAX_ANSWER_ECHO = 1_500
+"""Characters of a free-response answer echoed back, so a student sees it was collected."""
+PLACEHOLDER_MESSAGE = (
+    "Grading did not finish: the autograder was stopped before it could report (most likely "
+    "the time or memory limit of the grading machine). Course staff can see the log; you do "
+    "not need to resubmit unless they ask you to."
+)
+
+
+def _clean(text: str, limit: int = MAX_TEST_OUTPUT) -> str:
+    """Unix newlines (the spec asks for them) and a bounded length."""
+    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    if len(text) > limit:
+        text = text[:limit].rstrip() + f"\n... (cut: {len(text) - limit} more characters)"
+    return text
+
+
+def _points(value: float) -> float:
+    """A finite, rounded number: a NaN would make the whole file invalid JSON."""
+    return round(float(value), 3) if math.isfinite(value) else 0.0
+
+
+def _fmt(value: float) -> str:
+    return points(_points(value))
+
+
+def _count(n: float, word: str) -> str:
+    """``1 point``, ``2.5 points``, ``3 tests``: a student reads these lines."""
+    text = _fmt(n)
+    return f"{text} {word}" if text == "1" else f"{text} {word}s"
+
+
+def _question_number(qid: str, position: int) -> str:
+    """``q4`` -> ``"4"``; an id without digits is numbered by its place in the report."""
+    match = re.search(r"\d+", qid)
+    return str(int(match.group())) if match else str(position)
+
+
+def resolve_visibility(value: Visibility | str, setting: str = "hidden_visibility") -> Visibility:
+    """A visibility setting as Gradescope spells it, or a ConfigError naming the setting."""
+    try:
+        return Visibility(value)
+    except ValueError:
+        allowed = ", ".join(v.value for v in Visibility)
+        raise ConfigError(f"{setting} must be one of {allowed}; got {value!r}") from None
+
+
+def _test_visibility(check: CheckResult, hidden: Visibility) -> str:
+    return hidden.value if check.visibility is Visibility.HIDDEN else check.visibility.value
+
+
+def _check_output(check: CheckResult) -> str:
+    parts = []
+    if check.status is CheckStatus.ERROR:
+        parts.append(
+            "The grader could not evaluate this test (a problem on the grader's side, flagged "
+            "for course staff)."
+        )
+    if check.message:
+        parts.append(check.message)
+    for key in ("expected", "found"):
+        if key in check.details:
+            parts.append(f"{key.capitalize()}: {check.details[key]}")
+    if check.hint:
+        parts.append(f"Hint: {check.hint}")
+    return _clean("\n".join(parts))
+
+
+def _check_test(check: CheckResult, number: str, hidden: Visibility) -> JsonDict:
+    return {
+        "name": f"{check.question.upper()} {check.title}",
+        "number": number,
+        "score": _points(check.score),
+        "max_score": _points(check.max_score),
+        "status": "passed" if check.status is CheckStatus.PASSED else "failed",
+        "output": _check_output(check),
+        "output_format": OUTPUT_FORMAT,
+        "visibility": _test_visibility(check, hidden),
+        "tags": [check.question, check.id],
+    }
+
+
+def _manual_test(item: ManualItem, number: str) -> JsonDict:
+    """Informational: no score, max_score or status, so Gradescope counts no points for it."""
+    lines = [
+        f"Graded manually by course staff: up to {_count(item.max_score, 'point')}, not part "
+        "of the autograder's score."
+    ]
+    if item.answered:
+        lines += ["Your answer, as collected:", "", _clean(item.text.strip(), MAX_ANSWER_ECHO)]
+    else:
+        lines.append("No answer was found in this part's answer cell.")
+    return {
+        "name": f"{item.question.upper()} {item.title} (free response)",
+        "number": number,
+        "output": _clean("\n".join(lines)),
+        "output_format": OUTPUT_FORMAT,
+        "visibility": Visibility.VISIBLE.value,
+        "tags": [item.question, f"{item.question}.{item.id}", "manual"],
+    }
+
+
+def _tests(report: GradeReport, hidden: Visibility) -> list[JsonDict]:
+    tests: list[JsonDict] = []
+    for position, question in enumerate(report.questions, start=1):
+        qnum = _question_number(question.question, position)
+        index = 0
+        for check in question.checks:
+            index += 1
+            tests.append(_check_test(check, f"{qnum}.{index}", hidden))
+        for item in question.manual:
+            index += 1
+            tests.append(_manual_test(item, f"{qnum}.{index}"))
+    return tests
+
+
+def _score_line(report: GradeReport, hidden: Visibility) -> str:
+    """The total only when every test is visible: Gradescope itself hides it otherwise."""
+    checks = [c for q in report.questions for c in q.checks]
+    shown = [c for c in checks if _test_visibility(c, hidden) == Visibility.VISIBLE.value]
+    if len(shown) == len(checks):
+        return f"Autograder score: {_fmt(report.score)} / {_fmt(report.max_score)} points."
+    later = _count(len(checks) - len(shown), "more test")
+    held = sum(c.max_score for c in checks) - sum(c.max_score for c in shown)
+    return (
+        f"Tests shown now: {_fmt(sum(c.score for c in shown))} / "
+        f"{_count(sum(c.max_score for c in shown), 'point')}. {later} "
+        f"({_count(held, 'point')}) will be shown {_WHEN[hidden]}."
+    )
+
+
+_WHEN = {
+    Visibility.VISIBLE: "now",
+    Visibility.HIDDEN: "to course staff only",
+    Visibility.AFTER_DUE_DATE: "after the due date",
+    Visibility.AFTER_PUBLISHED: "when grades are published",
+}
+
+
+def _summary(report: GradeReport, hidden: Visibility) -> str:
+    run = report.run
+    lines = [f"Graded with profile {run.profile.name}: {run.profile.reason}.", ""]
+    lines.append(_score_line(report, hidden))
+    if report.manual_max_score:
+        lines.append(
+            f"Free-response answers ({_count(report.manual_max_score, 'point')}) are graded "
+            "by course staff and are not included."
+        )
+    if run.submission.problems:
+        lines += ["", "Problems with the submitted files:"]
+        lines += [
+            f"  - {p.path + ': ' if p.path else ''}{p.message}" for p in run.submission.problems
+        ]
+    troubled = [q for q in run.questions if q.execution.status is not RunStatus.OK]
+    if troubled:
+        lines += ["", "How the notebooks ran:"]
+        lines += [
+            f"  - {q.question}: {q.execution.message or q.execution.status.value}" for q in troubled
+        ]
+    return _clean("\n".join(lines))
+
+
+def _envelope(score: float, seconds: float, output: str, stdout: Visibility) -> JsonDict:
+    return {
+        "score": _points(score),
+        "execution_time": max(0, round(seconds)),
+        "output": output,
+        "output_format": OUTPUT_FORMAT,
+        "test_output_format": OUTPUT_FORMAT,
+        "test_name_format": OUTPUT_FORMAT,
+        "visibility": Visibility.VISIBLE.value,
+        "stdout_visibility": stdout.value,
+    }
+
+
+def gradescope_results(
+    report: GradeReport,
+    *,
+    hidden_visibility: Visibility | str = Visibility.AFTER_PUBLISHED,
+    stdout_visibility: Visibility | str = Visibility.HIDDEN,
+) -> JsonDict:
+    """The results.json for one graded submission (a plain dict, ready for ``json.dumps``)."""
+    hidden = resolve_visibility(hidden_visibility)
+    stdout = resolve_visibility(stdout_visibility, "stdout_visibility")
+    results = _envelope(report.score, report.run.seconds, _summary(report, hidden), stdout)
+    results["tests"] = _tests(report, hidden)
+    results["extra_data"] = {
+        "submission": report.run.submission.name,
+        "profile": report.run.profile.name,
+        "grader_version": report.run.grader_version,
+        "max_score": _points(report.max_score),
+        "manual_max_score": _points(report.manual_max_score),
+    }
+    return results
+
+
+def _crash_notice(exc: BaseException) -> str:
+    detail = _clean(f"{type(exc).__name__}: {exc}", 600)
+    if isinstance(exc, SubmissionError):
+        return (
+            f"Your submission could not be graded: {exc}\n\n"
+            "Fix this and submit again (upload your .ipynb notebooks, or a .zip of them)."
+        )
+    if isinstance(exc, KeyboardInterrupt):
+        return f"Grading was interrupted before it finished ({detail})."
+    return (
+        "The autograder failed while grading this submission; this is a problem on the "
+        "grader's side, not necessarily with your work. Course staff can see the details and "
+        f"will regrade it; you do not need to resubmit.\n\n({detail})"
+    )
+
+
+def crash_results(
+    exc: BaseException,
+    partial_report: GradeReport | None = None,
+    *,
+    seconds: float = 0.0,
+    hidden_visibility: Visibility | str = Visibility.AFTER_PUBLISHED,
+    stdout_visibility: Visibility | str = Visibility.HIDDEN,
+) -> JsonDict:
+    """A valid results.json after a failure: a visible notice, and the scores already known."""
+    notice = _crash_notice(exc)
+    base: JsonDict | None = None
+    if partial_report is not None:
+        try:
+            base = gradescope_results(
+                partial_report,
+                hidden_visibility=hidden_visibility,
+                stdout_visibility=stdout_visibility,
+            )
+        except Exception:  # the report itself may be what broke: fall back to the notice alone
+            base = None
+    if base is None:
+        base = _envelope(0.0, seconds, "", _stdout_visibility(stdout_visibility))
+        base["tests"] = []
+    base["output"] = _clean(notice + ("\n\n" + base["output"] if base["output"] else ""))
+    base["extra_data"] = {**base.get("extra_data", {}), "crashed": True}
+    base["extra_data"]["error"] = type(exc).__name__
+    return base
+
+
+def placeholder_results() -> JsonDict:
+    """What lies in results.json while grading runs: true if the process is killed mid-way."""
+    results = _envelope(0.0, 0.0, PLACEHOLDER_MESSAGE, Visibility.HIDDEN)
+    results["tests"] = []
+    results["extra_data"] = {"crashed": True, "error": "unfinished"}
+    return results
+
+
+def write_results_json(results: JsonDict, path: Path) -> None:
+    """Atomic (a reader sees the old file or the new one) and strict JSON (no NaN)."""
+    write_text_atomic(json.dumps(results, indent=2, allow_nan=False) + "\n", path)
+
+
+def _stdout_visibility(value: Visibility | str) -> Visibility:
+    """The crash path must not fail on a bad setting: fall back to instructors-only."""
+    try:
+        return Visibility(value)
+    except ValueError:
+        return Visibility.HIDDEN
+
+
+def safe_grade_to_gradescope(
+    source: Path,
+    results_path: Path,
+    options: GradeOptions | None = None,
+    *,
+    out_dir: Path | None = None,
+    stdout_visibility: Visibility | str = Visibility.HIDDEN,
+    grade_fn: Callable[..., GradeReport] | None = None,
+) -> JsonDict:
+    """Grade ``source`` and ALWAYS leave a valid ``results_path``; returns what was written.
+
+    Every exception, ``SystemExit`` included (nothing in our process should exit mid-grade, and
+    if something does the student still gets a file), becomes a crash notice. A
+    ``KeyboardInterrupt`` writes its notice too and is then re-raised: whoever pressed Ctrl-C
+    wants the process to stop. The traceback goes to stderr, which Gradescope shows to
+    instructors only. ``out_dir`` keeps the grader's own result folder (default: a temporary
+    one); ``grade_fn`` stands in for ``pipeline.grade`` in tests.
+    """
+    started = time.monotonic()
+    write_results_json(placeholder_results(), results_path)
+    hidden: Visibility | str = Visibility.AFTER_PUBLISHED
+    try:
+        from graders.pipeline import GradeOptions, grade
+        from graders.rubric import load_rubric
+
+        options = options or GradeOptions()
+        hidden = load_rubric(options.rubric_file).hidden_visibility
+        with tempfile.TemporaryDirectory(prefix="dlgrade-gs-") as tmp:
+            report = (grade_fn or grade)(source, out_dir or Path(tmp), options)
+            results = gradescope_results(
+                report, hidden_visibility=hidden, stdout_visibility=stdout_visibility
+            )
+            write_results_json(results, results_path)
+        return results
+    except BaseException as exc:
+        traceback.print_exc(file=sys.stderr)
+        results = crash_results(
+            exc,
+            seconds=time.monotonic() - started,
+            hidden_visibility=hidden,
+            stdout_visibility=stdout_visibility,
+        )
+        write_results_json(results, results_path)
+        if isinstance(exc, KeyboardInterrupt):
+            raise
+        return results

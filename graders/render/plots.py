@@ -1,0 +1,392 @@
+"""Figures for the feedback pages, drawn by the grader from the artifacts its probe wrote.
+
+The data is read and validated here (a student's histories may hold NaN, a million epochs or
+nothing at all), so a chart is either drawn from sound numbers or replaced by a sentence saying
+why not; a feedback page never fails because of what a student's notebook left behind.
+
+The bytes are deterministic: same data, same SVG/PNG. Matplotlib's ``Figure`` is used without
+pyplot (no global figure registry, the Agg canvas), the SVG id salt is fixed, and the metadata
+that would carry a date or a software version is dropped, so pages can be diffed and goldened.
+"""
+
+from __future__ import annotations
+
+import base64
+import io
+import json
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.ticker import MaxNLocator
+
+from graders.config import Thresholds
+from graders.models import QuestionRun
+
+FASHION_CLASSES = (
+    "T-shirt/top",
+    "Trouser",
+    "Pullover",
+    "Dress",
+    "Coat",
+    "Sandal",
+    "Shirt",
+    "Sneaker",
+    "Bag",
+    "Ankle boot",
+)
+"""Fashion-MNIST's label names, in label order (the dataset's own documentation)."""
+
+MAX_EPOCHS_DRAWN = 500
+"""A history longer than this is cut: a plot of more epochs says nothing more to a student."""
+MAX_SAMPLES_DRAWN = 6
+"""The assignment asks for 3 sampled images; more are cut so the figure stays readable."""
+
+_RC: dict[Any, Any] = {  # matplotlib types its keys as a Literal of every rc name
+    "svg.hashsalt": "dlgrade-feedback",
+    "svg.fonttype": "path",
+    "font.family": "DejaVu Sans",
+    "font.size": 9.0,
+    "axes.titlesize": 9.0,
+    "path.simplify": True,
+}
+_SVG_METADATA = {"Date": None, "Creator": None, "Format": None, "Type": None}
+_PNG_METADATA = {"Software": None}
+TRAIN_COLOUR, TEST_COLOUR = "#1f6fb2", "#d1495b"
+
+
+@dataclass(frozen=True, kw_only=True)
+class LossBand:
+    """Per-epoch range of the reference solution's losses over the calibration seeds."""
+
+    train_low: tuple[float, ...]
+    train_high: tuple[float, ...]
+    test_low: tuple[float, ...]
+    test_high: tuple[float, ...]
+    seeds: int
+    """How many reference runs the band spans (said in the caption)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class LossCurves:
+    """The losses the student's notebook recorded per epoch, as the probe found them."""
+
+    train: tuple[float, ...]
+    test: tuple[float, ...]
+    band: LossBand | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class SampleBars:
+    """Class probabilities of the sampled test images, from the grader's own forward pass."""
+
+    indices: tuple[int, ...]
+    probabilities: tuple[tuple[float, ...], ...]
+    """Softmax of the logits the probe computed with the student's trained model."""
+    reported: tuple[tuple[float, ...], ...] | None
+    """What the notebook itself reported for the same images (drawn as markers), if usable."""
+    classes: tuple[str, ...] = FASHION_CLASSES
+
+
+Plot = LossCurves | SampleBars
+
+
+@dataclass(frozen=True, kw_only=True)
+class Chart:
+    """One figure of a feedback page: a stable file stem, words around it, and its data."""
+
+    slug: str
+    """File stem for the Markdown's PNG (``q3-loss-curves``) and the HTML anchor."""
+    title: str
+    caption: str
+    plot: Plot | None
+    """None when the chart could not be drawn; ``caption`` then says why."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Reading the artifacts
+
+
+def _artifact_path(run: QuestionRun, result_dir: Path, name: str) -> Path | None:
+    artifact = run.probe.artifact(name)
+    return None if artifact is None else result_dir / artifact.path
+
+
+def _read_json(path: Path) -> Any:
+    return json.loads(path.read_text(encoding="utf-8"))
+
+
+def _read_npz(path: Path, key: str) -> np.ndarray:
+    with np.load(path, allow_pickle=False) as data:
+        return np.asarray(data[key], dtype=np.float64)
+
+
+def _floats(value: object) -> tuple[float, ...]:
+    """A history as floats, non-finite values as NaN (drawn as gaps, never as a crash)."""
+    if not isinstance(value, list):
+        return ()
+    out = []
+    for v in value[:MAX_EPOCHS_DRAWN]:
+        f = float(v) if isinstance(v, int | float) and not isinstance(v, bool) else math.nan
+        out.append(f if math.isfinite(f) else math.nan)
+    return tuple(out)
+
+
+def loss_curves_chart(run: QuestionRun, result_dir: Path, band: LossBand | None) -> Chart | None:
+    """The student's train/test losses per epoch, beside the reference's band when known."""
+    path = _artifact_path(run, result_dir, "histories")
+    if path is None:
+        return None
+    title = "Loss per epoch"
+    try:
+        histories = _read_json(path)
+    except (OSError, ValueError) as exc:
+        why = f"Could not be drawn: {exc}"
+        return Chart(slug=f"{run.question}-loss-curves", title=title, caption=why, plot=None)
+    train = _floats(histories.get("train_loss_history") if isinstance(histories, dict) else None)
+    test = _floats(histories.get("test_loss_history") if isinstance(histories, dict) else None)
+    slug = f"{run.question}-loss-curves"
+    if not any(math.isfinite(v) for v in (*train, *test)):
+        why = "The notebook recorded no finite loss values, so there is nothing to plot."
+        return Chart(slug=slug, title=title, caption=why, plot=None)
+    caption = (
+        "train_loss_history and test_loss_history as your notebook recorded them, "
+        "re-plotted by the grader"
+    )
+    caption += (
+        f"; the shaded bands are the range of the reference solution over {band.seeds} seeds."
+        if band is not None
+        else " (no reference band is calibrated for this profile)."
+    )
+    if any(math.isnan(v) for v in (*train, *test)):
+        caption += " Gaps are epochs whose loss was not a finite number."
+    return Chart(
+        slug=slug, title=title, caption=caption, plot=LossCurves(train=train, test=test, band=band)
+    )
+
+
+def _softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    e = np.exp(shifted)
+    return e / e.sum(axis=-1, keepdims=True)
+
+
+def _sample_indices(run: QuestionRun, result_dir: Path) -> list[int] | None:
+    path = _artifact_path(run, result_dir, "samples")
+    if path is None:
+        return None
+    raw = _read_json(path)
+    values = raw.get("random_indices") if isinstance(raw, dict) else None
+    if not isinstance(values, list):
+        return None
+    return [int(i) for i in values if isinstance(i, int) and not isinstance(i, bool)]
+
+
+def _reported(run: QuestionRun, result_dir: Path, shape: tuple[int, int]) -> np.ndarray | None:
+    """The notebook's own probabilities, one row per sampled index, if they have that shape."""
+    path = _artifact_path(run, result_dir, "sample_probabilities")
+    if path is None:
+        return None
+    try:
+        values = _read_npz(path, "probabilities")
+    except (OSError, KeyError, ValueError):
+        return None
+    return values if values.shape == shape and np.isfinite(values).all() else None
+
+
+def _samples_caption(dropped: list[int], n_test: int, with_reported: bool) -> str:
+    caption = (
+        "Softmax of the logits the grader computed with your trained model on these test images"
+    )
+    caption += (
+        "; the black ticks are the probabilities your notebook reported."
+        if with_reported
+        else ". Your notebook's own probabilities were not found in a usable form."
+    )
+    if dropped:
+        caption += f" Indices outside the test set ({n_test} images) were skipped: {dropped[:10]}."
+    return caption
+
+
+def sample_bars_chart(run: QuestionRun, result_dir: Path) -> Chart | None:
+    """Bar charts of the sampled images' class probabilities, recomputed by the grader."""
+    slug, title = (
+        f"{run.question}-sample-probabilities",
+        "Class probabilities of the sampled images",
+    )
+    logits_path = _artifact_path(run, result_dir, "test_logits")
+    try:
+        indices = _sample_indices(run, result_dir)
+        if indices is None or logits_path is None:
+            return None
+        logits = _read_npz(logits_path, "logits")
+    except (OSError, KeyError, ValueError) as exc:
+        return Chart(slug=slug, title=title, caption=f"Could not be drawn: {exc}", plot=None)
+    n_classes = len(FASHION_CLASSES)
+    if logits.ndim != 2 or logits.shape[1] != n_classes:
+        why = f"The grader's logits have shape {logits.shape}, not (images, {n_classes})."
+        return Chart(slug=slug, title=title, caption=why, plot=None)
+    n_test = len(logits)
+    keep = [k for k, i in enumerate(indices) if 0 <= i < n_test][:MAX_SAMPLES_DRAWN]
+    dropped = [i for i in indices if not 0 <= i < n_test]
+    if not keep:
+        why = "No sampled index falls inside the test set, so there is nothing to plot."
+        return Chart(slug=slug, title=title, caption=why, plot=None)
+    usable = [indices[k] for k in keep]
+    probs = _softmax(logits[usable])
+    reported = _reported(run, result_dir, (len(indices), n_classes))
+    plot = SampleBars(
+        indices=tuple(usable),
+        probabilities=tuple(tuple(float(p) for p in row) for row in probs),
+        reported=None
+        if reported is None
+        else tuple(tuple(float(p) for p in reported[k]) for k in keep),
+    )
+    caption = _samples_caption(dropped, n_test, reported is not None)
+    return Chart(slug=slug, title=title, caption=caption, plot=plot)
+
+
+def charts_for(
+    run: QuestionRun, result_dir: Path, band: LossBand | None = None
+) -> tuple[Chart, ...]:
+    """Every chart the question's artifacts allow, in a fixed order.
+
+    Keyed on artifact names, not question ids: any question whose probe leaves ``histories``
+    gets loss curves, ``samples`` with ``test_logits`` gets probability bars.
+    """
+    charts = (loss_curves_chart(run, result_dir, band), sample_bars_chart(run, result_dir))
+    return tuple(c for c in charts if c is not None)
+
+
+# ---------------------------------------------------------------------------------------------
+# The reference band: a hook on the calibrated thresholds' provenance
+
+BAND_KEYS = ("train_loss_per_epoch", "test_loss_per_epoch")
+"""Provenance fields a calibration run may store: one list of per-epoch losses per seed."""
+
+
+def _per_seed(value: object) -> np.ndarray | None:
+    if not isinstance(value, list) or not value or not all(isinstance(r, list) for r in value):
+        return None
+    width = min(len(r) for r in value)
+    if width == 0:
+        return None
+    rows = np.asarray([r[:width] for r in value], dtype=np.float64)
+    return rows if np.isfinite(rows).all() else None
+
+
+def reference_loss_band(thresholds: Thresholds | None, profile: str) -> LossBand | None:
+    """The reference's loss band for this profile, if calibration recorded per-epoch losses.
+
+    The hook the feedback pages use: ``dlgrade calibrate`` may store, under any ``q3.*`` key of
+    ``[<profile>.provenance]``, ``train_loss_per_epoch`` and ``test_loss_per_epoch`` as lists
+    (one per seed) of per-epoch losses. Without them the curves are drawn alone.
+    """
+    if thresholds is None:
+        return None
+    provenance: Mapping[str, Any] = thresholds.provenance.get(profile, {})
+    for key in sorted(provenance):
+        entry = provenance[key]
+        if not key.startswith("q3.") or not isinstance(entry, Mapping):
+            continue
+        train, test = (_per_seed(entry.get(k)) for k in BAND_KEYS)
+        if train is None or test is None or len(train) != len(test):
+            continue
+        return LossBand(
+            train_low=tuple(map(float, train.min(axis=0))),
+            train_high=tuple(map(float, train.max(axis=0))),
+            test_low=tuple(map(float, test.min(axis=0))),
+            test_high=tuple(map(float, test.max(axis=0))),
+            seeds=len(train),
+        )
+    return None
+
+
+# ---------------------------------------------------------------------------------------------
+# Drawing
+
+
+def _draw_losses(plot: LossCurves) -> Figure:
+    fig = Figure(figsize=(6.0, 3.4), layout="constrained")
+    ax = fig.subplots()
+    for values, colour, label in (
+        (plot.train, TRAIN_COLOUR, "train loss (yours)"),
+        (plot.test, TEST_COLOUR, "test loss (yours)"),
+    ):
+        if values:
+            epochs = np.arange(1, len(values) + 1)
+            ax.plot(epochs, values, marker="o", markersize=3, color=colour, label=label)
+    band = plot.band
+    if band is not None:
+        for low, high, colour, label in (
+            (band.train_low, band.train_high, TRAIN_COLOUR, "train, reference range"),
+            (band.test_low, band.test_high, TEST_COLOUR, "test, reference range"),
+        ):
+            epochs = np.arange(1, len(low) + 1)
+            if len(epochs) > 1:
+                ax.fill_between(epochs, low, high, color=colour, alpha=0.15, lw=0, label=label)
+            else:  # one epoch: a band of zero width would not show
+                ax.vlines(epochs, low, high, color=colour, alpha=0.35, lw=6, label=label)
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("cross-entropy loss")
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.grid(alpha=0.3)
+    ax.legend(loc="upper right", frameon=False)
+    return fig
+
+
+def _draw_samples(plot: SampleBars) -> Figure:
+    count = len(plot.indices)
+    fig = Figure(figsize=(3.0 * count + 0.4, 3.4), layout="constrained")
+    axes = fig.subplots(1, count, sharey=True, squeeze=False)[0]
+    positions = np.arange(len(plot.classes))
+    for k, ax in enumerate(axes):
+        probs = np.asarray(plot.probabilities[k])
+        best = int(probs.argmax())
+        colours = [TEST_COLOUR if c == best else "#9aa5b1" for c in range(len(probs))]
+        ax.barh(positions, probs, color=colours)
+        if plot.reported is not None:
+            ax.plot(plot.reported[k], positions, "|", color="black", markersize=9)
+        ax.set_title(
+            f"test image {plot.indices[k]}\npredicted {plot.classes[best]} ({probs[best]:.2f})"
+        )
+        ax.set_xlim(0.0, 1.0)
+        ax.set_yticks(positions, plot.classes)
+        ax.grid(axis="x", alpha=0.3)
+    axes[0].invert_yaxis()  # once: the y axis is shared, a second call would flip it back
+    return fig
+
+
+def draw(plot: Plot) -> Figure:
+    if isinstance(plot, LossCurves):
+        return _draw_losses(plot)
+    return _draw_samples(plot)
+
+
+def _save(plot: Plot, fmt: str, metadata: Mapping[str, None]) -> bytes:
+    buf = io.BytesIO()
+    with matplotlib.rc_context(_RC):
+        draw(plot).savefig(buf, format=fmt, metadata=dict(metadata), dpi=100)
+    return buf.getvalue()
+
+
+def svg_bytes(plot: Plot) -> bytes:
+    """A standalone SVG document (for an ``<img>``: its ids cannot clash with the page's)."""
+    return _save(plot, "svg", _SVG_METADATA)
+
+
+def png_bytes(plot: Plot) -> bytes:
+    return _save(plot, "png", _PNG_METADATA)
+
+
+def data_uri(data: bytes, mime: str) -> str:
+    return f"data:{mime};base64,{base64.b64encode(data).decode('ascii')}"
+
+
+def svg_data_uri(plot: Plot) -> str:
+    return data_uri(svg_bytes(plot), "image/svg+xml")

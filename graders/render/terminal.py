@@ -1,0 +1,63 @@
+"""The coloured terminal summary printed after grading: scores, what failed and why, where to look.
+
+Colour only helps a person at a terminal: it is used when the stream is a TTY, or when
+``FORCE_COLOR`` asks for it (CI logs); ``NO_COLOR`` (https://no-color.org) and ``TERM=dumb``
+turn it off, and win over ``FORCE_COLOR`` as in CPython's own rule.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+from typing import TextIO
+
+from graders.models import GradeReport
+from graders.render.templating import render
+from graders.render.view import feedback_view
+
+TEMPLATE = "summary.txt.j2"
+MESSAGE_CHARS = 240
+"""A test's message or hint is cut to this in the terminal; the feedback page has it whole."""
+MARKS = {"passed": "PASS", "partial": "PART", "failed": "FAIL", "error": "ERR "}
+_ANSI = {
+    "bold": "\x1b[1m",
+    "dim": "\x1b[2m",
+    "reset": "\x1b[0m",
+    "ok": "\x1b[32m",
+    "bad": "\x1b[31m",
+    "full": "\x1b[32m",
+    "some": "\x1b[33m",
+    "none": "\x1b[31m",
+    "empty": "",
+    "passed": "\x1b[32m",
+    "partial": "\x1b[33m",
+    "failed": "\x1b[31m",
+    "error": "\x1b[35m",
+}
+_PLAIN = dict.fromkeys(_ANSI, "")
+
+
+def use_color(stream: TextIO, environ: Mapping[str, str] | None = None) -> bool:
+    env = os.environ if environ is None else environ
+    if env.get("NO_COLOR") or env.get("TERM") == "dumb":
+        return False
+    if env.get("FORCE_COLOR"):
+        return True
+    isatty = getattr(stream, "isatty", None)
+    return bool(isatty and isatty())
+
+
+def render_terminal(
+    report: GradeReport, *, color: bool = False, files: Sequence[tuple[str, Path]] = ()
+) -> str:
+    """The summary; ``files`` are ``(label, path)`` lines closing it (result.json, feedback...)."""
+    view = feedback_view(report, None)
+    return render(
+        TEMPLATE,
+        v=view,
+        c=_ANSI if color else _PLAIN,
+        marks=MARKS,
+        limit=MESSAGE_CHARS,
+        files=[(label, str(path)) for label, path in files],
+    )

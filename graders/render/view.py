@@ -1,0 +1,243 @@
+"""What a feedback page shows, decided once for the HTML, Markdown and terminal templates.
+
+The templates only lay this out: which tests a reader may see (a student's view leaves hidden
+tests out and says how many points they hold), the scores shown, the words for a run's status,
+every value already formatted and sorted, so the same report renders to the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from graders.models import (
+    CellError,
+    CheckResult,
+    CheckStatus,
+    GradeReport,
+    LoadProblem,
+    ManualItem,
+    MatchedBy,
+    ProbeStatus,
+    ProbeStepError,
+    QuestionResult,
+    QuestionRun,
+    RunStatus,
+    Visibility,
+)
+from graders.render.plots import Chart, LossBand, charts_for
+
+RUN_WORDS = {
+    RunStatus.OK: "ran cleanly",
+    RunStatus.CELL_ERRORS: "cell errors",
+    RunStatus.TIMEOUT: "timed out",
+    RunStatus.KERNEL_DIED: "kernel died",
+    RunStatus.NOT_RUN: "not run",
+}
+PROBE_WORDS = {
+    ProbeStatus.OK: "found everything it looked for",
+    ProbeStatus.PARTIAL: "found only part of what it looked for",
+    ProbeStatus.FAILED: "could not run",
+    ProbeStatus.NOT_RUN: "did not run",
+}
+STATUS_LABELS = {
+    CheckStatus.PASSED: "passed",
+    CheckStatus.PARTIAL: "partial",
+    CheckStatus.FAILED: "failed",
+    CheckStatus.ERROR: "grader error",
+}
+DETAIL_CHARS = 300
+"""A check's details value is cut to this many characters: a table cell, not a dump."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckView:
+    result: CheckResult
+    label: str
+    hidden: bool
+    """Hidden from students (shown here because this is the TA's view)."""
+    details: tuple[tuple[str, str], ...]
+    """Sorted ``(key, value as JSON)`` pairs; empty in a student's view."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ChartView:
+    chart: Chart
+    src: str
+    """Where the image is: a data URI (HTML) or a file name beside the page (Markdown)."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class QuestionView:
+    id: str
+    title: str
+    score: float
+    max_score: float
+    """The points shown: in a student's view, the visible tests' only."""
+    checks: tuple[CheckView, ...]
+    hidden_tests: int
+    """Tests left out of this view."""
+    hidden_points: float
+    run: QuestionRun | None
+    run_words: str
+    run_message: str
+    """The run's one sentence, unless it only repeats the first cell error shown below it."""
+    probe_words: str
+    notebook_note: str
+    parameters: tuple[tuple[str, str], ...]
+    cell_errors: tuple[CellError, ...]
+    probe_errors: tuple[ProbeStepError, ...]
+    charts: tuple[ChartView, ...]
+    manual: tuple[ManualItem, ...]
+    outcome: str
+    """``full``, ``some``, ``none`` or ``empty`` (nothing to score): the colour of the score."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class FeedbackView:
+    report: GradeReport
+    student_view: bool
+    name: str
+    score: float
+    max_score: float
+    hidden_tests: int
+    hidden_points: float
+    manual_max_score: float
+    problems: tuple[LoadProblem, ...]
+    questions: tuple[QuestionView, ...]
+    outcome: str
+
+
+def is_hidden(check: CheckResult) -> bool:
+    """Anything not plainly visible is withheld from a student until a TA publishes it."""
+    return check.visibility is not Visibility.VISIBLE
+
+
+def _outcome(score: float, max_score: float) -> str:
+    if max_score <= 0:
+        return "empty"
+    if score >= max_score:
+        return "full"
+    return "some" if score > 0 else "none"
+
+
+def _details(check: CheckResult) -> tuple[tuple[str, str], ...]:
+    out = []
+    for key in sorted(check.details):
+        text = json.dumps(check.details[key], sort_keys=True, default=str)
+        if len(text) > DETAIL_CHARS:
+            text = text[: DETAIL_CHARS - 1] + "…"
+        out.append((key, text))
+    return tuple(out)
+
+
+def _check_view(check: CheckResult, student_view: bool) -> CheckView:
+    return CheckView(
+        result=check,
+        label=STATUS_LABELS[check.status],
+        hidden=is_hidden(check),
+        details=() if student_view else _details(check),
+    )
+
+
+def _notebook_note(run: QuestionRun | None) -> str:
+    if run is None or run.notebook is None:
+        return "no notebook"
+    nb = run.notebook
+    if nb.matched_by is MatchedBy.CONTENT:
+        return f"{nb.original_name} (matched to {run.question} by its content, not its name)"
+    return nb.original_name
+
+
+def _run_message(run: QuestionRun | None) -> str:
+    if run is None:
+        return ""
+    ex = run.execution
+    return "" if ex.status is RunStatus.CELL_ERRORS and ex.cell_errors else ex.message
+
+
+def _parameters(run: QuestionRun | None) -> tuple[tuple[str, str], ...]:
+    if run is None:
+        return ()
+    params = run.execution.parameters
+    return tuple((k, json.dumps(params[k], sort_keys=True, default=str)) for k in sorted(params))
+
+
+def question_view(
+    result: QuestionResult,
+    run: QuestionRun | None,
+    charts: tuple[ChartView, ...],
+    *,
+    student_view: bool,
+) -> QuestionView:
+    shown = [c for c in result.checks if not (student_view and is_hidden(c))]
+    withheld = [c for c in result.checks if student_view and is_hidden(c)]
+    score, max_score = result.score, result.max_score
+    if withheld:
+        score, max_score = round(sum(c.score for c in shown), 3), sum(c.max_score for c in shown)
+    return QuestionView(
+        id=result.question,
+        title=result.title,
+        score=score,
+        max_score=max_score,
+        checks=tuple(_check_view(c, student_view) for c in shown),
+        hidden_tests=len(withheld),
+        hidden_points=sum(c.max_score for c in withheld),
+        run=run,
+        run_words=RUN_WORDS[run.execution.status] if run else RUN_WORDS[RunStatus.NOT_RUN],
+        run_message=_run_message(run),
+        probe_words=PROBE_WORDS[run.probe.status] if run else PROBE_WORDS[ProbeStatus.NOT_RUN],
+        notebook_note=_notebook_note(run),
+        parameters=_parameters(run),
+        cell_errors=tuple(sorted(run.execution.cell_errors, key=lambda e: e.cell_index))
+        if run
+        else (),
+        probe_errors=run.probe.errors if run else (),
+        charts=charts,
+        manual=result.manual,
+        outcome=_outcome(score, max_score),
+    )
+
+
+ImageSource = Callable[[Chart], str]
+"""Turns a drawable chart into the ``src`` a page links it by."""
+
+
+def feedback_view(
+    report: GradeReport,
+    result_dir: Path | None,
+    *,
+    student_view: bool = False,
+    band: LossBand | None = None,
+    image_src: ImageSource | None = None,
+) -> FeedbackView:
+    """The view of one graded submission; ``result_dir`` None (or no ``image_src``): no charts."""
+    questions = []
+    for result in report.questions:
+        run = report.run.question(result.question)
+        charts: tuple[ChartView, ...] = ()
+        if run is not None and result_dir is not None and image_src is not None:
+            charts = tuple(
+                ChartView(chart=c, src=image_src(c) if c.plot is not None else "")
+                for c in charts_for(run, result_dir, band)
+            )
+        questions.append(question_view(result, run, charts, student_view=student_view))
+    score, max_score = report.score, report.max_score
+    if any(q.hidden_tests for q in questions):
+        score = round(sum(q.score for q in questions), 3)
+        max_score = sum(q.max_score for q in questions)
+    return FeedbackView(
+        report=report,
+        student_view=student_view,
+        name=report.run.submission.name,
+        score=score,
+        max_score=max_score,
+        hidden_tests=sum(q.hidden_tests for q in questions),
+        hidden_points=sum(q.hidden_points for q in questions),
+        manual_max_score=report.manual_max_score,
+        problems=report.run.submission.problems,
+        questions=tuple(questions),
+        outcome=_outcome(score, max_score),
+    )

@@ -1,0 +1,669 @@
+"""Q4's checks on artifacts the reference produces, each known mistake, and accepted layouts.
+
+Artifacts are written in the probe's own layout (``<name>.npz`` / ``.json`` beside a
+``ProbeRecord``). The accepted variations go through the real probe, run in-process on small
+"student" namespaces, so the layout conversions the checks rely on are exercised too.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+import textwrap
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+from graders import probe as probe_module
+from graders.check import CheckContext, CheckDef, Outcome, run_check
+from graders.config import FIXTURE_DATA_ROOT, Profile
+from graders.errors import ConfigError, ReferenceSolutionError
+from graders.models import (
+    Artifact,
+    CellError,
+    ExecutionRecord,
+    ProbeRecord,
+    ProbeStatus,
+    ProbeStepError,
+    QuestionRun,
+    RunStatus,
+)
+from graders.questions import ProbeContext, ProbeInputs
+from graders.questions.q4_backprop import SPEC, checks, diagnose, make_inputs
+from reference import q4_numpy as ref
+from reference.datasets import load_scaled
+
+Arrays = dict[str, np.ndarray]
+RUNTIME = (Path(probe_module.__file__).parent / "probe_runtime.py").read_text(encoding="utf-8")
+
+
+# -- building contexts -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def inputs(quick_profile: Profile) -> ProbeInputs:
+    ctx = ProbeContext(
+        profile=quick_profile, data_root=FIXTURE_DATA_ROOT, rng=np.random.default_rng(7)
+    )
+    return make_inputs(ctx)
+
+
+def injected(inputs: ProbeInputs) -> ref.Params:
+    return ref.Params.of(
+        [inputs.arrays[f"w{i}"] for i in range(3)], [inputs.arrays[f"b{i}"] for i in range(3)]
+    )
+
+
+def as_arrays(params: ref.Params, prefix: str = "") -> Arrays:
+    out: Arrays = {}
+    for i, (w, b) in enumerate(zip(params.weights, params.biases, strict=True)):
+        out[f"{prefix}w{i}"], out[f"{prefix}b{i}"] = w, b
+    return out
+
+
+@pytest.fixture(scope="module")
+def trained() -> ref.Params:
+    """The reference after one epoch on the committed 2,000-image slice (what quick trains)."""
+    x, y = load_scaled(FIXTURE_DATA_ROOT, "MNIST", train=True)
+    params = ref.init_params()
+    ref.train_epoch(params, x, y)
+    return params
+
+
+def reference_artifacts(inputs: ProbeInputs, final: ref.Params) -> dict[str, Any]:
+    """What the probe records for a correct notebook, computed by the reference."""
+    a, params, lr = inputs.arrays, injected(inputs), inputs.values["learning_rate"]
+    forward = [
+        ref.feed_forward_sample(params, x, int(y))
+        for x, y in zip(a["samples"], a["labels"], strict=True)
+    ]
+    steps: Arrays = {}
+    for i, (x, y) in enumerate(zip(a["train_samples"], a["train_labels"], strict=True)):
+        steps |= as_arrays(ref.train_one_sample(params, x, int(y), lr), prefix=f"s{i}.")
+    return {
+        "helpers": {
+            "sigmoid": ref.sigmoid(a["z"]),
+            "dsigmoid": ref.dsigmoid(a["z"]),
+            "softmax": np.stack([ref.softmax(row) for row in a["softmax_in"]]),
+        },
+        "init": as_arrays(ref.init_params()),
+        "final": as_arrays(final),
+        "forward": {
+            "index": np.arange(len(forward)),
+            "losses": np.array([f[0] for f in forward]),
+            "guesses": np.stack([f[1] for f in forward]),
+        },
+        "forward_meta": {"input_shapes": ["flat"] * len(forward), "count": len(forward)},
+        "layout": {"orientation": "in_out", "bias_shape": "flat"},
+        "train_step": steps,
+    }
+
+
+def make_context(
+    tmp_path: Path,
+    inputs: ProbeInputs,
+    profile: Profile,
+    artifacts: Mapping[str, Any],
+    *,
+    probe_errors: Sequence[ProbeStepError] = (),
+    cell_errors: Sequence[CellError] = (),
+    thresholds: Mapping[str, float] | None = None,
+) -> CheckContext:
+    folder = tmp_path / "artifacts" / "q4"
+    folder.mkdir(parents=True, exist_ok=True)
+    records = []
+    for name, value in artifacts.items():
+        if isinstance(value, dict) and all(isinstance(v, np.ndarray) for v in value.values()):
+            path = folder / f"{name}.npz"
+            np.savez(path, **value)
+            kind = "npz"
+        else:
+            path = folder / f"{name}.json"
+            path.write_text(json.dumps(value), encoding="utf-8")
+            kind = "json"
+        rel = str(path.relative_to(tmp_path))
+        records.append(Artifact(name=name, path=rel, kind=kind, bytes=path.stat().st_size))
+    status = RunStatus.CELL_ERRORS if cell_errors else RunStatus.OK
+    run = QuestionRun(
+        question="q4",
+        title=SPEC.title,
+        notebook=None,
+        execution=ExecutionRecord(question="q4", status=status, cell_errors=tuple(cell_errors)),
+        probe=ProbeRecord(
+            question="q4",
+            status=ProbeStatus.PARTIAL if probe_errors else ProbeStatus.OK,
+            artifacts=tuple(records),
+            errors=tuple(probe_errors),
+        ),
+    )
+    return CheckContext(
+        run=run,
+        result_dir=tmp_path,
+        inputs=inputs,
+        profile=profile,
+        # One reference epoch on the committed slice lands between chance and 0.2.
+        thresholds={"q4.min_test_accuracy": 0.1} if thresholds is None else thresholds,
+        data_root=FIXTURE_DATA_ROOT,
+    )
+
+
+@pytest.fixture
+def good(inputs: ProbeInputs, trained: ref.Params) -> dict[str, Any]:
+    return reference_artifacts(inputs, trained)
+
+
+@pytest.fixture
+def grade(tmp_path: Path, inputs: ProbeInputs, quick_profile: Profile) -> Callable[..., Outcome]:
+    """Run one check on the given artifacts; a crash of the check fails the test."""
+
+    def run(definition: CheckDef, artifacts: Mapping[str, Any], **kwargs: Any) -> Outcome:
+        ctx = make_context(tmp_path, inputs, quick_profile, artifacts, **kwargs)
+        outcome, crashed = run_check(definition, ctx)
+        assert not crashed, outcome.message
+        return outcome
+
+    return run
+
+
+def text(outcome: Outcome) -> str:
+    return f"{outcome.message} {outcome.hint}".lower()
+
+
+# -- the reference passes ----------------------------------------------------------------------
+
+
+def test_spec_declares_exactly_the_rubric_ids() -> None:
+    assert [c.id for c in SPEC.checks] == [
+        "q4.helpers",
+        "q4.init",
+        "q4.forward",
+        "q4.backprop_step",
+        "q4.final_accuracy",
+    ]
+
+
+@pytest.mark.parametrize("definition", checks.CHECKS, ids=lambda c: c.id)
+def test_the_reference_gets_full_marks(definition: CheckDef, grade, good) -> None:
+    outcome = grade(definition, good)
+    assert outcome.fraction == 1.0, outcome.message
+
+
+# -- q4.helpers ----------------------------------------------------------------------------------
+
+
+def test_softmax_without_the_max_overflows_near_900_and_costs_a_quarter(grade, good, inputs):
+    with np.errstate(all="ignore"):
+        naive = np.stack([np.exp(r) / np.exp(r).sum() for r in inputs.arrays["softmax_in"]])
+    assert not np.all(np.isfinite(naive))  # the input really does overflow
+    outcome = grade(checks.helpers, good | {"helpers": good["helpers"] | {"softmax": naive}})
+    assert outcome.fraction == 0.75
+    assert "+900" in outcome.message and "nan/inf" in text(outcome)
+    assert "x.max()" in outcome.hint
+
+
+def test_dsigmoid_written_for_the_activation_is_named(grade, good, inputs):
+    z = inputs.arrays["z"]
+    outcome = grade(checks.helpers, good | {"helpers": good["helpers"] | {"dsigmoid": z * (1 - z)}})
+    assert outcome.fraction == 0.75
+    assert "pre-activation" in outcome.message
+
+
+def test_a_missing_helper_fails_its_part_with_the_probes_reason(grade, good):
+    helpers = {k: v for k, v in good["helpers"].items() if k != "softmax"}
+    error = ProbeStepError(
+        step="helpers[softmax]",
+        kind="missing_name",
+        message="the notebook does not define `softmax`",
+    )
+    outcome = grade(checks.helpers, good | {"helpers": helpers}, probe_errors=[error])
+    assert outcome.fraction == 0.5
+    assert "does not define `softmax`" in outcome.message
+
+
+def test_a_wrong_sigmoid_fails_its_part(grade, good, inputs):
+    wrong = np.tanh(inputs.arrays["z"])
+    outcome = grade(checks.helpers, good | {"helpers": good["helpers"] | {"sigmoid": wrong}})
+    assert outcome.fraction == 0.75 and "sigmoid(" in outcome.message
+
+
+# -- q4.init -------------------------------------------------------------------------------------
+
+
+def draws(
+    layer_shape: Callable[[int, int], tuple[int, int]],
+    scale: Callable[[int, int], float],
+    seed: int = 80085,
+) -> Arrays:
+    rng = np.random.default_rng(seed)
+    out: Arrays = {}
+    for i, (n_in, n_out) in enumerate(itertools.pairwise(ref.LAYER_SIZES)):
+        w = rng.normal(0, scale(n_in, n_out), size=layer_shape(n_in, n_out))
+        out[f"w{i}"] = w if w.shape == (n_in, n_out) else w.T  # the probe's canonical layout
+        out[f"b{i}"] = np.zeros(n_out)
+    return out
+
+
+def std(n_in: int, n_out: int) -> float:
+    return float(np.sqrt(1 / max(n_in, n_out)))
+
+
+def test_the_seeded_draws_in_out_in_shape_count_as_exact(grade, good):
+    outcome = grade(checks.init, good | {"init": draws(lambda i, o: (o, i), std)})
+    assert outcome.fraction == 1.0, outcome.message
+
+
+def test_the_right_distribution_from_another_seed_is_partial(grade, good):
+    outcome = grade(checks.init, good | {"init": draws(lambda i, o: (i, o), std, seed=1)})
+    assert outcome.fraction == checks.INIT_PARTIAL
+    assert "default_rng(80085)" in outcome.message
+
+
+def test_the_standard_deviation_used_as_the_variance_scores_zero(grade, good):
+    wrong = draws(lambda i, o: (i, o), lambda i, o: 1 / max(i, o))
+    outcome = grade(checks.init, good | {"init": wrong})
+    assert outcome.fraction == 0.0
+    assert "expected variance 1/784" in outcome.message
+    assert "standard deviation" in text(outcome)
+
+
+def test_variance_one_over_n_out_is_named(grade, good):
+    wrong = draws(lambda i, o: (i, o), lambda i, o: float(np.sqrt(1 / o)))
+    outcome = grade(checks.init, good | {"init": wrong})
+    assert outcome.fraction == 0.0 and "1/n_out" in outcome.message
+    assert "weights[0]" in outcome.message and "weights[1]" not in outcome.message
+
+
+def test_nonzero_biases_cost_half(grade, good):
+    init = good["init"] | {"b1": np.full(32, 0.1)}
+    outcome = grade(checks.init, good | {"init": init})
+    assert outcome.fraction == checks.BIASES_NONZERO_PARTIAL and "biases" in outcome.message
+
+
+def test_wrong_shapes_score_zero_and_say_which(grade, good):
+    init = good["init"] | {"w1": np.zeros((32, 16)), "b1": np.zeros(16)}
+    outcome = grade(checks.init, good | {"init": init})
+    assert outcome.fraction == 0.0
+    assert "expected shape (32, 32)" in outcome.message and "(32, 16)" in outcome.message
+
+
+def test_the_variance_test_rarely_fails_correct_draws_and_always_catches_a_factor_two() -> None:
+    rng = np.random.default_rng(0)
+    for n in (320, 1024, 25088):  # the three layers' sizes
+        z_ok = [diagnose_z(rng.normal(0, 1, size=n), 1.0) for _ in range(300)]
+        assert max(abs(z) for z in z_ok) < 4.5
+        assert abs(np.mean(z_ok)) < 0.25 and 0.8 < np.std(z_ok) < 1.2  # ~ standard normal
+        assert all(
+            abs(diagnose_z(rng.normal(0, 1, size=n), 2.0)) > checks.INIT_Z for _ in range(20)
+        )
+
+
+def diagnose_z(values: np.ndarray, variance: float) -> float:
+    return checks.variance_z(values, variance)
+
+
+# -- q4.forward ----------------------------------------------------------------------------------
+
+
+def forward_with(params: ref.Params, inputs: ProbeInputs) -> Arrays:
+    a = inputs.arrays
+    out = [
+        ref.feed_forward_sample(params, x, int(y))
+        for x, y in zip(a["samples"], a["labels"], strict=True)
+    ]
+    return {
+        "index": np.arange(len(out)),
+        "losses": np.array([o[0] for o in out]),
+        "guesses": np.stack([o[1] for o in out]),
+    }
+
+
+def test_a_forward_pass_without_biases_is_named(grade, good, inputs):
+    params = injected(inputs)
+    no_bias = ref.Params.of(params.weights, [np.zeros_like(b) for b in params.biases])
+    outcome = grade(checks.forward, good | {"forward": forward_with(no_bias, inputs)})
+    assert outcome.fraction < 1.0
+    assert "without the biases" in outcome.message
+
+
+def test_a_forward_pass_ignoring_the_injected_weights_is_named(grade, good, inputs, trained):
+    outcome = grade(checks.forward, good | {"forward": forward_with(trained, inputs)})
+    assert outcome.fraction < 0.75
+    assert "instead of the global `weights`" in outcome.message
+
+
+def test_samples_that_raised_cost_their_share_only(grade, good):
+    fwd = {k: v[2:] for k, v in good["forward"].items()}
+    errors = [
+        ProbeStepError(step=f"feed_forward_sample[{i}]", kind="raised", message="ValueError: boom")
+        for i in (0, 1)
+    ]
+    outcome = grade(checks.forward, good | {"forward": fwd}, probe_errors=errors)
+    n = len(good["forward"]["losses"])
+    assert outcome.fraction == pytest.approx((n - 2) / n)
+    assert "ValueError: boom" in outcome.message
+
+
+def test_a_class_index_instead_of_a_one_hot_vector_fails_the_guesses(grade, good):
+    fwd = good["forward"] | {"guesses": np.argmax(good["forward"]["guesses"], axis=1)[:, None]}
+    outcome = grade(checks.forward, good | {"forward": fwd})
+    assert outcome.fraction == 0.5 and "expected (10,)" in outcome.message
+
+
+# -- q4.backprop_step ----------------------------------------------------------------------------
+
+
+def steps_with(
+    update: Callable[[ref.Params, np.ndarray, int, float], ref.Params], inputs
+) -> Arrays:
+    a, params, lr = inputs.arrays, injected(inputs), inputs.values["learning_rate"]
+    out: Arrays = {}
+    for i, (x, y) in enumerate(zip(a["train_samples"], a["train_labels"], strict=True)):
+        out |= as_arrays(update(params, x, int(y), lr), prefix=f"s{i}.")
+    return out
+
+
+def mistake(name: str) -> Callable[[ref.Params, np.ndarray, int, float], ref.Params]:
+    return next(m.update for m in diagnose.KNOWN_MISTAKES if m.name == name)
+
+
+def test_dsigmoid_on_the_activation_fails_the_hidden_layers_and_says_pre_activation(
+    grade, good, inputs
+):
+    steps = steps_with(mistake("dsigmoid_on_activation"), inputs)
+    outcome = grade(checks.backprop_step, good | {"train_step": steps})
+    assert outcome.fraction == pytest.approx(1 / 3)  # the output layer is still right
+    assert "pre-activation" in outcome.message and "dsigmoid" in outcome.message
+    assert "weights[0]" in outcome.message and "weights[1]" in outcome.message
+    assert "Correct: weights[2], biases[2]" in outcome.message
+
+
+@pytest.mark.parametrize(
+    ("name", "phrase"),
+    [
+        ("no_derivative", "without the sigmoid derivative"),
+        ("updated_before_backprop", "already updated"),
+    ],
+)
+def test_other_known_backprop_mistakes_are_named(grade, good, inputs, name, phrase):
+    outcome = grade(checks.backprop_step, good | {"train_step": steps_with(mistake(name), inputs)})
+    assert outcome.fraction == pytest.approx(1 / 3) and phrase in outcome.message
+
+
+def test_an_unchanged_network_scores_zero(grade, good, inputs):
+    outcome = grade(
+        checks.backprop_step, good | {"train_step": steps_with(lambda p, x, y, lr: p, inputs)}
+    )
+    assert outcome.fraction == 0.0 and "did not change" in outcome.message
+
+
+@pytest.mark.parametrize(("factor", "phrase"), [(-1.0, "wrong sign"), (10 / 3, "3.333 times")])
+def test_a_scaled_update_is_named(grade, good, inputs, factor, phrase):
+    outcome = grade(
+        checks.backprop_step,
+        good
+        | {
+            "train_step": steps_with(
+                lambda p, x, y, lr: ref.train_one_sample(p, x, y, lr * factor), inputs
+            )
+        },
+    )
+    assert outcome.fraction == 0.0 and phrase in outcome.message
+
+
+def test_one_wrong_layer_costs_its_sixth_and_quotes_the_finite_difference(grade, good, inputs):
+    steps = dict(good["train_step"])
+    steps["s0.w1"] = steps["s0.w1"] + 1e-3 * np.random.default_rng(0).normal(size=(32, 32))
+    outcome = grade(checks.backprop_step, good | {"train_step": steps})
+    assert outcome.fraction == pytest.approx(5 / 6)
+    assert "weights[1]" in outcome.message and "finite differences" in outcome.message
+
+
+def test_a_raising_train_one_sample_scores_zero_with_its_error(grade, good):
+    errors = [ProbeStepError(step="train_one_sample[0]", kind="raised", message="IndexError: nope")]
+    outcome = grade(
+        checks.backprop_step,
+        {k: v for k, v in good.items() if k != "train_step"},
+        probe_errors=errors,
+    )
+    assert outcome.fraction == 0.0 and "IndexError: nope" in outcome.message
+
+
+def test_the_reference_gradients_agree_with_finite_differences(inputs):
+    a = inputs.arrays
+    _, points = diagnose.verified_gradients(
+        injected(inputs), a["train_samples"][0], int(a["train_labels"][0])
+    )
+    assert {(p.at.kind, p.at.layer) for p in points} == {
+        (k, i) for k in ("weights", "biases") for i in range(3)
+    }
+    assert all(np.isclose(p.backprop, p.finite_difference, rtol=1e-4, atol=1e-7) for p in points)
+
+
+def test_a_wrong_reference_gradient_is_a_reference_error(inputs, monkeypatch):
+    real = ref.gradients_one_sample
+
+    def wrong(params, sample, y):
+        w, b = real(params, sample, y)
+        return (w[0], w[1] * 1.1, w[2]), b
+
+    monkeypatch.setattr(ref, "gradients_one_sample", wrong)
+    a = inputs.arrays
+    with pytest.raises(ReferenceSolutionError, match=r"weights\[1\]"):
+        diagnose.verified_gradients(
+            injected(inputs), a["train_samples"][0], int(a["train_labels"][0])
+        )
+
+
+# -- q4.final_accuracy ---------------------------------------------------------------------------
+
+
+def test_the_accuracy_is_the_graders_own_and_compared_with_the_threshold(grade, good, trained):
+    x, y = load_scaled(FIXTURE_DATA_ROOT, "MNIST", train=False, limit=1000)
+    _, correct = ref.evaluate_dataset(trained, x, y)
+    passed = grade(
+        checks.final_accuracy, good, thresholds={"q4.min_test_accuracy": correct / len(y)}
+    )
+    assert passed.fraction == 1.0 and passed.details["correct"] == correct
+    failed = grade(
+        checks.final_accuracy, good, thresholds={"q4.min_test_accuracy": (correct + 1) / len(y)}
+    )
+    assert failed.fraction == 0.0
+    assert f"{100 * correct / len(y):.2f} %" in failed.message
+
+
+def test_untrained_weights_fail_on_the_threshold_and_the_cell_error_is_named(grade, good):
+    error = CellError(
+        cell_index=2,
+        ename="ModuleNotFoundError",
+        evalue="No module named 'tensorflow'",
+        source_excerpt="import tensorflow",
+    )
+    untrained = good | {"final": good["init"]}
+    outcome = grade(
+        checks.final_accuracy,
+        untrained,
+        cell_errors=[error],
+        thresholds={"q4.min_test_accuracy": 0.5},
+    )
+    assert outcome.fraction == 0.0
+    assert "never trained" in outcome.message and "tensorflow" in outcome.message
+
+
+def test_only_the_threshold_decides_even_for_untrained_weights(grade, good):
+    """Initialized and trained in one cell, the snapshot equals the final weights: no penalty."""
+    same = good | {"init": good["final"]}
+    outcome = grade(checks.final_accuracy, same, thresholds={"q4.min_test_accuracy": 0.0})
+    assert outcome.fraction == 1.0
+
+
+def test_missing_final_weights_say_why(grade, good):
+    error = ProbeStepError(
+        step="final_weights", kind="missing_name", message="the notebook does not define `weights`"
+    )
+    without = {k: v for k, v in good.items() if k != "final"}
+    outcome = grade(checks.final_accuracy, without, probe_errors=[error])
+    assert outcome.fraction == 0.0 and "does not define `weights`" in outcome.message
+
+
+def test_no_forward_artifact_says_why(grade, good):
+    error = ProbeStepError(
+        step="feed_forward_sample", kind="missing_name", message="the notebook does not define x"
+    )
+    without = {k: v for k, v in good.items() if k != "forward"}
+    outcome = grade(checks.forward, without, probe_errors=[error])
+    assert outcome.fraction == 0.0 and "does not define x" in outcome.message
+
+
+def test_final_weights_with_nan_fail_without_crashing(grade, good):
+    final = good["final"] | {"w2": np.full((32, 10), np.nan)}
+    outcome = grade(checks.final_accuracy, good | {"final": final})
+    assert outcome.fraction == 0.0 and "NaN" in outcome.message
+
+
+def test_a_missing_threshold_is_a_configuration_fault(tmp_path, inputs, quick_profile, good):
+    ctx = make_context(tmp_path, inputs, quick_profile, good, thresholds={})
+    with pytest.raises(ConfigError, match=r"q4\.min_test_accuracy"):
+        run_check(checks.final_accuracy, ctx)
+
+
+# -- accepted variations, through the real probe ------------------------------------------------
+
+HELPERS = """
+import numpy as np
+from numpy.random import default_rng
+LEARNING_RATE = 0.003
+
+def sigmoid(x):
+    x = np.clip(x, -500, 500)
+    return np.where(x >= 0, 1 / (1 + np.exp(-x)), np.exp(x) / (1 + np.exp(x)))
+
+def dsigmoid(x):
+    return sigmoid(x) * (1 - sigmoid(x))
+
+def softmax(x):
+    y = np.exp(x - x.max())
+    return y / y.sum()
+
+def one_hot(y):
+    r = np.zeros(10)
+    r[y] = 1
+    return r
+"""
+
+OUT_IN_COLUMNS = """
+rng = default_rng(80085)
+weights, biases = [], []
+for n_in, n_out in [(784, 32), (32, 32), (32, 10)]:
+    weights.append(rng.normal(0, np.sqrt(1 / max(n_in, n_out)), size=(n_out, n_in)))
+    biases.append(np.zeros((n_out, 1)))
+
+def forward_all(sample):
+    acts, zs = [sample.reshape(-1, 1)], []
+    for i, (W, b) in enumerate(zip(weights, biases)):
+        zs.append(W @ acts[-1] + b)
+        acts.append(sigmoid(zs[-1]) if i < len(weights) - 1 else softmax(zs[-1]))
+    return acts, zs
+
+def feed_forward_sample(sample, y):
+    out = forward_all(sample)[0][-1].reshape(-1)
+    guess = np.zeros(10)
+    guess[np.argmax(out)] = 1
+    return -np.sum(one_hot(y) * np.log(out)), guess
+
+def train_one_sample(sample, y, learning_rate=0.003):
+    acts, zs = forward_all(sample)
+    delta = acts[-1] - one_hot(y).reshape(-1, 1)
+    grads = [None] * len(weights)
+    for i in range(len(weights) - 1, -1, -1):
+        if i < len(weights) - 1:
+            delta = (weights[i + 1].T @ delta) * dsigmoid(zs[i])
+        grads[i] = (delta @ acts[i].T, delta)
+    for i, (gw, gb) in enumerate(grads):
+        weights[i] -= learning_rate * gw
+        biases[i] -= learning_rate * gb
+"""
+
+RETURNS_NEW_ROW_BIASES_IMAGE_INPUT = """
+rng = default_rng(80085)
+sizes = [(784, 32), (32, 32), (32, 10)]
+weights = [rng.normal(0, np.sqrt(1 / max(i, o)), size=(i, o)) for i, o in sizes]
+biases = [np.zeros((1, o)) for o in (32, 32, 10)]
+
+def layers(sample):
+    acts, zs = [sample.reshape(1, 784)], []
+    for i, (W, b) in enumerate(zip(weights, biases)):
+        zs.append(acts[-1] @ W + b)
+        acts.append(sigmoid(zs[-1]) if i < 2 else softmax(zs[-1]))
+    return acts, zs
+
+def feed_forward_sample(sample, y):
+    assert sample.shape == (28, 28), "this one wants images"
+    out = layers(sample)[0][-1].reshape(-1)
+    guess = np.zeros(10)
+    guess[np.argmax(out)] = 1
+    return -np.log(out[y]), guess
+
+def train_one_sample(sample, y):  # reads LEARNING_RATE, returns the new lists
+    acts, zs = layers(sample)
+    delta = acts[-1] - one_hot(y)
+    new_w, new_b = list(weights), list(biases)
+    for i in (2, 1, 0):
+        if i < 2:
+            delta = (delta @ weights[i + 1].T) * dsigmoid(zs[i])
+        new_w[i] = weights[i] - LEARNING_RATE * (acts[i].T @ delta)
+        new_b[i] = biases[i] - LEARNING_RATE * delta
+    return new_w, new_b
+"""
+
+
+def run_probe(
+    tmp_path: Path, inputs: ProbeInputs, student: str
+) -> tuple[dict[str, Any], list[ProbeStepError]]:
+    """The real runtime and Q4 probe, on a namespace built from ``student`` source."""
+    ns: dict[str, Any] = {}
+    exec(compile(HELPERS + student, "<student>", "exec"), ns)
+    ns["__dlgrader_snapshots__"] = {
+        "weights": [w.copy() for w in ns["weights"]],
+        "biases": [b.copy() for b in ns["biases"]],
+    }
+    runtime: dict[str, Any] = {"__name__": "runtime"}
+    exec(compile(RUNTIME, "<runtime>", "exec"), runtime)
+    question = dict(runtime)
+    exec(compile(SPEC.probe_source, "<probe>", "exec"), question)
+    in_dir, out_dir = tmp_path / "in", tmp_path / "out"
+    out_dir.mkdir()
+    probe_module.write_inputs(inputs, in_dir)
+    runtime["run_probe"](question["probe"], ns, str(out_dir), str(in_dir), 30.0)
+    artifacts: dict[str, Any] = {}
+    for path in out_dir.iterdir():
+        if path.suffix == ".npz":
+            with np.load(path, allow_pickle=False) as data:
+                artifacts[path.stem] = {k: data[k] for k in data.files}
+        elif path.stem not in ("probe_errors", "probe_done", "progress"):
+            artifacts[path.stem] = json.loads(path.read_text(encoding="utf-8"))
+    errors = [ProbeStepError(**e) for e in json.loads((out_dir / "probe_errors.json").read_text())]
+    return artifacts, errors
+
+
+@pytest.mark.parametrize(
+    ("student", "layout", "input_shape"),
+    [
+        (OUT_IN_COLUMNS, ("out_in", "column"), "flat"),
+        (RETURNS_NEW_ROW_BIASES_IMAGE_INPUT, ("in_out", "row"), "image"),
+    ],
+    ids=["out_in_column_biases", "returns_new_row_biases_image_input"],
+)
+def test_accepted_layouts_get_full_marks_on_the_function_checks(
+    tmp_path, inputs, quick_profile, student, layout, input_shape
+):
+    artifacts, errors = run_probe(tmp_path, inputs, textwrap.dedent(student))
+    assert errors == []
+    assert (artifacts["layout"]["orientation"], artifacts["layout"]["bias_shape"]) == layout
+    assert set(artifacts["forward_meta"]["input_shapes"]) == {input_shape}
+    ctx = make_context(tmp_path / "ctx", inputs, quick_profile, artifacts, probe_errors=errors)
+    for definition in (checks.helpers, checks.init, checks.forward, checks.backprop_step):
+        outcome, crashed = run_check(definition, ctx)
+        assert not crashed and outcome.fraction == 1.0, (definition.id, outcome.message)
