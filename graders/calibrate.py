@@ -15,7 +15,9 @@ what it is and rerun the exact command.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import datetime as dt
+import fcntl
 import functools
 import json
 import math
@@ -25,7 +27,7 @@ import statistics
 import tempfile
 import time
 import tomllib
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final
@@ -77,6 +79,9 @@ class SeedRun:
     untrained_accuracy: float
     """Test accuracy of the same seed's initial weights: what a model that never learns gets."""
     seconds: float
+    """Wall time of the run."""
+    cpu_seconds: float
+    """CPU time of the run: unlike wall time, it does not grow when the machine is busy."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -355,7 +360,7 @@ def calibrate_target(
         runs = []
         for i in range(seeds):
             seed = target.first_seed + i
-            start = time.perf_counter()
+            start, cpu_start = time.perf_counter(), time.process_time()
             untrained, accuracy = target.train(budget, data_root, seed)
             runs.append(
                 SeedRun(
@@ -363,11 +368,13 @@ def calibrate_target(
                     accuracy=accuracy,
                     untrained_accuracy=untrained,
                     seconds=time.perf_counter() - start,
+                    cpu_seconds=time.process_time() - cpu_start,
                 )
             )
             progress(
                 f"  {target.question} run {i + 1}/{seeds} (seed {seed}): test accuracy "
-                f"{accuracy:.4f} (untrained {untrained:.4f})  {runs[-1].seconds:.1f} s"
+                f"{accuracy:.4f} (untrained {untrained:.4f})  {runs[-1].seconds:.1f} s "
+                f"({runs[-1].cpu_seconds:.1f} s CPU)"
             )
     return Calibration(
         target=target,
@@ -415,9 +422,10 @@ def format_report(profile: str, calibrations: Sequence[Calibration]) -> str:
     """Per-seed results, then one line per threshold with the numbers the rule used."""
     lines = [f"profile {profile}: per-seed test accuracy of the reference"]
     for cal in calibrations:
-        lines.append(f"  {cal.target.question}  seed      accuracy  untrained  seconds")
+        lines.append(f"  {cal.target.question}  seed      accuracy  untrained  wall s   CPU s")
         lines += [
-            f"      {r.seed:>9}  {r.accuracy:8.4f}  {r.untrained_accuracy:9.4f}  {r.seconds:7.1f}"
+            f"      {r.seed:>9}  {r.accuracy:8.4f}  {r.untrained_accuracy:9.4f}  "
+            f"{r.seconds:6.1f}  {r.cpu_seconds:6.1f}"
             for r in cal.runs
         ]
     lines.append(
@@ -472,7 +480,7 @@ def provenance(cal: Calibration, *, date: str, command: str) -> dict[str, Any]:
         "train_size": cal.train_size,
         "test_size": cal.test_size,
         "device": cal.device,
-        "seconds_per_run": round(statistics.fmean(run.seconds for run in cal.runs), 1),
+        "cpu_seconds_per_run": round(statistics.fmean(run.cpu_seconds for run in cal.runs), 1),
         "versions": f"python {platform.python_version()}, numpy {np.__version__}, "
         f"torch {torch.__version__}",
         "date": date,
@@ -575,6 +583,41 @@ def _atomic_write(path: Path, text: str) -> None:
         raise
 
 
+@contextlib.contextmanager
+def _locked(directory: Path) -> Iterator[None]:
+    """Hold an exclusive lock on ``directory`` so two calibrations never interleave their
+    read-modify-write of one file (the lock is on the folder because the file is replaced)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # closing releases the lock
+
+
+def _updated_text(old_text: str, path: Path, profile: str, tables: Mapping[str, Any]) -> str:
+    """``old_text`` with ``profile``'s keys from ``tables`` merged in, checked by parsing back."""
+    try:
+        old = tomllib.loads(old_text)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"not valid TOML, refusing to rewrite it: {exc}", path=path) from None
+    mine = old.get(profile, {})
+    values = {k: v for k, v in mine.items() if not isinstance(v, dict)}
+    prov = dict(mine.get("provenance", {}))
+    values.update(tables["values"])
+    prov.update(tables["provenance"])
+    table = render_profile_table(profile, values, prov, comment=tables["comment"])
+    new_text = replace_profile(old_text, profile, table)
+    others_after = {k: v for k, v in tomllib.loads(new_text).items() if k != profile}
+    if others_after != {k: v for k, v in old.items() if k != profile}:
+        raise ConfigError(
+            f"rewriting profile {profile!r} would change another profile; file left as it was",
+            path=path,
+        )
+    return new_text
+
+
 def write_thresholds(
     path: Path, profile: str, calibrations: Sequence[Calibration], *, command: str
 ) -> None:
@@ -583,29 +626,17 @@ def write_thresholds(
     The result is parsed back before it replaces the file: if any other profile would read
     differently, nothing is written.
     """
-    old_text = path.read_text(encoding="utf-8") if path.exists() else ""
-    try:
-        old = tomllib.loads(old_text)
-    except tomllib.TOMLDecodeError as exc:
-        raise ConfigError(f"not valid TOML, refusing to rewrite it: {exc}", path=path) from None
-    mine = old.get(profile, {})
-    values = {k: v for k, v in mine.items() if not isinstance(v, dict)}
-    prov = dict(mine.get("provenance", {}))
     date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    for cal in calibrations:
-        values[cal.target.key] = cal.rule.value
-        prov[cal.target.key] = provenance(cal, date=date, command=command)
-    table = render_profile_table(profile, values, prov, comment=f"calibrated {date}: {command}")
-    new_text = replace_profile(old_text, profile, table)
-    new = tomllib.loads(new_text)
-    if {k: v for k, v in new.items() if k != profile} != {
-        k: v for k, v in old.items() if k != profile
-    }:
-        raise ConfigError(
-            f"rewriting profile {profile!r} would change another profile; file left as it was",
-            path=path,
-        )
-    _atomic_write(path, new_text)
+    tables = {
+        "values": {cal.target.key: cal.rule.value for cal in calibrations},
+        "provenance": {
+            cal.target.key: provenance(cal, date=date, command=command) for cal in calibrations
+        },
+        "comment": f"calibrated {date}: {command}",
+    }
+    with _locked(path.parent):
+        old_text = path.read_text(encoding="utf-8") if path.exists() else ""
+        _atomic_write(path, _updated_text(old_text, path, profile, tables))
 
 
 # --- the command ------------------------------------------------------------------------------

@@ -46,6 +46,7 @@ from graders.models import (
 from graders.questions import ProbeContext, ProbeInputs, QuestionSpec, load_questions
 from graders.record import execution_record, free_responses
 from graders.render.json_result import write_result_json
+from graders.render.write import write_reports
 from graders.rubric import Rubric, load_rubric
 from graders.score import grade_report, score_question
 
@@ -245,7 +246,8 @@ def grade(
     all_questions = load_questions()
     questions = tuple(q for q in all_questions if not options.only or q.id in options.only)
     rubric = load_rubric(options.rubric_file)
-    thresholds = load_thresholds(options.thresholds_file).for_profile(profile.name)
+    all_thresholds = load_thresholds(options.thresholds_file)
+    thresholds = all_thresholds.for_profile(profile.name)
     out_dir.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix="dlgrade-") as tmp:
         scratch = Path(tmp)
@@ -282,6 +284,7 @@ def grade(
             )
             result = grade_report(run, scored)
             write_result_json(result, staging / "result.json")
+            write_reports(result, staging, thresholds=all_thresholds)
             _swap_into_place(staging, out_dir / submission.name)
         finally:
             shutil.rmtree(staging, ignore_errors=True)

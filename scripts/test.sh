@@ -4,6 +4,11 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/bootstrap.sh
+# Headless Chromium for the HTML report test (Debian's package; root on CI and dev machines).
+if ! command -v chromium >/dev/null 2>&1 && [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null; then
+  (apt-get update -qq && apt-get install -y -qq chromium >/dev/null) \
+    || echo "test.sh: could not install chromium; the browser test will say it is skipped" >&2
+fi
 venv="${DLGRADE_VENV:-.venv}"
 "$venv/bin/dlgrade" data
 "$venv/bin/ruff" check .

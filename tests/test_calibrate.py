@@ -125,7 +125,7 @@ def test_budget_without_epochs_is_a_config_error(tmp_path: Path) -> None:
 def _calibration(key: str, accuracies: list[float]) -> Calibration:
     target = next(t for t in calibrate.TARGETS if t.key == key)
     runs = tuple(
-        SeedRun(seed=i, accuracy=a, untrained_accuracy=0.1, seconds=1.0)
+        SeedRun(seed=i, accuracy=a, untrained_accuracy=0.1, seconds=1.0, cpu_seconds=1.0)
         for i, a in enumerate(accuracies)
     )
     return Calibration(

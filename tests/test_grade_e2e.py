@@ -74,8 +74,11 @@ def test_blank_gives_a_message_per_question_and_no_crash(tmp_path: Path) -> None
         assert q.execution.status is RunStatus.CELL_ERRORS
         assert "NotImplementedError" in q.execution.message
         assert q.probe.errors, f"{q.question}: the probe should say what it could not find"
+    # Only the tests of starter code the notebook gives (and a student may break) can score.
+    starter = {"q1.step_function", "q4.helpers"}
     for q in report.questions:
-        assert q.score == 0, [(c.id, c.score) for c in q.checks]
+        earned = {c.id for c in q.checks if c.score > 0}
+        assert earned <= starter, earned
         assert all(c.message for c in q.checks)
 
 

@@ -18,7 +18,7 @@ FUNCTIONS: dict[str, tuple[str, ...]] = {
 POINTS = 6
 """Random points per formula, from the whole range a layer's width can take."""
 STACK_DEPTH = 10
-STACK_WIDTHS = (48, 160)
+STACK_WIDTHS = (64, 160)
 """Widths of the Monte-Carlo stack: small enough to simulate in well under a second, wide
 enough that a correct rule's measured signal stays within a few percent of its input's."""
 

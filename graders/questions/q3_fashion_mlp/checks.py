@@ -76,8 +76,12 @@ def _first_cell_error(ctx: CheckContext) -> str:
 def _why(ctx: CheckContext, step: str) -> str:
     """The probe's explanation, plus the first failing cell: usually the actual cause."""
     text = ctx.why_missing(step)
-    cell = _first_cell_error(ctx)
-    return f"{text} ({cell})" if cell and cell not in text else text
+    errors = ctx.run.execution.cell_errors
+    if not errors:
+        return text
+    if errors[0].evalue[:80] in text:  # the probe already quoted the cell's error
+        return text
+    return f"{text} ({_first_cell_error(ctx)})"
 
 
 def _fmt(values: Sequence[float] | np.ndarray, digits: int = 3) -> str:
@@ -218,6 +222,9 @@ def _measure(ctx: CheckContext) -> Measure | Outcome:
     images, labels = _test_set(ctx)
     behaviour = _behaviour(ctx)
     state = ctx.npz("state_dict")
+    own = ctx.npz("test_logits")
+    if state is None and own is None:
+        return Outcome.failed(f"No trained model to measure: {_why(ctx, 'model')}")
     reason = ""
     if state is None:
         reason = f"no trained weights were saved ({_why(ctx, 'model')})"
@@ -237,7 +244,6 @@ def _measure(ctx: CheckContext) -> Measure | Outcome:
                 loss=loss,
                 source="the reference 784-256-128-64-10 network loaded with your trained weights",
             )
-    own = ctx.npz("test_logits")
     raw = None if own is None else own.get("logits")
     if raw is not None and raw.shape == (len(labels), ref.N_CLASSES):
         outputs = np.asarray(raw, dtype=np.float64)
