@@ -356,6 +356,29 @@ def matplotlib_seconds(repeats: int) -> tuple[float, float]:
     return statistics.median(fresh), statistics.median(warm)
 
 
+PLAIN_START = "import nbclient, nbformat"
+GRADER_START = (
+    "import sys; from graders.pipeline import grade; from graders.questions import load_questions; "
+    "load_questions(); print('torch' in sys.modules)"
+)
+
+
+def startup_seconds(repeats: int) -> tuple[float, float, bool]:
+    """A fresh process's imports: paid once per ``dlgrade grade``, invisible in the rounds above."""
+    plain: list[float] = []
+    grader: list[float] = []
+    torch_loaded = False
+    for _ in range(repeats):
+        for code, times in ((PLAIN_START, plain), (GRADER_START, grader)):
+            start = time.perf_counter()
+            done = subprocess.run(
+                [sys.executable, "-c", code], capture_output=True, text=True, check=True
+            )
+            times.append(time.perf_counter() - start)
+            torch_loaded = torch_loaded or done.stdout.strip() == "True"
+    return statistics.median(plain), statistics.median(grader), torch_loaded
+
+
 def report(plan: Plan, samples: Samples, repeats: int) -> None:
     ids = [q.id for q in plan.questions]
     print()
@@ -425,6 +448,16 @@ def report(plan: Plan, samples: Samples, repeats: int) -> None:
         f"context: otter-grader and nbgrader take {PEER_RATIO}x plain nbclient on a trivial "
         f"notebook (DESIGN.md); here grade/plain is {sum(singles.values()) / plain_sum:.2f}x over "
         f"the {len(ids)} notebooks one by one, {together / plain_sum:.2f}x all at once"
+    )
+    plain_start, grader_start, torch_loaded = startup_seconds(repeats)
+    fastest = min(ids, key=lambda q: median(samples[f"plain:{q}"]))
+    whole_plain = plain_start + median(samples[f"plain:{fastest}"])
+    whole_grade = grader_start + singles[fastest]
+    print(
+        f"whole process (as the peers were measured): start-up imports {plain_start:.2f} s for "
+        f"nbclient, {grader_start:.2f} s for the grader (torch imported: {torch_loaded}); "
+        f"{fastest} alone {whole_grade:.2f} s vs {whole_plain:.2f} s plain "
+        f"({whole_grade / whole_plain:.2f}x, overhead {whole_grade - whole_plain:.2f} s)"
     )
 
 

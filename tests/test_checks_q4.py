@@ -615,6 +615,42 @@ def train_one_sample(sample, y):  # reads LEARNING_RATE, returns the new lists
 """
 
 
+SEED_OBJECT_ARRAYS = """
+rng = default_rng(80085)
+weights, biases = [], []
+for n_in, n_out in [(784, 32), (32, 32), (32, 10)]:
+    weights.append(rng.normal(loc=0, scale=np.sqrt(1 / max(n_in, n_out)), size=(n_in, n_out)))
+    biases.append(np.zeros(n_out))
+weights = np.array(weights, dtype=object)  # as the seed's notebook does
+biases = np.array(biases, dtype=object)
+
+def feed_forward_sample(sample, y):
+    a = sample.flatten()
+    for i in range(len(weights)):
+        z = np.dot(a, weights[i]) + biases[i]
+        a = sigmoid(z) if i < len(weights) - 1 else softmax(z)
+    guess = np.zeros(10)
+    guess[np.argmax(a)] = 1
+    return -np.sum(one_hot(y) * np.log(a)), guess
+
+def train_one_sample(sample, y, learning_rate=0.003):
+    acts, zs = [sample.flatten()], []
+    for i in range(len(weights)):
+        zs.append(np.dot(acts[-1], weights[i]) + biases[i])
+        acts.append(sigmoid(zs[-1]) if i < len(weights) - 1 else softmax(zs[-1]))
+    delta = acts[-1] - one_hot(y)
+    grads = []
+    for i in range(len(weights) - 1, -1, -1):
+        if i < len(weights) - 1:
+            delta = delta.dot(weights[i + 1].T) * dsigmoid(zs[i])
+        grads.insert(0, (np.outer(acts[i], delta), delta))
+    for i, (gw, gb) in enumerate(grads):
+        weights[i] -= gw * learning_rate
+        biases[i] -= gb * learning_rate
+    return
+"""
+
+
 def run_probe(
     tmp_path: Path, inputs: ProbeInputs, student: str
 ) -> tuple[dict[str, Any], list[ProbeStepError]]:
@@ -649,8 +685,9 @@ def run_probe(
     [
         (OUT_IN_COLUMNS, ("out_in", "column"), "flat"),
         (RETURNS_NEW_ROW_BIASES_IMAGE_INPUT, ("in_out", "row"), "image"),
+        (SEED_OBJECT_ARRAYS, ("in_out", "flat"), "flat"),
     ],
-    ids=["out_in_column_biases", "returns_new_row_biases_image_input"],
+    ids=["out_in_column_biases", "returns_new_row_biases_image_input", "seed_object_arrays"],
 )
 def test_accepted_layouts_get_full_marks_on_the_function_checks(
     tmp_path, inputs, quick_profile, student, layout, input_shape

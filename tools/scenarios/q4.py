@@ -1,8 +1,10 @@
 """Q4 scenarios: the numpy backprop notebook with one known mistake each, and one accepted layout.
 
-Scores are for the quick profile (one epoch on the committed 2,000 training images, 1,000 test
-images). The function checks (helpers, forward, backprop_step) run on the grader's own weights
-and data, so a broken data pipeline costs only what depends on training.
+Scores are for the quick profile on the committed 2,000 training / 1,000 test images, with
+enough epochs that its calibrated q4.min_test_accuracy separates a trained network from an
+untrained one (10 epochs: threshold 0.478, untrained ~0.10; one epoch cannot, the reference only
+reaches ~0.115). The function checks (helpers, forward, backprop_step) run on the grader's own
+weights and data, so a broken data pipeline costs only what depends on training.
 """
 
 from __future__ import annotations
@@ -49,8 +51,8 @@ SCENARIOS = (
         name="q4_wrong_init_variance",
         description=(
             "The standard deviation is set to 1/max(n_in, n_out), i.e. the variance is "
-            "1/max(n_in, n_out)^2: init scores 0, and the tiny weights leave one quick epoch "
-            "stuck at chance, so final_accuracy fails too."
+            "1/max(n_in, n_out)^2: init scores 0, and the tiny weights leave the quick "
+            "profile's training stuck at chance, so final_accuracy fails too."
         ),
         notebook=NOTEBOOK,
         edits=(Edit(old="std = np.sqrt(1 / max(n_in, n_out))", new="std = 1 / max(n_in, n_out)"),),

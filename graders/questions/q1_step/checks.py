@@ -11,7 +11,7 @@ interior and wants the boundary explained on its own.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -27,6 +27,10 @@ BOUND_FACTOR = 4.0
 """n * error must stay below this times max|f'| * B. Midpoint heights give at most 1x,
 endpoint heights 2x (measured over the whole function pool); 4x leaves a margin for any
 reasonable choice of heights and still rejects an error that is O(1/n) only on paper."""
+FLOAT_TYPES: dict[int, type[np.floating[Any]]] = {16: np.float16, 32: np.float32}
+"""Reduced float precisions a network may come in (by bits), see ``_report``."""
+FLOAT_TOL_ULPS = 8
+"""A reduced-precision box is held to this many of its type's epsilons (times max(1, |h|))."""
 LIPSCHITZ_GRID = 100_001
 """Points used to estimate max|f'| on [-B, B] by finite differences."""
 
@@ -101,16 +105,44 @@ def _boxes(ctx: CheckContext) -> list[_Box]:
     for i, (h, delta) in enumerate(ctx.inputs.values["box_cases"]):
         keys = [f"case{i}.{name}" for name in ref.PARAM_NAMES]
         if not all(k in arrays for k in keys):
-            why = ctx.why_missing(f"box_network[{i}]")
+            errors = [e for e in ctx.probe_errors("box_network") if e.step == f"box_network[{i}]"]
+            why = errors[0].message if errors else ctx.why_missing("box_network")
             boxes.append(_Box(h=h, delta=delta, report=None, problem=why))
             continue
+        bits = arrays.get(f"case{i}.bits", np.full(4, 64))
         try:
-            report = ref.boundary_report([arrays[k] for k in keys], h, delta)
+            report = _report([arrays[k] for k in keys], h, delta, bits.reshape(-1)[:4])
         except ValueError as exc:  # a shape or NaN the reference refuses, in its own words
             boxes.append(_Box(h=h, delta=delta, report=None, problem=str(exc)))
             continue
         boxes.append(_Box(h=h, delta=delta, report=report))
     return boxes
+
+
+def _report(
+    params: Sequence[np.ndarray], h: float, delta: float, bits: np.ndarray
+) -> ref.BoundaryReport:
+    """The reference's boundary report, at the precision the student's arrays came in.
+
+    A float32 network (torch's default) has its right edge at float32(delta), not at delta:
+    its edges are checked there, and its outputs are held to float32 rounding, not to 1e-9.
+    The probe records the bits of (w_hidden, b_hidden, w_out, b_out); lists count as 64.
+    """
+    edge_type = FLOAT_TYPES.get(int(bits[1])) if bits.size == 4 else None
+    report = ref.boundary_report(params, h, float(edge_type(delta)) if edge_type else delta)
+    coarse = FLOAT_TYPES.get(int(np.min(bits))) if bits.size == 4 else None
+    if coarse is None:
+        return report
+    tol = FLOAT_TOL_ULPS * float(np.finfo(coarse).eps) * max(1.0, abs(h))
+    return replace(report, tol=max(report.tol, tol))
+
+
+def _unevaluated(boxes: Sequence[_Box]) -> Outcome | None:
+    """One clear failure when no case could be evaluated, instead of the same reason n times."""
+    problems = {b.problem for b in boxes if b.report is None}
+    if len(problems) == 1 and all(b.report is None for b in boxes):
+        return Outcome.failed(f"Could not be checked: {problems.pop()}")
+    return None
 
 
 def _interior_problems(r: ref.BoundaryReport) -> list[str]:
@@ -150,9 +182,15 @@ def _student_step_note(ctx: CheckContext) -> str:
     return ""
 
 
-@check("q1.box_interior", "The box network is h inside (0, delta) and 0 outside [0, delta]")
+@check(
+    "q1.box_interior",
+    "The box network is h inside (0, delta) and 0 outside [0, delta]",
+    needs=("box_network",),
+)
 def box_interior(ctx: CheckContext) -> Outcome:
     boxes = _boxes(ctx)
+    if (nothing := _unevaluated(boxes)) is not None:
+        return nothing
     lines, right = [], 0
     for box in boxes:
         if box.report is None:
@@ -171,7 +209,9 @@ def box_interior(ctx: CheckContext) -> Outcome:
         )
     return Outcome(
         fraction=right / len(boxes),
-        message=f"{right} of {len(boxes)} boxes are right inside and outside. " + " | ".join(lines),
+        message=f"{right} of {len(boxes)} boxes are right inside and outside. "
+        + " | ".join(lines)
+        + ".",
         hint=(
             "The grader computes w_out . step(w_hidden * x + b_hidden) + b_out with step(0) = 0. "
             "Work out by hand which hidden neuron is on for x < 0, 0 < x < delta and x > delta."
@@ -181,9 +221,11 @@ def box_interior(ctx: CheckContext) -> Outcome:
     )
 
 
-@check("q1.box_edges", "The box is open: f(0) = 0 and f(delta) = 0")
+@check("q1.box_edges", "The box is open: f(0) = 0 and f(delta) = 0", needs=("box_network",))
 def box_edges(ctx: CheckContext) -> Outcome:
     boxes = _boxes(ctx)
+    if (nothing := _unevaluated(boxes)) is not None:
+        return nothing
     lines: list[str] = []
     hints: set[str] = set()
     right = 0
@@ -209,14 +251,14 @@ def box_edges(ctx: CheckContext) -> Outcome:
             continue
         said = ", ".join(f"f({n}) = {_g(v)}, expected 0" for n, v in wrong)
         lines.append(f"{box.label}: {said}")
-        hints.update(_edge_hint(n, v, r.h) for n, v in wrong)
+        hints.update(_edge_hint(n, v, r.h, r.tol) for n, v in wrong)
     if right == len(boxes):
         return Outcome.passed(
             f"For all {len(boxes)} of the grader's boxes, f(0) = 0 and f(delta) = 0 exactly, "
             "with f = h just inside both edges: the box is open, as asked."
         )
     why = (
-        " The box is open: f(x) = h only for 0 < x < delta, so at x = 0 and at x = delta "
+        ". The box is open: f(x) = h only for 0 < x < delta, so at x = 0 and at x = delta "
         "the network must already be off."
     )
     return Outcome(
@@ -229,17 +271,18 @@ def box_edges(ctx: CheckContext) -> Outcome:
     )
 
 
-def _edge_hint(edge: str, value: float, h: float) -> str:
-    if edge == "delta" and abs(value - h) <= 1e-9 * max(1.0, abs(h)):
+def _edge_hint(edge: str, value: float, h: float, tol: float) -> str:
+    if edge == "delta" and abs(value - h) <= tol:
         return (
-            "At x = delta, h*(step(x) - step(x - delta)) is still h: step(x - delta) = step(0) "
-            "= 0 switches nothing off until x > delta. A neuron that is on exactly while "
+            "f(delta) = h means the neuron that should end the box switches off only after "
+            "delta: with step(0) = 0, step(x - delta) is still 0 at x = delta, so "
+            "h*(step(x) - step(x - delta)) gives h there. A neuron that is on exactly while "
             "x < delta, step(delta - x), is already off at x = delta."
         )
-    if edge == "0" and abs(value - h) <= 1e-9 * max(1.0, abs(h)):
+    if edge == "0" and abs(value - h) <= tol:
         return (
-            "At x = 0 your network is still on: a neuron that is on exactly while x > 0, "
-            "step(x), is off at x = 0 because step(0) = 0."
+            "f(0) = h means the box is already on at x = 0: a neuron that is on exactly while "
+            "x > 0, step(x), is still off at x = 0 because step(0) = 0."
         )
     return f"At x = {edge} exactly, work out by hand which hidden neurons are on (step(0) = 0)."
 
@@ -262,7 +305,11 @@ def _approx_params(
         return str(exc)
 
 
-@check("q1.approx_neurons", "box_approximation uses 2n hidden neurons for n boxes")
+@check(
+    "q1.approx_neurons",
+    "box_approximation uses 2n hidden neurons for n boxes",
+    needs=("box_approximation",),
+)
 def approx_neurons(ctx: CheckContext) -> Outcome:
     arrays = ctx.npz("box_approximation") or {}
     ns: Sequence[int] = ctx.inputs.values["ns"]
@@ -325,6 +372,19 @@ def _edge_spike(f: Callable[[np.ndarray], np.ndarray], net: ref.StepNetwork, big
     )
 
 
+def _measured_b(big_b: float, bits: np.ndarray | None) -> float:
+    """[-B, B] for a float64 network; a hair less for a float32 one (torch's default).
+
+    A float32 network's outermost edges sit at float32(+-B), up to half a float32 step off
+    +-B; between the two, its output is 0 while f(B) need not be. That sliver is rounding,
+    not approximation error, so it is left out: 16 float32 epsilons of B (about 2e-6 B).
+    """
+    coarse = FLOAT_TYPES.get(int(np.min(bits))) if bits is not None and bits.size else None
+    if coarse is None:
+        return big_b
+    return big_b * (1.0 - 16 * float(np.finfo(coarse).eps))
+
+
 def _convergence(ctx: CheckContext, j: int, spec: Mapping[str, Any]) -> _Convergence:
     expr, big_b = str(spec["expr"]), float(spec["B"])
     f = eval("lambda x: " + expr, {"np": np})  # the grader's own expression, never the student's
@@ -336,7 +396,7 @@ def _convergence(ctx: CheckContext, j: int, spec: Mapping[str, Any]) -> _Converg
         net = _approx_params(ctx, arrays, j, n)
         if isinstance(net, str):
             return _Convergence(ok=False, text=f"{label}: n = {n} could not be evaluated: {net}")
-        errors.append(ref.sup_error(f, net, big_b))
+        errors.append(ref.sup_error(f, net, _measured_b(big_b, arrays.get(f"f{j}.n{n}.bits"))))
         nets.append(net)
     err = np.array(errors)
     if not np.all(np.isfinite(err)):
@@ -355,7 +415,11 @@ def _convergence(ctx: CheckContext, j: int, spec: Mapping[str, Any]) -> _Converg
     return _Convergence(ok=ok, text=text, errors=tuple(errors), slope=slope)
 
 
-@check("q1.approx_converges", "The n-box approximation's sup error falls like 1/n")
+@check(
+    "q1.approx_converges",
+    "The n-box approximation's sup error falls like 1/n",
+    needs=("box_approximation",),
+)
 def approx_converges(ctx: CheckContext) -> Outcome:
     functions = ctx.inputs.values["functions"]
     results = [_convergence(ctx, j, spec) for j, spec in enumerate(functions)]

@@ -23,7 +23,25 @@ def network_arrays(params, what):
             f"{what} should return (w_hidden, b_hidden, w_out, b_out); got a {kind}{size}"
         )
     names = ("w_hidden", "b_hidden", "w_out", "b_out")
-    return {n: as_array(p, f"{what}: {n}") for n, p in zip(names, params, strict=False)}
+    arrays = {n: as_array(p, f"{what}: {n}") for n, p in zip(names, params, strict=False)}
+    arrays["bits"] = np.array([float_bits(p) for p in params])
+    return arrays
+
+
+def float_bits(value):
+    """Bits of the float type an array came in (64 for lists, ints and Python floats).
+
+    A float32 network (torch's default) has its edges at float32(delta): the grader needs to
+    know to judge it at that precision.
+    """
+    try:
+        if hasattr(value, "detach"):
+            value = value.detach()
+            return 8 * value.element_size() if value.is_floating_point() else 64
+        dtype = np.asarray(value).dtype
+        return 8 * dtype.itemsize if dtype.kind == "f" and dtype.itemsize < 8 else 64
+    except Exception:  # an exotic type: judge it at full precision
+        return 64
 
 
 def step_values(step, u):

@@ -137,9 +137,8 @@ def _compare(found: _Values, closed: Callable[..., float], formula: str) -> _Com
         if abs(value - expected) <= RTOL * abs(expected):
             continue
         ratios.append(value / expected if expected else math.inf)
-        wrong.append(
-            f"{_call_text(found.name, args)} = {_g(value)}, expected {formula} = {_g(expected)}"
-        )
+        said = formula if formula == _g(expected) else f"{formula} = {_g(expected)}"
+        wrong.append(f"{_call_text(found.name, args)} = {_g(value)}, expected {said}")
     ratio = _constant(ratios) if len(ratios) == len(found.args) else None
     return _Comparison(
         right=len(found.args) - len(wrong),
@@ -197,6 +196,8 @@ def _formula_outcome(
 
 
 def _wrong_message(name: str, cmp: _Comparison) -> str:
+    if cmp.total == 1:
+        return f"{cmp.wrong[0]}."
     more = f" (and {len(cmp.wrong) - 3} more)" if len(cmp.wrong) > 3 else ""
     return (
         f"{name} is right at {cmp.right} of {cmp.total} of the grader's points: "
@@ -309,16 +310,65 @@ def relu_factor(ctx: CheckContext) -> Outcome:
 class _StackRun:
     """One rule pushed through one stack: did the signal keep its size, in words."""
 
+    rule: str
     ok: bool
     text: str
     moments: tuple[float, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class _Stack:
+    """Which rule drives which stack, and how it is described to the student."""
+
+    rule: str
+    description: str
+    widths: tuple[int, ...]
+    activation: ref.Activation
+
+
+def _stacks(stack: Mapping[str, Any]) -> tuple[_Stack, ...]:
+    widths = tuple(int(w) for w in stack["widths"])
+    square = (int(stack["square"]),) * len(widths)
+    path = " -> ".join(str(w) for w in widths)
+    back = " -> ".join(str(w) for w in reversed(widths))
+    return (
+        _Stack(
+            rule="forward_variance",
+            description=f"linear stack {path}",
+            widths=widths,
+            activation="linear",
+        ),
+        _Stack(
+            rule="relu_forward_variance",
+            description=f"ReLU stack {path}",
+            widths=widths,
+            activation="relu",
+        ),
+        # Backwards, g_in = W^T g_out is a forward pass through the reversed widths, and the
+        # reversed pass's fan-in is the forward layer's fan-out: the rule's own argument.
+        _Stack(
+            rule="backward_variance",
+            description=f"gradients flowing back through the same stack ({back})",
+            widths=widths[::-1],
+            activation="linear",
+        ),
+        _Stack(
+            rule="xavier_variance",
+            description=(
+                f"linear stack of {len(square) - 1} layers of width {square[0]} "
+                "(square layers: forward and backward agree)"
+            ),
+            widths=square,
+            activation="linear",
+        ),
+    )
 
 
 def _rule_from(found: _Values | str, needed: Sequence[Sequence[int]]) -> VarianceRule | str:
     """A (n_in, n_out) -> variance rule replaying the student's numbers at ``needed``, or why not.
 
     ``needed`` are the rule's own arguments (from ``stack_calls``); a one-argument rule is
-    looked up by the layer's fan-in, which ``_stack_runs`` arranges to be the right width.
+    looked up by the layer's fan-in, which ``_stacks`` arranges to be the right width.
     """
     if isinstance(found, str):
         return found
@@ -337,19 +387,18 @@ def _rule_from(found: _Values | str, needed: Sequence[Sequence[int]]) -> Varianc
     return rule
 
 
-def _run_stack(
-    label: str,
-    widths: Sequence[int],
-    rule: VarianceRule | str,
-    *,
-    rng: np.random.Generator,
-    activation: ref.Activation,
-) -> _StackRun:
+def _run_stack(stack: _Stack, rule: VarianceRule | str, rng: np.random.Generator) -> _StackRun:
+    label = f"{stack.rule}, {stack.description}"
     if isinstance(rule, str):
-        return _StackRun(ok=False, text=f"{label}: could not be measured: {rule}")
+        return _StackRun(rule=stack.rule, ok=False, text=f"{label}: could not be measured: {rule}")
     with np.errstate(all="ignore"):
         estimates = ref.mc_deep_forward(
-            widths, rule, rng=rng, samples=MC_SAMPLES, batch=MC_BATCH, activation=activation
+            stack.widths,
+            rule,
+            rng=rng,
+            samples=MC_SAMPLES,
+            batch=MC_BATCH,
+            activation=stack.activation,
         )
     moments = tuple(e.value for e in estimates)
     ok = all(math.isfinite(m) and 1 / BAND <= m <= BAND for m in moments)
@@ -357,7 +406,7 @@ def _run_stack(
     text = f"{label}: E[h^2] after layers 1..{len(moments)} = {shown}"
     if not ok:
         text += f" ({_drift(moments)})"
-    return _StackRun(ok=ok, text=text, moments=moments)
+    return _StackRun(rule=stack.rule, ok=ok, text=text, moments=moments)
 
 
 def _drift(moments: Sequence[float]) -> str:
@@ -371,69 +420,31 @@ def _drift(moments: Sequence[float]) -> str:
     return f"the signal {way}, by about x{per_layer:.3g} per layer"
 
 
-def _stack_runs(ctx: CheckContext) -> list[_StackRun]:
-    stack = ctx.inputs.values["stack"]
-    widths = [int(w) for w in stack["widths"]]
-    square = [int(stack["square"])] * len(widths)
-    rng = np.random.default_rng(int(stack["seed"]))
-    needed = stack_calls(stack)
-    path = " -> ".join(str(w) for w in widths)
-    return [
-        _run_stack(
-            f"forward_variance, linear stack {path}",
-            widths,
-            _rule_from(_values(ctx, "forward_variance"), needed["forward_variance"]),
-            rng=rng,
-            activation="linear",
-        ),
-        _run_stack(
-            f"relu_forward_variance, ReLU stack {path}",
-            widths,
-            _rule_from(_values(ctx, "relu_forward_variance"), needed["relu_forward_variance"]),
-            rng=rng,
-            activation="relu",
-        ),
-        _run_stack(
-            # backwards, g_in = W^T g_out: a forward pass through the reversed widths whose
-            # layer variance is the rule at that layer's fan-out (the reversed pass's fan-in)
-            f"backward_variance, gradients flowing back through the same stack "
-            f"({' -> '.join(str(w) for w in reversed(widths))})",
-            widths[::-1],
-            _rule_from(_values(ctx, "backward_variance"), needed["backward_variance"]),
-            rng=rng,
-            activation="linear",
-        ),
-        _run_stack(
-            f"xavier_variance, linear stack of {len(widths) - 1} layers of width {square[0]} "
-            "(square layers: forward and backward agree)",
-            square,
-            _rule_from(_values(ctx, "xavier_variance"), needed["xavier_variance"]),
-            rng=rng,
-            activation="linear",
-        ),
-    ]
-
-
 @check("q2.monte_carlo", "Your rules keep a deep stack's signal at its size", needs=("formulas",))
 def monte_carlo(ctx: CheckContext) -> Outcome:
-    runs = _stack_runs(ctx)
+    stack = ctx.inputs.values["stack"]
+    rng = np.random.default_rng(int(stack["seed"]))
+    needed = stack_calls(stack)
+    runs = [
+        _run_stack(s, _rule_from(_values(ctx, s.rule), needed[s.rule]), rng) for s in _stacks(stack)
+    ]
     right = sum(r.ok for r in runs)
     criterion = (
         f"Measured with your own rules' values: {MC_SAMPLES} random stacks, each fed "
         f"{MC_BATCH} Gaussian inputs of variance 1; each layer's mean E[h^2] must stay within "
         f"[{1 / BAND:g}, {BAND:g}]."
     )
-    texts = " | ".join(r.text for r in runs)
-    details = {"moments": [list(r.moments) for r in runs]}
+    texts = " | ".join(r.text for r in sorted(runs, key=lambda r: r.ok))
+    details = {r.rule: list(r.moments) for r in runs}
     if right == len(runs):
         return Outcome(fraction=1.0, message=f"{texts}. {criterion}", details=details)
     return Outcome(
         fraction=right / len(runs),
         message=f"{right} of {len(runs)} rules keep the signal's size. {texts}. {criterion}",
         hint=(
-            "A rule that is off by a factor c per layer multiplies the signal by about c at "
-            "every layer: over 10 layers even c = 1.47 makes it 47 times larger. Check the "
-            "failing rule's derivation."
+            f"Look again at {', '.join(r.rule for r in runs if not r.ok)}. A rule off by a "
+            "factor c multiplies the signal by about c at every layer: over 10 layers c = 1.47 "
+            "makes it 47 times larger and c = 0.5 a thousand times smaller."
         ),
         details=details,
     )

@@ -1,0 +1,379 @@
+"""Q1's checks on artifacts made by the real probe, run in-process on reference-based answers.
+
+Each test puts "student" functions (the reference, or the reference with one known mistake, or
+in another accepted layout) in a namespace, runs the question's own probe over it exactly as
+the kernel would (``probe_runtime`` + ``probe.py``, writing .npz files), and grades the
+artifacts with the question's checks. So the probe's tolerance of layouts and the checks'
+verdicts and messages are tested together, in milliseconds, with no kernel.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import graders
+from graders.check import CheckContext, CheckDef, Outcome, run_check
+from graders.config import Profile
+from graders.models import (
+    Artifact,
+    ExecutionRecord,
+    ProbeRecord,
+    ProbeStatus,
+    ProbeStepError,
+    QuestionRun,
+    RunStatus,
+)
+from graders.probe import write_inputs
+from graders.questions import ProbeContext, QuestionSpec
+from graders.questions.q1_step import SPEC, checks
+from reference import q1_step as ref
+
+RUNTIME_SOURCE = (Path(graders.__file__).parent / "probe_runtime.py").read_text(encoding="utf-8")
+BOOKKEEPING = {"probe_errors.json", "probe_done.json", "progress.json"}
+CHECK_IDS = ("step_function", "box_interior", "box_edges", "approx_neurons", "approx_converges")
+
+
+def probe_context(
+    spec: QuestionSpec, namespace: Mapping[str, Any], root: Path, seed: int = 0
+) -> CheckContext:
+    """Run ``spec``'s probe on ``namespace`` in this process; the CheckContext of its artifacts."""
+    assert spec.make_inputs is not None
+    inputs = spec.make_inputs(
+        ProbeContext(profile=Profile(name="test"), data_root=root, rng=np.random.default_rng(seed))
+    )
+    in_dir, out_dir = root / "probe_in", root / "artifacts" / spec.id
+    write_inputs(inputs, in_dir)
+    out_dir.mkdir(parents=True)
+    runtime: dict[str, Any] = {"__name__": "test_probe_runtime"}
+    exec(compile(RUNTIME_SOURCE, "<probe runtime>", "exec"), runtime)
+    question = dict(runtime)
+    exec(compile(spec.probe_source, f"<probe {spec.id}>", "exec"), question)
+    runtime["run_probe"](question["probe"], dict(namespace), str(out_dir), str(in_dir), 30.0)
+    errors = json.loads((out_dir / "probe_errors.json").read_text(encoding="utf-8"))
+    files = [p for p in sorted(out_dir.iterdir()) if p.name not in BOOKKEEPING]
+    record = ProbeRecord(
+        question=spec.id,
+        status=ProbeStatus.PARTIAL if errors else ProbeStatus.OK,
+        artifacts=tuple(
+            Artifact(
+                name=p.stem,
+                path=str(p.relative_to(root)),
+                kind=p.suffix.lstrip("."),
+                bytes=p.stat().st_size,
+            )
+            for p in files
+        ),
+        errors=tuple(ProbeStepError(**e) for e in errors),
+    )
+    run = QuestionRun(
+        question=spec.id,
+        title=spec.title,
+        notebook=None,
+        execution=ExecutionRecord(question=spec.id, status=RunStatus.OK),
+        probe=record,
+    )
+    return CheckContext(
+        run=run,
+        result_dir=root,
+        inputs=inputs,
+        profile=Profile(name="test"),
+        thresholds={},
+        data_root=root,
+    )
+
+
+PART_A = ("step_function", "box_interior", "box_edges")
+
+
+def grade(
+    namespace: Mapping[str, Any], root: Path, seed: int = 0, only: tuple[str, ...] = CHECK_IDS
+) -> dict[str, Outcome]:
+    """The outcomes of the checks in ``only`` (part (b)'s sup errors take ~0.5 s; skip them
+    where a test is about part (a))."""
+    ctx = probe_context(SPEC, namespace, root, seed)
+    results: dict[str, Outcome] = {}
+    for definition in checks.CHECKS:
+        key = definition.id.removeprefix("q1.")
+        if key in only:
+            results[key] = _run(definition, ctx)
+    return results
+
+
+def text(outcome: Outcome) -> str:
+    return f"{outcome.message} {outcome.hint}"
+
+
+# --- "student" answers built on the reference -------------------------------------------------
+
+
+def as_tuple(net: ref.StepNetwork) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    return net.w_hidden.copy(), net.b_hidden.copy(), net.w_out.copy(), net.b_out
+
+
+def reference_box(h: float, delta: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    return as_tuple(ref.box_network(h, delta))
+
+
+def reference_approx(f: Callable[..., Any], big_b: float, n: int) -> tuple[Any, ...]:
+    return as_tuple(ref.box_approximation(f, big_b, n))
+
+
+def seed_box(h: float, delta: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, float]:
+    """The seed's h*(s(x) - s(x - delta))."""
+    return np.array([1.0, 1.0]), np.array([0.0, -delta]), np.array([h, -h]), 0.0
+
+
+def open_boxes(f: Callable[..., Any], big_b: float, n: int) -> tuple[Any, ...]:
+    """Part (a)'s open box reused n times: every shared edge is left at 0."""
+    edges = np.linspace(-big_b, big_b, n + 1)
+    heights = f((edges[:-1] + edges[1:]) / 2)
+    w_hidden = np.tile([1.0, -1.0], n)
+    b_hidden = np.empty(2 * n)
+    b_hidden[0::2], b_hidden[1::2] = -edges[:-1], edges[1:]
+    w_out = np.repeat(heights, 2)
+    return w_hidden, b_hidden, w_out, -float(np.sum(heights))
+
+
+def left_endpoint(f: Callable[..., Any], big_b: float, n: int) -> tuple[Any, ...]:
+    """A legitimate variant: each box takes f at its left edge."""
+    w_hidden, b_hidden, w_out, _ = reference_approx(f, big_b, n)
+    edges = np.linspace(-big_b, big_b, n + 1)
+    heights = f(edges[:-1])
+    w_out[0::2], w_out[1::2] = heights, -heights
+    w_out[-2] = -heights[-1]
+    return w_hidden, b_hidden, w_out, float(heights[-1])
+
+
+def increments(f: Callable[..., Any], big_b: float, n: int) -> tuple[Any, ...]:
+    """Staircase increments used as box heights: 2n neurons, but the error never falls."""
+    w_hidden, b_hidden, w_out, _ = reference_approx(f, big_b, n)
+    heights = np.diff(f(np.linspace(-big_b, big_b, n + 1)))
+    w_out[0::2], w_out[1::2] = heights, -heights
+    w_out[-2] = -heights[-1]
+    return w_hidden, b_hidden, w_out, float(heights[-1])
+
+
+def fixed_ten(f: Callable[..., Any], big_b: float, n: int) -> tuple[Any, ...]:
+    return reference_approx(f, big_b, 10)
+
+
+CORRECT: dict[str, Any] = {
+    "step": ref.step,
+    "box_network": reference_box,
+    "box_approximation": reference_approx,
+}
+
+
+def answer(**changes: Any) -> dict[str, Any]:
+    return {**CORRECT, **changes}
+
+
+# --- the reference and accepted variations ---------------------------------------------------
+
+
+def test_the_reference_gets_every_point(tmp_path: Path) -> None:
+    results = grade(CORRECT, tmp_path)
+    assert {k: r.fraction for k, r in results.items()} == dict.fromkeys(CHECK_IDS, 1.0)
+    assert "slope -1.00" in results["approx_converges"].message
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+def test_the_reference_passes_other_grader_inputs(tmp_path: Path, seed: int) -> None:
+    results = grade(CORRECT, tmp_path, seed)
+    assert all(r.fraction == 1.0 for r in results.values()), {
+        k: r.message for k, r in results.items() if r.fraction < 1
+    }
+
+
+LAYOUTS: dict[str, Callable[[tuple[Any, ...]], Any]] = {
+    "columns (H, 1)": lambda p: (p[0][:, None], p[1][:, None], p[2][:, None], np.array([[p[3]]])),
+    "rows (1, H)": lambda p: (p[0][None, :], p[1][None, :], p[2][None, :], np.array([p[3]])),
+    "float32 (torch's default)": lambda p: tuple(np.asarray(a, dtype=np.float32) for a in p),
+    "mixed shapes": lambda p: (p[0][:, None], p[1], p[2][None, :], np.float64(p[3])),
+    "plain lists": lambda p: [list(p[0]), list(p[1]), list(p[2]), float(p[3])],
+    "dict": lambda p: dict(zip(ref.PARAM_NAMES, p, strict=True)),
+}
+
+
+@pytest.mark.parametrize("layout", sorted(LAYOUTS))
+def test_other_layouts_of_the_same_networks_get_every_point(tmp_path: Path, layout: str) -> None:
+    shape = LAYOUTS[layout]
+    results = grade(
+        answer(
+            box_network=lambda h, d: shape(reference_box(h, d)),
+            box_approximation=lambda f, b, n: shape(reference_approx(f, b, n)),
+        ),
+        tmp_path,
+    )
+    assert all(r.fraction == 1.0 for r in results.values()), {
+        k: r.message for k, r in results.items() if r.fraction < 1
+    }
+
+
+def test_a_scalar_only_step_is_called_number_by_number(tmp_path: Path) -> None:
+    results = grade(answer(step=lambda u: 1.0 if u > 0 else 0.0), tmp_path, only=PART_A)
+    assert results["step_function"].fraction == 1.0
+
+
+def test_a_boolean_step_counts(tmp_path: Path) -> None:
+    results = grade(answer(step=lambda u: np.asarray(u) > 0), tmp_path, only=PART_A)
+    assert results["step_function"].fraction == 1.0
+
+
+# --- known mistakes ----------------------------------------------------------------------------
+
+
+def test_the_seeds_box_loses_the_edges_only_and_is_told_what_happens_at_delta(
+    tmp_path: Path,
+) -> None:
+    results = grade(answer(box_network=seed_box), tmp_path, only=PART_A)
+    assert results["box_interior"].fraction == 1.0
+    edges = results["box_edges"]
+    assert edges.fraction == 0.0
+    assert "box_network(1, 1): f(delta) = 1, expected 0" in edges.message
+    assert "f(0) =" not in edges.message  # the edge it gets right is not blamed
+    assert "step(delta - x)" in edges.hint
+    others = {k for k, r in results.items() if r.fraction < 1}
+    assert others == {"box_edges"}
+
+
+def test_a_box_mirrored_the_other_way_is_told_about_x_0(tmp_path: Path) -> None:
+    def mirrored(h: float, delta: float) -> tuple[Any, ...]:
+        """h*(s(delta - x) - s(-x)): right at delta, h at x = 0."""
+        return np.array([-1.0, -1.0]), np.array([delta, 0.0]), np.array([h, -h]), 0.0
+
+    edges = grade(answer(box_network=mirrored), tmp_path, only=PART_A)["box_edges"]
+    assert edges.fraction == 0.0
+    assert "f(0) = 1, expected 0" in edges.message
+    assert "f(delta)" not in edges.message.split(". The box is open")[0]
+
+
+def test_a_non_strict_step_costs_only_the_step_test(tmp_path: Path) -> None:
+    results = grade(
+        answer(step=lambda u: np.where(np.asarray(u) >= 0, 1.0, 0.0)), tmp_path, only=PART_A
+    )
+    step = results["step_function"]
+    assert step.fraction == 0.0
+    assert "step(0) = 1, expected 0" in step.message
+    assert "u > 0, not u >= 0" in step.hint
+    assert all(r.fraction == 1.0 for k, r in results.items() if k != "step_function")
+
+
+def test_a_step_with_a_tolerance_fails_at_the_tiny_inputs(tmp_path: Path) -> None:
+    step = grade(answer(step=lambda u: (np.asarray(u) > 1e-6) * 1.0), tmp_path, only=PART_A)[
+        "step_function"
+    ]
+    assert step.fraction == 0.0
+    assert "step(1e-09) = 0, expected 1" in step.message
+    assert "exactly" in step.hint
+
+
+def test_a_wrong_interior_gets_no_edge_credit_either(tmp_path: Path) -> None:
+    def zero_box(h: float, delta: float) -> tuple[Any, ...]:
+        return np.array([1.0, -1.0]), np.array([0.0, delta]), np.zeros(2), 0.0
+
+    results = grade(answer(box_network=zero_box), tmp_path, only=PART_A)
+    assert results["box_interior"].fraction == 0.0
+    assert "just right of x = 0 the output is 0, expected 1" in results["box_interior"].message
+    assert results["box_edges"].fraction == 0.0
+    assert "cannot be credited" in results["box_edges"].message
+
+
+def test_box_cases_are_credited_one_by_one(tmp_path: Path) -> None:
+    def only_the_unit_box(h: float, delta: float) -> tuple[Any, ...]:
+        if (h, delta) != (1.0, 1.0):
+            raise ValueError("only the unit box is supported")
+        return reference_box(h, delta)
+
+    ctx = probe_context(SPEC, answer(box_network=only_the_unit_box), tmp_path)
+    assert ctx.inputs.values["box_cases"][0] == [1.0, 1.0]
+    for definition in (checks.box_interior, checks.box_edges):
+        outcome = _run(definition, ctx)
+        assert outcome.fraction == pytest.approx(1 / 4)
+        assert "ValueError: only the unit box is supported" in outcome.message
+
+
+def test_a_box_with_three_neurons_is_refused_in_words(tmp_path: Path) -> None:
+    def three(h: float, delta: float) -> tuple[Any, ...]:
+        w, b, v, c = reference_box(h, delta)
+        return np.append(w, 1.0), np.append(b, -10 * delta), np.append(v, 0.0), c
+
+    interior = grade(answer(box_network=three), tmp_path, only=PART_A)["box_interior"]
+    assert interior.fraction == 0.0
+    assert "expected (2,) for a 2-neuron box network" in interior.message
+
+
+def test_a_nan_network_fails_without_crashing(tmp_path: Path) -> None:
+    def nan_box(h: float, delta: float) -> tuple[Any, ...]:
+        w, b, v, _ = reference_box(h, delta)
+        return w, b, v, float("nan")
+
+    results = grade(answer(box_network=nan_box), tmp_path, only=PART_A)
+    assert results["box_interior"].fraction == 0.0
+    assert "NaN" in results["box_interior"].message
+
+
+def test_open_boxes_in_the_approximation_are_shown_their_edge_spike(tmp_path: Path) -> None:
+    results = grade(answer(box_approximation=open_boxes), tmp_path)
+    assert results["approx_neurons"].fraction == 1.0
+    converges = results["approx_converges"]
+    assert converges.fraction == 0.0
+    assert "an edge of your boxes" in converges.message
+    assert "half-open" in converges.message
+
+
+def test_endpoint_heights_still_converge(tmp_path: Path) -> None:
+    results = grade(answer(box_approximation=left_endpoint), tmp_path)
+    assert results["approx_converges"].fraction == 1.0
+
+
+def test_increments_as_heights_do_not_converge(tmp_path: Path) -> None:
+    results = grade(answer(box_approximation=increments), tmp_path)
+    assert results["approx_neurons"].fraction == 1.0
+    converges = results["approx_converges"]
+    assert converges.fraction == 0.0
+    assert "need <= -0.8" in converges.message
+    assert "Criterion:" in converges.message
+    slopes = converges.details["slopes"]
+    assert all(s > -0.2 for s in slopes)
+
+
+def test_ignoring_n_costs_both_approximation_tests(tmp_path: Path) -> None:
+    results = grade(answer(box_approximation=fixed_ten), tmp_path)
+    neurons = results["approx_neurons"]
+    assert neurons.fraction == 0.0
+    assert "n = 16: 20 hidden neurons, expected 32" in neurons.message
+    assert results["approx_converges"].fraction == 0.0
+
+
+def test_an_approximator_that_fails_for_large_n_is_credited_per_call(tmp_path: Path) -> None:
+    def small_only(f: Callable[..., Any], big_b: float, n: int) -> tuple[Any, ...]:
+        if n > 128:
+            raise MemoryError("too many boxes")
+        return reference_approx(f, big_b, n)
+
+    results = grade(answer(box_approximation=small_only), tmp_path)
+    assert results["approx_neurons"].fraction == pytest.approx(4 / 6)
+    assert "MemoryError: too many boxes" in results["approx_neurons"].message
+    assert results["approx_converges"].fraction == 0.0
+    assert "n = 256 could not be evaluated: MemoryError" in results["approx_converges"].message
+
+
+def test_missing_functions_are_named_once(tmp_path: Path) -> None:
+    results = grade({}, tmp_path)
+    for key, outcome in results.items():
+        assert outcome.fraction == 0.0
+        assert "does not define" in outcome.message, (key, outcome.message)
+    assert results["box_edges"].message.count("does not define") == 1
+
+
+def _run(definition: CheckDef, ctx: CheckContext) -> Outcome:
+    outcome, crashed = run_check(definition, ctx)
+    assert not crashed, outcome.message
+    return outcome

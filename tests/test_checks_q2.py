@@ -1,0 +1,316 @@
+"""Q2's checks on artifacts made by the real probe, run in-process on reference-based answers.
+
+As for Q1: "student" functions (the reference closed forms, or one with a known mistake) go
+in a namespace, the question's own probe runs over it as the kernel would and writes
+``formulas.json``, and the question's checks grade that. The Monte-Carlo test then simulates
+with the numbers the functions gave.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from collections.abc import Callable, Mapping
+from fractions import Fraction
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+
+import graders
+from graders.check import CheckContext, Outcome, run_check
+from graders.config import Profile
+from graders.models import (
+    Artifact,
+    ExecutionRecord,
+    ProbeRecord,
+    ProbeStatus,
+    ProbeStepError,
+    QuestionRun,
+    RunStatus,
+)
+from graders.probe import write_inputs
+from graders.questions import ProbeContext, QuestionSpec
+from graders.questions.q2_init import FUNCTIONS, SPEC, checks
+from reference import q2_init as ref
+
+RUNTIME_SOURCE = (Path(graders.__file__).parent / "probe_runtime.py").read_text(encoding="utf-8")
+BOOKKEEPING = {"probe_errors.json", "probe_done.json", "progress.json"}
+FORMULA_CHECKS = ("activation_variance", "forward_rule", "relu_factor", "backward_rule")
+CHECK_IDS = (*FORMULA_CHECKS, "xavier_rule", "monte_carlo")
+
+
+def probe_context(
+    spec: QuestionSpec, namespace: Mapping[str, Any], root: Path, seed: int = 0
+) -> CheckContext:
+    """Run ``spec``'s probe on ``namespace`` in this process; the CheckContext of its artifacts."""
+    assert spec.make_inputs is not None
+    inputs = spec.make_inputs(
+        ProbeContext(profile=Profile(name="test"), data_root=root, rng=np.random.default_rng(seed))
+    )
+    in_dir, out_dir = root / "probe_in", root / "artifacts" / spec.id
+    write_inputs(inputs, in_dir)
+    out_dir.mkdir(parents=True)
+    runtime: dict[str, Any] = {"__name__": "test_probe_runtime"}
+    exec(compile(RUNTIME_SOURCE, "<probe runtime>", "exec"), runtime)
+    question = dict(runtime)
+    exec(compile(spec.probe_source, f"<probe {spec.id}>", "exec"), question)
+    runtime["run_probe"](question["probe"], dict(namespace), str(out_dir), str(in_dir), 30.0)
+    errors = json.loads((out_dir / "probe_errors.json").read_text(encoding="utf-8"))
+    files = [p for p in sorted(out_dir.iterdir()) if p.name not in BOOKKEEPING]
+    record = ProbeRecord(
+        question=spec.id,
+        status=ProbeStatus.PARTIAL if errors else ProbeStatus.OK,
+        artifacts=tuple(
+            Artifact(
+                name=p.stem,
+                path=str(p.relative_to(root)),
+                kind=p.suffix.lstrip("."),
+                bytes=p.stat().st_size,
+            )
+            for p in files
+        ),
+        errors=tuple(ProbeStepError(**e) for e in errors),
+    )
+    run = QuestionRun(
+        question=spec.id,
+        title=spec.title,
+        notebook=None,
+        execution=ExecutionRecord(question=spec.id, status=RunStatus.OK),
+        probe=record,
+    )
+    return CheckContext(
+        run=run,
+        result_dir=root,
+        inputs=inputs,
+        profile=Profile(name="test"),
+        thresholds={},
+        data_root=root,
+    )
+
+
+CLOSED_FORMS = CHECK_IDS[:-1]
+
+
+def grade(
+    namespace: Mapping[str, Any], root: Path, seed: int = 0, only: tuple[str, ...] = CHECK_IDS
+) -> dict[str, Outcome]:
+    """The outcomes of the checks in ``only`` (the Monte Carlo takes ~0.5 s; tests about the
+    closed forms alone skip it)."""
+    ctx = probe_context(SPEC, namespace, root, seed)
+    results: dict[str, Outcome] = {}
+    for definition in checks.CHECKS:
+        key = definition.id.removeprefix("q2.")
+        if key in only:
+            outcome, crashed = run_check(definition, ctx)
+            assert not crashed, outcome.message
+            results[key] = outcome
+    return results
+
+
+def fractions(results: Mapping[str, Outcome]) -> dict[str, float]:
+    return {k: r.fraction for k, r in results.items()}
+
+
+CORRECT: dict[str, Any] = {name: getattr(ref, name) for name in FUNCTIONS}
+
+
+def answer(**changes: Any) -> dict[str, Any]:
+    return {**CORRECT, **changes}
+
+
+def seed_relu_factor() -> float:
+    """The seed's part (c): var(y) = E[y^2] - E[y]^2 set to v^2."""
+    return 2 * math.pi / (math.pi - 1)
+
+
+# --- the reference and accepted variations ---------------------------------------------------
+
+
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_reference_gets_every_point(tmp_path: Path, seed: int) -> None:
+    results = grade(CORRECT, tmp_path, seed)
+    assert fractions(results) == dict.fromkeys(CHECK_IDS, 1.0), {
+        k: r.message for k, r in results.items() if r.fraction < 1
+    }
+
+
+def test_the_stack_uses_the_rules_values_at_its_own_widths(tmp_path: Path) -> None:
+    ctx = probe_context(SPEC, CORRECT, tmp_path)
+    stack = ctx.inputs.values["stack"]
+    calls = ctx.inputs.values["calls"]
+    for name, needed in checks.stack_calls(stack).items():
+        assert all(args in calls[name] for args in needed), name
+    moments = run_check(checks.monte_carlo, ctx)[0].details
+    assert set(moments) == {
+        "forward_variance",
+        "relu_forward_variance",
+        "backward_variance",
+        "xavier_variance",
+    }
+    for name, values in moments.items():
+        assert len(values) == len(stack["widths"]) - 1
+        assert all(0.5 < v < 2 for v in values), (name, values)
+
+
+RETURN_TYPES: dict[str, Callable[[float], Any]] = {
+    "numpy scalar": np.float64,
+    "0-d array": np.array,
+    "float32 0-d array": lambda v: np.array(v, dtype=np.float32),
+    "one-element list": lambda v: [v],
+    "Fraction": lambda v: Fraction(v).limit_denominator(10**12),
+}
+
+
+@pytest.mark.parametrize("kind", sorted(RETURN_TYPES))
+def test_other_number_types_are_accepted(tmp_path: Path, kind: str) -> None:
+    wrap = RETURN_TYPES[kind]
+
+    def wrapped(fn: Any) -> Any:
+        return lambda *args: wrap(fn(*args))
+
+    namespace = {name: wrapped(fn) for name, fn in CORRECT.items()}
+    results = grade(namespace, tmp_path, only=CLOSED_FORMS)
+    # float32 is 6e-8 relative, inside the 1e-6 tolerance
+    assert fractions(results) == dict.fromkeys(CLOSED_FORMS, 1.0)
+
+
+def test_integer_arguments_are_plain_ints_and_closed_forms_match_by_hand(tmp_path: Path) -> None:
+    ctx = probe_context(SPEC, CORRECT, tmp_path)
+    record = ctx.json("formulas")
+    args, values = record["forward_variance"]["args"], record["forward_variance"]["values"]
+    assert all(isinstance(a[0], int) for a in args)
+    assert values == pytest.approx([1 / a[0] for a in args], rel=1e-12)
+
+
+# --- known mistakes ----------------------------------------------------------------------------
+
+
+def test_the_seeds_relu_factor_is_pointed_at_e_y2_versus_var_y(tmp_path: Path) -> None:
+    seed_rule = answer(
+        relu_factor=seed_relu_factor,
+        relu_forward_variance=lambda n_in: seed_relu_factor() / n_in,  # as in the notebook
+    )
+    results = grade(seed_rule, tmp_path)
+    relu = results["relu_factor"]
+    assert relu.fraction == 0.0
+    assert "relu_factor() = 2.93388, expected 2." in relu.message
+    assert "1.46694 times the expected one" in relu.message
+    assert "E[y^2]" in relu.hint
+    assert "var(y)" in relu.hint
+    assert "pi/(pi-1)" in relu.hint
+    mc = results["monte_carlo"]
+    assert mc.fraction == 0.75
+    assert "relu_forward_variance" in mc.hint
+    assert "explodes" in mc.message
+    relu_moments = mc.details["relu_forward_variance"]
+    assert relu_moments[-1] > 10  # (pi/(pi-1))^10 ~ 46
+    others = {k for k, r in results.items() if r.fraction < 1}
+    assert others == {"relu_factor", "monte_carlo"}
+
+
+def test_a_right_factor_with_a_wrong_rule_gets_half(tmp_path: Path) -> None:
+    results = grade(answer(relu_forward_variance=lambda n_in: 1.0 / n_in), tmp_path)
+    relu = results["relu_factor"]
+    assert relu.fraction == 0.5
+    assert "relu_factor() = 2, right." in relu.message
+    assert "0.5 times the expected one" in relu.message
+    assert "E[y^2]" in relu.hint
+    assert results["monte_carlo"].fraction == 0.75
+    assert "vanishes" in results["monte_carlo"].message
+
+
+def test_half_of_xavier_fails_and_vanishes(tmp_path: Path) -> None:
+    results = grade(answer(xavier_variance=lambda n_in, n_out: 1.0 / (n_in + n_out)), tmp_path)
+    assert results["xavier_rule"].fraction == 0.0
+    assert "0.5 times the expected one" in results["xavier_rule"].message
+    assert "expected 2/(n_in + n_out) = " in results["xavier_rule"].message
+    assert results["monte_carlo"].fraction == 0.75
+    assert "vanishes, by about x0.5" in results["monte_carlo"].message
+
+
+def test_a_backward_rule_that_ignores_n_out_is_told_so(tmp_path: Path) -> None:
+    n_in = 300  # the notebook's global at grading time
+
+    results = grade(answer(backward_variance=lambda n_out: 1.0 / n_in), tmp_path)
+    backward = results["backward_rule"]
+    assert backward.fraction == 0.0
+    assert "returns 0.00333333 whatever its arguments" in backward.message
+    assert "n_out" in backward.hint
+    mc = results["monte_carlo"]
+    assert mc.fraction == 0.75
+    assert "backward_variance" in mc.hint
+
+
+def test_the_fan_in_for_the_backward_rule_is_wrong_at_almost_every_point(tmp_path: Path) -> None:
+    ctx = probe_context(SPEC, answer(backward_variance=lambda n_out: 2.0 / n_out), tmp_path)
+    outcome = run_check(checks.backward_rule, ctx)[0]
+    assert outcome.fraction == 0.0
+    assert "2 times the expected one" in outcome.message
+
+
+def test_points_are_credited_one_by_one(tmp_path: Path) -> None:
+    def forward(n_in: int) -> float:
+        return 1.0 / n_in if n_in < 2000 else 1.0 / 2000
+
+    ctx = probe_context(SPEC, answer(forward_variance=forward), tmp_path)
+    args = [a[0] for a in ctx.inputs.values["calls"]["forward_variance"]]
+    outcome = run_check(checks.forward_rule, ctx)[0]
+    right = sum(a <= 2000 for a in args)
+    assert 0 < right < len(args)
+    assert outcome.fraction == pytest.approx(right / len(args))
+    assert "1/n_in" in outcome.message
+
+
+def test_a_function_that_returns_none_or_raises_is_named(tmp_path: Path) -> None:
+    def no_return(n_in: int, sigma2: float, v2: float) -> None:
+        _ = n_in * sigma2 * v2
+
+    def raises(n_in: int) -> float:
+        raise ZeroDivisionError("no")
+
+    results = grade(answer(activation_variance=no_return, forward_variance=raises), tmp_path)
+    assert results["activation_variance"].fraction == 0.0
+    assert "returned None (is a `return` missing?)" in results["activation_variance"].message
+    assert results["forward_rule"].fraction == 0.0
+    assert "ZeroDivisionError: no" in results["forward_rule"].message
+    assert "ZeroDivisionError" in results["monte_carlo"].message
+
+
+def test_nan_and_negative_values_fail_without_crashing(tmp_path: Path) -> None:
+    results = grade(
+        answer(
+            forward_variance=lambda n_in: float("nan"),
+            relu_forward_variance=lambda n_in: -2.0 / n_in,
+        ),
+        tmp_path,
+    )
+    assert results["forward_rule"].fraction == 0.0
+    assert "not a finite number" in results["forward_rule"].message
+    mc = results["monte_carlo"]
+    assert mc.fraction == 0.5
+    assert "is negative, not a variance" in mc.message
+
+
+def test_an_exploding_rule_overflows_into_a_message(tmp_path: Path) -> None:
+    results = grade(answer(forward_variance=lambda n_in: 1e60), tmp_path)
+    mc = results["monte_carlo"]
+    assert mc.fraction == 0.75
+    assert "explodes" in mc.message
+
+
+def test_missing_functions_are_named(tmp_path: Path) -> None:
+    results = grade({}, tmp_path)
+    for key, outcome in results.items():
+        assert outcome.fraction == 0.0
+        assert "does not define" in outcome.message, (key, outcome.message)
+
+
+def test_a_missing_record_says_why_instead_of_crashing(tmp_path: Path) -> None:
+    ctx = probe_context(SPEC, CORRECT, tmp_path)
+    (tmp_path / "artifacts" / "q2" / "formulas.json").write_text("{}", encoding="utf-8")
+    for definition in checks.CHECKS:
+        outcome, crashed = run_check(definition, ctx)
+        assert not crashed
+        assert outcome.fraction == 0.0

@@ -1,0 +1,546 @@
+"""Q3's checks on artifacts made by the real probe, run in this process on in-process "students".
+
+Each test builds a student's namespace (a model, histories, sampled indices, probabilities)
+from the reference solution, runs ``graders/questions/q3_fashion_mlp/probe.py`` on it exactly as
+the kernel would (through the probe runtime, on the grader's inputs from ``make_inputs``), and
+grades the artifacts with the question's checks. The committed 1,000-image test slice is the
+test set, as under the quick profile.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import numpy as np
+import pytest
+import torch
+from nbformat.v4 import new_code_cell, new_notebook, new_output
+
+from graders.check import CheckContext, Outcome, run_check
+from graders.config import FIXTURE_DATA_ROOT, Profile
+from graders.errors import ConfigError
+from graders.models import (
+    Artifact,
+    CellError,
+    ExecutionRecord,
+    ProbeRecord,
+    ProbeStatus,
+    ProbeStepError,
+    QuestionRun,
+    RunStatus,
+)
+from graders.probe import write_inputs
+from graders.questions import ProbeContext
+from graders.questions.q3_fashion_mlp import SPEC, checks, make_inputs
+from reference import q3_mlp as ref
+from reference.datasets import load_split
+
+RUNTIME = Path(__file__).resolve().parents[1] / "graders" / "probe_runtime.py"
+EPOCHS = 4
+MIN_ACCURACY = 0.3
+"""For these tests only: the trained reference below scores well above it, chance (0.1) below."""
+PNG = (
+    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6"
+    "kgAAAABJRU5ErkJggg=="
+)
+PLOT_CELL = "plt.plot(train_loss_history)\nplt.plot(test_loss_history)\nplt.show()"
+
+
+@dataclass(frozen=True)
+class Trained:
+    model: ref.FashionMLP
+    result: ref.TrainResult
+
+
+@pytest.fixture(scope="module", autouse=True)
+def one_thread() -> Iterator[None]:
+    """These forward passes are small; torch's default threads only fight the machine's load."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
+@pytest.fixture(scope="module")
+def trained() -> Trained:
+    config = ref.TrainConfig(epochs=EPOCHS, lr=0.1, train_limit=2000, seed=2, threads=1)
+    result = ref.train(config, FIXTURE_DATA_ROOT)
+    return Trained(model=ref.model_from_state(result.state), result=result)
+
+
+@pytest.fixture(scope="module")
+def test_set() -> tuple[np.ndarray, np.ndarray]:
+    return load_split(FIXTURE_DATA_ROOT, "FashionMNIST", train=False)
+
+
+def student(trained: Trained, test_set: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
+    """A correct student's namespace, as the notebook leaves it."""
+    indices = np.random.default_rng(7).choice(len(test_set[1]), 3, replace=False)
+    probabilities = ref.class_probabilities(trained.model, test_set[0][indices])
+    return {
+        "model": trained.model,
+        "train_loss_history": list(trained.result.train_losses),
+        "test_loss_history": list(trained.result.test_losses),
+        "test_accuracy_history": list(trained.result.test_accuracies),
+        "random_indices": indices,
+        "sample_probabilities": [p.astype(np.float32) for p in probabilities],
+        "EPOCHS": EPOCHS,
+        "BATCH_SIZE": 64,
+    }
+
+
+def notebook(*cells: tuple[str, bool, str]) -> nbformat.NotebookNode:
+    """Code cells as (source, drew an image, error ename or "")."""
+    nb_cells = []
+    for source, image, error in cells:
+        outputs = []
+        if image:
+            outputs.append(new_output("display_data", data={"image/png": PNG}))
+        if error:
+            outputs.append(new_output("error", ename=error, evalue="boom", traceback=[]))
+        nb_cells.append(new_code_cell(source, outputs=outputs))
+    return new_notebook(cells=nb_cells)
+
+
+def run_probe(ns: dict[str, Any], tmp_path: Path) -> tuple[Any, tuple[Artifact, ...], list[Any]]:
+    """The real probe on ``ns``; returns the inputs and what it wrote, as ``collect`` would."""
+    rng = np.random.default_rng(11)
+    inputs = make_inputs(
+        ProbeContext(profile=Profile(name="t"), data_root=FIXTURE_DATA_ROOT, rng=rng)
+    )
+    in_dir, out_dir = tmp_path / "in", tmp_path / "artifacts" / "q3"
+    write_inputs(inputs, in_dir)
+    out_dir.mkdir(parents=True)
+    runtime: dict[str, Any] = {"__name__": "probe_runtime"}
+    exec(compile(RUNTIME.read_text(encoding="utf-8"), "runtime", "exec"), runtime)
+    question = dict(runtime)
+    exec(compile(SPEC.probe_source, "probe", "exec"), question)
+    runtime["run_probe"](question["probe"], ns, str(out_dir), str(in_dir), 30.0)
+    errors = json.loads((out_dir / "probe_errors.json").read_text())
+    artifacts = tuple(
+        Artifact(name=p.stem, path=str(p.relative_to(tmp_path)), kind=p.suffix[1:], bytes=1)
+        for p in sorted(out_dir.iterdir())
+        if p.name not in {"probe_errors.json", "probe_done.json", "progress.json"}
+    )
+    return inputs, artifacts, errors
+
+
+def grade(
+    ns: dict[str, Any],
+    tmp_path: Path,
+    *,
+    nb: nbformat.NotebookNode | None = None,
+    cell_errors: tuple[CellError, ...] = (),
+    parameters: Mapping[str, object] | None = None,
+    thresholds: Mapping[str, float] | None = None,
+) -> dict[str, Outcome]:
+    inputs, artifacts, errors = run_probe(ns, tmp_path)
+    nb = nb if nb is not None else notebook((PLOT_CELL, True, ""))
+    (tmp_path / "executed").mkdir()
+    nbformat.write(nb, str(tmp_path / "executed" / "q3.ipynb"))
+    run = QuestionRun(
+        question="q3",
+        title=SPEC.title,
+        notebook=None,
+        execution=ExecutionRecord(
+            question="q3",
+            status=RunStatus.CELL_ERRORS if cell_errors else RunStatus.OK,
+            cell_errors=cell_errors,
+            executed_notebook="executed/q3.ipynb",
+            parameters=dict(parameters if parameters is not None else {"EPOCHS": EPOCHS}),
+        ),
+        probe=ProbeRecord(
+            question="q3",
+            status=ProbeStatus.PARTIAL if errors else ProbeStatus.OK,
+            artifacts=artifacts,
+            errors=tuple(ProbeStepError(**e) for e in errors),
+        ),
+    )
+    ctx = CheckContext(
+        run=run,
+        result_dir=tmp_path,
+        inputs=inputs,
+        profile=Profile(name="t"),
+        thresholds=thresholds if thresholds is not None else {"q3.min_test_accuracy": MIN_ACCURACY},
+        data_root=FIXTURE_DATA_ROOT,
+    )
+    outcomes = {}
+    for definition in checks.CHECKS:
+        outcome, crashed = run_check(definition, ctx)
+        assert not crashed, outcome.details.get("traceback")
+        outcomes[definition.id] = outcome
+    return outcomes
+
+
+def scores(outcomes: Mapping[str, Outcome]) -> dict[str, float]:
+    return {k.removeprefix("q3."): round(v.fraction, 3) for k, v in outcomes.items()}
+
+
+def text(outcome: Outcome) -> str:
+    return f"{outcome.message} {outcome.hint}".lower()
+
+
+FULL = {
+    "architecture": 1.0,
+    "loss_histories": 1.0,
+    "test_accuracy": 1.0,
+    "history_consistent": 1.0,
+    "loss_plot": 1.0,
+    "random_samples": 1.0,
+    "sample_probabilities": 1.0,
+}
+
+
+# -- the reference and accepted variations -------------------------------------------------------
+
+
+def test_reference_gets_full_marks(trained: Trained, test_set: Any, tmp_path: Path) -> None:
+    outcomes = grade(student(trained, test_set), tmp_path)
+    assert scores(outcomes) == FULL, {k: o.message for k, o in outcomes.items()}
+    assert "reference 784-256-128-64-10 network" in outcomes["q3.test_accuracy"].message
+
+
+class Seedlike(torch.nn.Module):
+    """The seed's model: its layer names, nn.ReLU modules and ``x.view``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.ly1, self.act1 = torch.nn.Linear(784, 256), torch.nn.ReLU()
+        self.ly2, self.act2 = torch.nn.Linear(256, 128), torch.nn.ReLU()
+        self.ly3, self.act3 = torch.nn.Linear(128, 64), torch.nn.ReLU()
+        self.oply = torch.nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.view(-1, 28 * 28)
+        x = self.act3(self.ly3(self.act2(self.ly2(self.act1(self.ly1(x))))))
+        return self.oply(x)
+
+
+def _copy_weights(target: torch.nn.Module, source: torch.nn.Module) -> torch.nn.Module:
+    with torch.no_grad():
+        for t, s in zip(target.parameters(), source.parameters(), strict=True):
+            t.copy_(s)
+    return target
+
+
+def test_sequential_under_another_name_is_accepted(
+    trained: Trained, test_set: Any, tmp_path: Path
+) -> None:
+    net = torch.nn.Sequential(
+        torch.nn.Flatten(),
+        torch.nn.Linear(784, 256),
+        torch.nn.ReLU(),
+        torch.nn.Linear(256, 128),
+        torch.nn.ReLU(),
+        torch.nn.Linear(128, 64),
+        torch.nn.ReLU(),
+        torch.nn.Linear(64, 10),
+    )
+    ns = student(trained, test_set)
+    del ns["model"]
+    ns["net"] = _copy_weights(net, trained.model)
+    ns["loss"] = torch.nn.CrossEntropyLoss()
+    assert scores(grade(ns, tmp_path)) == FULL
+
+
+def test_seed_layer_names_are_accepted(trained: Trained, test_set: Any, tmp_path: Path) -> None:
+    ns = student(trained, test_set)
+    ns["model"] = _copy_weights(Seedlike(), trained.model)
+    assert scores(grade(ns, tmp_path)) == FULL
+
+
+def test_percent_accuracy_and_course_batch_mean_loss_are_accepted(
+    trained: Trained, test_set: Any, tmp_path: Path
+) -> None:
+    ns = student(trained, test_set)
+    ns["test_accuracy_history"] = [100 * a for a in ns["test_accuracy_history"]]
+    ns["test_loss_history"] = [v * 1.004 for v in ns["test_loss_history"]]
+    outcome = grade(ns, tmp_path)["q3.history_consistent"]
+    assert outcome.fraction == 1.0
+    assert "percentage" in outcome.message
+
+
+# -- architecture --------------------------------------------------------------------------------
+
+
+class Wrapped(torch.nn.Module):
+    """The trained model with something applied to its logits."""
+
+    def __init__(self, inner: torch.nn.Module, how: str) -> None:
+        super().__init__()
+        self.inner, self.how = inner, how
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        logits = self.inner(x)
+        if self.how == "log_softmax":
+            return torch.log_softmax(logits, dim=1)
+        return torch.softmax(logits, dim=1)
+
+
+@pytest.mark.parametrize(
+    ("how", "phrase"), [("log_softmax", "log-probabilities"), ("softmax", "returns probabilities")]
+)
+def test_probability_outputs_fail_architecture_only(
+    trained: Trained, test_set: Any, tmp_path: Path, how: str, phrase: str
+) -> None:
+    ns = student(trained, test_set)
+    ns["model"] = model = Wrapped(trained.model, how)
+    with torch.no_grad():  # what the notebook's sample cell computes with this model
+        images = torch.from_numpy(test_set[0][ns["random_indices"]] / 255.0).float()
+        ns["sample_probabilities"] = list(torch.softmax(model(images), dim=1).numpy())
+    outcomes = grade(ns, tmp_path)
+    assert outcomes["q3.architecture"].fraction == checks.SHAPES_PART
+    assert phrase in text(outcomes["q3.architecture"])
+    assert "your model's own forward pass" in outcomes["q3.test_accuracy"].message
+    assert outcomes["q3.test_accuracy"].fraction == 1.0
+    assert outcomes["q3.sample_probabilities"].fraction == 1.0
+
+
+def test_probabilities_model_shown_as_is_costs_architecture_only(
+    trained: Trained, test_set: Any, tmp_path: Path
+) -> None:
+    """A model that already outputs probabilities, plotted without a second softmax."""
+    ns = student(trained, test_set)
+    ns["model"] = Wrapped(trained.model, "softmax")
+    outcomes = grade(ns, tmp_path)
+    assert outcomes["q3.architecture"].fraction == checks.SHAPES_PART
+    assert outcomes["q3.sample_probabilities"].fraction == 1.0
+
+
+class MissingRelu(torch.nn.Module):
+    def __init__(self, inner: ref.FashionMLP) -> None:
+        super().__init__()
+        self.fc1, self.fc2, self.fc3, self.out = inner.fc1, inner.fc2, inner.fc3, inner.out
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.fc1(x.reshape(len(x), -1)))
+        x = self.fc2(x)
+        return self.out(torch.sigmoid(self.fc3(x)))
+
+
+def test_activation_mistakes_are_named_per_layer(
+    trained: Trained, test_set: Any, tmp_path: Path
+) -> None:
+    ns = student(trained, test_set)
+    ns["model"] = MissingRelu(trained.model)
+    outcome = grade(ns, tmp_path)["q3.architecture"]
+    assert outcome.fraction == checks.SHAPES_PART
+    assert "no activation after hidden layer 2 (256 -> 128)" in outcome.message
+    assert "sigmoid instead of relu after hidden layer 3 (128 -> 64)" in text(outcome)
+
+
+class Smaller(torch.nn.Module):
+    def __init__(self) -> None:
+        super().__init__()
+        self.fc1 = torch.nn.Linear(784, 128)
+        self.fc2 = torch.nn.Linear(128, 64)
+        self.out = torch.nn.Linear(64, 10)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = torch.relu(self.fc1(x.reshape(len(x), -1)))
+        return self.out(torch.relu(self.fc2(x)))
+
+
+def test_wrong_layers_fail_architecture_and_fall_back_to_own_forward(
+    trained: Trained, test_set: Any, tmp_path: Path
+) -> None:
+    ns = student(trained, test_set)
+    ns["model"] = Smaller()
+    outcomes = grade(ns, tmp_path)
+    assert outcomes["q3.architecture"].fraction == 0.0
+    assert "found 784 -> 128 -> 64 -> 10" in outcomes["q3.architecture"].message
+    accuracy = outcomes["q3.test_accuracy"]
+    assert "your model's own forward pass" in accuracy.message
+    assert "do not fit" in accuracy.message
+    assert accuracy.fraction == 0.0  # an untrained smaller model; measured, not crashed
+
+
+# -- loss histories ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("history", "phrase"),
+    [
+        (lambda h: h + h[:1], f"has {EPOCHS + 1} values; expected {EPOCHS}"),
+        (lambda h: [v for v in h for _ in range(32)], "not one per batch"),
+        (lambda h: [*h[:-1], float("nan")], "nan or infinite"),
+        (lambda h: [], "is empty"),
+    ],
+)
+def test_malformed_train_history_costs_its_quarter(
+    trained: Trained, test_set: Any, tmp_path: Path, history: Any, phrase: str
+) -> None:
+    ns = student(trained, test_set)
+    ns["train_loss_history"] = history(ns["train_loss_history"])
+    outcome = grade(ns, tmp_path)["q3.loss_histories"]
+    assert phrase in text(outcome)
+    assert outcome.fraction < 1.0
+    json.dumps(outcome.details, allow_nan=False)  # result.json stays strict JSON
+
+
+def test_flat_training_loss_fails_the_trend(
+    trained: Trained, test_set: Any, tmp_path: Path
+) -> None:
+    ns = student(trained, test_set)
+    ns["train_loss_history"] = [2.3057, 2.3049, 2.3062, 2.3060]
+    outcome = grade(ns, tmp_path)["q3.loss_histories"]
+    assert outcome.fraction == 2 * checks.HISTORY_PART
+    assert "did not go down" in outcome.message
+
+
+def test_history_length_follows_the_injected_epochs(
+    trained: Trained, test_set: Any, tmp_path: Path
+) -> None:
+    outcome = grade(student(trained, test_set), tmp_path, parameters={"EPOCHS": 25})
+    assert outcome_fraction(outcome, "q3.loss_histories") == 0.5
+    assert "expected 25" in outcome["q3.loss_histories"].message
+
+
+def outcome_fraction(outcomes: Mapping[str, Outcome], key: str) -> float:
+    return outcomes[key].fraction
+
+
+# -- accuracy and consistency --------------------------------------------------------------------
+
+
+def test_untrained_model_fails_accuracy_but_honest_history_is_consistent(
+    test_set: Any, tmp_path: Path
+) -> None:
+    model = ref.build_model(3)
+    images, labels = test_set
+    loss, accuracy, _ = ref.evaluate(model, images, labels)
+    indices = np.array([5, 500, 900])
+    ns = {
+        "model": model,
+        "train_loss_history": [2.305, 2.306, 2.305, 2.306],
+        "test_loss_history": [loss] * EPOCHS,
+        "test_accuracy_history": [accuracy] * EPOCHS,
+        "random_indices": indices,
+        "sample_probabilities": list(ref.class_probabilities(model, images[indices])),
+    }
+    outcomes = grade(ns, tmp_path)
+    assert outcomes["q3.test_accuracy"].fraction == 0.0
+    assert "untrained" in outcomes["q3.test_accuracy"].message
+    assert outcomes["q3.history_consistent"].fraction == 1.0
+    assert outcomes["q3.sample_probabilities"].fraction == 1.0
+
+
+def test_typed_in_accuracy_is_a_mismatch_naming_both_numbers(
+    trained: Trained, test_set: Any, tmp_path: Path
+) -> None:
+    ns = student(trained, test_set)
+    ns["test_accuracy_history"] = [*ns["test_accuracy_history"][:-1], 0.8613]
+    measured = trained.result.test_accuracies[-1]
+    outcome = grade(ns, tmp_path)["q3.history_consistent"]
+    assert outcome.fraction == 0.5
+    assert "0.8613" in outcome.message and f"{measured:.4f}" in outcome.message
+
+
+def test_missing_threshold_is_a_configuration_fault(
+    trained: Trained, test_set: Any, tmp_path: Path
+) -> None:
+    with pytest.raises(ConfigError, match=r"q3\.min_test_accuracy"):
+        grade(student(trained, test_set), tmp_path, thresholds={})
+
+
+def test_no_model_explains_the_failing_cell(
+    trained: Trained, test_set: Any, tmp_path: Path
+) -> None:
+    ns = student(trained, test_set)
+    del ns["model"], ns["sample_probabilities"]
+    ns["train_loss_history"], ns["test_loss_history"] = [], []
+    error = CellError(
+        cell_index=10,
+        ename="RuntimeError",
+        evalue="Found no NVIDIA driver on your system.",
+        source_excerpt="model = FashionMLP().cuda()",
+    )
+    outcomes = grade(ns, tmp_path, cell_errors=(error,))
+    assert scores(outcomes) == {
+        **FULL,
+        "architecture": 0.0,
+        "loss_histories": 0.0,
+        "test_accuracy": 0.0,
+        "history_consistent": 0.0,
+        "sample_probabilities": 0.0,
+    }
+    for key in ("q3.architecture", "q3.test_accuracy", "q3.history_consistent"):
+        assert ".to(device), not .cuda()" in text(outcomes[key]), outcomes[key].message
+
+
+# -- plot ----------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cells", "ok", "phrase"),
+    [
+        (((PLOT_CELL, False, ""),), False, "showed no figure"),
+        (((PLOT_CELL, False, "ValueError"),), False, "raised valueerror"),
+        ((("print(train_loss_history)", False, ""), ("plt.imshow(x)", True, "")), False, "no cell"),
+        ((("plt.plot(losses['train']); plt.title('Loss')", True, ""),), True, "about the loss"),
+    ],
+)
+def test_loss_plot(
+    trained: Trained, test_set: Any, tmp_path: Path, cells: Any, ok: bool, phrase: str
+) -> None:
+    outcome = grade(student(trained, test_set), tmp_path, nb=notebook(*cells))["q3.loss_plot"]
+    assert outcome.fraction == (1.0 if ok else 0.0)
+    assert phrase in text(outcome)
+
+
+# -- random samples and their probabilities ------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("indices", "phrase"),
+    [
+        ([1, 6, 8], "number of batches, not images"),
+        ([1, 1, 500], "repeats"),
+        ([1, 500], "expected 3"),
+        ([1, 500, 1000], "outside the test set"),
+    ],
+)
+def test_bad_indices(
+    trained: Trained, test_set: Any, tmp_path: Path, indices: list[int], phrase: str
+) -> None:
+    ns = student(trained, test_set)
+    ns["random_indices"] = np.array(indices)
+    outcome = grade(ns, tmp_path)["q3.random_samples"]
+    assert outcome.fraction == 0.0
+    assert phrase in outcome.message
+
+
+def test_batch_rule_states_the_odds(trained: Trained, test_set: Any, tmp_path: Path) -> None:
+    ns = student(trained, test_set)
+    ns["random_indices"] = np.array([3, 9, 15])
+    ns["sample_probabilities"] = list(
+        ref.class_probabilities(trained.model, test_set[0][[3, 9, 15]])
+    )
+    outcomes = grade(ns, tmp_path)
+    assert "C(16, 3) / C(1000, 3)" in outcomes["q3.random_samples"].message
+    assert outcomes["q3.sample_probabilities"].fraction == 1.0  # right images, right numbers
+
+
+def test_logits_instead_of_probabilities(trained: Trained, test_set: Any, tmp_path: Path) -> None:
+    ns = student(trained, test_set)
+    ns["sample_probabilities"] = [np.log(p) for p in ns["sample_probabilities"]]
+    outcome = grade(ns, tmp_path)["q3.sample_probabilities"]
+    assert outcome.fraction == 0.0
+    assert "not probabilities" in outcome.message
+
+
+def test_probabilities_of_another_image_cost_that_image(
+    trained: Trained, test_set: Any, tmp_path: Path
+) -> None:
+    ns = student(trained, test_set)
+    probs = list(ns["sample_probabilities"])
+    probs[1] = ref.class_probabilities(trained.model, test_set[0][[ns["random_indices"][1] + 1]])[0]
+    ns["sample_probabilities"] = probs
+    outcome = grade(ns, tmp_path)["q3.sample_probabilities"]
+    assert outcome.fraction == pytest.approx(2 / 3)
+    assert f"image {ns['random_indices'][1]}:" in outcome.message
