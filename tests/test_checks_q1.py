@@ -377,3 +377,12 @@ def _run(definition: CheckDef, ctx: CheckContext) -> Outcome:
     outcome, crashed = run_check(definition, ctx)
     assert not crashed, outcome.message
     return outcome
+
+
+def test_an_approximator_that_always_raises_is_told_once(tmp_path: Path) -> None:
+    def not_done(f: Callable[..., Any], big_b: float, n: int) -> tuple[Any, ...]:
+        raise NotImplementedError("TODO")
+
+    neurons = grade(answer(box_approximation=not_done), tmp_path, only=("approx_neurons",))
+    message = neurons["approx_neurons"].message
+    assert message == "Could not be checked: every call failed: NotImplementedError: TODO"

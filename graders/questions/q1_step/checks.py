@@ -314,6 +314,7 @@ def approx_neurons(ctx: CheckContext) -> Outcome:
     arrays = ctx.npz("box_approximation") or {}
     ns: Sequence[int] = ctx.inputs.values["ns"]
     wrong: list[str] = []
+    reasons: set[str] = set()
     total = 0
     for j, _ in enumerate(ctx.inputs.values["functions"]):
         for n in ns:
@@ -321,8 +322,11 @@ def approx_neurons(ctx: CheckContext) -> Outcome:
             net = _approx_params(ctx, arrays, j, n)
             if isinstance(net, str):
                 wrong.append(f"n = {n}: {net}")
+                reasons.add(net)
             elif net.n_hidden != 2 * n:
                 wrong.append(f"n = {n}: {net.n_hidden} hidden neurons, expected {2 * n}")
+    if len(wrong) == total and len(reasons) == 1:
+        return Outcome.failed(f"Could not be checked: every call failed: {reasons.pop()}")
     if not wrong:
         return Outcome.passed(f"2n hidden neurons for every n the grader tried ({_list(ns)}).")
     more = f" (and {len(wrong) - 4} more)" if len(wrong) > 4 else ""

@@ -83,10 +83,22 @@ def _values(ctx: CheckContext, name: str) -> _Values | str:
     raw = entry.get("values")
     if not isinstance(raw, list) or len(raw) != len(calls):
         return f"the probe's record of {name} does not match the grader's {len(calls)} calls"
-    values: list[float | str] = []
-    for args, value in zip(calls, raw, strict=True):
-        values.append(_number_or_reason(ctx, name, args, value))
+    values = [
+        _number_or_reason(ctx, name, args, value) for args, value in zip(calls, raw, strict=True)
+    ]
+    reasons = {
+        _failure(ctx, name, args) for args, value in zip(calls, raw, strict=True) if value is None
+    }
+    if len(reasons) == 1 and all(v is None for v in raw) and len(calls) > 1:
+        return f"{name} failed at every one of the grader's {len(calls)} points: {reasons.pop()}"
     return _Values(name=name, args=tuple(calls), values=tuple(values))
+
+
+def _failure(ctx: CheckContext, name: str, args: tuple[Any, ...]) -> str:
+    """The probe's words for a call that produced no value."""
+    step = f"{name}[{', '.join(str(a) for a in args)}]"
+    errors = [e for e in ctx.probe_errors(name) if e.step == step]
+    return errors[0].message if errors else "no value was recorded"
 
 
 def _number_or_reason(
@@ -94,9 +106,7 @@ def _number_or_reason(
 ) -> float | str:
     call = _call_text(name, args)
     if value is None:
-        step = f"{name}[{', '.join(str(a) for a in args)}]"
-        errors = [e for e in ctx.probe_errors(name) if e.step == step]
-        return f"{call} failed: {errors[0].message}" if errors else f"{call} gave no value"
+        return f"{call} failed: {_failure(ctx, name, args)}"
     if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
         return f"{call} returned {value!r}, not a finite number"
     return float(value)
