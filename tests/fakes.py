@@ -23,7 +23,21 @@ import numpy as np
 from nbformat import NotebookNode
 from nbformat.v4 import new_output
 
+import graders
+from graders.check import CheckContext
+from graders.config import Profile
 from graders.execute import TIMEOUT_ENAME, CellOutcome, KernelJob, KernelRun
+from graders.models import (
+    Artifact,
+    ExecutionRecord,
+    ProbeRecord,
+    ProbeStatus,
+    ProbeStepError,
+    QuestionRun,
+    RunStatus,
+)
+from graders.probe import write_inputs
+from graders.questions import ProbeContext, QuestionSpec
 
 FileMaker = bytes | Callable[[Path], None]
 """A probe output file: its bytes, or a function that writes it at the given path."""
@@ -203,3 +217,60 @@ def _check_script(nb: NotebookNode, origin: tuple[int | None, ...], script: Scri
     named |= {i for i in (script.died_at, script.total_timeout_at) if i is not None}
     if named - code:
         raise ValueError(f"the script names cells that are not code cells: {sorted(named - code)}")
+
+
+# -- the kernel-side probe, run in this process -------------------------------------------------
+
+PROBE_RUNTIME_SOURCE = (Path(graders.__file__).parent / "probe_runtime.py").read_text(
+    encoding="utf-8"
+)
+PROBE_BOOKKEEPING = {"probe_errors.json", "probe_done.json", "progress.json"}
+
+
+def probe_context(
+    spec: QuestionSpec, namespace: Mapping[str, Any], root: Path, seed: int = 0
+) -> CheckContext:
+    """Run ``spec``'s probe on ``namespace`` in this process; the CheckContext of its artifacts."""
+    assert spec.make_inputs is not None
+    inputs = spec.make_inputs(
+        ProbeContext(profile=Profile(name="test"), data_root=root, rng=np.random.default_rng(seed))
+    )
+    in_dir, out_dir = root / "probe_in", root / "artifacts" / spec.id
+    write_inputs(inputs, in_dir)
+    out_dir.mkdir(parents=True)
+    runtime: dict[str, Any] = {"__name__": "test_probe_runtime"}
+    exec(compile(PROBE_RUNTIME_SOURCE, "<probe runtime>", "exec"), runtime)
+    question = dict(runtime)
+    exec(compile(spec.probe_source, f"<probe {spec.id}>", "exec"), question)
+    runtime["run_probe"](question["probe"], dict(namespace), str(out_dir), str(in_dir), 30.0)
+    errors = json.loads((out_dir / "probe_errors.json").read_text(encoding="utf-8"))
+    files = [p for p in sorted(out_dir.iterdir()) if p.name not in PROBE_BOOKKEEPING]
+    record = ProbeRecord(
+        question=spec.id,
+        status=ProbeStatus.PARTIAL if errors else ProbeStatus.OK,
+        artifacts=tuple(
+            Artifact(
+                name=p.stem,
+                path=str(p.relative_to(root)),
+                kind=p.suffix.lstrip("."),
+                bytes=p.stat().st_size,
+            )
+            for p in files
+        ),
+        errors=tuple(ProbeStepError(**e) for e in errors),
+    )
+    run = QuestionRun(
+        question=spec.id,
+        title=spec.title,
+        notebook=None,
+        execution=ExecutionRecord(question=spec.id, status=RunStatus.OK),
+        probe=record,
+    )
+    return CheckContext(
+        run=run,
+        result_dir=root,
+        inputs=inputs,
+        profile=Profile(name="test"),
+        thresholds={},
+        data_root=root,
+    )

@@ -8,7 +8,6 @@ with the numbers the functions gave.
 
 from __future__ import annotations
 
-import json
 import math
 from collections.abc import Callable, Mapping
 from fractions import Fraction
@@ -17,77 +16,14 @@ from typing import Any
 
 import numpy as np
 import pytest
+from fakes import probe_context
 
-import graders
-from graders.check import CheckContext, Outcome, run_check
-from graders.config import Profile
-from graders.models import (
-    Artifact,
-    ExecutionRecord,
-    ProbeRecord,
-    ProbeStatus,
-    ProbeStepError,
-    QuestionRun,
-    RunStatus,
-)
-from graders.probe import write_inputs
-from graders.questions import ProbeContext, QuestionSpec
+from graders.check import Outcome, run_check
 from graders.questions.q2_init import FUNCTIONS, SPEC, checks
 from reference import q2_init as ref
 
-RUNTIME_SOURCE = (Path(graders.__file__).parent / "probe_runtime.py").read_text(encoding="utf-8")
-BOOKKEEPING = {"probe_errors.json", "probe_done.json", "progress.json"}
 FORMULA_CHECKS = ("activation_variance", "forward_rule", "relu_factor", "backward_rule")
 CHECK_IDS = (*FORMULA_CHECKS, "xavier_rule", "monte_carlo")
-
-
-def probe_context(
-    spec: QuestionSpec, namespace: Mapping[str, Any], root: Path, seed: int = 0
-) -> CheckContext:
-    """Run ``spec``'s probe on ``namespace`` in this process; the CheckContext of its artifacts."""
-    assert spec.make_inputs is not None
-    inputs = spec.make_inputs(
-        ProbeContext(profile=Profile(name="test"), data_root=root, rng=np.random.default_rng(seed))
-    )
-    in_dir, out_dir = root / "probe_in", root / "artifacts" / spec.id
-    write_inputs(inputs, in_dir)
-    out_dir.mkdir(parents=True)
-    runtime: dict[str, Any] = {"__name__": "test_probe_runtime"}
-    exec(compile(RUNTIME_SOURCE, "<probe runtime>", "exec"), runtime)
-    question = dict(runtime)
-    exec(compile(spec.probe_source, f"<probe {spec.id}>", "exec"), question)
-    runtime["run_probe"](question["probe"], dict(namespace), str(out_dir), str(in_dir), 30.0)
-    errors = json.loads((out_dir / "probe_errors.json").read_text(encoding="utf-8"))
-    files = [p for p in sorted(out_dir.iterdir()) if p.name not in BOOKKEEPING]
-    record = ProbeRecord(
-        question=spec.id,
-        status=ProbeStatus.PARTIAL if errors else ProbeStatus.OK,
-        artifacts=tuple(
-            Artifact(
-                name=p.stem,
-                path=str(p.relative_to(root)),
-                kind=p.suffix.lstrip("."),
-                bytes=p.stat().st_size,
-            )
-            for p in files
-        ),
-        errors=tuple(ProbeStepError(**e) for e in errors),
-    )
-    run = QuestionRun(
-        question=spec.id,
-        title=spec.title,
-        notebook=None,
-        execution=ExecutionRecord(question=spec.id, status=RunStatus.OK),
-        probe=record,
-    )
-    return CheckContext(
-        run=run,
-        result_dir=root,
-        inputs=inputs,
-        profile=Profile(name="test"),
-        thresholds={},
-        data_root=root,
-    )
 
 
 CLOSED_FORMS = CHECK_IDS[:-1]

@@ -30,7 +30,16 @@ ARTIFACTS = {
         "reference_logits",
         "test_logits",
     },
-    "q4": {"helpers", "final", "layout", "init", "forward", "forward_meta", "train_step"},
+    "q4": {
+        "helpers",
+        "final",
+        "layout",
+        "init",
+        "forward",
+        "forward_meta",
+        "train_step",
+        "train_meta",
+    },
 }
 
 
