@@ -10,7 +10,7 @@ from pathlib import Path
 from graders import calibrate as calibrate_command
 from graders import data as data_command
 from graders import selfcheck
-from graders.errors import GraderError
+from graders.errors import GraderError, SubmissionError
 from graders.pipeline import GradeOptions, grade
 from graders.render.summary import print_report_summary
 
@@ -25,9 +25,13 @@ def _grade(args: argparse.Namespace) -> int:
     )
     worst = 0
     for source in args.submissions:
-        result = grade(source, args.out, options, progress=lambda m: print(m, flush=True))
+        try:
+            result = grade(source, args.out, options, progress=lambda m: print(m, flush=True))
+        except SubmissionError as exc:  # this submission cannot be graded; the others still are
+            print(f"dlgrade: {exc}", file=sys.stderr)
+            worst = max(worst, exc.exit_code)
+            continue
         print_report_summary(result)
-        worst = max(worst, 0)
     return worst
 
 
@@ -37,6 +41,39 @@ def _reference(args: argparse.Namespace) -> int:
     return run_reference(
         data_root=args.data_root, q3_epochs=args.q3_epochs, q4_epochs=args.q4_epochs
     )
+
+
+def _gradescope_build(args: argparse.Namespace) -> int:
+    from graders.gradescope_bundle import build_bundle
+
+    out = build_bundle(args.out, profile=args.profile, parallel=args.parallel)
+    print(f"wrote {out} (profile {args.profile}); upload it as the Gradescope autograder")
+    return 0
+
+
+def _gradescope_run(args: argparse.Namespace) -> int:
+    """Always 0: the outcome, failures included, is in results.json."""
+    from graders.gradescope_bundle import run_autograder
+
+    run_autograder(args.root)
+    return 0
+
+
+def _add_gradescope(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    from graders.gradescope_bundle import DEFAULT_PROFILE
+
+    p_gs = sub.add_parser("gradescope", help="build or run the Gradescope autograder bundle")
+    gs = p_gs.add_subparsers(dest="gradescope_command", required=True)
+    p_build = gs.add_parser("build", help="write autograder.zip for upload")
+    p_build.add_argument("--out", type=Path, default=Path("autograder.zip"))
+    p_build.add_argument("--profile", default=DEFAULT_PROFILE, help="the bundle's profile")
+    p_build.add_argument("--parallel", type=int, default=1, help="kernels at once")
+    p_build.set_defaults(func=_gradescope_build)
+    p_run = gs.add_parser("run", help="grade /autograder/submission (run_autograder calls it)")
+    p_run.add_argument(
+        "--root", type=Path, default=None, help="default: $DLGRADE_AUTOGRADER_ROOT or /autograder"
+    )
+    p_run.set_defaults(func=_gradescope_run)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -84,6 +121,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     calibrate_command.add_arguments(p_cal)
     p_cal.set_defaults(func=calibrate_command.run)
+    _add_gradescope(sub)
+
+    from graders.batch import command as batch_command
+
+    p_batch = sub.add_parser(
+        "batch", help="TA batch: grade a folder of submissions in parallel, resumably"
+    )
+    batch_command.add_arguments(p_batch)
+    p_batch.set_defaults(func=batch_command.run)
     return parser
 
 

@@ -17,6 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import zmq
+from jupyter_client.asynchronous import AsyncKernelClient
+from jupyter_client.connect import channel_socket_types
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -25,11 +28,17 @@ from nbformat import NotebookNode
 from graders.config import Limits
 from graders.errors import ExecutionError
 from graders.inject import PreparedNotebook
-from graders.sandbox import Sandbox
+from graders.sandbox import Sandbox, make_pids_cgroup, remove_pids_cgroup
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 TIMEOUT_ENAME = "CellTimeoutError"
 _TRACEBACK_CHARS = 4000
+MAX_MESSAGE_BYTES = 32 << 20
+"""The largest kernel message the grader takes in. ipykernel sends everything printed between
+two flushes as one message: a fast 1 GiB print arrived as one message of hundreds of MiB, and
+the grader's memory grew by 640 MiB decoding it. ZMQ drops a bigger message (and the
+connection, which it reopens) before holding any of it."""
+_DROP_NOTE = "[dlgrader: output beyond the size cap was dropped]\n"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -92,6 +101,35 @@ def _error_of(cell: NotebookNode) -> dict[str, Any] | None:
     return None
 
 
+class BoundedKernelClient(AsyncKernelClient):
+    """A kernel client whose sockets refuse messages over ``MAX_MESSAGE_BYTES``."""
+
+    _iopub_monitor: Any = None
+
+    def _create_connected_socket(self, channel: str, identity: bytes | None = None) -> Any:
+        sock = self.context.socket(channel_socket_types[channel])
+        sock.linger = 1000
+        sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)  # before connect: per connection
+        if identity:
+            sock.identity = identity
+        sock.connect(self._make_url(channel))
+        if channel == "iopub":
+            monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+            self._iopub_monitor = (monitor, zmq.Socket.shadow(monitor.underlying))
+        return sock
+
+    def output_was_dropped(self) -> bool:
+        """Whether ZMQ cut the output channel (a message over the limit) since the last call."""
+        if self._iopub_monitor is None:
+            return False
+        sync = self._iopub_monitor[1]
+        dropped = False
+        while sync.poll(0):
+            sync.recv_multipart()
+            dropped = True
+        return dropped
+
+
 class CappedClient(NotebookClient):
     """An nbclient client that keeps at most ``cap_bytes`` of output for the whole notebook.
 
@@ -113,27 +151,36 @@ class CappedClient(NotebookClient):
         self.timed_out = True
         return await super()._async_handle_timeout(timeout, cell)
 
+    def note_dropped(self, outs: list[NotebookNode]) -> None:
+        """Say once, where it happened, that output was dropped."""
+        if not self.truncated:
+            self.truncated = True
+            outs.append(NotebookNode(output_type="stream", name="stderr", text=_DROP_NOTE))
+
     def output(
         self, outs: list[NotebookNode], msg: dict[str, Any], display_id: str | None, cell_index: int
     ) -> NotebookNode | None:
         if msg["msg_type"] != "error":
             size = len(str(msg.get("content", "")))
             if self.kept_bytes + size > self.cap_bytes:
-                if not self.truncated:
-                    self.truncated = True
-                    note = NotebookNode(
-                        output_type="stream",
-                        name="stderr",
-                        text="[dlgrader: output beyond the size cap was dropped]\n",
-                    )
-                    outs.append(note)
+                self.note_dropped(outs)
                 return None
             self.kept_bytes += size
         return super().output(outs, msg, display_id, cell_index)
 
 
-def _manager_class(argv: list[str]) -> type[AsyncKernelManager]:
+def _manager_class(argv: list[str], ipc_path: str | None = None) -> type[AsyncKernelManager]:
+    """A kernel manager that starts the sandbox's command; over unix sockets when the kernel
+    has its own network namespace (where localhost TCP would reach nothing)."""
+
     class SandboxKernelManager(AsyncKernelManager):
+        def __init__(self, **kwargs: Any) -> None:
+            super().__init__(**kwargs)
+            self.client_factory = BoundedKernelClient
+            if ipc_path is not None:
+                self.transport = "ipc"
+                self.ip = ipc_path
+
         def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
             return [a.replace("{connection_file}", self.connection_file) for a in argv]
 
@@ -159,7 +206,10 @@ class NbclientExecutor:
             interrupt_on_timeout=True,
             error_on_timeout={"ename": TIMEOUT_ENAME, "evalue": "", "traceback": []},
             record_timing=False,
-            kernel_manager_class=_manager_class(job.sandbox.argv),
+            kernel_manager_class=_manager_class(
+                job.sandbox.argv,
+                None if job.sandbox.ipc_path is None else str(job.sandbox.ipc_path),
+            ),
             resources={"metadata": {"path": str(job.sandbox.workdir)}},
         )
         outcomes: list[CellOutcome] = []
@@ -167,6 +217,9 @@ class NbclientExecutor:
         total_timed_out = False
         probe_status, probe_message = "not_run", ""
         log = (job.sandbox.workdir.parent / "kernel.log").open("ab")
+        group = job.sandbox.pids_cgroup
+        if group is not None:
+            make_pids_cgroup(group, limits.max_processes)
         try:
             async with client.async_setup_kernel(
                 env=job.sandbox.env, cwd=str(job.sandbox.workdir), stdout=log, stderr=log
@@ -210,6 +263,8 @@ class NbclientExecutor:
             probe_status, probe_message = "error", f"kernel machinery failed: {exc}"
         finally:
             log.close()
+            if group is not None:
+                remove_pids_cgroup(group)
         return KernelRun(
             notebook=nb,
             cells=tuple(
@@ -241,6 +296,9 @@ class NbclientExecutor:
             return CellOutcome(
                 position=position, status="timeout", ename=TIMEOUT_ENAME, evalue=str(exc)
             )
+        finally:
+            if isinstance(client.kc, BoundedKernelClient) and client.kc.output_was_dropped():
+                client.note_dropped(cell.setdefault("outputs", []))
         error = _error_of(cell)
         if client.timed_out:
             return CellOutcome(

@@ -112,7 +112,7 @@ def collect(spec: QuestionSpec, run: KernelRun, sandbox: Sandbox, result_dir: Pa
     dest = result_dir / "artifacts" / spec.id
     errors: list[ProbeStepError] = []
     artifacts: list[Artifact] = []
-    if out.is_dir():
+    if out.is_dir() and not out.is_symlink():  # a link planted by student code is not followed
         errors += _step_errors(_read_json(out / "probe_errors.json", []))
         files = sorted(p for p in out.iterdir() if p.is_file() and not p.is_symlink())
         outputs = [p for p in files if p.name not in _BOOKKEEPING]

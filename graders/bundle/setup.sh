@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Gradescope runs this once, as root, when it builds the autograder image (Ubuntu 22.04 by
+# default), with the zip unpacked in /autograder/source. Package registries only (apt, pip,
+# npm): no other downloads.
+#   - a virtual environment at /autograder/venv with the pinned dependencies (requirements.txt)
+#     but NOT the grader itself: the grader runs from /autograder/source/dlgrade, which only
+#     root can read, so student code (run as $DLGRADE_SANDBOX_USER) cannot read the rubric,
+#     the hidden tests or the reference solutions;
+#   - the real MNIST and Fashion-MNIST at /autograder/data (`dlgrade data`: npm and apt);
+#   - the unprivileged user student code runs as.
+# Set DLGRADE_TORCH_INDEX (e.g. https://download.pytorch.org/whl/cpu) to take torch from
+# another pip index.
+set -euo pipefail
+root="${DLGRADE_AUTOGRADER_ROOT:-/autograder}"
+src="$root/source"
+user="${DLGRADE_SANDBOX_USER:-dlgrade-student}"
+export DEBIAN_FRONTEND=noninteractive
+
+apt-get update
+apt-get install -y --no-install-recommends \
+  python3.11 python3.11-venv ca-certificates npm dpkg
+
+python3.11 -m venv "$root/venv"
+pip=("$root/venv/bin/python" -m pip install --disable-pip-version-check)
+"${pip[@]}" --upgrade pip
+if [ -n "${DLGRADE_TORCH_INDEX:-}" ]; then
+  # torch and torchvision alone from that index (same pinned versions), the rest from PyPI.
+  mapfile -t torch_pins < <(grep -E '^(torch|torchvision)==' "$src/requirements.txt")
+  "${pip[@]}" --index-url "$DLGRADE_TORCH_INDEX" "${torch_pins[@]}"
+fi
+"${pip[@]}" -r "$src/requirements.txt"
+# The kernel runs this Python as the unprivileged user: it must read the interpreter and packages.
+chmod -R a+rX "$root/venv"
+
+PYTHONPATH="$src/dlgrade" "$root/venv/bin/python" -m graders.cli data --root "$root/data"
+chown -R root:root "$root/data"
+chmod -R a+rX,go-w "$root/data"
+
+if ! id "$user" >/dev/null 2>&1; then
+  useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$user"
+fi
+
+# Root-only source (run_autograder redoes this before every run, in case it was changed).
+PYTHONPATH="$src/dlgrade" "$root/venv/bin/python" -c \
+  "from pathlib import Path; from graders.gradescope_bundle import secure_source; secure_source(Path('$root'))"
+chmod 0755 "$root"
+cp "$src/run_autograder" "$root/run_autograder"
+chmod 0755 "$root/run_autograder"

@@ -1,0 +1,470 @@
+"""Hostile and broken submissions (issue 8), each graded end to end with real kernels.
+
+Every scenario is ``fixtures/hostile/<name>/`` (``tools/make_hostile.py``): the correct Q2
+notebook with one hostile cell appended. Each test grades it with the real pipeline under a
+profile with short limits and asserts what the student is told, that what could be graded was
+scored, and that nothing leaked, was forged or outlived the grading.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import socket
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from graders import sandbox
+from graders.cli import main
+from graders.errors import UnsafeSubmissionError
+from graders.models import GradeReport, ProbeStatus, QuestionRun, RunStatus
+from graders.pipeline import GradeOptions, grade
+from tools import make_hostile
+
+HOSTILE = make_hostile.HOSTILE
+FULL_Q2 = 6.0
+
+LIMITS = {
+    "cell_timeout_s": 4,
+    "total_timeout_s": 40,
+    "probe_timeout_s": 30,
+    "memory_mb": 1024,
+    "max_file_mb": 8,
+    "output_cap_kb": 256,
+    "max_processes": 256,
+}
+
+
+def _profiles(tmp_path: Path, limits: dict[str, int] | None = None, **params: object) -> Path:
+    """A ``quick`` profile with short limits, and extra values injected into Q2."""
+    lines = ["[profiles.quick]", 'data = "fixtures"', 'device = "cpu"', "[profiles.quick.limits]"]
+    lines += [f"{k} = {v}" for k, v in {**LIMITS, **(limits or {})}.items()]
+    lines.append("[profiles.quick.parameters.q2]")
+    lines += [f"{k} = {json.dumps(v)}" for k, v in params.items()]
+    path = tmp_path / "profiles.toml"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return path
+
+
+def _grade(
+    tmp_path: Path, scenario: str | Path, limits: dict[str, int] | None = None, **params: object
+) -> GradeReport:
+    source = scenario if isinstance(scenario, Path) else HOSTILE / scenario
+    options = GradeOptions(
+        profile="quick", only=("q2",), profiles_file=_profiles(tmp_path, limits, **params)
+    )
+    return grade(source, tmp_path / "out", options)
+
+
+def _q2(report: GradeReport) -> tuple[QuestionRun, float]:
+    (run,) = [q for q in report.run.questions if q.question == "q2"]
+    (result,) = [q for q in report.questions if q.question == "q2"]
+    return run, result.score
+
+
+def _last_cell(report: GradeReport) -> int:
+    """The student's number of the hostile cell: the notebook's last cell."""
+    del report  # every scenario appends one cell to the same notebook
+    return len(nbformat.read(str(make_hostile.SOURCE), as_version=4).cells)
+
+
+def _result_dir(tmp_path: Path, report: GradeReport) -> Path:
+    return tmp_path / "out" / report.run.submission.name
+
+
+def _marked_processes() -> list[int]:
+    """Processes the fixtures started with the marker on their command line."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            cmdline = (entry / "cmdline").read_bytes()
+        except OSError:
+            continue
+        if make_hostile.FORK_MARKER.encode() in cmdline and int(entry.name) != os.getpid():
+            found.append(int(entry.name))
+    return found
+
+
+@pytest.fixture(autouse=True)
+def _no_stray_processes() -> Iterator[None]:
+    """Whatever a test asserts, leave no marked process behind for the next one."""
+    yield
+    for pid in _marked_processes():
+        with contextlib.suppress(OSError):
+            os.kill(pid, 9)
+
+
+# --- 0. the fixtures are what the generator writes ----------------------------------------
+
+
+def test_committed_fixtures_are_up_to_date() -> None:
+    assert make_hostile.main(["--check"]) == 0
+
+
+# --- 1. time ------------------------------------------------------------------------------
+
+
+@pytest.mark.kernel
+def test_infinite_loop_is_interrupted_and_the_rest_is_graded(tmp_path: Path) -> None:
+    report = _grade(tmp_path, "infinite_loop")
+    run, score = _q2(report)
+    last = _last_cell(report)
+    assert run.execution.timed_out_cells == (last,)
+    assert f"Cell {last} raised CellTimeoutError" in run.execution.message
+    assert run.probe.status is ProbeStatus.OK
+    assert score == FULL_Q2
+
+
+@pytest.mark.kernel
+def test_sleep_past_the_total_budget_stops_the_notebook_and_still_probes(tmp_path: Path) -> None:
+    report = _grade(tmp_path, "sleep_past_total", {"cell_timeout_s": 30, "total_timeout_s": 6})
+    run, score = _q2(report)
+    assert run.execution.status is RunStatus.TIMEOUT
+    assert "ran out of its total time" in run.execution.message
+    assert run.probe.status is ProbeStatus.OK
+    assert score == FULL_Q2
+
+
+# --- 2. resources -------------------------------------------------------------------------
+
+
+@pytest.mark.kernel
+def test_memory_bomb_becomes_memory_error_in_its_cell(tmp_path: Path) -> None:
+    report = _grade(tmp_path, "memory_bomb", {"cell_timeout_s": 60})  # slow on a busy machine
+    run, score = _q2(report)
+    (error,) = run.execution.cell_errors
+    assert error.cell_index == _last_cell(report) and error.ename == "MemoryError"
+    assert run.execution.status is RunStatus.CELL_ERRORS
+    # The bomb's list still holds the memory when the probe runs: whatever it could measure
+    # is scored, and nothing crashes.
+    assert 0 <= score <= FULL_Q2
+
+
+@pytest.mark.kernel
+def test_children_that_leave_the_session_do_not_outlive_grading(tmp_path: Path) -> None:
+    report = _grade(tmp_path, "fork_children")
+    _, score = _q2(report)
+    assert score == FULL_Q2
+    assert _marked_processes() == []
+
+
+@pytest.mark.kernel
+def test_fork_bomb_is_capped_when_a_process_limit_holds(tmp_path: Path) -> None:
+    if not sandbox.process_limit_holds():
+        pytest.skip(
+            "root without a sandbox user or a pids cgroup: nothing caps the number of "
+            "processes (docs/engine.md, 'number of processes')"
+        )
+    report = _grade(tmp_path, "fork_bomb", {"max_processes": 64})
+    run, score = _q2(report)
+    (error,) = run.execution.cell_errors
+    assert error.cell_index == _last_cell(report)
+    assert error.ename == "BlockingIOError" and "Resource temporarily unavailable" in error.evalue
+    # The bomb's copies hold the cap until the kernel ends: the probe may then find no room
+    # for a thread. Either way it says what happened, and nothing ran away.
+    assert run.probe.status is ProbeStatus.OK or run.probe.message
+    assert 0 <= score <= FULL_Q2
+
+
+def _rss_kib() -> int:
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+@pytest.mark.kernel
+def test_a_gigabyte_of_output_is_capped_and_the_grader_stays_flat(tmp_path: Path) -> None:
+    # The first grade in a process imports torch and the checks (~650 MiB): measure after it.
+    _grade(tmp_path / "warm", "sys_exit")
+    peak = [_rss_kib()]
+    baseline = peak[0]
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(0.05):
+            peak[0] = max(peak[0], _rss_kib())
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        # Memory enough for the kernel to send its buffer as messages of hundreds of MiB.
+        report = _grade(tmp_path, "big_output", {"cell_timeout_s": 120, "memory_mb": 4096})
+    finally:
+        done.set()
+        watcher.join()
+    run, score = _q2(report)
+    assert run.execution.output_truncated
+    assert run.execution.executed_notebook is not None
+    executed = _result_dir(tmp_path, report) / run.execution.executed_notebook
+    assert executed.stat().st_size < 4 * LIMITS["output_cap_kb"] * 1024
+    assert "output beyond the size cap was dropped" in executed.read_text(encoding="utf-8")
+    assert (peak[0] - baseline) < 150 * 1024, f"grader RSS grew by {peak[0] - baseline} KiB"
+    assert score == FULL_Q2
+
+
+@pytest.mark.kernel
+def test_a_file_past_the_size_limit_fails_in_its_cell(tmp_path: Path) -> None:
+    report = _grade(tmp_path, "disk_fill")
+    run, score = _q2(report)
+    (error,) = run.execution.cell_errors
+    assert error.ename == "OSError" and "File too large" in error.evalue
+    assert score == FULL_Q2
+
+
+# --- 3. exits -----------------------------------------------------------------------------
+
+
+@pytest.mark.kernel
+def test_sys_exit_is_an_error_in_its_cell(tmp_path: Path) -> None:
+    report = _grade(tmp_path, "sys_exit")
+    run, score = _q2(report)
+    (error,) = run.execution.cell_errors
+    assert error.ename == "SystemExit"
+    assert score == FULL_Q2
+
+
+@pytest.mark.kernel
+def test_os_exit_is_reported_with_its_cell(tmp_path: Path) -> None:
+    report = _grade(tmp_path, "os_exit")
+    run, score = _q2(report)
+    assert run.execution.status is RunStatus.KERNEL_DIED
+    assert f"The kernel died while running cell {_last_cell(report)}" in run.execution.message
+    assert run.probe.status is ProbeStatus.FAILED
+    assert "died before the probe" in run.probe.message
+    assert score == 0
+    result = json.loads((_result_dir(tmp_path, report) / "result.json").read_text())
+    assert result["run"]["questions"][0]["execution"]["status"] == "kernel_died"
+
+
+@pytest.mark.kernel
+def test_killing_its_own_kernel_is_contained(tmp_path: Path) -> None:
+    report = _grade(tmp_path, "kill_own_kernel")
+    run, score = _q2(report)
+    if sandbox.namespaces_available():
+        # The kernel is PID 1 of its own namespace: a signal from inside cannot kill it.
+        assert run.execution.status is RunStatus.OK
+        assert score == FULL_Q2
+    else:
+        assert run.execution.status is RunStatus.KERNEL_DIED
+        assert f"while running cell {_last_cell(report)}" in run.execution.message
+        assert score == 0
+
+
+@pytest.mark.kernel
+def test_exit_inside_a_probed_function_costs_only_that_function(tmp_path: Path) -> None:
+    report = _grade(tmp_path, "exit_in_probed_function")
+    run, score = _q2(report)
+    assert run.execution.status is RunStatus.OK
+    failed = {e.step.split("[")[0] for e in run.probe.errors}
+    assert failed == {"forward_variance", "backward_variance"}
+    assert any("SystemExit" in e.message for e in run.probe.errors)
+    (result,) = report.questions
+    scores = {c.id: c.score for c in result.checks}
+    assert scores["q2.activation_variance"] == 1.0 and scores["q2.xavier_rule"] == 1.0
+    assert scores["q2.forward_rule"] == 0 and scores["q2.backward_rule"] == 0
+    assert 0 < score < FULL_Q2
+
+
+@pytest.mark.kernel
+def test_os_exit_inside_a_probed_function_says_which_step(tmp_path: Path) -> None:
+    report = _grade(tmp_path, "os_exit_in_probed_function")
+    run, score = _q2(report)
+    assert run.execution.status is RunStatus.OK
+    assert run.probe.status is ProbeStatus.FAILED
+    assert "forward_variance" in run.probe.message
+    assert score == 0
+
+
+# --- 4. reading the grader's files, forging results ---------------------------------------
+
+
+@pytest.mark.kernel
+def test_the_kernel_cannot_import_the_grader_reference_or_reports(tmp_path: Path) -> None:
+    report = _grade(tmp_path, "read_grader_files")
+    run, score = _q2(report)
+    assert run.execution.executed_notebook is not None
+    executed = _result_dir(tmp_path, report) / run.execution.executed_notebook
+    text = executed.read_text(encoding="utf-8")
+    found = json.loads(text.split("LEAKCHECK ", 1)[1].split("\\n", 1)[0].replace('\\"', '"'))
+    assert found["graders"] is False and found["reference"] is False
+    assert found["reports"] is False
+    by_path = {k: v for k, v in found.items() if "/" in k}
+    if sandbox.namespaces_available() or sandbox.privilege_status().run_as is not None:
+        # Root: an empty tmpfs over them in the kernel's mount namespace; separate user: the
+        # files are not the user's to read. Either way, reading by path fails.
+        assert by_path and all(isinstance(v, str) for v in by_path.values()), found
+    assert score == FULL_Q2
+
+
+@pytest.mark.kernel
+def test_planted_results_do_not_survive(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    report = _grade(tmp_path, "plant_results", OUT_GUESS=str(out))
+    _, score = _q2(report)
+    assert score == FULL_Q2
+    time.sleep(1.5)  # the planted child would rewrite result.json every 0.1 s
+    result = json.loads((out / "plant_results" / "result.json").read_text(encoding="utf-8"))
+    assert make_hostile.PLANTED not in json.dumps(result)
+    assert result["questions"][0]["score"] == FULL_Q2
+    assert _marked_processes() == []
+
+
+@pytest.mark.kernel
+def test_another_submissions_result_is_not_overwritten(tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    good = grade(
+        HOSTILE / "sys_exit",
+        out,
+        GradeOptions(profile="quick", only=("q2",), profiles_file=_profiles(tmp_path)),
+    )
+    before = (out / "sys_exit" / "result.json").read_text(encoding="utf-8")
+    _grade(tmp_path, "plant_results", OUT_GUESS=str(out))
+    time.sleep(1.5)
+    assert (out / "sys_exit" / "result.json").read_text(encoding="utf-8") == before
+    assert good.score == FULL_Q2
+
+
+# --- 5. fooling the probe -----------------------------------------------------------------
+
+
+@pytest.mark.kernel
+def test_monkeypatching_numpy_json_and_print_does_not_raise_the_grade(tmp_path: Path) -> None:
+    report = _grade(tmp_path, "monkeypatch")
+    _, score = _q2(report)
+    (result,) = report.questions
+    scores = {c.id: c.score for c in result.checks}
+    # The notebook's Xavier rule is wrong (1/(n_in+n_out)): no patch in the kernel can hide it.
+    assert scores["q2.xavier_rule"] == 0
+    assert score < FULL_Q2
+    assert "999" not in json.dumps([c.message for c in result.checks])
+
+
+# --- 6. network ---------------------------------------------------------------------------
+
+
+@pytest.mark.kernel
+def test_network_is_isolated_when_the_sandbox_can(tmp_path: Path) -> None:
+    received: list[bytes] = []
+    with socket.socket() as server:
+        server.bind(("127.0.0.1", 0))
+        server.listen(1)
+        server.settimeout(0.2)
+        stop = threading.Event()
+
+        def accept() -> None:
+            while not stop.is_set():
+                try:
+                    conn, _ = server.accept()
+                except OSError:
+                    continue
+                with conn:
+                    received.append(conn.recv(100))
+
+        thread = threading.Thread(target=accept, daemon=True)
+        thread.start()
+        report = _grade(tmp_path, "network", NET_PORT=server.getsockname()[1])
+        stop.set()
+        thread.join()
+    run, score = _q2(report)
+    assert score == FULL_Q2
+    if not sandbox.network_isolated():
+        pytest.skip("this mode does not isolate the network (docs/engine.md)")
+    (error,) = run.execution.cell_errors
+    assert error.ename in ("ConnectionRefusedError", "OSError", "TimeoutError")
+    assert received == []
+
+
+# --- 7. broken files ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("scenario", "words"),
+    [("load_not_json", "JSON"), ("load_empty", "the file is empty")],
+)
+def test_an_unreadable_notebook_is_a_message_not_a_crash(
+    tmp_path: Path, scenario: str, words: str
+) -> None:
+    report = _grade(tmp_path, scenario)
+    run, score = _q2(report)
+    assert run.execution.status is RunStatus.NOT_RUN
+    assert words in run.execution.message and "q2_initialization.ipynb" in run.execution.message
+    assert score == 0
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("scenario", ["load_nbformat3", "load_odd_names", "load_wrong_slot"])
+def test_odd_but_readable_notebooks_are_graded(tmp_path: Path, scenario: str) -> None:
+    report = _grade(tmp_path, scenario)
+    run, score = _q2(report)
+    assert run.execution.status is RunStatus.OK, run.execution.message
+    assert score == FULL_Q2
+
+
+def test_ten_thousand_cells_are_refused_with_a_message(tmp_path: Path) -> None:
+    folder = tmp_path / "many"
+    folder.mkdir()
+    make_hostile.write_many_cells(folder / make_hostile.NOTEBOOK)
+    report = _grade(tmp_path, folder)
+    run, score = _q2(report)
+    assert "10" in run.execution.message and "cells" in run.execution.message
+    assert score == 0
+
+
+def test_a_zip_bomb_is_refused_before_unpacking(tmp_path: Path) -> None:
+    bomb = make_hostile.write_zip_bomb(tmp_path / "bomb.zip")
+    with pytest.raises(UnsafeSubmissionError, match="unpacks to more than"):
+        _grade(tmp_path, bomb)
+    assert not list((tmp_path / "out").glob("bomb*"))
+
+
+@pytest.mark.kernel
+def test_a_zip_with_escaping_paths_grades_the_safe_part_only(tmp_path: Path) -> None:
+    (tmp_path / "deep" / "er").mkdir(parents=True)
+    archive = make_hostile.write_zip_slip(tmp_path / "deep" / "er" / "slip.zip")
+    report = _grade(tmp_path, archive)
+    _, score = _q2(report)
+    assert score == FULL_Q2
+    skipped = [p for p in report.run.submission.problems if "unsafe" in p.message]
+    assert len(skipped) == 2
+    assert not list(tmp_path.rglob(f"*{make_hostile.PLANTED}*"))
+    assert not list(Path("/tmp").glob(f"absolute-{make_hostile.PLANTED}*"))
+
+
+# --- a batch goes on ----------------------------------------------------------------------
+
+
+@pytest.mark.kernel
+def test_a_batch_with_a_dying_submission_grades_the_other(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    hostile = HOSTILE / "os_exit"
+    good = make_hostile.SOURCE
+    code = main(
+        [
+            "grade",
+            str(hostile),
+            str(good),
+            "--profile",
+            "quick",
+            "--profiles",
+            str(_profiles(tmp_path)),
+            "--only",
+            "q2",
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
+    assert code == 0, capsys.readouterr()
+    dead = json.loads((tmp_path / "out" / "os_exit" / "result.json").read_text())
+    fine = json.loads((tmp_path / "out" / "q2_initialization" / "result.json").read_text())
+    assert dead["score"] == 0 and fine["score"] == FULL_Q2
