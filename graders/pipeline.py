@@ -66,6 +66,8 @@ class GradeOptions:
     """Grade only these question ids (empty: all)."""
     parallel: int | None = None
     """Kernels at once; default: one per question."""
+    cores: int | None = None
+    """Cores this grading may use (a batch worker's share); default: the whole machine."""
     seed: int = 0
     rubric_file: Path | None = None
     public_only: bool = False
@@ -264,7 +266,7 @@ def grade(
                 data_root=data_root,
                 scratch=scratch,
                 result_dir=staging,
-                threads=sandbox.thread_share(min(parallel, len(questions) or 1)),
+                threads=sandbox.thread_share(min(parallel, len(questions) or 1), options.cores),
                 seed=options.seed,
                 executor=executor or NbclientExecutor(),
             )

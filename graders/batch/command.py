@@ -1,0 +1,62 @@
+"""``dlgrade batch``: argument parsing over ``run_batch``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from graders.batch.runner import BatchOptions, run_batch
+from graders.pipeline import GradeOptions
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("folder", type=Path, help="one subfolder, .ipynb or .zip per student")
+    parser.add_argument("--out", type=Path, required=True, help="results folder")
+    parser.add_argument(
+        "--workers", type=int, default=None, help="submissions at once (default: the cores)"
+    )
+    parser.add_argument(
+        "--state", type=Path, default=None, help="SQLite state file (default OUT/state.sqlite)"
+    )
+    parser.add_argument(
+        "--regrade", nargs="+", default=[], metavar="NAME", help="grade these students again"
+    )
+    parser.add_argument("--regrade-all", action="store_true", help="grade every submission again")
+    parser.add_argument(
+        "--profile", default="auto", help="auto (gpu if CUDA is visible, else cpu), cpu, gpu, quick"
+    )
+    parser.add_argument("--profiles", type=Path, default=None, help="a profiles TOML to use")
+    parser.add_argument("--data-root", type=Path, default=None)
+    parser.add_argument(
+        "--only", action="append", metavar="QID", help="grade only this question (repeatable)"
+    )
+    parser.add_argument(
+        "--scheduler", default=None, metavar="ADDRESS", help="grade on this Dask scheduler"
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    options = BatchOptions(
+        folder=args.folder,
+        out=args.out,
+        workers=args.workers,
+        state=args.state,
+        regrade=tuple(args.regrade),
+        regrade_all=args.regrade_all,
+        scheduler=args.scheduler,
+        grade=GradeOptions(
+            profile=args.profile,
+            profiles_file=args.profiles,
+            data_root=args.data_root,
+            only=tuple(args.only or ()),
+        ),
+    )
+    result = run_batch(options, stream=sys.stderr)
+    print(
+        f"{result.total} submissions: {result.graded} graded now, {result.crashed} crashed, "
+        f"{result.total - result.graded - result.crashed} unchanged"
+    )
+    for label, path in result.files.items():
+        print(f"  {label}: {path}")
+    return 0

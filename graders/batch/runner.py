@@ -1,0 +1,294 @@
+"""Grade a folder of submissions in parallel, resumably: claim, grade, commit, repeat.
+
+The driver process owns the state file; workers (local processes or Dask workers) only grade
+and return plain data. A submission is claimed in the state file before it is sent out and its
+result committed as soon as it comes back, so an interrupted batch resumes where it stopped,
+and two batches on the same state file split the work instead of doing it twice.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import contextlib
+import hashlib
+import json
+import multiprocessing
+import os
+import shutil
+import time
+from collections import deque
+from collections.abc import Iterable, Iterator
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Protocol, TextIO
+
+from graders.batch.discover import Discovery, discover
+from graders.batch.progress import Progress
+from graders.batch.store import Store, owner_token
+from graders.batch.tasks import GradeTask, TaskOutcome, run_task
+from graders.config import CONFIG_DIR
+from graders.pipeline import GRADER_VERSION, GradeOptions
+
+STATE_NAME = "state.sqlite"
+WAIT_SECONDS = 1.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class BatchOptions:
+    """How to run a batch; ``grade`` is what each submission is graded with."""
+
+    folder: Path
+    out: Path
+    grade: GradeOptions = field(default_factory=GradeOptions)
+    workers: int | None = None
+    """Submissions at once (default: the cores; on Dask: the cluster's threads)."""
+    state: Path | None = None
+    """The SQLite state file; default ``out/state.sqlite``."""
+    regrade: tuple[str, ...] = ()
+    """Submission names to grade again even though nothing changed."""
+    regrade_all: bool = False
+    scheduler: str | None = None
+    """A Dask scheduler address: grade on that cluster instead of local processes."""
+    similarity_threshold: float = 0.8
+
+    @property
+    def state_path(self) -> Path:
+        return self.state or self.out / STATE_NAME
+
+
+@dataclass(frozen=True, kw_only=True)
+class BatchResult:
+    total: int
+    graded: int
+    """Graded by this run (the rest were unchanged, or graded by another batch)."""
+    crashed: int
+    files: dict[str, Path]
+
+
+class Pool(Protocol):
+    """Where grading runs: local processes or a Dask cluster."""
+
+    slots: int
+
+    def submit(self, task: GradeTask) -> object: ...
+
+    def wait(self, handles: Iterable[object], timeout: float) -> list[object]: ...
+
+    def outcome(self, handle: object, name: str) -> TaskOutcome | None:
+        """The task's outcome; None when its worker died (the claim is released, maybe retried)."""
+        ...
+
+    def close(self, *, cancel: bool) -> None: ...
+
+
+def _file_digest(path: Path | None, default: Path) -> str:
+    source = path or default
+    return hashlib.sha256(source.read_bytes()).hexdigest() if source.is_file() else "absent"
+
+
+def grading_fingerprint(options: GradeOptions) -> str:
+    """Everything besides the files that changes a result: version, profile, options, configs."""
+    settings = {
+        "grader_version": GRADER_VERSION,
+        "profile": options.profile or "auto",
+        "only": sorted(options.only),
+        "seed": options.seed,
+        "public_only": options.public_only,
+        "data_root": str(options.data_root or ""),
+        "profiles": _file_digest(options.profiles_file, CONFIG_DIR / "profiles.toml"),
+        "rubric": _file_digest(options.rubric_file, CONFIG_DIR / "rubric.toml"),
+        "thresholds": _file_digest(options.thresholds_file, CONFIG_DIR / "thresholds.toml"),
+    }
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()[:16]
+
+
+def kernel_plan(workers: int, questions: int, cores: int | None = None) -> tuple[int, int]:
+    """(kernels per submission, cores per submission) so that workers x kernels fit the cores."""
+    cores = cores or os.cpu_count() or 1
+    per_submission = max(1, cores // max(1, workers))
+    return max(1, min(questions, per_submission)), per_submission
+
+
+_THREAD_VARS = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS", "NUMEXPR_NUM_THREADS")
+
+
+@contextlib.contextmanager
+def _child_threads(cores: int) -> Iterator[None]:
+    """Workers spawned inside inherit ``cores`` threads for their own numpy/torch (the checks
+    run there): two workers each with the machine's thread count ran slower than one."""
+    saved = {k: os.environ.get(k) for k in _THREAD_VARS}
+    os.environ.update({k: str(cores) for k in _THREAD_VARS})
+    try:
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+class LocalPool:
+    """Worker processes on this machine (spawned: no forked torch or kernel state)."""
+
+    def __init__(self, workers: int, cores: int):
+        self.slots = workers
+        self._cores = cores
+        self._executor = self._new()
+
+    def _new(self) -> cf.ProcessPoolExecutor:
+        return cf.ProcessPoolExecutor(self.slots, mp_context=multiprocessing.get_context("spawn"))
+
+    def submit(self, task: GradeTask) -> object:
+        with _child_threads(self._cores):  # processes start on demand, inside submit
+            try:
+                return self._executor.submit(run_task, task)
+            except BrokenProcessPool:
+                self._executor.shutdown(wait=False, cancel_futures=True)
+                self._executor = self._new()
+                return self._executor.submit(run_task, task)
+
+    def wait(self, handles: Iterable[object], timeout: float) -> list[object]:
+        futures = [h for h in handles if isinstance(h, cf.Future)]
+        done, _ = cf.wait(futures, timeout=timeout, return_when=cf.FIRST_COMPLETED)
+        return list(done)
+
+    def outcome(self, handle: object, name: str) -> TaskOutcome | None:
+        assert isinstance(handle, cf.Future)
+        try:
+            result = handle.result()
+        except BrokenProcessPool:
+            return None
+        assert isinstance(result, TaskOutcome)
+        return result
+
+    def close(self, *, cancel: bool) -> None:
+        self._executor.shutdown(wait=not cancel, cancel_futures=cancel)
+
+
+def _record(store: Store, outcome: TaskOutcome) -> str:
+    if outcome.ok:
+        store.finish(
+            outcome.name,
+            result_json=outcome.result_json,
+            seconds=outcome.seconds,
+            grader_version=outcome.grader_version,
+            profile=outcome.profile,
+            score=outcome.score,
+            max_score=outcome.max_score,
+            worker=outcome.worker,
+        )
+        return "done"
+    store.crash(outcome.name, error=outcome.error, seconds=outcome.seconds, worker=outcome.worker)
+    return "crashed"
+
+
+def _make_pool(options: BatchOptions, workers: int) -> Pool:
+    if options.scheduler:
+        from graders.batch.dask_runner import DaskPool
+
+        return DaskPool(options.scheduler, options.grade)
+    return LocalPool(workers, kernel_plan(workers, 1)[1])
+
+
+def _question_count(options: GradeOptions) -> int:
+    from graders.questions import load_questions
+
+    return len([q for q in load_questions() if not options.only or q.id in options.only])
+
+
+def _grade_pending(
+    store: Store, discovery: Discovery, options: BatchOptions, stream: TextIO | None
+) -> tuple[int, int]:
+    owner = owner_token()
+    rows = {r.name: r for r in store.rows([e.name for e in discovery.entries])}
+    todo = deque(e for e in discovery.entries if rows[e.name].status == "pending")
+    workers = options.workers or os.cpu_count() or 1
+    pool = _make_pool(options, workers)
+    kernels, cores = kernel_plan(pool.slots, _question_count(options.grade))
+    grade_options = options.grade
+    if grade_options.parallel is None and not options.scheduler:
+        grade_options = replace(grade_options, parallel=kernels)
+    progress = Progress(total=len(discovery.entries), todo=len(todo), stream=stream)
+    inflight: dict[object, str] = {}
+    entries = {e.name: e for e in discovery.entries}
+    graded = crashed = 0
+    try:
+        while todo or inflight:
+            while todo and len(inflight) < pool.slots:
+                entry = todo.popleft()
+                if not store.claim(entry.name, owner):
+                    progress.todo -= 1  # another batch took it
+                    continue
+                task = GradeTask(
+                    name=entry.name,
+                    source=entry.source,
+                    out_dir=options.out,
+                    options=grade_options,
+                    cores=None if options.scheduler else cores,
+                )
+                inflight[pool.submit(task)] = entry.name
+            for handle in pool.wait(list(inflight), WAIT_SECONDS):
+                name = inflight.pop(handle)
+                outcome = pool.outcome(handle, name)
+                if outcome is None:
+                    status = store.release(name, error="the grading process died")
+                    if status == "pending":
+                        todo.append(entries[name])  # claimed again, so the attempt counts
+                        continue
+                else:
+                    status = _record(store, outcome)
+                graded += status == "done"
+                crashed += status == "crashed"
+                progress.update(name, status)
+    except BaseException:
+        for name in inflight.values():
+            store.release(name)
+        pool.close(cancel=True)
+        progress.close()
+        raise
+    pool.close(cancel=False)
+    progress.close()
+    return graded, crashed
+
+
+def _wait_for_others(store: Store, names: list[str], owner: str, stream: TextIO | None) -> None:
+    """Another batch on the same state file still grades some of ours: its results belong in
+    the reports we write, so wait for them (each is committed the moment it finishes)."""
+    said = False
+    while busy := store.running_elsewhere(names, owner):
+        if not said and stream is not None:
+            stream.write(f"waiting for {len(busy)} submissions another batch is grading\n")
+            said = True
+        time.sleep(WAIT_SECONDS)
+
+
+def _remove_leftovers(out: Path) -> None:
+    """Staging folders of a killed run (``.name.partial-*``, ``.name.old-*``): never in place,
+    so never read, but litter; removed only when no batch on this state file is grading."""
+    for path in out.glob(".*"):
+        if path.is_dir() and (".partial-" in path.name or ".old-" in path.name):
+            shutil.rmtree(path, ignore_errors=True)
+
+
+def run_batch(options: BatchOptions, *, stream: TextIO | None = None) -> BatchResult:
+    """Grade every changed submission of ``options.folder``; write the batch's reports."""
+    from graders.batch.reports import write_batch_reports
+
+    discovery = discover(options.folder)
+    options.out.mkdir(parents=True, exist_ok=True)
+    names = [e.name for e in discovery.entries]
+    with Store(options.state_path) as store:
+        store.sync(
+            discovery.entries,
+            grading_fingerprint(options.grade),
+            names if options.regrade_all else options.regrade,
+        )
+        graded, crashed = _grade_pending(store, discovery, options, stream)
+        _wait_for_others(store, names, owner_token(), stream)
+        rows = store.rows(names)
+        if not any(r.status == "running" for r in store.rows()):
+            _remove_leftovers(options.out)
+    files = write_batch_reports(rows, discovery, options)
+    return BatchResult(total=len(names), graded=graded, crashed=crashed, files=files)

@@ -1,0 +1,75 @@
+"""The unit of work a batch worker runs: grade one submission, return plain data, never raise.
+
+The same function runs in a local worker process and on a Dask worker, so it takes and
+returns only picklable values, and turns every exception of the grading into data: one broken
+submission is a crashed row, not a stopped batch.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import socket
+import time
+import traceback
+from dataclasses import dataclass
+from pathlib import Path
+
+from graders.pipeline import GRADER_VERSION, GradeOptions, grade
+from graders.render.json_result import to_plain
+
+
+@dataclass(frozen=True, kw_only=True)
+class GradeTask:
+    name: str
+    source: Path
+    out_dir: Path
+    """Shared by all workers: each writes ``out_dir/<name>/`` (swapped in atomically)."""
+    options: GradeOptions
+    cores: int | None = None
+    """Cores this submission's kernels may share; None: the whole machine."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class TaskOutcome:
+    name: str
+    ok: bool
+    seconds: float
+    worker: str
+    grader_version: str = GRADER_VERSION
+    result_json: str = ""
+    profile: str = ""
+    score: float = 0.0
+    max_score: float = 0.0
+    error: str = ""
+    """One line for the gradebook (exception type and message); the traceback goes to ``detail``."""
+    detail: str = ""
+
+
+def run_task(task: GradeTask) -> TaskOutcome:
+    worker = f"{socket.gethostname()}:{os.getpid()}"
+    started = time.monotonic()
+    try:
+        options = dataclasses.replace(task.options, cores=task.cores or task.options.cores)
+        report = grade(task.source, task.out_dir, options)
+    except Exception as exc:
+        first = (str(exc).splitlines() or [""])[0]
+        return TaskOutcome(
+            name=task.name,
+            ok=False,
+            seconds=time.monotonic() - started,
+            worker=worker,
+            error=f"{type(exc).__name__}: {first}" if first else type(exc).__name__,
+            detail=traceback.format_exc(limit=20),
+        )
+    return TaskOutcome(
+        name=task.name,
+        ok=True,
+        seconds=time.monotonic() - started,
+        worker=worker,
+        result_json=json.dumps(to_plain(report)),
+        profile=report.run.profile.name,
+        score=report.score,
+        max_score=report.max_score,
+    )

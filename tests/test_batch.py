@@ -1,0 +1,447 @@
+"""``dlgrade batch``: parallel, resumable grading of a folder of submissions.
+
+The kernel tests grade copies of the fixture scenarios with ``only=("q1",)`` and the quick
+profile (seconds each) and check the scores against ``fixtures/submissions/expected.toml``,
+written independently of the batch code.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+import tomllib
+from pathlib import Path
+
+import pytest
+
+from graders.batch.decode import report_from_plain
+from graders.batch.discover import GRADESCOPE_METADATA, content_hash, discover
+from graders.batch.progress import Progress
+from graders.batch.runner import BatchOptions, grading_fingerprint, kernel_plan, run_batch
+from graders.batch.store import Entry, Store
+from graders.pipeline import GradeOptions
+from graders.render.json_result import to_plain
+
+REPO = Path(__file__).resolve().parents[1]
+SCENARIOS = REPO / "fixtures" / "submissions"
+QUICK_Q1 = GradeOptions(profile="quick", only=("q1",))
+EXPECTED = tomllib.loads((SCENARIOS / "expected.toml").read_text(encoding="utf-8"))
+SCENARIO_NAMES = sorted(p.name for p in SCENARIOS.iterdir() if p.is_dir())
+
+
+def _copy_batch(folder: Path, names: list[str]) -> Path:
+    folder.mkdir(parents=True)
+    for name in names:
+        shutil.copytree(SCENARIOS / name, folder / name)
+    return folder
+
+
+def _gradebook(out: Path) -> dict[str, dict[str, str]]:
+    with (out / "gradebook.csv").open(encoding="utf-8") as fh:
+        return {row["submission"]: row for row in csv.DictReader(fh)}
+
+
+def _assert_expected_q1(name: str, row: dict[str, str]) -> None:
+    """The scenario's q1 score from expected.toml; blank (not listed there) gets no full marks."""
+    if name in EXPECTED:
+        assert float(row["q1"]) == EXPECTED[name]["q1"], name
+    else:
+        assert float(row["q1"]) < float(row["max_total"]), name
+
+
+def _kernel_threads(out: Path) -> set[int]:
+    """The thread counts the kernels of every graded submission in ``out`` were given."""
+    found = set()
+    for result in out.glob("*/result.json"):
+        data = json.loads(result.read_text(encoding="utf-8"))
+        found |= {q["execution"]["threads"] for q in data["run"]["questions"]}
+    return found
+
+
+def _entry(name: str, digest: str = "h1") -> Entry:
+    return Entry(name=name, source=Path("/nowhere") / name, content_hash=digest)
+
+
+def _dead_pid() -> int:
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    child.wait()
+    return child.pid
+
+
+# --- the state file --------------------------------------------------------------------------
+
+
+def test_a_row_is_claimed_by_one_batch_only(tmp_path: Path) -> None:
+    with Store(tmp_path / "s.sqlite") as one, Store(tmp_path / "s.sqlite") as two:
+        one.sync([_entry("alice")], "fp")
+        assert one.claim("alice", "host:1") is True
+        assert two.claim("alice", "host:2") is False
+        assert two.row("alice").status == "running"  # type: ignore[union-attr]
+        mode = one._db.execute("PRAGMA journal_mode").fetchone()[0]
+    assert mode == "wal"
+
+
+def test_sync_keeps_finished_work_and_redoes_what_changed(tmp_path: Path) -> None:
+    with Store(tmp_path / "s.sqlite") as store:
+        assert store.sync([_entry("a"), _entry("b"), _entry("c")], "fp").new == 3
+        for name in "abc":
+            assert store.claim(name, "me:1")
+            store.finish(
+                name,
+                result_json="{}",
+                seconds=1.0,
+                grader_version="v",
+                profile="quick",
+                score=1.0,
+                max_score=2.0,
+                worker="w",
+            )
+        counts = store.sync([_entry("a"), _entry("b", "h2"), _entry("c")], "fp", regrade=["c"])
+        assert (counts.new, counts.changed, counts.kept) == (0, 2, 1)
+        assert [r.status for r in store.rows()] == ["done", "pending", "pending"]
+        assert store.sync([_entry("a")], "other-settings").changed == 1
+
+
+def test_a_claim_of_a_dead_process_is_taken_back(tmp_path: Path) -> None:
+    import socket
+
+    with Store(tmp_path / "s.sqlite") as store:
+        store.sync([_entry("dead"), _entry("alive")], "fp")
+        assert store.claim("dead", f"{socket.gethostname()}:{_dead_pid()}")
+        assert store.claim("alive", f"{socket.gethostname()}:{os.getpid()}")
+        store.sync([_entry("dead"), _entry("alive")], "fp")
+        assert {r.name: r.status for r in store.rows()} == {"alive": "running", "dead": "pending"}
+
+
+def test_the_fingerprint_follows_the_settings(tmp_path: Path) -> None:
+    assert grading_fingerprint(QUICK_Q1) == grading_fingerprint(QUICK_Q1)
+    assert grading_fingerprint(QUICK_Q1) != grading_fingerprint(GradeOptions(profile="quick"))
+    rubric = tmp_path / "rubric.toml"
+    rubric.write_text("x = 1\n")
+    assert grading_fingerprint(QUICK_Q1) != grading_fingerprint(
+        GradeOptions(profile="quick", only=("q1",), rubric_file=rubric)
+    )
+
+
+def test_kernels_and_threads_fit_the_cores() -> None:
+    assert kernel_plan(workers=2, questions=4, cores=2) == (1, 1)
+    assert kernel_plan(workers=1, questions=4, cores=2) == (2, 2)
+    assert kernel_plan(workers=1, questions=1, cores=16) == (1, 16)
+
+
+# --- discovery ------------------------------------------------------------------------------
+
+
+def test_discovery_takes_folders_notebooks_and_zips(tmp_path: Path) -> None:
+    (tmp_path / "alice").mkdir()
+    (tmp_path / "alice" / "q1.ipynb").write_text("{}")
+    (tmp_path / "bob.ipynb").write_text("{}")
+    (tmp_path / "carol.zip").write_bytes(b"PK")
+    (tmp_path / "alice.zip").write_bytes(b"PK")  # same name as the folder
+    (tmp_path / "notes.txt").write_text("not a submission")
+    (tmp_path / ".hidden").mkdir()
+    (tmp_path / GRADESCOPE_METADATA).write_text("submission_1: {}\n")
+    found = discover(tmp_path)
+    assert [e.name for e in found.entries] == ["alice", "bob", "carol"]
+    assert [name for name, _ in found.duplicates] == ["alice"]
+    assert found.gradescope
+
+
+def test_the_hash_changes_with_any_file(tmp_path: Path) -> None:
+    shutil.copytree(SCENARIOS / "all_correct", tmp_path / "s")
+    before = content_hash(tmp_path / "s")
+    assert content_hash(tmp_path / "s") == before
+    (tmp_path / "s" / "extra.py").write_text("x = 1\n")
+    assert content_hash(tmp_path / "s") != before
+
+
+def test_progress_shows_count_and_eta() -> None:
+    import io
+
+    stream = io.StringIO()
+    progress = Progress(total=10, todo=4, stream=stream)
+    progress.update("alice", "done")
+    progress.update("bob", "crashed")
+    lines = stream.getvalue().splitlines()
+    assert "8/10 graded, 1 crashed" in lines[-1] and "ETA" in lines[-1]
+    assert "(bob: crashed)" in lines[-1]
+
+
+# --- real batches (kernels) ------------------------------------------------------------------
+
+BATCH_NAMES = SCENARIO_NAMES[:20]
+
+
+@pytest.fixture(scope="module")
+def local_batch(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    """20 scenario folders, a lone notebook and a broken zip, graded with two workers."""
+    base = tmp_path_factory.mktemp("batch")
+    folder = _copy_batch(base / "in", BATCH_NAMES)
+    shutil.copyfile(SCENARIOS / "q1_step_ge" / "q1_step_network.ipynb", folder / "lone.ipynb")
+    (folder / "broken.zip").write_bytes(b"this is not a zip archive")
+    out = base / "out"
+    run_batch(BatchOptions(folder=folder, out=out, grade=QUICK_Q1, workers=2))
+    return folder, out
+
+
+@pytest.mark.kernel
+def test_every_submission_gets_its_row_and_its_expected_score(local_batch) -> None:
+    _, out = local_batch
+    rows = _gradebook(out)
+    assert set(rows) == {*BATCH_NAMES, "lone", "broken"}
+    for name in BATCH_NAMES:
+        assert rows[name]["status"] != "crashed", rows[name]["notes"]
+        _assert_expected_q1(name, rows[name])
+        assert (out / name / "result.json").is_file()
+    assert float(rows["lone"]["q1"]) == EXPECTED["q1_step_ge"]["q1"]
+    assert rows["broken"]["status"] == "crashed" and "zip" in rows["broken"]["notes"]
+    assert (out / "manual_grading.html").is_file()
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]
+    # two workers, one question: each submission's one kernel gets half the cores
+    assert _kernel_threads(out) == {max(1, (os.cpu_count() or 1) // 2)}
+
+
+@pytest.mark.kernel
+def test_a_stored_result_decodes_to_the_same_report(local_batch) -> None:
+    _, out = local_batch
+    with Store(out / "state.sqlite") as store:
+        row = store.row("all_correct")
+    assert row is not None and row.result_json
+    plain = json.loads(row.result_json)
+    assert to_plain(report_from_plain(plain)) == plain
+    on_disk = json.loads((out / "all_correct" / "result.json").read_text(encoding="utf-8"))
+    assert on_disk["score"] == plain["score"]
+
+
+@pytest.mark.kernel
+def test_a_rerun_skips_unchanged_work_and_regrades_who_is_asked(local_batch) -> None:
+    folder, out = local_batch
+    with Store(out / "state.sqlite") as store:
+        before = {r.name: r.seconds for r in store.rows()}
+        finished = dict(store._db.execute("SELECT name, finished_at FROM submissions").fetchall())
+    again = run_batch(BatchOptions(folder=folder, out=out, grade=QUICK_Q1, workers=2))
+    assert again.graded == 0 and again.total == len(before)
+    result = run_batch(
+        BatchOptions(folder=folder, out=out, grade=QUICK_Q1, workers=2, regrade=("blank",))
+    )
+    assert result.graded == 1
+    with Store(out / "state.sqlite") as store:
+        after = dict(store._db.execute("SELECT name, finished_at FROM submissions").fetchall())
+    changed = {name for name in after if after[name] != finished[name]}
+    assert changed == {"blank"}
+    _assert_expected_q1("blank", _gradebook(out)["blank"])
+
+
+def _batch_command(folder: Path, out: Path, *extra: str) -> list[str]:
+    return [
+        sys.executable, "-m", "graders.cli", "batch", str(folder), "--out", str(out),
+        "--profile", "quick", "--only", "q1", *extra,
+    ]  # fmt: skip
+
+
+def _done(state: Path) -> dict[str, float]:
+    if not state.exists():
+        return {}
+    with sqlite3.connect(state, timeout=30) as db:
+        rows = db.execute("SELECT name, finished_at FROM submissions WHERE status = 'done'")
+        return dict(rows.fetchall())
+
+
+KILL_NAMES = [n for n in BATCH_NAMES if n.startswith(("q1", "q2", "all", "blank"))][:8]
+
+
+@pytest.fixture(scope="module")
+def killed_and_resumed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path, dict]:
+    """A batch killed with SIGKILL after three results, then resumed to the end."""
+    base = tmp_path_factory.mktemp("kill")
+    folder = _copy_batch(base / "in", KILL_NAMES)
+    out = base / "out"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    proc = subprocess.Popen(
+        _batch_command(folder, out, "--workers", "1"),
+        cwd=REPO,
+        env=env,
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    deadline = time.monotonic() + 240
+    while len(_done(out / "state.sqlite")) < 3 and proc.poll() is None:
+        assert time.monotonic() < deadline, "the batch never finished three submissions"
+        time.sleep(0.2)
+    os.killpg(proc.pid, signal.SIGKILL)  # the batch and its workers, as a crash would
+    proc.wait()
+    before = _done(out / "state.sqlite")
+    run_batch(BatchOptions(folder=folder, out=out, grade=QUICK_Q1, workers=2))
+    return folder, out, before
+
+
+@pytest.mark.kernel
+def test_a_killed_batch_resumes_without_regrading_finished_work(killed_and_resumed) -> None:
+    _, out, before = killed_and_resumed
+    assert 3 <= len(before) < len(KILL_NAMES)
+    after = _done(out / "state.sqlite")
+    assert set(after) == set(KILL_NAMES)
+    assert {n: after[n] for n in before} == before  # finished ones were not graded again
+    rows = _gradebook(out)
+    for name in KILL_NAMES:
+        _assert_expected_q1(name, rows[name])
+    assert not [p for p in out.iterdir() if p.name.startswith(".")]  # no staging litter
+    with sqlite3.connect(out / "state.sqlite") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+@pytest.mark.kernel
+def test_the_same_batch_on_a_dask_local_cluster_gives_the_same_scores(
+    killed_and_resumed, tmp_path: Path
+) -> None:
+    distributed = pytest.importorskip("distributed")
+    folder, local_out, _ = killed_and_resumed
+    out = tmp_path / "dask-out"
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster:
+        result = run_batch(
+            BatchOptions(
+                folder=folder, out=out, grade=QUICK_Q1, scheduler=cluster.scheduler_address
+            )
+        )
+    assert result.graded == len(KILL_NAMES)
+    assert _kernel_threads(out) == {max(1, (os.cpu_count() or 1) // 2)}  # 2 Dask threads here
+    local, remote = _gradebook(local_out), _gradebook(out)
+    assert set(local) == set(remote)
+    skip = {"notes"}
+    for name in local:
+        assert {k: v for k, v in local[name].items() if k not in skip} == {
+            k: v for k, v in remote[name].items() if k not in skip
+        }
+
+
+@pytest.mark.kernel
+def test_two_batches_on_one_state_file_split_the_work(tmp_path: Path) -> None:
+    names = ["all_correct", "blank", "q1_step_ge", "q1_approx_fixed"]
+    folder = _copy_batch(tmp_path / "in", names)
+    out = tmp_path / "out"
+    env = {**os.environ, "PYTHONPATH": str(REPO)}
+    procs = [
+        subprocess.Popen(
+            _batch_command(folder, out, "--workers", "1"),
+            cwd=REPO,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for _ in range(2)
+    ]
+    outputs = [p.communicate(timeout=300) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [e for _, e in outputs]
+    graded = [int(o.split(" graded now")[0].rsplit(" ", 1)[-1]) for o, _ in outputs]
+    assert sum(graded) == len(names)  # nobody graded twice, nobody left out
+    with sqlite3.connect(out / "state.sqlite") as db:
+        assert db.execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+        statuses = db.execute("SELECT status FROM submissions").fetchall()
+    assert [s for (s,) in statuses] == ["done"] * len(names)
+    rows = _gradebook(out)
+    for name in names:
+        _assert_expected_q1(name, rows[name])
+
+
+# --- similarity and summary ------------------------------------------------------------------
+
+ORIGINAL = """
+def box_network(h, delta):
+    # weights of the hidden layer, one neuron per edge
+    w_hidden = np.array([1.0, -1.0])
+    b_hidden = np.array([0.0, delta])
+    w_out = np.array([h, h])
+    b_out = -h
+    return w_hidden, b_hidden, w_out, b_out
+
+def approximate(f, n, bound):
+    edges = np.linspace(-bound, bound, n + 1)
+    heights = [f((a + b) / 2) for a, b in zip(edges[:-1], edges[1:])]
+    return edges, heights
+"""
+
+DISGUISED = '''
+def box_network(height, width):
+    """My own work."""
+    first = np.array([1.0,-1.0])   # renamed everything
+    second = np.array([0.0, width])
+    third = np.array([height, height])
+
+
+    fourth = -height
+    return first, second, third, fourth
+
+def approximate(func, count, limit):
+    cuts = np.linspace(-limit, limit, count + 1)
+    tops = [func((lo + hi) / 2) for lo, hi in zip(cuts[:-1], cuts[1:])]
+    return cuts, tops
+'''
+
+INDEPENDENT = """
+def box_network(h, delta):
+    return (np.ones(2) * np.array([1, -1]), np.array([0, delta]), h * np.ones(2), -h)
+
+def approximate(f, n, bound):
+    step = 2 * bound / n
+    points = [-bound + k * step for k in range(n + 1)]
+    values = []
+    for k in range(n):
+        values.append(f(points[k] + step / 2))
+    return points, values
+"""
+
+
+def _answer(name: str, code: str):
+    from graders.batch.similarity import Answer, normalize, shingles
+
+    return Answer(submission=name, question="q1", code=code, shingles=shingles(normalize(code)))
+
+
+def test_renamed_and_recommented_copies_are_flagged_and_independent_work_is_not() -> None:
+    from graders.batch.similarity import normalize, similar_pairs
+
+    assert normalize(ORIGINAL) == normalize(DISGUISED.replace('    """My own work."""\n', ""))
+    pairs = similar_pairs(
+        [_answer("ann", ORIGINAL), _answer("ben", DISGUISED), _answer("cat", INDEPENDENT)], 0.8
+    )
+    assert [(p.first, p.second) for p in pairs] == [("ann", "ben")]
+    assert "return edges, heights" in [line.strip() for line in pairs[0].shared_lines]
+
+
+def test_template_cells_are_not_answers(tmp_path: Path) -> None:
+    import nbformat
+
+    from graders.batch.similarity import find_similar
+
+    template = nbformat.read(str(REPO / "student_template" / "q1_step_network.ipynb"), 4)
+    for name in ("ann", "ben"):
+        (tmp_path / name).mkdir()
+        nbformat.write(template, str(tmp_path / name / "q1_step_network.ipynb"))
+    sources = [(n, tmp_path / n) for n in ("ann", "ben")]
+    assert find_similar(sources, 0.5) == []  # identical, but only starter code
+    for name, code in (("ann", ORIGINAL), ("ben", DISGUISED)):
+        nb = nbformat.read(str(tmp_path / name / "q1_step_network.ipynb"), 4)
+        nb.cells.append(nbformat.v4.new_code_cell(code))
+        nbformat.write(nb, str(tmp_path / name / "q1_step_network.ipynb"))
+    assert [(p.first, p.second) for p in find_similar(sources, 0.8)] == [("ann", "ben")]
+
+
+@pytest.mark.kernel
+def test_the_summary_has_plots_causes_and_the_slowest(local_batch) -> None:
+    _, out = local_batch
+    html = (out / "summary.html").read_text(encoding="utf-8")
+    assert html.count("data:image/png;base64,") == 2
+    assert "q1.box_edges" in html and "q1_seed_box_boundary" in html  # a failure, by cause
+    assert "Slowest submissions" in html and "not a readable zip" in html
+    assert "<script" not in html
