@@ -1,12 +1,13 @@
 """Time the grading harness against plain nbclient on the same notebooks, side by side.
 
-The harness (load, sandbox, preamble, probe, collect, result.json) must stay cheap next to the
-student's own cells: the target is under 0.3 s per notebook over a plain nbclient run of the
+The harness (load, sandbox, preamble, probe, checks, result.json, reports) must stay cheap next
+to the student's own cells: the target is under 0.3 s per notebook over a plain nbclient run of the
 same notebook with the same parameters and threads, and all four questions graded in parallel
 kernels in about the time of the slowest one alone. Variants alternate within each repeat so a
-noisy neighbour slows both sides alike; medians are reported.
+noisy neighbour slows both sides alike; medians are reported, and each part of a graded run is
+timed on its own so that the harness's share stays visible when the totals are noisy.
 
-    python benchmarks/bench_engine_overhead.py --repeats 3
+    python benchmarks/bench_engine_overhead.py --repeats 3   # docs/benchmarks.md
 """
 
 from __future__ import annotations

@@ -45,12 +45,16 @@ from graders.models import (
 )
 from graders.questions import ProbeContext, ProbeInputs, QuestionSpec, load_questions
 from graders.record import execution_record, free_responses
+from graders.render.gradebook import write_gradebook
+from graders.render.gradescope import gradescope_results, write_results_json
 from graders.render.json_result import write_result_json
 from graders.render.write import write_reports
 from graders.rubric import Rubric, load_rubric
 from graders.score import grade_report, score_question
 
 GRADER_VERSION = "0.1.0"
+GRADESCOPE_RESULTS = "gradescope_results.json"
+"""Gradescope's results.json for this submission, written beside result.json."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -287,6 +291,10 @@ def grade(
             result = grade_report(run, scored)
             write_result_json(result, staging / "result.json")
             write_reports(result, staging, thresholds=all_thresholds)
+            hidden = rubric.hidden_visibility
+            results = gradescope_results(result, hidden_visibility=hidden)
+            write_results_json(results, staging / GRADESCOPE_RESULTS)
+            write_gradebook([result], staging / "gradebook.csv", rubric=rubric)
             _swap_into_place(staging, out_dir / submission.name)
         finally:
             shutil.rmtree(staging, ignore_errors=True)

@@ -186,3 +186,50 @@ def test_snapshots_keep_the_first_value_of_a_name(tmp_path: Path) -> None:
 def test_a_kernel_that_cannot_start_is_a_harness_error(tmp_path: Path) -> None:
     with pytest.raises(ExecutionError, match="could not start a Jupyter kernel"):
         _run(tmp_path, _notebook("x = 1"), argv=["/bin/false"])
+
+
+def test_no_kernel_outlives_a_killed_grader(tmp_path: Path) -> None:
+    """A TA's batch killed with SIGKILL must not leave kernels behind (PR_SET_PDEATHSIG)."""
+    import os
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    script = f"""
+import asyncio, nbformat
+from pathlib import Path
+from graders import inject, sandbox
+from graders.config import Limits
+from graders.execute import KernelJob, NbclientExecutor
+nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+    "open('started', 'w').write('x'); import time; time.sleep(600)")])
+limits = Limits(cell_timeout_s=900, total_timeout_s=900)
+prepared = inject.prepare(nb, parameters={{}}, preamble="pass")
+box = sandbox.prepare(question="qx", scratch=Path({str(tmp_path)!r}), limits=limits, threads=1,
+                      device="cpu")
+job = KernelJob(question="qx", prepared=prepared, sandbox=box, limits=limits,
+                probe_source="pass", write_probe_inputs=lambda: None)
+asyncio.run(NbclientExecutor().run(job))
+"""
+    grader = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
+    try:
+        deadline = time.monotonic() + 120
+        while not list(tmp_path.glob("*/work/started")):  # written in the kernel's own cwd
+            assert time.monotonic() < deadline, "the kernel never started its cell"
+            assert grader.poll() is None, "the grader exited early"
+            time.sleep(0.2)
+        os.kill(grader.pid, signal.SIGKILL)
+        grader.wait()
+        deadline = time.monotonic() + 20
+        while True:
+            alive = subprocess.run(
+                ["pgrep", "-f", str(tmp_path)], capture_output=True, text=True
+            ).stdout.split()
+            if not alive or time.monotonic() > deadline:
+                break
+            time.sleep(0.5)
+        assert not alive, f"kernel processes outlived the grader: {alive}"
+    finally:
+        if grader.poll() is None:
+            grader.kill()

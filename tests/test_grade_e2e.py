@@ -101,3 +101,29 @@ def test_cli_grade_exit_code_and_summary(
     assert "q2 Choosing the scale of initialization" in printed
     assert "q1 Step-activation networks: 0 /" in printed  # not submitted: no points, no crash
     assert (tmp_path / "q2_initialization" / "result.json").is_file()
+
+
+def test_grading_writes_every_format(correct: tuple[GradeReport, Path]) -> None:
+    import csv
+
+    import jsonschema
+
+    _, out = correct
+    folder = out / "all_correct"
+    names = {
+        "result.json",
+        "feedback.html",
+        "feedback.md",
+        "gradescope_results.json",
+        "gradebook.csv",
+    }
+    assert names <= {p.name for p in folder.iterdir()}
+    schema = json.loads(
+        (Path(__file__).parent / "schemas" / "gradescope_results.schema.json").read_text()
+    )
+    results = json.loads((folder / "gradescope_results.json").read_text())
+    jsonschema.Draft202012Validator(schema).validate(results)
+    assert results["score"] == json.loads((folder / "result.json").read_text())["score"]
+    with (folder / "gradebook.csv").open(newline="") as fh:
+        (row,) = list(csv.DictReader(fh))
+    assert row["submission"] == "all_correct" and float(row["total"]) == results["score"]

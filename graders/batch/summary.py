@@ -23,7 +23,8 @@ from matplotlib.figure import Figure
 from graders.batch.similarity import SimilarPair
 from graders.batch.store import Row
 from graders.models import CheckStatus, GradeReport, RunStatus
-from graders.render.gradebook import CrashedSubmission, write_text_atomic
+from graders.render.atomic import write_text_atomic
+from graders.render.gradebook import CrashedSubmission
 from graders.render.templating import render
 
 TEMPLATE = "batch_summary.html.j2"

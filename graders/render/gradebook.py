@@ -11,13 +11,12 @@ from __future__ import annotations
 import csv
 import io
 import math
-import os
-import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from graders.models import CheckStatus, GradeReport, RunStatus
+from graders.render.atomic import write_text_atomic
 from graders.render.templating import points
 from graders.rubric import Rubric, load_rubric
 
@@ -129,23 +128,6 @@ def gradebook_csv(reports: Iterable[Row], rubric: Rubric | None = None) -> str:
             _crash_row(item) if isinstance(item, CrashedSubmission) else _report_row(item)
         )
     return buffer.getvalue()
-
-
-def write_text_atomic(text: str, path: Path) -> None:
-    """A reader sees the old file or the new one, never half of one; a failure leaves no litter.
-
-    A uniquely named temporary beside the target (same file system, so ``os.replace`` is
-    atomic), created with the ordinary umask rather than ``mkstemp``'s 0600.
-    """
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{secrets.token_hex(4)}.tmp")
-    try:
-        with tmp.open("x", encoding="utf-8", newline="") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
 
 
 def write_gradebook(reports: Iterable[Row], path: Path, *, rubric: Rubric | None = None) -> None:

@@ -36,7 +36,7 @@ from graders.models import (
     RunStatus,
     Visibility,
 )
-from graders.render.gradebook import write_text_atomic
+from graders.render.atomic import write_text_atomic
 from graders.render.templating import points
 
 if TYPE_CHECKING:

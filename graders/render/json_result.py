@@ -7,10 +7,11 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from enum import Enum
 from pathlib import Path
 from typing import Any
+
+from graders.render.atomic import write_text_atomic
 
 RESULT_SCHEMA_VERSION = 1
 
@@ -30,11 +31,6 @@ def to_plain(value: Any) -> Any:
     return value
 
 
-def write_json_atomic(data: Any, path: Path) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
-
-
 def write_result_json(result: Any, path: Path) -> None:
-    write_json_atomic({"schema_version": RESULT_SCHEMA_VERSION, **to_plain(result)}, path)
+    data = {"schema_version": RESULT_SCHEMA_VERSION, **to_plain(result)}
+    write_text_atomic(json.dumps(data, indent=2) + "\n", path)

@@ -14,7 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from graders.models import GradeReport
-from graders.render.gradebook import write_text_atomic
+from graders.render.atomic import write_text_atomic
 from graders.render.templating import render
 
 TEMPLATE = "manual_grading.html.j2"

@@ -6,23 +6,17 @@ always match the ``result.json`` beside them; a reader never sees half a page.
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 from graders.config import Thresholds
 from graders.models import GradeReport
+from graders.render.atomic import write_bytes_atomic, write_text_atomic
 from graders.render.html import render_html
 from graders.render.markdown import render_markdown
 from graders.render.plots import reference_loss_band
 
 HTML_NAME = "feedback.html"
 MARKDOWN_NAME = "feedback.md"
-
-
-def write_atomic(path: Path, data: bytes) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_bytes(data)
-    os.replace(tmp, path)
 
 
 def write_reports(
@@ -43,9 +37,9 @@ def write_reports(
     page = render_markdown(report, out_dir, student_view=student_view, band=band)
     written = []
     for name, data in sorted(page.images.items()):
-        write_atomic(out_dir / name, data)
+        write_bytes_atomic(data, out_dir / name)
         written.append(out_dir / name)
     for name, text in ((MARKDOWN_NAME, page.text), (HTML_NAME, html)):
-        write_atomic(out_dir / name, text.encode("utf-8"))
+        write_text_atomic(text, out_dir / name)
         written.append(out_dir / name)
     return written
