@@ -544,3 +544,23 @@ def test_probabilities_of_another_image_cost_that_image(
     outcome = grade(ns, tmp_path)["q3.sample_probabilities"]
     assert outcome.fraction == pytest.approx(2 / 3)
     assert f"image {ns['random_indices'][1]}:" in outcome.message
+
+
+def test_the_checks_architecture_constants_match_the_reference() -> None:
+    from graders.questions.q3_fashion_mlp import checks as q3_checks
+    from reference import q3_mlp
+
+    assert (q3_mlp.N_INPUTS, *q3_mlp.HIDDEN, q3_mlp.N_CLASSES) == q3_checks.LAYERS
+    assert q3_checks.N_CLASSES == q3_mlp.N_CLASSES
+
+
+def test_loading_the_questions_does_not_import_torch() -> None:
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, graders.pipeline, graders.questions as q; q.load_questions(); "
+        "print('torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "False"

@@ -17,21 +17,34 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from itertools import pairwise
+from types import ModuleType
+from typing import TYPE_CHECKING
 
 import numpy as np
-import torch
 from nbformat import NotebookNode
 from numpy.typing import NDArray
 
 from graders.check import CheckContext, Outcome, check
 from graders.data import as_data_error
 from graders.questions.q3_fashion_mlp import diagnose
-from reference import q3_mlp as ref
 from reference.datasets import load_split
+
+if TYPE_CHECKING:
+    from reference.q3_mlp import FashionMLP
 
 FloatArray = NDArray[np.float64]
 
-LAYERS = (ref.N_INPUTS, *ref.HIDDEN, ref.N_CLASSES)
+N_CLASSES = 10
+LAYERS = (784, 256, 128, 64, N_CLASSES)
+"""The assignment's architecture (``reference.q3_mlp`` agrees: a test holds them together)."""
+
+
+def _ref() -> ModuleType:
+    """``reference.q3_mlp``, imported on first use: it brings torch (seconds, ~650 MB), which a
+    grading of other questions, or a student's self-check of one, should not pay for."""
+    from reference import q3_mlp
+
+    return q3_mlp
 SHAPES_PART = 0.5
 """Architecture: right Linear layers; the other half is the behaviour with the grader's weights."""
 HISTORY_PART = 0.25
@@ -157,7 +170,9 @@ def _reference_logits(arrays: Mapping[str, np.ndarray]) -> FloatArray:
     state: dict[str, np.ndarray] = {}
     for i, (w, b) in enumerate(_grader_params(arrays)):
         state[f"layer{i}.weight"], state[f"layer{i}.bias"] = w, b
-    model = ref.model_from_state(state).eval()
+    import torch
+
+    model = _ref().model_from_state(state).eval()
     with torch.no_grad():
         logits = model(torch.from_numpy(np.asarray(arrays["images"], dtype=np.float32)))
     return logits.double().numpy()
@@ -233,13 +248,13 @@ class Measure:
 REFERENCE_SOURCE = "the reference 784-256-128-64-10 network loaded with your trained weights"
 
 
-def _mapped(ctx: CheckContext) -> tuple[ref.FashionMLP | None, str]:
+def _mapped(ctx: CheckContext) -> tuple[FashionMLP | None, str]:
     """The student's trained weights in the reference network, or None and why not."""
     state = ctx.npz("state_dict")
     if state is None:
         return None, f"no trained weights were saved ({_why(ctx, 'model')})"
     try:
-        return ref.model_from_state(state), ""
+        return _ref().model_from_state(state), ""
     except ValueError as exc:
         return None, f"your weights do not fit the reference network: {exc}"
 
@@ -250,7 +265,7 @@ def _own_outputs(ctx: CheckContext, n: int) -> FloatArray | str:
     raw = None if own is None else own.get("logits")
     if raw is None:
         return _why(ctx, "test_logits")
-    if raw.shape != (n, ref.N_CLASSES):
+    if raw.shape != (n, N_CLASSES):
         return f"its outputs have shape {raw.shape}, expected ({n}, 10)"
     return np.asarray(raw, dtype=np.float64)
 
@@ -264,7 +279,7 @@ def _measure(ctx: CheckContext) -> Measure | Outcome:
     own = _own_outputs(ctx, len(labels))
     differs = model is not None and _behaviour(ctx, explain=False).matches is False
     if model is not None and not (differs and isinstance(own, np.ndarray)):
-        loss, accuracy, logits = ref.evaluate(model, images, labels)
+        loss, accuracy, logits = _ref().evaluate(model, images, labels)
         return Measure(
             logits=logits.astype(np.float64),
             labels=labels,
@@ -662,7 +677,7 @@ def sample_probabilities(ctx: CheckContext) -> Outcome:
             "logits) to sample_probabilities.",
         )
     probs = np.asarray(stored["probabilities"], dtype=np.float64)
-    if probs.shape != (len(indices), ref.N_CLASSES):
+    if probs.shape != (len(indices), N_CLASSES):
         return Outcome.failed(
             f"sample_probabilities has shape {probs.shape}; expected ({len(indices)}, 10): one "
             "row of 10 probabilities per index in random_indices."
