@@ -24,7 +24,14 @@ import numpy as np
 
 from graders import inject, probe, sandbox
 from graders.check import CheckContext
-from graders.config import Profile, Profiles, choose_profile, load_profiles, load_thresholds
+from graders.config import (
+    Profile,
+    Profiles,
+    Thresholds,
+    choose_profile,
+    load_profiles,
+    load_thresholds,
+)
 from graders.data import default_data_root
 from graders.errors import DataError
 from graders.execute import Executor, KernelJob, NbclientExecutor
@@ -289,16 +296,22 @@ def grade(
                 output_dir=out_dir / submission.name,
             )
             result = grade_report(run, scored)
-            write_result_json(result, staging / "result.json")
-            write_reports(result, staging, thresholds=all_thresholds)
-            hidden = rubric.hidden_visibility
-            results = gradescope_results(result, hidden_visibility=hidden)
-            write_results_json(results, staging / GRADESCOPE_RESULTS)
-            write_gradebook([result], staging / "gradebook.csv", rubric=rubric)
+            _write_outputs(result, staging, rubric, all_thresholds)
             _swap_into_place(staging, out_dir / submission.name)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return result
+
+
+def _write_outputs(
+    result: GradeReport, folder: Path, rubric: Rubric, thresholds: Thresholds
+) -> None:
+    """Every format of one graded submission, into its (staging) result folder."""
+    write_result_json(result, folder / "result.json")
+    write_reports(result, folder, thresholds=thresholds)
+    gradescope = gradescope_results(result, hidden_visibility=rubric.hidden_visibility)
+    write_results_json(gradescope, folder / GRADESCOPE_RESULTS)
+    write_gradebook([result], folder / "gradebook.csv", rubric=rubric)
 
 
 def _swap_into_place(staging: Path, final: Path) -> None:
