@@ -9,12 +9,11 @@ into outcomes (data) or, for faults of the machinery itself, into ``ExecutionErr
 
 from __future__ import annotations
 
-import asyncio
 import atexit
 import re
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any, Protocol
 
 import zmq
@@ -80,7 +79,6 @@ class KernelRun:
     total_timed_out: bool = False
     output_truncated: bool = False
     seconds: float = 0.0
-    notes: tuple[str, ...] = field(default_factory=tuple)
 
 
 class Executor(Protocol):
@@ -338,8 +336,3 @@ class NbclientExecutor:
         if error is None:
             return "ok", ""
         return "error", f"{error.get('ename')}: {error.get('evalue')}"
-
-
-def run_sync(executor: Executor, job: KernelJob) -> KernelRun:
-    """Convenience for callers outside an event loop (one job)."""
-    return asyncio.run(executor.run(job))
