@@ -45,6 +45,8 @@ def _ref() -> ModuleType:
     from reference import q3_mlp
 
     return q3_mlp
+
+
 SHAPES_PART = 0.5
 """Architecture: right Linear layers; the other half is the behaviour with the grader's weights."""
 HISTORY_PART = 0.25
