@@ -26,6 +26,7 @@ from typing import Any
 
 from graders import sandbox
 from graders.config import PROJECT_ROOT, load_profiles
+from graders.container_memory import container_memory
 from graders.errors import ConfigError
 from graders.pipeline import GradeOptions
 from graders.render.gradescope import JsonDict, safe_grade_to_gradescope, write_results_json
@@ -176,6 +177,9 @@ def _notes(root: Path, status: sandbox.PrivilegeStatus, settings: BundleSettings
         f"Peak memory: grader {own:.0f} MB, largest kernel {child:.0f} MB "
         f"(at most {own + child:.0f} MB together).",
     ]
+    container = container_memory()
+    if container is not None:
+        lines.append(container.line())
     previous = _previous_score(root / "submission_metadata.json")
     if previous:
         lines.append(previous)
@@ -234,5 +238,11 @@ def _annotate(
         "run_as": status.run_as.user if status.run_as else None,
         "peak_rss_mb": {"grader": round(own), "kernel": round(child)},
     }
+    container = container_memory()
+    if container is not None:
+        annotated["extra_data"]["container_memory_mb"] = {
+            "peak": round(container.peak_mb),
+            "limit": round(container.limit_mb) if container.limit_mb else None,
+        }
     write_results_json(annotated, path)
     return annotated

@@ -1,14 +1,19 @@
 """The Gradescope bundle end to end: build the zip, unpack it into an ``/autograder``-shaped
-temporary root, run its ``run_autograder`` script on fixture submissions with this virtual
-environment (setup.sh's apt/pip parts are not run), and validate every results.json.
+temporary root, run its ``run_autograder`` script on fixture submissions, and validate every
+results.json.
 
-When the tests run as root and the sandbox user exists and can read this Python (as in CI),
-a notebook cell tries to read the rubric and a reference solution by path: it must get
-``PermissionError`` and the grade must still come out.
+Most tests run ``run_autograder`` with this project's virtual environment (fast, any user).
+As root (as Gradescope and CI run), the ``installed`` fixture also runs the zip's own
+``setup.sh`` into a temporary root, as Gradescope does when it builds the image: a venv from
+the system Python, the datasets, the sandbox user. There the kernels run as that user: a
+notebook cell trying to read the rubric and a reference solution by path must get
+``PermissionError``, and a full correct submission must grade inside a 768 MB memory cgroup,
+the limit of Gradescope's default container.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -26,7 +31,8 @@ import jsonschema
 import nbformat
 import pytest
 
-from graders import sandbox
+from graders import container_memory, sandbox
+from graders.data import default_data_root, verify_datasets
 from graders.errors import ConfigError
 from graders.gradescope_bundle import (
     PROFILE_ENV,
@@ -72,21 +78,25 @@ def _unpack(bundle: Path, root: Path) -> None:
         (root / "source" / script).chmod(0o755)
 
 
-def _run(root: Path) -> dict[str, Any]:
-    env = {
-        **os.environ,
-        ROOT_ENV: str(root),
-        PROFILE_ENV: "quick",
-        "DLGRADE_PYTHON": sys.executable,
-    }
-    env.pop("PYTHONPATH", None)
+def _run(
+    root: Path, *, installed: bool = False, cgroup: container_memory.CgroupPaths | None = None
+) -> dict[str, Any]:
+    """``run_autograder`` as Gradescope calls it; ``installed``: with the venv setup.sh made
+    (else this project's), ``cgroup``: inside that memory cgroup."""
+    env = {**os.environ, ROOT_ENV: str(root)}
+    for name in ("PYTHONPATH", "VIRTUAL_ENV", PROFILE_ENV, "DLGRADE_PYTHON"):
+        env.pop(name, None)
+    script = root / "run_autograder" if installed else root / "source" / "run_autograder"
+    if not installed:
+        env.update({PROFILE_ENV: "quick", "DLGRADE_PYTHON": sys.executable})
     done = subprocess.run(
-        ["bash", str(root / "source" / "run_autograder")],
+        ["bash", str(script)],
         env=env,
         cwd=root,
         capture_output=True,
         text=True,
         timeout=600,
+        preexec_fn=None if cgroup is None else lambda: container_memory.join(cgroup),
     )
     assert done.returncode == 0, done.stderr[-3000:]
     results = json.loads((root / "results" / "results.json").read_text())
@@ -231,19 +241,77 @@ def test_empty_or_wrong_files(bundle_zip: Path, root: Path, files: dict[str, str
     assert results["output"].strip()
 
 
+def _why_no_image() -> str | None:
+    """Why ``setup.sh`` cannot run here, or None (root, a system Python 3.11, the datasets)."""
+    if os.geteuid() != 0:
+        return "setup.sh runs as root, as on Gradescope (CI runs these tests as root)"
+    if not Path("/usr/bin/python3.11").exists():
+        return "no system Python 3.11 (/usr/bin/python3.11) to make the image's venv from"
+    if not verify_datasets(default_data_root()).ok:
+        return f"the full datasets are not in {default_data_root()}; run `dlgrade data`"
+    return None
+
+
+SANDBOX_USER = os.environ.get("DLGRADE_SANDBOX_USER", "dlgrade-student")
+
+
+@pytest.fixture(scope="module")
+def installed(bundle_zip: Path) -> Iterator[Path]:
+    """An ``/autograder`` root set up by the zip's own ``setup.sh`` (about a minute: pip takes
+    torch from its cache), in a 0755 temporary folder the sandbox user can reach."""
+    reason = _why_no_image()
+    if reason:
+        pytest.skip(reason)
+    made = Path(tempfile.mkdtemp(prefix="dlgrade-gs-image-"))
+    made.chmod(0o755)
+    root = made / "autograder"
+    _unpack(bundle_zip, root)
+    env = {**os.environ, ROOT_ENV: str(root), "DLGRADE_DATA_SOURCE": str(default_data_root())}
+    for name in ("PYTHONPATH", "VIRTUAL_ENV"):
+        env.pop(name, None)
+    try:
+        done = subprocess.run(
+            ["bash", str(root / "source" / "setup.sh")],
+            env=env,
+            capture_output=True,
+            text=True,
+            timeout=1200,
+        )
+        assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-3000:])
+        yield root
+    finally:
+        shutil.rmtree(made, ignore_errors=True)
+
+
+def _fresh_submission(root: Path) -> None:
+    """The image is shared by the tests of this module; each starts from an empty upload."""
+    for folder in (root / "submission", root / "results"):
+        shutil.rmtree(folder, ignore_errors=True)
+    (root / "submission").mkdir()
+    (root / "submission_metadata.json").unlink(missing_ok=True)
+
+
 @pytest.mark.kernel
-@pytest.mark.skipif(
-    not DROPS,
-    reason=f"no privilege drop here ({sandbox.privilege_status().message}); CI runs it as root",
-)
-def test_student_code_cannot_read_the_source(bundle_zip: Path, root: Path) -> None:
+def test_setup_sh_makes_an_image_that_drops_privileges(installed: Path) -> None:
+    venv_python = installed / "venv" / "bin" / "python"
+    assert venv_python.exists()
+    assert "/root/" not in str(venv_python.resolve())  # the system Python, readable by all
+    for name in ("rubric.toml", "thresholds.toml"):
+        assert (installed / "source" / "config" / name).stat().st_mode & 0o077 == 0
+    assert (installed / "run_autograder").stat().st_mode & stat.S_IXOTH
+    assert verify_datasets(installed / "data").ok
+
+
+@pytest.mark.kernel
+def test_student_code_cannot_read_the_source(installed: Path) -> None:
     """A last cell tries to read the rubric and a reference solution by path.
 
     The kernel may not write anywhere the test could look (its files are read-only outside
     its sandbox), so the finding comes back through the score: if any read succeeds, or the
     kernel is root, the cell replaces ``step`` with a wrong one and q1 loses points.
     """
-    _unpack(bundle_zip, root)
+    _fresh_submission(installed)
+    root = installed
     secrets = {
         "rubric": str(root / "source" / "config" / "rubric.toml"),
         "reference": str(root / "source" / "dlgrade" / "reference" / "q1_step.py"),
@@ -267,10 +335,37 @@ if __found["uid"] == 0 or not __closed:
     nb = nbformat.read(REPO / "fixtures" / "submissions" / "all_correct" / name, as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell(spy))
     nbformat.write(nb, root / "submission" / name)
-    results = _run(root)
+    results = _run(root, installed=True)
     assert results["score"] == pytest.approx(_expected_total("all_correct", ("q1",)))
     assert "unprivileged user" in results["output"]
-    assert results["extra_data"]["run_as"] == sandbox.privilege_status().run_as.user  # type: ignore[union-attr]
+    assert results["extra_data"]["run_as"] == SANDBOX_USER
+
+
+@pytest.mark.kernel
+def test_a_full_correct_submission_grades_in_gradescopes_768_mb(installed: Path) -> None:
+    """The bundle's default profile, all four notebooks, in a memory cgroup of 768 MB (what
+    Gradescope's default container is), page cache dropped first so that the libraries'
+    pages are charged to this run as in a fresh container."""
+    if not container_memory.can_make_memory_cgroup():
+        pytest.skip("no writable memory cgroup here to hold the run to 768 MB")
+    _fresh_submission(installed)
+    _copy_notebooks(
+        "all_correct",
+        ("q1_step_network", "q2_initialization", "q3_fashion_mlp", "q4_numpy_backprop"),
+        installed / "submission",
+    )
+    subprocess.run(["sync"], check=False)
+    with contextlib.suppress(OSError):
+        Path("/proc/sys/vm/drop_caches").write_text("1")
+    with container_memory.memory_cgroup(768) as group:
+        results = _run(installed, installed=True, cgroup=group)
+        assert container_memory.oom_kills(group) == 0
+    assert results["score"] == pytest.approx(
+        _expected_total("all_correct", ("q1", "q2", "q3", "q4"))
+    )
+    assert results["extra_data"]["container_memory_mb"]["limit"] == 768
+    assert results["extra_data"]["run_as"] == SANDBOX_USER
+    assert "Container memory: peak" in results["output"]
 
 
 @pytest.mark.kernel
@@ -283,3 +378,38 @@ def test_the_spy_cell_would_notice_a_readable_file(bundle_zip: Path, root: Path)
     nbformat.write(nb, root / "submission" / name)
     results = _run(root)
     assert results["score"] < _expected_total("all_correct", ("q1",))
+
+
+@pytest.mark.parametrize("version", [1, 2])
+def test_container_memory_reads_the_cgroup_counters(tmp_path: Path, version: int) -> None:
+    fs = tmp_path / "cgroup"
+    proc = tmp_path / "proc_cgroup"
+    if version == 1:
+        folder = fs / "memory" / "box"
+        proc.write_text("4:memory:/box\n0::/\n")
+        files = {
+            "memory.max_usage_in_bytes": str(600 * 2**20),
+            "memory.limit_in_bytes": str(768 * 2**20),
+            "memory.oom_control": "oom_kill_disable 0\nunder_oom 0\noom_kill 2\n",
+        }
+    else:
+        folder = fs / "box"
+        (fs).mkdir()
+        (fs / "cgroup.controllers").write_text("memory pids\n")
+        proc.write_text("0::/box\n")
+        files = {
+            "memory.peak": str(600 * 2**20),
+            "memory.max": "max",
+            "memory.events": "low 0\nhigh 0\nmax 3\noom 1\noom_kill 2\n",
+        }
+    folder.mkdir(parents=True)
+    for name, text in files.items():
+        (folder / name).write_text(text)
+    group = container_memory.own_memory_cgroup(proc, fs)
+    assert group is not None and group.folder == folder
+    found = container_memory.container_memory(group)
+    assert found is not None
+    assert (found.peak_mb, found.oom_kills) == (600, 2)
+    assert found.limit_mb == (768 if version == 1 else None)
+    assert "peak 600 MB" in found.line()
+    assert container_memory.own_memory_cgroup(tmp_path / "absent", fs) is None

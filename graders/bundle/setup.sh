@@ -9,18 +9,26 @@
 #   - the real MNIST and Fashion-MNIST at /autograder/data (`dlgrade data`: npm and apt);
 #   - the unprivileged user student code runs as.
 # Set DLGRADE_TORCH_INDEX (e.g. https://download.pytorch.org/whl/cpu) to take torch from
-# another pip index.
+# another pip index, and DLGRADE_DATA_SOURCE to a folder already holding the IDX files to copy
+# the datasets from there instead of the registries (the tests do; nothing is downloaded).
 set -euo pipefail
 root="${DLGRADE_AUTOGRADER_ROOT:-/autograder}"
 src="$root/source"
 user="${DLGRADE_SANDBOX_USER:-dlgrade-student}"
 export DEBIAN_FRONTEND=noninteractive
 
-apt-get update
-apt-get install -y --no-install-recommends \
-  python3.11 python3.11-venv ca-certificates npm dpkg
+# The system's Python (apt's), never one under a home folder such as pyenv's: the student's
+# kernel runs this interpreter as the unprivileged user, who cannot enter /root.
+python=/usr/bin/python3.11
+# Only what the image lacks: a base image (or a test machine) that has them needs no apt.
+if ! { "$python" -c "import ensurepip, venv" && command -v npm && command -v dpkg-deb; } \
+     >/dev/null 2>&1; then
+  apt-get update
+  apt-get install -y --no-install-recommends \
+    python3.11 python3.11-venv ca-certificates npm dpkg
+fi
 
-python3.11 -m venv "$root/venv"
+"$python" -m venv "$root/venv"
 pip=("$root/venv/bin/python" -m pip install --disable-pip-version-check)
 "${pip[@]}" --upgrade pip
 if [ -n "${DLGRADE_TORCH_INDEX:-}" ]; then
@@ -32,7 +40,9 @@ fi
 # The kernel runs this Python as the unprivileged user: it must read the interpreter and packages.
 chmod -R a+rX "$root/venv"
 
-PYTHONPATH="$src/dlgrade" "$root/venv/bin/python" -m graders.cli data --root "$root/data"
+data_args=(--root "$root/data")
+if [ -n "${DLGRADE_DATA_SOURCE:-}" ]; then data_args+=(--source "$DLGRADE_DATA_SOURCE"); fi
+PYTHONPATH="$src/dlgrade" "$root/venv/bin/python" -m graders.cli data "${data_args[@]}"
 chown -R root:root "$root/data"
 chmod -R a+rX,go-w "$root/data"
 
