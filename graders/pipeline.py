@@ -57,7 +57,7 @@ from graders.render.gradescope import gradescope_results, write_results_json
 from graders.render.json_result import write_result_json
 from graders.render.write import write_reports
 from graders.rubric import Rubric, load_rubric
-from graders.score import grade_report, score_question
+from graders.score import grade_report, merge_reports, score_question
 
 GRADER_VERSION = "0.1.0"
 GRADESCOPE_RESULTS = "gradescope_results.json"
@@ -246,8 +246,14 @@ def grade(
     executor: Executor | None = None,
     profiles: Profiles | None = None,
     progress: Callable[[str], None] | None = None,
+    base: GradeReport | None = None,
 ) -> GradeReport:
-    """Grade one submission and write ``out_dir/<name>/result.json`` with its artifacts."""
+    """Grade one submission and write ``out_dir/<name>/result.json`` with its artifacts.
+
+    ``base``: an earlier report of the same submission, graded into the same ``out_dir``; the
+    questions graded now (``options.only``) replace its own, the rest are kept with their
+    artifacts (``dlgrade batch --regrade-question``).
+    """
     options = options or GradeOptions()
     say = progress or (lambda _msg: None)
     started = time.monotonic()
@@ -296,6 +302,11 @@ def grade(
                 output_dir=out_dir / submission.name,
             )
             result = grade_report(run, scored)
+            if base is not None:
+                now = {q.id for q in questions}
+                result = merge_reports(base, result)
+                kept = [r for r in result.run.questions if r.question not in now]
+                _carry_artifacts(kept, out_dir / submission.name, staging)
             _write_outputs(result, staging, rubric, all_thresholds)
             _swap_into_place(staging, out_dir / submission.name)
         finally:
@@ -312,6 +323,17 @@ def _write_outputs(
     gradescope = gradescope_results(result, hidden_visibility=rubric.hidden_visibility)
     write_results_json(gradescope, folder / GRADESCOPE_RESULTS)
     write_gradebook([result], folder / "gradebook.csv", rubric=rubric)
+
+
+def _carry_artifacts(kept: list[QuestionRun], old: Path, staging: Path) -> None:
+    """Copy the kept questions' probe artifacts from the earlier result folder: the reports
+    draw their charts from the folder itself."""
+    for run in kept:
+        for artifact in run.probe.artifacts:
+            source, target = old / artifact.path, staging / artifact.path
+            if source.is_file() and not target.exists():
+                target.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copy2(source, target)
 
 
 def _swap_into_place(staging: Path, final: Path) -> None:

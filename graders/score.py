@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from graders.check import CheckContext, CheckDef, run_check
 from graders.models import (
     CheckResult,
@@ -73,3 +75,23 @@ def grade_report(run: SubmissionRun, questions: tuple[QuestionResult, ...]) -> G
         max_score=sum(q.max_score for q in questions),
         manual_max_score=sum(m.max_score for q in questions for m in q.manual),
     )
+
+
+def merge_reports(base: GradeReport, new: GradeReport) -> GradeReport:
+    """``base`` with the questions ``new`` graded replaced by ``new``'s, totals recomputed.
+
+    For regrading one question of a class (a threshold or a check was fixed): the other
+    questions keep their stored results instead of being run again. The run's identity
+    (submission, profile, version, time) is ``new``'s, since that is what graded last.
+    """
+    fresh_runs = {r.question: r for r in new.run.questions}
+    fresh = {q.question: q for q in new.questions}
+    order = [r.question for r in base.run.questions]
+    order += [qid for qid in fresh_runs if qid not in order]
+    kept_runs = {r.question: r for r in base.run.questions}
+    kept = {q.question: q for q in base.questions}
+    runs = tuple(fresh_runs.get(qid) or kept_runs[qid] for qid in order)
+    results = tuple(
+        fresh[qid] if qid in fresh else kept[qid] for qid in order if qid in fresh or qid in kept
+    )
+    return grade_report(replace(new.run, questions=runs), results)

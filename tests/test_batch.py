@@ -17,6 +17,7 @@ import subprocess
 import sys
 import time
 import tomllib
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
@@ -137,6 +138,73 @@ def test_sync_keeps_finished_work_and_redoes_what_changed(tmp_path: Path) -> Non
         assert (counts.new, counts.changed, counts.kept) == (0, 2, 1)
         assert [r.status for r in store.rows()] == ["done", "pending", "pending"]
         assert store.sync([_entry("a")], "other-settings").changed == 1
+
+
+def _graded(store: Store, *names: str) -> None:
+    for name in names:
+        assert store.claim(name, "me:1")
+        store.finish(
+            name,
+            result_json='{"score": 1}',
+            seconds=1.0,
+            grader_version="v",
+            profile="quick",
+            score=1.0,
+            max_score=2.0,
+            worker="w",
+        )
+
+
+def test_a_question_regrade_marks_graded_rows_partial_and_the_rest_full(tmp_path: Path) -> None:
+    with Store(tmp_path / "s.sqlite") as store:
+        store.sync([_entry(n) for n in ("a", "b", "c", "d")], "fp")
+        _graded(store, "a", "b", "c")
+        store.crash("c", error="boom", seconds=1.0, worker="w")
+        entries = [_entry("a"), _entry("b", "changed"), _entry("c"), _entry("d")]
+        # new settings (a fixed rubric): only q3 of the graded rows is redone
+        counts = store.sync(entries, "fp2", regrade_questions=["q3"])
+        rows = {r.name: r for r in store.rows()}
+        assert rows["a"].status == "pending" and rows["a"].partial == ("q3",)
+        assert rows["a"].fingerprint == "fp2"
+        assert rows["b"].partial == ()  # its files changed: everything again
+        assert rows["c"].partial == () and rows["c"].status == "pending"  # nothing to merge into
+        assert rows["d"].status == "pending" and rows["d"].partial == ()
+        assert counts.changed == 4  # d: still pending, under the new settings now
+        _graded(store, "a")
+        assert store.row("a").questions is None  # type: ignore[union-attr]
+        # named students only; the others keep their result
+        _graded(store, "b", "c", "d")
+        store.sync(entries, "fp2", regrade=["d"], regrade_questions=["q1", "q2"])
+        assert {r.name: r.partial for r in store.rows()} == {
+            "a": (),
+            "b": (),
+            "c": (),
+            "d": ("q1", "q2"),
+        }
+        assert [r.status for r in store.rows()] == ["done", "done", "done", "pending"]
+
+
+def test_a_version_1_state_file_gets_the_new_column(tmp_path: Path) -> None:
+    path = tmp_path / "old.sqlite"
+    with sqlite3.connect(path) as db:
+        db.execute(
+            "CREATE TABLE submissions (name TEXT PRIMARY KEY, source TEXT NOT NULL,"
+            " content_hash TEXT NOT NULL, fingerprint TEXT NOT NULL, status TEXT NOT NULL,"
+            " claimed_by TEXT, claimed_at REAL, attempts INTEGER NOT NULL DEFAULT 0,"
+            " grader_version TEXT, profile TEXT, started_at REAL, finished_at REAL,"
+            " seconds REAL, score REAL, max_score REAL, worker TEXT, error TEXT,"
+            " result_json TEXT)"
+        )
+        db.execute(
+            "INSERT INTO submissions (name, source, content_hash, fingerprint, status,"
+            " result_json) VALUES ('old', '/x', 'h1', 'fp', 'done', '{}')"
+        )
+    db.close()
+    with Store(path) as store:
+        row = store.row("old")
+        assert row is not None and row.status == "done" and row.questions is None
+        version = store._db.execute("SELECT value FROM meta WHERE key = 'schema_version'")
+        assert version.fetchone()[0] == "2"
 
 
 def test_a_claim_of_a_dead_process_is_taken_back(tmp_path: Path) -> None:
@@ -352,6 +420,77 @@ def test_the_same_batch_on_a_dask_local_cluster_gives_the_same_scores(
         assert {k: v for k, v in local[name].items() if k not in skip} == {
             k: v for k, v in remote[name].items() if k not in skip
         }
+
+
+@pytest.mark.kernel
+def _question(report: dict, qid: str, part: str = "questions") -> dict:  # type: ignore[type-arg]
+    found = report["run"]["questions"] if part == "run" else report["questions"]
+    return next(q for q in found if q["question"] == qid)
+
+
+@pytest.mark.kernel
+def test_regrading_one_question_keeps_the_others_results(tmp_path: Path) -> None:
+    """q2's rubric fixed: q2 is regraded for everyone with the new points while q1 keeps its
+    stored result (not run again); then q1 for one student only, the other keeps everything."""
+    names = ["all_correct", "q1_step_ge"]
+    folder = _copy_batch(tmp_path / "in", names)
+    out = tmp_path / "out"
+    grade = replace(QUICK_Q1, only=("q1", "q2"))
+    run_batch(BatchOptions(folder=folder, out=out, grade=grade, workers=1))
+
+    def read(name: str) -> dict:  # type: ignore[type-arg]
+        return json.loads((out / name / "result.json").read_text(encoding="utf-8"))
+
+    before = {name: read(name) for name in names}
+    rubric = tmp_path / "rubric.toml"
+    original = (REPO / "graders" / "config" / "rubric.toml").read_text(encoding="utf-8")
+    fixed = original.replace(
+        "activation_variance = { points = 1.0 }", "activation_variance = { points = 3.0 }"
+    )
+    assert fixed != original
+    rubric.write_text(fixed, encoding="utf-8")
+    grade = replace(grade, rubric_file=rubric)
+    first = run_batch(
+        BatchOptions(folder=folder, out=out, grade=grade, workers=1, regrade_questions=("q2",))
+    )
+    assert first.graded == 2
+    middle = {name: read(name) for name in names}
+    for name in names:
+        new, old = middle[name], before[name]
+        assert _question(new, "q2")["max_score"] == _question(old, "q2")["max_score"] + 2
+        assert _question(new, "q1") == _question(old, "q1")
+        assert _question(new, "q1", "run") == _question(old, "q1", "run")  # not run again
+        assert _question(new, "q2", "run")["execution"] != _question(old, "q2", "run")["execution"]
+        assert new["score"] == pytest.approx(
+            _question(new, "q1")["score"] + _question(new, "q2")["score"]
+        )
+        assert new["max_score"] == old["max_score"] + 2
+        for artifact in _question(new, "q1", "run")["probe"]["artifacts"]:
+            assert (out / name / artifact["path"]).is_file()
+        assert float(_gradebook(out)[name]["total"]) == pytest.approx(new["score"])
+    assert "q2" in (out / "all_correct" / "feedback.md").read_text(encoding="utf-8").lower()
+
+    second = run_batch(
+        BatchOptions(
+            folder=folder,
+            out=out,
+            grade=grade,
+            workers=1,
+            regrade=("all_correct",),
+            regrade_questions=("q1",),
+        )
+    )
+    assert second.graded == 1
+    assert read("q1_step_ge") == middle["q1_step_ge"]
+    after = read("all_correct")
+    assert _question(after, "q2", "run") == _question(middle["all_correct"], "q2", "run")
+    assert _question(after, "q1", "run") != _question(middle["all_correct"], "q1", "run")
+    with Store(out / "state.sqlite") as store:
+        stored = store.row("all_correct")
+        assert all(r.questions is None and r.status == "done" for r in store.rows())
+    assert stored is not None
+    assert json.loads(stored.result_json or "{}")["score"] == after["score"]
+    assert run_batch(BatchOptions(folder=folder, out=out, grade=grade, workers=1)).graded == 0
 
 
 @pytest.mark.kernel

@@ -13,7 +13,6 @@ the limit of Gradescope's default container.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import shutil
@@ -31,7 +30,7 @@ import jsonschema
 import nbformat
 import pytest
 
-from graders import container_memory, sandbox
+from graders import container_memory, gradescope_image, sandbox
 from graders.data import default_data_root, verify_datasets
 from graders.errors import ConfigError
 from graders.gradescope_bundle import (
@@ -68,37 +67,36 @@ def root(tmp_path: Path) -> Iterator[Path]:
         shutil.rmtree(made, ignore_errors=True)
 
 
-def _unpack(bundle: Path, root: Path) -> None:
-    (root / "source").mkdir(parents=True)
-    (root / "submission").mkdir()
-    root.chmod(0o755)
-    with zipfile.ZipFile(bundle) as archive:
-        archive.extractall(root / "source")
-    for script in ("setup.sh", "run_autograder"):
-        (root / "source" / script).chmod(0o755)
-
-
-def _run(
-    root: Path, *, installed: bool = False, cgroup: container_memory.CgroupPaths | None = None
-) -> dict[str, Any]:
-    """``run_autograder`` as Gradescope calls it; ``installed``: with the venv setup.sh made
-    (else this project's), ``cgroup``: inside that memory cgroup."""
-    env = {**os.environ, ROOT_ENV: str(root)}
-    for name in ("PYTHONPATH", "VIRTUAL_ENV", PROFILE_ENV, "DLGRADE_PYTHON"):
-        env.pop(name, None)
-    script = root / "run_autograder" if installed else root / "source" / "run_autograder"
-    if not installed:
-        env.update({PROFILE_ENV: "quick", "DLGRADE_PYTHON": sys.executable})
+def _run(root: Path) -> dict[str, Any]:
+    """The zip's ``run_autograder`` with this project's venv and the quick profile."""
+    env = {
+        **os.environ,
+        ROOT_ENV: str(root),
+        PROFILE_ENV: "quick",
+        "DLGRADE_PYTHON": sys.executable,
+    }
+    env.pop("PYTHONPATH", None)
     done = subprocess.run(
-        ["bash", str(script)],
+        ["bash", str(root / "source" / "run_autograder")],
         env=env,
         cwd=root,
         capture_output=True,
         text=True,
         timeout=600,
-        preexec_fn=None if cgroup is None else lambda: container_memory.join(cgroup),
     )
     assert done.returncode == 0, done.stderr[-3000:]
+    return _results(root)
+
+
+def _run_installed(root: Path, limits: gradescope_image.Limits | None = None) -> dict[str, Any]:
+    """``/autograder/run_autograder`` of an image made by setup.sh, with its own venv."""
+    run = gradescope_image.run_autograder(root, limits or gradescope_image.Limits(), timeout_s=600)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert run.oom_kills == 0
+    return _results(root)
+
+
+def _results(root: Path) -> dict[str, Any]:
     results = json.loads((root / "results" / "results.json").read_text())
     jsonschema.validate(results, SCHEMA)
     return results
@@ -165,7 +163,7 @@ def test_previous_score(tmp_path: Path) -> None:
 
 def test_secure_source_closes_all_but_fixture_data(bundle_zip: Path, tmp_path: Path) -> None:
     root = tmp_path / "ag"
-    _unpack(bundle_zip, root)
+    gradescope_image.unpack(bundle_zip, root)
     secure_source(root)
     src = root / "source"
     for path in (src / "config" / "rubric.toml", src / "dlgrade" / "reference", src / "setup.sh"):
@@ -200,7 +198,7 @@ def test_not_root_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.kernel
 def test_all_correct(bundle_zip: Path, root: Path) -> None:
-    _unpack(bundle_zip, root)
+    gradescope_image.unpack(bundle_zip, root)
     _copy_notebooks(
         "all_correct",
         ("q1_step_network", "q2_initialization", "q3_fashion_mlp", "q4_numpy_backprop"),
@@ -222,7 +220,7 @@ def test_all_correct(bundle_zip: Path, root: Path) -> None:
 @pytest.mark.kernel
 def test_partly_wrong(bundle_zip: Path, root: Path) -> None:
     """q1 from a scenario with a wrong step function; q3 and q4 are not submitted."""
-    _unpack(bundle_zip, root)
+    gradescope_image.unpack(bundle_zip, root)
     _copy_notebooks("q1_step_ge", ("q1_step_network", "q2_initialization"), root / "submission")
     results = _run(root)
     assert results["score"] == pytest.approx(_expected_total("q1_step_ge", ("q1", "q2")))
@@ -233,7 +231,7 @@ def test_partly_wrong(bundle_zip: Path, root: Path) -> None:
 
 @pytest.mark.parametrize("files", [{}, {"answers.txt": "my answers"}])
 def test_empty_or_wrong_files(bundle_zip: Path, root: Path, files: dict[str, str]) -> None:
-    _unpack(bundle_zip, root)
+    gradescope_image.unpack(bundle_zip, root)
     for name, text in files.items():
         (root / "submission" / name).write_text(text)
     results = _run(root)
@@ -242,14 +240,11 @@ def test_empty_or_wrong_files(bundle_zip: Path, root: Path, files: dict[str, str
 
 
 def _why_no_image() -> str | None:
-    """Why ``setup.sh`` cannot run here, or None (root, a system Python 3.11, the datasets)."""
-    if os.geteuid() != 0:
-        return "setup.sh runs as root, as on Gradescope (CI runs these tests as root)"
-    if not Path("/usr/bin/python3.11").exists():
-        return "no system Python 3.11 (/usr/bin/python3.11) to make the image's venv from"
-    if not verify_datasets(default_data_root()).ok:
-        return f"the full datasets are not in {default_data_root()}; run `dlgrade data`"
-    return None
+    """Why ``setup.sh`` cannot run here (as root, from the system Python, with the datasets)."""
+    reason = gradescope_image.why_no_setup()
+    if reason is None and not verify_datasets(default_data_root()).ok:
+        reason = f"the full datasets are not in {default_data_root()}; run `dlgrade data`"
+    return reason and f"{reason} (CI runs these tests as root)"
 
 
 SANDBOX_USER = os.environ.get("DLGRADE_SANDBOX_USER", "dlgrade-student")
@@ -265,19 +260,9 @@ def installed(bundle_zip: Path) -> Iterator[Path]:
     made = Path(tempfile.mkdtemp(prefix="dlgrade-gs-image-"))
     made.chmod(0o755)
     root = made / "autograder"
-    _unpack(bundle_zip, root)
-    env = {**os.environ, ROOT_ENV: str(root), "DLGRADE_DATA_SOURCE": str(default_data_root())}
-    for name in ("PYTHONPATH", "VIRTUAL_ENV"):
-        env.pop(name, None)
     try:
-        done = subprocess.run(
-            ["bash", str(root / "source" / "setup.sh")],
-            env=env,
-            capture_output=True,
-            text=True,
-            timeout=1200,
-        )
-        assert done.returncode == 0, (done.stdout[-3000:], done.stderr[-3000:])
+        gradescope_image.unpack(bundle_zip, root)
+        gradescope_image.run_setup(root, data_source=default_data_root())
         yield root
     finally:
         shutil.rmtree(made, ignore_errors=True)
@@ -335,7 +320,7 @@ if __found["uid"] == 0 or not __closed:
     nb = nbformat.read(REPO / "fixtures" / "submissions" / "all_correct" / name, as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell(spy))
     nbformat.write(nb, root / "submission" / name)
-    results = _run(root, installed=True)
+    results = _run_installed(root)
     assert results["score"] == pytest.approx(_expected_total("all_correct", ("q1",)))
     assert "unprivileged user" in results["output"]
     assert results["extra_data"]["run_as"] == SANDBOX_USER
@@ -354,12 +339,8 @@ def test_a_full_correct_submission_grades_in_gradescopes_768_mb(installed: Path)
         ("q1_step_network", "q2_initialization", "q3_fashion_mlp", "q4_numpy_backprop"),
         installed / "submission",
     )
-    subprocess.run(["sync"], check=False)
-    with contextlib.suppress(OSError):
-        Path("/proc/sys/vm/drop_caches").write_text("1")
-    with container_memory.memory_cgroup(768) as group:
-        results = _run(installed, installed=True, cgroup=group)
-        assert container_memory.oom_kills(group) == 0
+    gradescope_image.drop_page_cache()
+    results = _run_installed(installed, gradescope_image.Limits(memory_mb=768))
     assert results["score"] == pytest.approx(
         _expected_total("all_correct", ("q1", "q2", "q3", "q4"))
     )
@@ -371,7 +352,7 @@ def test_a_full_correct_submission_grades_in_gradescopes_768_mb(installed: Path)
 @pytest.mark.kernel
 def test_the_spy_cell_would_notice_a_readable_file(bundle_zip: Path, root: Path) -> None:
     """The channel above works: the same replacement of ``step`` does cost q1 points."""
-    _unpack(bundle_zip, root)
+    gradescope_image.unpack(bundle_zip, root)
     name = "q1_step_network.ipynb"
     nb = nbformat.read(REPO / "fixtures" / "submissions" / "all_correct" / name, as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell("def step(u):\n    return 1.0\n"))

@@ -24,6 +24,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument("--regrade-all", action="store_true", help="grade every submission again")
     parser.add_argument(
+        "--regrade-question",
+        nargs="+",
+        default=[],
+        metavar="QID",
+        help="regrade only these questions (of the --regrade students, else of all), keeping "
+        "the stored results of the other questions",
+    )
+    parser.add_argument(
         "--profile", default="auto", help="auto (gpu if CUDA is visible, else cpu), cpu, gpu, quick"
     )
     parser.add_argument("--profiles", type=Path, default=None, help="a profiles TOML to use")
@@ -36,6 +44,20 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def _question_ids(asked: list[str]) -> tuple[str, ...]:
+    from graders.errors import ConfigError
+    from graders.questions import load_questions
+
+    known = [q.id for q in load_questions()]
+    unknown = [q for q in asked if q not in known]
+    if unknown:
+        raise ConfigError(
+            f"--regrade-question: no question {', '.join(unknown)}; the questions are "
+            f"{', '.join(known)}"
+        )
+    return tuple(dict.fromkeys(asked))
+
+
 def run(args: argparse.Namespace) -> int:
     options = BatchOptions(
         folder=args.folder,
@@ -44,6 +66,7 @@ def run(args: argparse.Namespace) -> int:
         state=args.state,
         regrade=tuple(args.regrade),
         regrade_all=args.regrade_all,
+        regrade_questions=_question_ids(args.regrade_question),
         scheduler=args.scheduler,
         grade=GradeOptions(
             profile=args.profile,

@@ -48,6 +48,9 @@ class BatchOptions:
     regrade: tuple[str, ...] = ()
     """Submission names to grade again even though nothing changed."""
     regrade_all: bool = False
+    regrade_questions: tuple[str, ...] = ()
+    """Regrade only these questions of the chosen (default: all) graded submissions, keeping
+    the stored results of the others."""
     scheduler: str | None = None
     """A Dask scheduler address: grade on that cluster instead of local processes."""
     similarity_threshold: float = 0.8
@@ -221,12 +224,16 @@ def _grade_pending(
                 if not store.claim(entry.name, owner):
                     progress.todo -= 1  # another batch took it
                     continue
+                row = store.row(entry.name)
+                partial = row.partial if row is not None else ()
                 task = GradeTask(
                     name=entry.name,
                     source=entry.source,
                     out_dir=options.out,
                     options=grade_options,
                     cores=None if options.scheduler else cores,
+                    questions=partial,
+                    base_json=(row.result_json or "") if partial and row is not None else "",
                 )
                 inflight[pool.submit(task)] = entry.name
             for handle in pool.wait(list(inflight), WAIT_SECONDS):
@@ -284,6 +291,7 @@ def run_batch(options: BatchOptions, *, stream: TextIO | None = None) -> BatchRe
             discovery.entries,
             grading_fingerprint(options.grade),
             names if options.regrade_all else options.regrade,
+            options.regrade_questions,
         )
         graded, crashed = _grade_pending(store, discovery, options, stream)
         _wait_for_others(store, names, owner_token(), stream)

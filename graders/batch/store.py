@@ -7,7 +7,9 @@ transaction, committed before the next submission starts, so ``kill -9`` loses a
 submissions being graded at that instant; those are found again on the next run because the
 process that claimed them is gone.
 
-A row moves ``pending -> running -> done | crashed``. A claim is one ``UPDATE ... WHERE
+A row moves ``pending -> running -> done | crashed``. A pending row with ``questions`` set (comma-
+separated ids) is a partial regrade: only those questions are graded again and merged into its
+stored result (``--regrade-question``). A claim is one ``UPDATE ... WHERE
 status = 'pending'``: of two batches racing for a row, exactly one sees a changed row count.
 """
 
@@ -25,7 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
+"""2: ``questions`` (a partial regrade). A version-1 file gets the column when opened."""
 BUSY_TIMEOUT_MS = 60_000
 MAX_ATTEMPTS = 2
 """A submission whose grading process died this many times is recorded as crashed."""
@@ -50,7 +53,8 @@ CREATE TABLE IF NOT EXISTS submissions (
     max_score REAL,
     worker TEXT,
     error TEXT,
-    result_json TEXT
+    result_json TEXT,
+    questions TEXT
 );
 """
 
@@ -83,9 +87,18 @@ class Row:
     worker: str | None
     error: str | None
     result_json: str | None
+    questions: str | None = None
+    """Comma-separated question ids of a pending partial regrade; None: grade everything."""
 
     def result(self) -> dict[str, Any] | None:
         return json.loads(self.result_json) if self.result_json else None
+
+    @property
+    def partial(self) -> tuple[str, ...]:
+        """The questions to regrade into the stored result; () for a full grade."""
+        if not self.questions or not self.result_json:
+            return ()
+        return tuple(q for q in self.questions.split(",") if q)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -155,8 +168,11 @@ class Store:
             for statement in _SCHEMA.split(";"):
                 if statement.strip():
                     self._db.execute(statement)
+            columns = {r["name"] for r in self._db.execute("PRAGMA table_info(submissions)")}
+            if "questions" not in columns:  # a version-1 state file
+                self._db.execute("ALTER TABLE submissions ADD COLUMN questions TEXT")
             self._db.execute(
-                "INSERT OR IGNORE INTO meta (key, value) VALUES ('schema_version', ?)",
+                "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),
             )
 
@@ -182,21 +198,30 @@ class Store:
         self._db.execute("COMMIT")
 
     def sync(
-        self, entries: Iterable[Entry], fingerprint: str, regrade: Iterable[str] = ()
+        self,
+        entries: Iterable[Entry],
+        fingerprint: str,
+        regrade: Iterable[str] = (),
+        regrade_questions: Sequence[str] = (),
     ) -> SyncCounts:
         """Make a row for every entry; set back to pending what changed or is asked again.
 
         A row is graded again when its files changed, when the grading settings changed
         (``fingerprint``: grader version, profile, options, config files), when it is named
         in ``regrade``, or when it was claimed by a process that is gone.
+
+        With ``regrade_questions``, a graded row whose files did not change (of those named in
+        ``regrade``, or of all when none are named) is set to regrade only those questions,
+        even when the settings changed: the TA says the other questions' results stand.
         """
         again = set(regrade)
+        partial = ",".join(regrade_questions)
         new = changed = kept = 0
         with self._write() as db:
             for entry in entries:
                 row = db.execute(
-                    "SELECT content_hash, fingerprint, status, claimed_by FROM submissions "
-                    "WHERE name = ?",
+                    "SELECT content_hash, fingerprint, status, claimed_by, result_json"
+                    " FROM submissions WHERE name = ?",
                     (entry.name,),
                 ).fetchone()
                 if row is None:
@@ -208,23 +233,32 @@ class Store:
                     new += 1
                     continue
                 stale = row["status"] == "running" and not _claimer_alive(row["claimed_by"])
-                outdated = (row["content_hash"], row["fingerprint"]) != (
-                    entry.content_hash,
-                    fingerprint,
-                )
                 if row["status"] == "running" and not stale and entry.name not in again:
                     kept += 1
                     continue
-                if outdated or stale or entry.name in again:
-                    db.execute(
-                        "UPDATE submissions SET status = 'pending', source = ?, content_hash = ?,"
-                        " fingerprint = ?, claimed_by = NULL, attempts = ? WHERE name = ?",
-                        (str(entry.source), entry.content_hash, fingerprint, 0, entry.name),
-                    )
+                same_files = row["content_hash"] == entry.content_hash
+                mergeable = same_files and row["status"] == "done" and bool(row["result_json"])
+                if partial and (entry.name in again or not again) and mergeable:
+                    self._set_pending(entry, fingerprint, partial)
+                    changed += 1
+                elif (
+                    not same_files
+                    or row["fingerprint"] != fingerprint
+                    or stale
+                    or (entry.name in again)
+                ):
+                    self._set_pending(entry, fingerprint, None)
                     changed += 1
                 else:
                     kept += 1
         return SyncCounts(new=new, changed=changed, kept=kept)
+
+    def _set_pending(self, entry: Entry, fingerprint: str, questions: str | None) -> None:
+        self._db.execute(
+            "UPDATE submissions SET status = 'pending', source = ?, content_hash = ?,"
+            " fingerprint = ?, claimed_by = NULL, attempts = 0, questions = ? WHERE name = ?",
+            (str(entry.source), entry.content_hash, fingerprint, questions, entry.name),
+        )
 
     def claim(self, name: str, owner: str) -> bool:
         """Take a pending row for grading; False when another batch took it first."""
@@ -252,7 +286,7 @@ class Store:
             db.execute(
                 "UPDATE submissions SET status = 'done', claimed_by = NULL, finished_at = ?,"
                 " seconds = ?, grader_version = ?, profile = ?, score = ?, max_score = ?,"
-                " worker = ?, error = NULL, result_json = ? WHERE name = ?",
+                " worker = ?, error = NULL, result_json = ?, questions = NULL WHERE name = ?",
                 (
                     time.time(),
                     seconds,
@@ -272,7 +306,7 @@ class Store:
             db.execute(
                 "UPDATE submissions SET status = 'crashed', claimed_by = NULL, finished_at = ?,"
                 " seconds = ?, worker = ?, error = ?, result_json = NULL, score = NULL,"
-                " max_score = NULL WHERE name = ?",
+                " max_score = NULL, questions = NULL WHERE name = ?",
                 (time.time(), seconds, worker, error, name),
             )
 
@@ -283,7 +317,8 @@ class Store:
             if row is not None and row["attempts"] >= MAX_ATTEMPTS and error:
                 db.execute(
                     "UPDATE submissions SET status = 'crashed', claimed_by = NULL, error = ?,"
-                    " result_json = NULL, score = NULL, max_score = NULL WHERE name = ?",
+                    " result_json = NULL, score = NULL, max_score = NULL, questions = NULL"
+                    " WHERE name = ?",
                     (error, name),
                 )
                 return "crashed"

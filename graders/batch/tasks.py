@@ -16,6 +16,7 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+from graders.batch.decode import report_from_plain
 from graders.pipeline import GRADER_VERSION, GradeOptions, grade
 from graders.render.json_result import to_plain
 
@@ -29,6 +30,10 @@ class GradeTask:
     options: GradeOptions
     cores: int | None = None
     """Cores this submission's kernels may share; None: the whole machine."""
+    questions: tuple[str, ...] = ()
+    """A partial regrade: only these questions, merged into ``base_json``; (): everything."""
+    base_json: str = ""
+    """The stored result the regraded questions replace theirs in."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -52,7 +57,11 @@ def run_task(task: GradeTask) -> TaskOutcome:
     started = time.monotonic()
     try:
         options = dataclasses.replace(task.options, cores=task.cores or task.options.cores)
-        report = grade(task.source, task.out_dir, options)
+        base = None
+        if task.questions and task.base_json:
+            options = dataclasses.replace(options, only=task.questions)
+            base = report_from_plain(json.loads(task.base_json))
+        report = grade(task.source, task.out_dir, options, base=base)
     except Exception as exc:
         first = (str(exc).splitlines() or [""])[0]
         return TaskOutcome(

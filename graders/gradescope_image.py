@@ -1,0 +1,178 @@
+"""A Gradescope image on this machine: the zip unpacked as Gradescope lays it out, ``setup.sh``
+run into it, ``run_autograder`` run on a submission, optionally under Gradescope's limits.
+
+Why here and not in a test helper: the tests (the image's privilege drop, the 768 MB fit) and
+``benchmarks/bench_gradescope_limits.py`` need the same steps, and a course's staff can use them
+to try a bundle before uploading it (docs/gradescope.md).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import subprocess
+import time
+import zipfile
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from graders import container_memory
+from graders.gradescope_bundle import ROOT_ENV
+
+SYSTEM_PYTHON = Path("/usr/bin/python3.11")
+"""What setup.sh makes the image's venv from (the sandbox user must be able to read it)."""
+DATA_SOURCE_ENV = "DLGRADE_DATA_SOURCE"
+_CLEARED = ("PYTHONPATH", "VIRTUAL_ENV", "DLGRADE_PYTHON", "DLGRADE_GRADESCOPE_PROFILE")
+"""This project's settings that would leak into the image's processes."""
+
+
+def unpack(bundle: Path, root: Path) -> None:
+    """``root/source`` from the zip and an empty ``root/submission``, as Gradescope has them."""
+    (root / "source").mkdir(parents=True)
+    (root / "submission").mkdir()
+    root.chmod(0o755)
+    with zipfile.ZipFile(bundle) as archive:
+        archive.extractall(root / "source")
+    for script in ("setup.sh", "run_autograder"):
+        (root / "source" / script).chmod(0o755)
+
+
+def _env(root: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k not in _CLEARED}
+    return {**env, ROOT_ENV: str(root), **(extra or {})}
+
+
+def why_no_setup() -> str | None:
+    """Why ``setup.sh`` cannot run on this machine, or None."""
+    if os.geteuid() != 0:
+        return "setup.sh runs as root, as on Gradescope"
+    if not SYSTEM_PYTHON.exists():
+        return f"no system Python 3.11 ({SYSTEM_PYTHON}) to make the image's venv from"
+    return None
+
+
+def run_setup(root: Path, *, data_source: Path | None = None, timeout_s: float = 1200) -> None:
+    """Run the zip's ``setup.sh`` into ``root`` (root only); raise with its output on failure."""
+    extra = {DATA_SOURCE_ENV: str(data_source)} if data_source else {}
+    done = subprocess.run(
+        ["bash", str(root / "source" / "setup.sh")],
+        env=_env(root, extra),
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+    )
+    if done.returncode != 0:
+        raise RuntimeError(
+            f"setup.sh failed ({done.returncode}):\n{done.stdout[-3000:]}\n{done.stderr[-3000:]}"
+        )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Limits:
+    """Gradescope's container limits, as cgroups; None: not limited."""
+
+    memory_mb: int | None = None
+    cpus: float | None = None
+
+
+GRADESCOPE_DEFAULTS = Limits(memory_mb=768, cpus=0.5)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+    seconds: float
+    oom_kills: int
+
+
+def _cpu_folder() -> Path | None:
+    """This process's cgroup v1 ``cpu`` folder, or its v2 folder; None when not writable."""
+    try:
+        lines = Path("/proc/self/cgroup").read_text(encoding="ascii").splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        _, controllers, path = line.split(":", 2)
+        if "cpu" in controllers.split(","):
+            folder = container_memory.CGROUP_FS / controllers / path.lstrip("/")
+            if (folder / "cpu.cfs_quota_us").exists() and os.access(folder, os.W_OK):
+                return folder
+        elif controllers == "" and (container_memory.CGROUP_FS / "cgroup.controllers").exists():
+            folder = container_memory.CGROUP_FS / path.lstrip("/")
+            if os.access(folder, os.W_OK):
+                return folder
+    return None
+
+
+@contextlib.contextmanager
+def cpu_cgroup(cpus: float) -> Iterator[Path]:
+    """A child cgroup holding its processes to ``cpus`` CPUs (CFS quota; root only)."""
+    parent = _cpu_folder()
+    if parent is None:
+        raise OSError("no writable cpu cgroup here")
+    folder = parent / f"dlgrade-cpu-{os.getpid()}-{time.monotonic_ns()}"
+    folder.mkdir()
+    period = 100_000
+    try:
+        if (folder / "cpu.cfs_quota_us").exists():
+            (folder / "cpu.cfs_period_us").write_text(str(period), encoding="ascii")
+            (folder / "cpu.cfs_quota_us").write_text(str(int(cpus * period)), encoding="ascii")
+        else:
+            (folder / "cpu.max").write_text(f"{int(cpus * period)} {period}", encoding="ascii")
+        yield folder
+    finally:
+        for _ in range(100):
+            try:
+                folder.rmdir()
+                break
+            except OSError:
+                time.sleep(0.1)
+
+
+def run_autograder(root: Path, limits: Limits = Limits(), timeout_s: float = 1800) -> Run:
+    """The image's ``/autograder/run_autograder`` with its own venv, inside ``limits``."""
+    with contextlib.ExitStack() as stack:
+        joins: list[Path] = []
+        memory = None
+        if limits.memory_mb is not None:
+            memory = stack.enter_context(container_memory.memory_cgroup(limits.memory_mb))
+            joins.append(memory.folder)
+        if limits.cpus is not None:
+            joins.append(stack.enter_context(cpu_cgroup(limits.cpus)))
+
+        def enter() -> None:
+            for folder in joins:
+                (folder / "cgroup.procs").write_text(str(os.getpid()), encoding="ascii")
+
+        started = time.monotonic()
+        done = subprocess.run(
+            ["bash", str(root / "run_autograder")],
+            env=_env(root),
+            cwd=root,
+            capture_output=True,
+            text=True,
+            timeout=timeout_s,
+            preexec_fn=enter if joins else None,
+        )
+        seconds = time.monotonic() - started
+        kills = container_memory.oom_kills(memory) if memory is not None else 0
+    return Run(
+        returncode=done.returncode,
+        stdout=done.stdout,
+        stderr=done.stderr,
+        seconds=seconds,
+        oom_kills=kills,
+    )
+
+
+def drop_page_cache() -> bool:
+    """Start cold, as a fresh container does: library pages are then charged to the run."""
+    subprocess.run(["sync"], check=False)
+    try:
+        Path("/proc/sys/vm/drop_caches").write_text("1", encoding="ascii")
+    except OSError:
+        return False
+    return True
