@@ -115,10 +115,20 @@ def can_make_memory_cgroup() -> bool:
     return os.geteuid() == 0 and group is not None and os.access(group.folder, os.W_OK)
 
 
+def _set_limit(group: CgroupPaths, limit: int) -> None:
+    group.limit.write_text(str(limit), encoding="ascii")
+    with contextlib.suppress(OSError):  # no swapping past the limit either
+        if group.version == 1:
+            (group.folder / "memory.memsw.limit_in_bytes").write_text(str(limit), "ascii")
+        else:
+            (group.folder / "memory.swap.max").write_text("0", encoding="ascii")
+
+
 @contextlib.contextmanager
-def memory_cgroup(limit_mb: int, name: str = "dlgrade-limit") -> Iterator[CgroupPaths]:
-    """A child memory cgroup limited to ``limit_mb`` (root only): a process joins it by
-    writing its pid to ``cgroup.procs`` (``join``); removed when its processes are gone."""
+def memory_cgroup(limit_mb: int | None, name: str = "dlgrade-limit") -> Iterator[CgroupPaths]:
+    """A child memory cgroup limited to ``limit_mb`` (None: only measured; root only): a
+    process joins it by writing its pid to ``cgroup.procs`` (``join``); removed when its
+    processes are gone."""
     parent = own_memory_cgroup()
     if parent is None:
         raise OSError("no memory cgroup is mounted here")
@@ -126,14 +136,8 @@ def memory_cgroup(limit_mb: int, name: str = "dlgrade-limit") -> Iterator[Cgroup
     folder.mkdir()
     group = CgroupPaths(folder=folder, version=parent.version)
     try:
-        group.limit.write_text(str(limit_mb * _MB), encoding="ascii")
-        with contextlib.suppress(OSError):  # no swapping past the limit either
-            if parent.version == 1:
-                (folder / "memory.memsw.limit_in_bytes").write_text(
-                    str(limit_mb * _MB), encoding="ascii"
-                )
-            else:
-                (folder / "memory.swap.max").write_text("0", encoding="ascii")
+        if limit_mb is not None:
+            _set_limit(group, limit_mb * _MB)
         yield group
     finally:
         deadline = time.monotonic() + 10

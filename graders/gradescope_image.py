@@ -137,7 +137,8 @@ def run_autograder(root: Path, limits: Limits = Limits(), timeout_s: float = 180
     with contextlib.ExitStack() as stack:
         joins: list[Path] = []
         memory = None
-        if limits.memory_mb is not None:
+        if limits.memory_mb is not None or container_memory.can_make_memory_cgroup():
+            # unlimited, it still gets a cgroup of its own: its peak is then the run's alone
             memory = stack.enter_context(container_memory.memory_cgroup(limits.memory_mb))
             joins.append(memory.folder)
         if limits.cpus is not None:
