@@ -78,6 +78,10 @@ class CheckContext:
     data_root: Path
 
     @cached_property
+    def _npz_cache(self) -> dict[str, dict[str, np.ndarray]]:
+        return {}
+
+    @cached_property
     def _artifact_paths(self) -> dict[str, Path]:
         return {a.name: self.result_dir / a.path for a in self.run.probe.artifacts}
 
@@ -85,11 +89,18 @@ class CheckContext:
         return name in self._artifact_paths
 
     def npz(self, name: str) -> dict[str, np.ndarray] | None:
-        path = self._artifact_paths.get(name)
-        if path is None or path.suffix != ".npz":
-            return None
-        with np.load(path, allow_pickle=False) as data:
-            return {k: data[k] for k in data.files}
+        """The arrays of an ``.npz`` artifact, read once per question (checks share them;
+        returned arrays are read-only so one check cannot change what the next one sees)."""
+        if name not in self._npz_cache:
+            path = self._artifact_paths.get(name)
+            if path is None or path.suffix != ".npz":
+                return None
+            with np.load(path, allow_pickle=False) as data:
+                arrays = {k: data[k] for k in data.files}
+            for array in arrays.values():
+                array.flags.writeable = False
+            self._npz_cache[name] = arrays
+        return dict(self._npz_cache[name])
 
     def json(self, name: str) -> Any:
         path = self._artifact_paths.get(name)

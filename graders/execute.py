@@ -79,6 +79,8 @@ class KernelRun:
     total_timed_out: bool = False
     output_truncated: bool = False
     seconds: float = 0.0
+    probe_seconds: float = 0.0
+    """The grader's probe alone (part of ``seconds``), so a slow probe is told from slow cells."""
 
 
 class Executor(Protocol):
@@ -214,6 +216,7 @@ class NbclientExecutor:
         died_at: int | None = None
         total_timed_out = False
         probe_status, probe_message = "not_run", ""
+        probe_seconds = 0.0
         log = (job.sandbox.workdir.parent / "kernel.log").open("ab")
         group = job.sandbox.pids_cgroup
         if group is not None:
@@ -243,7 +246,9 @@ class NbclientExecutor:
                         total_timed_out = True
                 if died_at is None:
                     job.write_probe_inputs()
+                    probe_started = time.monotonic()
                     probe_status, probe_message = await self._run_probe(client, job)
+                    probe_seconds = time.monotonic() - probe_started
                 else:
                     probe_status = "kernel_died"
                     probe_message = "the kernel had died before the probe could run"
@@ -279,6 +284,7 @@ class NbclientExecutor:
             total_timed_out=total_timed_out,
             output_truncated=client.truncated,
             seconds=time.monotonic() - started,
+            probe_seconds=probe_seconds,
         )
 
     async def _run_cell(

@@ -146,6 +146,7 @@ def collect(spec: QuestionSpec, run: KernelRun, sandbox: Sandbox, result_dir: Pa
         status=status,
         artifacts=tuple(artifacts),
         errors=tuple(errors),
+        seconds=run.probe_seconds,
         message=message,
     )
 

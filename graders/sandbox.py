@@ -369,6 +369,7 @@ def make_pids_cgroup(group: Path, max_processes: int) -> bool:
     joins the group before its first fork, and its read-only ``/sys`` keeps it there. Made by
     the executor (and removed by it) so that a sandbox that never starts a kernel leaves none.
     """
+    _sweep_stale_pids_cgroups(group.parent)
     try:
         group.mkdir()
         (group / "pids.max").write_text(str(max_processes), encoding="ascii")
@@ -377,6 +378,21 @@ def make_pids_cgroup(group: Path, max_processes: int) -> bool:
             group.rmdir()
         return False
     return True
+
+
+STALE_CGROUP_S = 3600.0
+
+
+def _sweep_stale_pids_cgroups(root: Path) -> None:
+    """Remove empty groups a killed grader left behind (SIGKILL skips the executor's clean-up).
+    An hour old and empty only: a live grader's group is younger or holds its kernel, and a
+    group with processes cannot be removed anyway."""
+    now = time.time()
+    with contextlib.suppress(OSError):
+        for old in root.glob("dlgrade-*"):
+            with contextlib.suppress(OSError):
+                if now - old.stat().st_mtime > STALE_CGROUP_S:
+                    old.rmdir()
 
 
 def remove_pids_cgroup(group: Path, wait_s: float = 5.0) -> None:

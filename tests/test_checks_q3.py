@@ -554,13 +554,15 @@ def test_the_checks_architecture_constants_match_the_reference() -> None:
     assert q3_checks.N_CLASSES == q3_mlp.N_CLASSES
 
 
-def test_loading_the_questions_does_not_import_torch() -> None:
+def test_loading_the_questions_does_not_import_torch_or_matplotlib() -> None:
+    """Both cost the grader's start (torch ~2 s and 400 MB, matplotlib 0.6 s): only Q3's checks
+    and a chart need them."""
     import subprocess
     import sys
 
     code = (
         "import sys, graders.pipeline, graders.questions as q; q.load_questions(); "
-        "print('torch' in sys.modules)"
+        "print('torch' in sys.modules, 'matplotlib' in sys.modules)"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.strip() == "False"
+    assert out.stdout.strip() == "False False"

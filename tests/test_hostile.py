@@ -175,6 +175,20 @@ def test_fork_bomb_is_capped_when_a_process_limit_holds(tmp_path: Path) -> None:
     assert 0 <= score <= FULL_Q2
 
 
+def test_empty_pids_cgroups_a_killed_grader_left_are_swept(tmp_path: Path) -> None:
+    """A grader killed with SIGKILL never removes its kernel's pids cgroup; the next grader
+    removes such groups once they are an hour old and empty, and nothing else."""
+    old, young, busy, other = (tmp_path / n for n in ("dlgrade-a", "dlgrade-b", "dlgrade-c", "x"))
+    for folder in (old, young, busy, other):
+        folder.mkdir()
+    (busy / "cgroup.procs").write_text("123\n")  # a real group with tasks refuses rmdir too
+    hours_ago = time.time() - 2 * sandbox.STALE_CGROUP_S
+    for folder in (old, busy, other):
+        os.utime(folder, (hours_ago, hours_ago))
+    sandbox._sweep_stale_pids_cgroups(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dlgrade-b", "dlgrade-c", "x"]
+
+
 def _rss_kib() -> int:
     for line in Path("/proc/self/status").read_text().splitlines():
         if line.startswith("VmRSS:"):

@@ -41,16 +41,17 @@ CELLS: dict[str, str] = {
     ),
     "fork_bomb": (
         "import os\nimport time\n\n"
-        "# Every process forks on: 2**10 of them unless a limit stops it. The copies sleep\n"
-        "# and exit; only the kernel itself returns from the cell.\n"
+        "# The kernel forks 4096 times and every child forks once more: thousands of processes\n"
+        "# unless a limit stops them. The kernel's own fork must meet the limit, whatever order\n"
+        "# the children run in; the copies sleep and exit, only the kernel returns from the cell.\n"
         "kernel = os.getpid()\n"
-        "try:\n"
-        "    for _ in range(10):\n"
-        "        os.fork()\n"
-        "finally:\n"
-        "    if os.getpid() != kernel:\n"
-        "        time.sleep(30)\n"
-        "        os._exit(0)\n"
+        "for _ in range(4096):\n"
+        "    if os.fork() == 0:\n"
+        "        try:\n"
+        "            os.fork()\n"
+        "        finally:\n"
+        "            time.sleep(30)\n"
+        "            os._exit(0)\n"
     ),
     "big_output": ("line = 'x' * (1 << 20)\nfor _ in range(1024):  # 1 GiB\n    print(line)\n"),
     "disk_fill": (

@@ -176,7 +176,7 @@ def _reference_logits(arrays: Mapping[str, np.ndarray]) -> FloatArray:
 
     model = _ref().model_from_state(state).eval()
     with torch.no_grad():
-        logits = model(torch.from_numpy(np.asarray(arrays["images"], dtype=np.float32)))
+        logits = model(torch.from_numpy(np.array(arrays["images"], dtype=np.float32)))
     return logits.double().numpy()
 
 
