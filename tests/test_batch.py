@@ -184,6 +184,22 @@ def test_a_question_regrade_marks_graded_rows_partial_and_the_rest_full(tmp_path
         assert [r.status for r in store.rows()] == ["done", "done", "done", "pending"]
 
 
+@pytest.mark.parametrize(
+    ("extra", "said"),
+    [(["--regrade-question", "q7"], "the questions are q1, q2, q3, q4"),
+     (["--only", "q1", "--regrade-question", "q3"], "this batch grades q1")],
+)  # fmt: skip
+def test_a_regrade_question_the_batch_cannot_grade_is_refused(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], extra: list[str], said: str
+) -> None:
+    from graders.cli import main
+
+    out = tmp_path / "out"
+    assert main(["batch", str(tmp_path), "--out", str(out), *extra]) == 4
+    assert said in capsys.readouterr().err
+    assert not out.exists()
+
+
 def test_a_version_1_state_file_gets_the_new_column(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite"
     with sqlite3.connect(path) as db:

@@ -44,15 +44,17 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     )
 
 
-def _question_ids(asked: list[str]) -> tuple[str, ...]:
+def _question_ids(asked: list[str], only: list[str]) -> tuple[str, ...]:
+    """The questions to regrade: known ones, and among ``--only``'s when that is given."""
     from graders.errors import ConfigError
     from graders.questions import load_questions
 
-    known = [q.id for q in load_questions()]
+    known = only or [q.id for q in load_questions()]
     unknown = [q for q in asked if q not in known]
     if unknown:
+        within = "this batch grades" if only else "the questions are"
         raise ConfigError(
-            f"--regrade-question: no question {', '.join(unknown)}; the questions are "
+            f"--regrade-question: no question {', '.join(unknown)} here; {within} "
             f"{', '.join(known)}"
         )
     return tuple(dict.fromkeys(asked))
@@ -66,7 +68,7 @@ def run(args: argparse.Namespace) -> int:
         state=args.state,
         regrade=tuple(args.regrade),
         regrade_all=args.regrade_all,
-        regrade_questions=_question_ids(args.regrade_question),
+        regrade_questions=_question_ids(args.regrade_question, args.only or []),
         scheduler=args.scheduler,
         grade=GradeOptions(
             profile=args.profile,
