@@ -63,6 +63,10 @@ class ConfigError(GraderError):
     exit_code = 4
 
 
+class MergeMismatchError(ConfigError):
+    """A question regrade cannot join the stored result (another profile graded that one)."""
+
+
 class DataError(GraderError):
     """A dataset file is missing or fails its checksum; the message says how to get it."""
 

@@ -33,7 +33,7 @@ from graders.config import (
     load_thresholds,
 )
 from graders.data import default_data_root
-from graders.errors import DataError
+from graders.errors import DataError, MergeMismatchError
 from graders.execute import Executor, KernelJob, NbclientExecutor
 from graders.load import load_submission
 from graders.models import (
@@ -260,6 +260,11 @@ def grade(
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     profiles = profiles or load_profiles(options.profiles_file)
     profile, choice = choose_profile(profiles, options.profile)
+    if base is not None and base.run.profile.name != profile.name:
+        raise MergeMismatchError(
+            f"the stored result was graded with profile {base.run.profile.name}, this run would "
+            f"use {profile.name}: one report cannot mix them"
+        )
     data_root = profile.data_root(options.data_root or default_data_root())
     _check_data(profile, data_root)
     all_questions = load_questions()

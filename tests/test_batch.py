@@ -511,6 +511,29 @@ def test_regrading_one_question_keeps_the_others_results(tmp_path: Path) -> None
 
 
 @pytest.mark.kernel
+def test_a_question_regrade_over_another_profiles_result_grades_in_full(tmp_path: Path) -> None:
+    """One report never mixes profiles: merging q2 (quick) into a result graded with cpu
+    would, so the whole submission is graded again instead."""
+    from graders.batch.tasks import GradeTask, run_task
+
+    options = replace(QUICK_Q1, only=("q1", "q2"))
+    task = GradeTask(name="all_correct", source=SCENARIOS / "all_correct", out_dir=tmp_path,
+                     options=options)  # fmt: skip
+    first = run_task(task)
+    assert first.ok, first.detail
+    stored = json.loads(first.result_json)
+    stored["run"]["profile"]["name"] = "cpu"
+    again = run_task(replace(task, questions=("q2",), base_json=json.dumps(stored)))
+    assert again.ok, again.detail
+    report = json.loads(again.result_json)
+    assert report["run"]["profile"]["name"] == "quick"
+    assert [q["question"] for q in report["questions"]] == ["q1", "q2"]
+    assert (
+        _question(report, "q1", "run")["execution"] != _question(stored, "q1", "run")["execution"]
+    )
+
+
+@pytest.mark.kernel
 def test_two_batches_on_one_state_file_split_the_work(tmp_path: Path) -> None:
     names = ["all_correct", "blank", "q1_step_ge", "q1_approx_fixed"]
     folder = _copy_batch(tmp_path / "in", names)

@@ -7,6 +7,7 @@ submission is a crashed row, not a stopped batch.
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -17,6 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from graders.batch.decode import report_from_plain
+from graders.errors import MergeMismatchError
 from graders.pipeline import GRADER_VERSION, GradeOptions, grade
 from graders.render.json_result import to_plain
 
@@ -57,11 +59,14 @@ def run_task(task: GradeTask) -> TaskOutcome:
     started = time.monotonic()
     try:
         options = dataclasses.replace(task.options, cores=task.cores or task.options.cores)
-        base = None
+        report = None
         if task.questions and task.base_json:
-            options = dataclasses.replace(options, only=task.questions)
             base = report_from_plain(json.loads(task.base_json))
-        report = grade(task.source, task.out_dir, options, base=base)
+            partial = dataclasses.replace(options, only=task.questions)
+            with contextlib.suppress(MergeMismatchError):  # then a full grade, below
+                report = grade(task.source, task.out_dir, partial, base=base)
+        if report is None:
+            report = grade(task.source, task.out_dir, options)
     except Exception as exc:
         first = (str(exc).splitlines() or [""])[0]
         return TaskOutcome(
