@@ -26,7 +26,7 @@ from typing import Any
 
 from graders import sandbox
 from graders.config import PROJECT_ROOT, load_profiles
-from graders.container_memory import container_memory
+from graders.container_limits import ContainerMemory, container_memory
 from graders.errors import ConfigError
 from graders.pipeline import GradeOptions
 from graders.render.gradescope import JsonDict, safe_grade_to_gradescope, write_results_json
@@ -169,17 +169,32 @@ def peak_memory_mb() -> tuple[float, float]:
     return own, child
 
 
-def _notes(root: Path, status: sandbox.PrivilegeStatus, settings: BundleSettings) -> list[str]:
-    own, child = peak_memory_mb()
+@dataclass(frozen=True, kw_only=True)
+class _Measured:
+    """Peak memory, read once after grading: the output's lines and extra_data agree."""
+
+    own_mb: float
+    child_mb: float
+    container: ContainerMemory | None
+
+    @classmethod
+    def now(cls) -> _Measured:
+        own, child = peak_memory_mb()
+        return cls(own_mb=own, child_mb=child, container=container_memory())
+
+
+def _notes(
+    root: Path, status: sandbox.PrivilegeStatus, settings: BundleSettings, measured: _Measured
+) -> list[str]:
+    own, child = measured.own_mb, measured.child_mb
     lines = [
         status.message,
         f"Grading settings: profile {settings.profile}, {settings.parallel} kernel(s) at once.",
         f"Peak memory: grader {own:.0f} MB, largest kernel {child:.0f} MB "
         f"(at most {own + child:.0f} MB together).",
     ]
-    container = container_memory()
-    if container is not None:
-        lines.append(container.line())
+    if measured.container is not None:
+        lines.append(measured.container.line())
     previous = _previous_score(root / "submission_metadata.json")
     if previous:
         lines.append(previous)
@@ -219,26 +234,31 @@ def run_autograder(root: Path | None = None) -> JsonDict:
         options = None
     results = safe_grade_to_gradescope(root / "submission", results_path, options)
     try:
-        return _annotate(results, results_path, _notes(root, status, settings), status)
+        measured = _Measured.now()
+        notes = _notes(root, status, settings, measured)
+        return _annotate(results, results_path, notes, status, measured)
     except Exception:  # the graded file is already valid; the notes are not worth losing it
         traceback.print_exc()
         return results
 
 
 def _annotate(
-    results: JsonDict, path: Path, notes: list[str], status: sandbox.PrivilegeStatus
+    results: JsonDict,
+    path: Path,
+    notes: list[str],
+    status: sandbox.PrivilegeStatus,
+    measured: _Measured,
 ) -> JsonDict:
     """Add the run notes to the output students and staff see, and the numbers to extra_data."""
     print("\n".join(notes), flush=True)
-    own, child = peak_memory_mb()
     annotated = dict(results)
     annotated["output"] = "\n".join([str(results.get("output", "")), "", *notes]).strip()
     annotated["extra_data"] = {
         **results.get("extra_data", {}),
         "run_as": status.run_as.user if status.run_as else None,
-        "peak_rss_mb": {"grader": round(own), "kernel": round(child)},
+        "peak_rss_mb": {"grader": round(measured.own_mb), "kernel": round(measured.child_mb)},
     }
-    container = container_memory()
+    container = measured.container
     if container is not None:
         annotated["extra_data"]["container_memory_mb"] = {
             "peak": round(container.peak_mb),

@@ -13,11 +13,10 @@ import os
 import subprocess
 import time
 import zipfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from graders import container_memory
+from graders import container_limits
 from graders.gradescope_bundle import ROOT_ENV
 
 SYSTEM_PYTHON = Path("/usr/bin/python3.11")
@@ -88,65 +87,21 @@ class Run:
     oom_kills: int
 
 
-def _cpu_folder() -> Path | None:
-    """This process's cgroup v1 ``cpu`` folder, or its v2 folder; None when not writable."""
-    try:
-        lines = Path("/proc/self/cgroup").read_text(encoding="ascii").splitlines()
-    except OSError:
-        return None
-    for line in lines:
-        _, controllers, path = line.split(":", 2)
-        if "cpu" in controllers.split(","):
-            folder = container_memory.CGROUP_FS / controllers / path.lstrip("/")
-            if (folder / "cpu.cfs_quota_us").exists() and os.access(folder, os.W_OK):
-                return folder
-        elif controllers == "" and (container_memory.CGROUP_FS / "cgroup.controllers").exists():
-            folder = container_memory.CGROUP_FS / path.lstrip("/")
-            if os.access(folder, os.W_OK):
-                return folder
-    return None
-
-
-@contextlib.contextmanager
-def cpu_cgroup(cpus: float) -> Iterator[Path]:
-    """A child cgroup holding its processes to ``cpus`` CPUs (CFS quota; root only)."""
-    parent = _cpu_folder()
-    if parent is None:
-        raise OSError("no writable cpu cgroup here")
-    folder = parent / f"dlgrade-cpu-{os.getpid()}-{time.monotonic_ns()}"
-    folder.mkdir()
-    period = 100_000
-    try:
-        if (folder / "cpu.cfs_quota_us").exists():
-            (folder / "cpu.cfs_period_us").write_text(str(period), encoding="ascii")
-            (folder / "cpu.cfs_quota_us").write_text(str(int(cpus * period)), encoding="ascii")
-        else:
-            (folder / "cpu.max").write_text(f"{int(cpus * period)} {period}", encoding="ascii")
-        yield folder
-    finally:
-        for _ in range(100):
-            try:
-                folder.rmdir()
-                break
-            except OSError:
-                time.sleep(0.1)
-
-
 def run_autograder(root: Path, limits: Limits = Limits(), timeout_s: float = 1800) -> Run:
     """The image's ``/autograder/run_autograder`` with its own venv, inside ``limits``."""
     with contextlib.ExitStack() as stack:
         joins: list[Path] = []
         memory = None
-        if limits.memory_mb is not None or container_memory.can_make_memory_cgroup():
+        if limits.memory_mb is not None or container_limits.can_make_memory_cgroup():
             # unlimited, it still gets a cgroup of its own: its peak is then the run's alone
-            memory = stack.enter_context(container_memory.memory_cgroup(limits.memory_mb))
+            memory = stack.enter_context(container_limits.memory_cgroup(limits.memory_mb))
             joins.append(memory.folder)
         if limits.cpus is not None:
-            joins.append(stack.enter_context(cpu_cgroup(limits.cpus)))
+            joins.append(stack.enter_context(container_limits.cpu_cgroup(limits.cpus)))
 
         def enter() -> None:
             for folder in joins:
-                (folder / "cgroup.procs").write_text(str(os.getpid()), encoding="ascii")
+                container_limits.join(folder)
 
         started = time.monotonic()
         done = subprocess.run(
@@ -159,7 +114,7 @@ def run_autograder(root: Path, limits: Limits = Limits(), timeout_s: float = 180
             preexec_fn=enter if joins else None,
         )
         seconds = time.monotonic() - started
-        kills = container_memory.oom_kills(memory) if memory is not None else 0
+        kills = container_limits.oom_kills(memory) if memory is not None else 0
     return Run(
         returncode=done.returncode,
         stdout=done.stdout,

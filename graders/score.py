@@ -84,14 +84,8 @@ def merge_reports(base: GradeReport, new: GradeReport) -> GradeReport:
     questions keep their stored results instead of being run again. The run's identity
     (submission, profile, version, time) is ``new``'s, since that is what graded last.
     """
-    fresh_runs = {r.question: r for r in new.run.questions}
-    fresh = {q.question: q for q in new.questions}
-    order = [r.question for r in base.run.questions]
-    order += [qid for qid in fresh_runs if qid not in order]
-    kept_runs = {r.question: r for r in base.run.questions}
-    kept = {q.question: q for q in base.questions}
-    runs = tuple(fresh_runs.get(qid) or kept_runs[qid] for qid in order)
-    results = tuple(
-        fresh[qid] if qid in fresh else kept[qid] for qid in order if qid in fresh or qid in kept
-    )
-    return grade_report(replace(new.run, questions=runs), results)
+    # A dict keeps the base's order, takes new values in place and appends new questions.
+    runs = {r.question: r for r in base.run.questions} | {r.question: r for r in new.run.questions}
+    results = {q.question: q for q in base.questions} | {q.question: q for q in new.questions}
+    ordered = tuple(results[qid] for qid in runs if qid in results)
+    return grade_report(replace(new.run, questions=tuple(runs.values())), ordered)

@@ -30,7 +30,7 @@ import jsonschema
 import nbformat
 import pytest
 
-from graders import container_memory, gradescope_image, sandbox
+from graders import container_limits, gradescope_image, sandbox
 from graders.data import default_data_root, verify_datasets
 from graders.errors import ConfigError
 from graders.gradescope_bundle import (
@@ -331,7 +331,7 @@ def test_a_full_correct_submission_grades_in_gradescopes_768_mb(installed: Path)
     """The bundle's default profile, all four notebooks, in a memory cgroup of 768 MB (what
     Gradescope's default container is), page cache dropped first so that the libraries'
     pages are charged to this run as in a fresh container."""
-    if not container_memory.can_make_memory_cgroup():
+    if not container_limits.can_make_memory_cgroup():
         pytest.skip("no writable memory cgroup here to hold the run to 768 MB")
     _fresh_submission(installed)
     _copy_notebooks(
@@ -386,11 +386,11 @@ def test_container_memory_reads_the_cgroup_counters(tmp_path: Path, version: int
     folder.mkdir(parents=True)
     for name, text in files.items():
         (folder / name).write_text(text)
-    group = container_memory.own_memory_cgroup(proc, fs)
+    group = container_limits.own_memory_cgroup(proc, fs)
     assert group is not None and group.folder == folder
-    found = container_memory.container_memory(group)
+    found = container_limits.container_memory(group)
     assert found is not None
     assert (found.peak_mb, found.oom_kills) == (600, 2)
     assert found.limit_mb == (768 if version == 1 else None)
     assert "peak 600 MB" in found.line()
-    assert container_memory.own_memory_cgroup(tmp_path / "absent", fs) is None
+    assert container_limits.own_memory_cgroup(tmp_path / "absent", fs) is None

@@ -296,7 +296,7 @@ def run_batch(options: BatchOptions, *, stream: TextIO | None = None) -> BatchRe
         graded, crashed = _grade_pending(store, discovery, options, stream)
         _wait_for_others(store, names, owner_token(), stream)
         rows = store.rows(names)
-        if not any(r.status == "running" for r in store.rows()):
+        if not store.running():
             _remove_leftovers(options.out)
     files = write_batch_reports(rows, discovery, options)
     return BatchResult(total=len(names), graded=graded, crashed=crashed, files=files)

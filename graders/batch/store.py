@@ -332,20 +332,29 @@ class Store:
         """Rows sorted by name (all of them, or those named)."""
         records = self._db.execute("SELECT * FROM submissions ORDER BY name").fetchall()
         wanted = set(names) if names is not None else None
-        return [
-            Row(**{k: r[k] for k in Row.__dataclass_fields__})
-            for r in records
-            if wanted is None or r["name"] in wanted
-        ]
+        return [_row(r) for r in records if wanted is None or r["name"] in wanted]
 
     def row(self, name: str) -> Row | None:
-        found = self.rows([name])
-        return found[0] if found else None
+        """One row: read alone, since the driver asks for each row it claims."""
+        record = self._db.execute("SELECT * FROM submissions WHERE name = ?", (name,)).fetchone()
+        return None if record is None else _row(record)
+
+    def running(self) -> dict[str, str | None]:
+        """Rows being graded now and who claimed them (no results read: polled every second)."""
+        found = self._db.execute(
+            "SELECT name, claimed_by FROM submissions WHERE status = 'running'"
+        )
+        return {name: owner for name, owner in found.fetchall()}
 
     def running_elsewhere(self, names: Sequence[str], owner: str) -> list[str]:
         """Rows of ours another live batch is still grading (we wait for them before reports)."""
-        return [
-            r.name
-            for r in self.rows(names)
-            if r.status == "running" and r.claimed_by != owner and _claimer_alive(r.claimed_by)
-        ]
+        ours = set(names)
+        return sorted(
+            name
+            for name, claimer in self.running().items()
+            if name in ours and claimer != owner and _claimer_alive(claimer)
+        )
+
+
+def _row(record: sqlite3.Row) -> Row:
+    return Row(**{k: record[k] for k in Row.__dataclass_fields__})

@@ -1,10 +1,11 @@
-"""The memory a container is held to: its memory cgroup's peak and limit.
+"""The limits a container is held to, as cgroups: memory (peak and limit) and CPU (a quota).
 
 Gradescope's 768 MB is a cgroup limit on the whole container (grader, kernels and the page
 cache they fill), not on any one process, so per-process ``ru_maxrss`` figures can neither
 show a fit nor rule one out. The cgroup's own counters can: cgroup v1's
 ``memory.max_usage_in_bytes`` and v2's ``memory.peak`` are the high-water mark the kernel
-compares with the limit. ``memory_cgroup`` makes such a limit for tests and measurements.
+compares with the limit. ``memory_cgroup`` and ``cpu_cgroup`` make such limits for tests and
+measurements (root only); a process enters one with ``join``.
 """
 
 from __future__ import annotations
@@ -54,24 +55,39 @@ class ContainerMemory:
         return f"Container memory: peak {self.peak_mb:.0f} MB{limit}, page cache included."
 
 
-def own_memory_cgroup(
-    proc_cgroup: Path = Path("/proc/self/cgroup"), fs: Path = CGROUP_FS
-) -> CgroupPaths | None:
-    """This process's memory cgroup folder, v1 preferred (where both are mounted, v2 has no
-    memory controller); None when neither is readable."""
+def _own_cgroups(controller: str, proc_cgroup: Path, fs: Path) -> list[tuple[Path, int]]:
+    """This process's cgroup folders that may hold ``controller``, with their version: the v1
+    hierarchy that mounts it first (where both are mounted, v2 lacks it), then v2's."""
     try:
         lines = proc_cgroup.read_text(encoding="ascii").splitlines()
     except OSError:
-        return None
-    found: list[CgroupPaths] = []
+        return []
+    found: list[tuple[Path, int]] = []
     for line in lines:
         _, controllers, path = line.split(":", 2)
         relative = path.lstrip("/")
-        if "memory" in controllers.split(","):
-            found.insert(0, CgroupPaths(folder=fs / "memory" / relative, version=1))
+        if controller in controllers.split(","):
+            found.insert(0, (fs / controllers / relative, 1))
         elif controllers == "" and (fs / "cgroup.controllers").exists():
-            found.append(CgroupPaths(folder=fs / relative, version=2))
-    return next((c for c in found if c.peak.exists()), None)
+            found.append((fs / relative, 2))
+    return found
+
+
+def own_memory_cgroup(
+    proc_cgroup: Path = Path("/proc/self/cgroup"), fs: Path = CGROUP_FS
+) -> CgroupPaths | None:
+    """This process's memory cgroup; None when none is readable."""
+    groups = (CgroupPaths(folder=f, version=v) for f, v in _own_cgroups("memory", proc_cgroup, fs))
+    return next((g for g in groups if g.peak.exists()), None)
+
+
+def _own_cpu_cgroup() -> Path | None:
+    """This process's writable cgroup with a CPU quota (v1 ``cpu.cfs_quota_us``, or v2)."""
+    for folder, version in _own_cgroups("cpu", Path("/proc/self/cgroup"), CGROUP_FS):
+        has_quota = version == 2 or (folder / "cpu.cfs_quota_us").exists()
+        if has_quota and os.access(folder, os.W_OK):
+            return folder
+    return None
 
 
 def _read_int(path: Path) -> int | None:
@@ -125,20 +141,12 @@ def _set_limit(group: CgroupPaths, limit: int) -> None:
 
 
 @contextlib.contextmanager
-def memory_cgroup(limit_mb: int | None, name: str = "dlgrade-limit") -> Iterator[CgroupPaths]:
-    """A child memory cgroup limited to ``limit_mb`` (None: only measured; root only): a
-    process joins it by writing its pid to ``cgroup.procs`` (``join``); removed when its
-    processes are gone."""
-    parent = own_memory_cgroup()
-    if parent is None:
-        raise OSError("no memory cgroup is mounted here")
-    folder = parent.folder / f"{name}-{os.getpid()}-{time.monotonic_ns()}"
+def _child(parent: Path, name: str) -> Iterator[Path]:
+    """A new cgroup under ``parent``, removed once its processes are gone (up to 10 s)."""
+    folder = parent / f"{name}-{os.getpid()}-{time.monotonic_ns()}"
     folder.mkdir()
-    group = CgroupPaths(folder=folder, version=parent.version)
     try:
-        if limit_mb is not None:
-            _set_limit(group, limit_mb * _MB)
-        yield group
+        yield folder
     finally:
         deadline = time.monotonic() + 10
         while True:
@@ -151,5 +159,35 @@ def memory_cgroup(limit_mb: int | None, name: str = "dlgrade-limit") -> Iterator
                 time.sleep(0.1)
 
 
-def join(group: CgroupPaths, pid: int | None = None) -> None:
-    (group.folder / "cgroup.procs").write_text(str(pid or os.getpid()), encoding="ascii")
+@contextlib.contextmanager
+def memory_cgroup(limit_mb: int | None, name: str = "dlgrade-limit") -> Iterator[CgroupPaths]:
+    """A child memory cgroup limited to ``limit_mb`` (None: only measured)."""
+    parent = own_memory_cgroup()
+    if parent is None:
+        raise OSError("no memory cgroup is mounted here")
+    with _child(parent.folder, name) as folder:
+        group = CgroupPaths(folder=folder, version=parent.version)
+        if limit_mb is not None:
+            _set_limit(group, limit_mb * _MB)
+        yield group
+
+
+@contextlib.contextmanager
+def cpu_cgroup(cpus: float, name: str = "dlgrade-cpu") -> Iterator[Path]:
+    """A child cgroup holding its processes to ``cpus`` CPUs (a CFS quota)."""
+    parent = _own_cpu_cgroup()
+    if parent is None:
+        raise OSError("no writable cpu cgroup here")
+    period = 100_000
+    with _child(parent, name) as folder:
+        if (folder / "cpu.cfs_quota_us").exists():
+            (folder / "cpu.cfs_period_us").write_text(str(period), encoding="ascii")
+            (folder / "cpu.cfs_quota_us").write_text(str(int(cpus * period)), encoding="ascii")
+        else:
+            (folder / "cpu.max").write_text(f"{int(cpus * period)} {period}", encoding="ascii")
+        yield folder
+
+
+def join(folder: Path, pid: int | None = None) -> None:
+    """Move ``pid`` (default: this process) into the cgroup at ``folder``."""
+    (folder / "cgroup.procs").write_text(str(pid or os.getpid()), encoding="ascii")
