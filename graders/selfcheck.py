@@ -34,7 +34,7 @@ from graders.models import (
     RunStatus,
     Visibility,
 )
-from graders.render.templating import points
+from graders.render.numbers import points, seconds
 
 if TYPE_CHECKING:
     from graders.questions import QuestionSpec
@@ -67,7 +67,7 @@ def _run_lines(run: QuestionRun) -> list[str]:
     cells = (
         f" ({ex.cells_run}/{ex.cells_total} cells)" if ex.status is not RunStatus.NOT_RUN else ""
     )
-    lines = [f"    {name}: {_RUN[ex.status]}{cells}, {ex.seconds:.1f} s"]
+    lines = [f"    {name}: {_RUN[ex.status]}{cells}, {seconds(ex.seconds)}"]
     if ex.message:
         lines.append(f"    {ex.message}")
     if run.probe.status is ProbeStatus.FAILED and run.probe.message not in ("", ex.message):

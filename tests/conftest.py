@@ -1,12 +1,15 @@
-"""Shared fixtures: where the repository, the sample submissions and the shipped profiles are."""
+"""Shared fixtures: where the repository, the sample submissions and the shipped profiles are,
+and the two fixture submissions graded for real once per session."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from graders.config import Profile, load_profiles
+from graders.models import GradeReport
 from graders.questions import QuestionSpec, load_questions
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -33,6 +36,30 @@ def quick_profile() -> Profile:
 def questions() -> tuple[QuestionSpec, ...]:
     """Every question of the assignment, in order."""
     return load_questions()
+
+
+GradedSubmission = Callable[[str], tuple[GradeReport, Path]]
+"""A fixture submission's name -> its report and the output folder holding its result folder."""
+
+
+@pytest.fixture(scope="session")
+def graded_submission(
+    fixture_submissions: Path, tmp_path_factory: pytest.TempPathFactory
+) -> GradedSubmission:
+    """Grades ``fixtures/submissions/<name>`` with the quick profile and real kernels, once per
+    session: the end-to-end and golden tests read the same run (all_correct trains Q3 and Q4,
+    ~20 s here) instead of each paying for their own. Readers must not change its folder."""
+    from graders.pipeline import GradeOptions, grade
+
+    done: dict[str, tuple[GradeReport, Path]] = {}
+
+    def graded(name: str) -> tuple[GradeReport, Path]:
+        if name not in done:
+            out = tmp_path_factory.mktemp(f"graded-{name}")
+            done[name] = grade(fixture_submissions / name, out, GradeOptions(profile="quick")), out
+        return done[name]
+
+    return graded
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

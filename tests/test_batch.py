@@ -2,7 +2,10 @@
 
 The kernel tests grade copies of the fixture scenarios with ``only=("q1",)`` and the quick
 profile (seconds each) and check the scores against ``fixtures/submissions/expected.toml``,
-written independently of the batch code.
+written independently of the batch code. The batch of 20 (killed halfway and resumed, then run
+on a Dask cluster), the question regrade and two batch processes sharing one state file take
+from ten seconds to a minute each on 2 cores: they are marked ``slow``, and the fast loop grades
+a batch of seven (the claims that keep two processes apart keep their fast tests).
 """
 
 from __future__ import annotations
@@ -291,13 +294,16 @@ def test_progress_shows_count_and_eta() -> None:
 # --- real batches (kernels) ------------------------------------------------------------------
 
 BATCH_NAMES = SCENARIO_NAMES[:20]
+"""The issue's batch of 20 (the slow kill-and-resume and Dask tests grade it)."""
+LOCAL_NAMES = ["all_correct", "blank", "q1_seed_box_boundary", "q1_step_ge", "q1_torch_layout"]
+"""The fast local batch: full marks (also in torch's layouts), the blank template, two mistakes."""
 
 
 @pytest.fixture(scope="module")
 def local_batch(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
-    """20 scenario folders, a lone notebook and a broken zip, graded with two workers."""
+    """Five scenario folders, a lone notebook and a broken zip, graded with two workers."""
     base = tmp_path_factory.mktemp("batch")
-    folder = _copy_batch(base / "in", BATCH_NAMES)
+    folder = _copy_batch(base / "in", LOCAL_NAMES)
     shutil.copyfile(SCENARIOS / "q1_step_ge" / "q1_step_network.ipynb", folder / "lone.ipynb")
     (folder / "broken.zip").write_bytes(b"this is not a zip archive")
     out = base / "out"
@@ -309,8 +315,8 @@ def local_batch(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def test_every_submission_gets_its_row_and_its_expected_score(local_batch) -> None:
     _, out = local_batch
     rows = _gradebook(out)
-    assert set(rows) == {*BATCH_NAMES, "lone", "broken"}
-    for name in BATCH_NAMES:
+    assert set(rows) == {*LOCAL_NAMES, "lone", "broken"}
+    for name in LOCAL_NAMES:
         assert rows[name]["status"] != "crashed", rows[name]["notes"]
         _assert_expected_q1(name, rows[name])
         assert (out / name / "result.json").is_file()
@@ -399,6 +405,7 @@ def killed_and_resumed(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, 
 
 
 @pytest.mark.kernel
+@pytest.mark.slow
 def test_a_killed_batch_resumes_without_regrading_finished_work(killed_and_resumed) -> None:
     _, out, before = killed_and_resumed
     assert len(KILL_NAMES) // 2 <= len(before) < len(KILL_NAMES)
@@ -414,6 +421,7 @@ def test_a_killed_batch_resumes_without_regrading_finished_work(killed_and_resum
 
 
 @pytest.mark.kernel
+@pytest.mark.slow
 def test_the_same_batch_on_a_dask_local_cluster_gives_the_same_scores(
     killed_and_resumed, tmp_path: Path
 ) -> None:
@@ -439,13 +447,13 @@ def test_the_same_batch_on_a_dask_local_cluster_gives_the_same_scores(
         }
 
 
-@pytest.mark.kernel
 def _question(report: dict, qid: str, part: str = "questions") -> dict:  # type: ignore[type-arg]
     found = report["run"]["questions"] if part == "run" else report["questions"]
     return next(q for q in found if q["question"] == qid)
 
 
 @pytest.mark.kernel
+@pytest.mark.slow
 def test_regrading_one_question_keeps_the_others_results(tmp_path: Path) -> None:
     """q2's rubric fixed: q2 is regraded for everyone with the new points while q1 keeps its
     stored result (not run again); then q1 for one student only, the other keeps everything."""
@@ -534,6 +542,7 @@ def test_a_question_regrade_over_another_profiles_result_grades_in_full(tmp_path
 
 
 @pytest.mark.kernel
+@pytest.mark.slow
 def test_two_batches_on_one_state_file_split_the_work(tmp_path: Path) -> None:
     names = ["all_correct", "blank", "q1_step_ge", "q1_approx_fixed"]
     folder = _copy_batch(tmp_path / "in", names)

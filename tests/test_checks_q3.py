@@ -37,6 +37,7 @@ from graders.models import (
 from graders.probe import write_inputs
 from graders.questions import ProbeContext
 from graders.questions.q3_fashion_mlp import SPEC, checks, make_inputs
+from graders.render.numbers import number
 from reference import q3_mlp as ref
 from reference.datasets import load_split
 
@@ -438,7 +439,7 @@ def test_typed_in_accuracy_is_a_mismatch_naming_both_numbers(
     measured = trained.result.test_accuracies[-1]
     outcome = grade(ns, tmp_path)["q3.history_consistent"]
     assert outcome.fraction == 0.5
-    assert "0.8613" in outcome.message and f"{measured:.4f}" in outcome.message
+    assert "0.8613" in outcome.message and number(measured) in outcome.message
 
 
 def test_missing_threshold_is_a_configuration_fault(

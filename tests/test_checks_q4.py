@@ -33,6 +33,7 @@ from graders.models import (
 )
 from graders.questions import ProbeContext, ProbeInputs
 from graders.questions.q4_backprop import SPEC, checks, diagnose, make_inputs
+from graders.render.numbers import percent
 from reference import q4_numpy as ref
 from reference.datasets import load_scaled
 
@@ -467,7 +468,7 @@ def test_the_accuracy_is_the_graders_own_and_compared_with_the_threshold(grade, 
         checks.final_accuracy, good, thresholds={"q4.min_test_accuracy": (correct + 1) / len(y)}
     )
     assert failed.fraction == 0.0
-    assert f"{100 * correct / len(y):.2f} %" in failed.message
+    assert percent(correct / len(y)) in failed.message
 
 
 def test_untrained_weights_fail_on_the_threshold_and_the_cell_error_is_named(grade, good):

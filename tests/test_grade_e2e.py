@@ -7,15 +7,18 @@ yield, per question, a clear message and no crash.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from graders.cli import main
 from graders.models import GradeReport, ProbeStatus, RunStatus
-from graders.pipeline import GradeOptions, grade
 
 pytestmark = pytest.mark.kernel
+
+GradedSubmission = Callable[[str], tuple[GradeReport, Path]]
+"""conftest's ``graded_submission``: each fixture submission graded once per session."""
 
 SUBMISSIONS = Path(__file__).resolve().parents[1] / "fixtures" / "submissions"
 ARTIFACTS = {
@@ -43,12 +46,14 @@ ARTIFACTS = {
 }
 
 
-@pytest.fixture(scope="module")
-def correct(tmp_path_factory: pytest.TempPathFactory) -> tuple[GradeReport, Path]:
-    out = tmp_path_factory.mktemp("out")
-    return grade(SUBMISSIONS / "all_correct", out, GradeOptions(profile="quick")), out
+@pytest.fixture
+def correct(graded_submission: GradedSubmission) -> tuple[GradeReport, Path]:
+    """all_correct graded for real: it trains Q3 and Q4 (~20 s on 2 cores), so its tests are
+    ``slow``; blank (no training) keeps the four questions' real run in the fast loop."""
+    return graded_submission("all_correct")
 
 
+@pytest.mark.slow
 def test_all_correct_runs_cleanly_and_yields_every_artifact(
     correct: tuple[GradeReport, Path],
 ) -> None:
@@ -61,6 +66,7 @@ def test_all_correct_runs_cleanly_and_yields_every_artifact(
             assert (out / "all_correct" / artifact.path).is_file()
 
 
+@pytest.mark.slow
 def test_result_json_is_written_with_the_profile_and_why(correct: tuple[GradeReport, Path]) -> None:
     _, out = correct
     data = json.loads((out / "all_correct" / "result.json").read_text())
@@ -69,6 +75,7 @@ def test_result_json_is_written_with_the_profile_and_why(correct: tuple[GradeRep
     assert not list(out.glob(".*partial*"))
 
 
+@pytest.mark.slow
 def test_all_correct_scores_full_marks(correct: tuple[GradeReport, Path]) -> None:
     report, _ = correct
     for q in report.questions:
@@ -77,8 +84,10 @@ def test_all_correct_scores_full_marks(correct: tuple[GradeReport, Path]) -> Non
     assert report.score == report.max_score > 0
 
 
-def test_blank_gives_a_message_per_question_and_no_crash(tmp_path: Path) -> None:
-    report = grade(SUBMISSIONS / "blank", tmp_path, GradeOptions(profile="quick"))
+def test_blank_gives_a_message_per_question_and_no_crash(
+    graded_submission: GradedSubmission,
+) -> None:
+    report, _ = graded_submission("blank")
     for q in report.run.questions:
         assert q.execution.status is RunStatus.CELL_ERRORS
         assert "NotImplementedError" in q.execution.message
@@ -103,6 +112,7 @@ def test_cli_grade_exit_code_and_summary(
     assert (tmp_path / "q2_initialization" / "result.json").is_file()
 
 
+@pytest.mark.slow
 def test_grading_writes_every_format(correct: tuple[GradeReport, Path]) -> None:
     import csv
 

@@ -22,7 +22,7 @@ import pytest
 from feedback_report import build_report
 
 from graders.render.html import render_html
-from graders.render.templating import points
+from graders.render.numbers import points
 
 CHROMIUM = next(
     (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None

@@ -1,5 +1,5 @@
 """The Q4 numpy reference: the exact init, correct gradients, fast paths equal to slow ones, and
-(slow) the seed's table reproduced exactly."""
+(slow) the seed's table reproduced: exactly before training, to a CPU's rounding after it."""
 
 from __future__ import annotations
 
@@ -237,13 +237,19 @@ def test_run_on_the_slice_learns(mnist_slice) -> None:
     assert q4.format_row(rows[0]).startswith("epoch 0: average loss ")
 
 
+SEED_TABLE = [(2.36, 1028), (0.47, 8671), (0.32, 9078), (0.25, 9277)]
+"""The assignment's own output: mean test loss (2 decimals), correct of 10,000, per epoch."""
+TRAINED_LOSS_SLACK, TRAINED_CORRECT_SLACK = 0.02, 50
+"""After training, how far a row may sit from the seed's. 180,000 SGD steps amplify the last-bit
+differences between CPUs' BLAS kernels, so another machine lands a few images away; a wrong
+gradient, learning rate or data order misses by hundreds."""
+
+
 @pytest.mark.slow
-def test_full_run_reproduces_the_seed_table_exactly() -> None:
+def test_full_run_reproduces_the_seed_table() -> None:
     rows = q4.run(full_data_root(), epochs=3)
-    table = [(round(r.mean_loss, 2), r.correct, r.total) for r in rows]
-    assert table == [
-        (2.36, 1028, 10000),
-        (0.47, 8671, 10000),
-        (0.32, 9078, 10000),
-        (0.25, 9277, 10000),
-    ]
+    assert [r.total for r in rows] == [10_000] * len(SEED_TABLE)
+    assert (round(rows[0].mean_loss, 2), rows[0].correct) == SEED_TABLE[0]  # untrained: exact
+    for row, (loss, correct) in zip(rows[1:], SEED_TABLE[1:], strict=True):
+        assert abs(row.mean_loss - loss) <= TRAINED_LOSS_SLACK, (row.epoch, row.mean_loss)
+        assert abs(row.correct - correct) <= TRAINED_CORRECT_SLACK, (row.epoch, row.correct)

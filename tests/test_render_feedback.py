@@ -21,8 +21,9 @@ from graders.models import GradeReport
 from graders.render import plots
 from graders.render.html import render_html
 from graders.render.markdown import render_markdown
+from graders.render.numbers import points
 from graders.render.summary import report_lines
-from graders.render.templating import environment, points
+from graders.render.templating import environment
 from graders.render.terminal import render_terminal, use_color
 from graders.render.write import write_reports
 

@@ -1,24 +1,55 @@
 """Every scenario submission graded end to end with real kernels, against expected.toml.
 
 A scenario is the correct solution with one known mistake (tools/scenarios/q*.py): it must lose
-points exactly in its own question, with a message naming the mistake, and nowhere else.
+points exactly in its own question, with a message naming the mistake, and nowhere else. The
+committed folders and expected.toml must be what ``tools/make_scenarios.py`` writes, or the
+scores below would be checked against a stale copy (``--check``, run here like the other
+generators' checks).
 """
 
 from __future__ import annotations
 
+import json
+import shutil
 import tomllib
 from pathlib import Path
 
 import pytest
 
 from graders.pipeline import GradeOptions, grade
-
-pytestmark = [pytest.mark.kernel, pytest.mark.slow]
+from tools import make_scenarios
 
 SUBMISSIONS = Path(__file__).resolve().parents[1] / "fixtures" / "submissions"
 EXPECTED = tomllib.loads((SUBMISSIONS / "expected.toml").read_text(encoding="utf-8"))
 
 
+def test_committed_scenarios_are_up_to_date(capsys: pytest.CaptureFixture[str]) -> None:
+    assert make_scenarios.main(["--check"]) == 0, capsys.readouterr().out
+
+
+def test_the_check_names_every_stale_path(tmp_path: Path) -> None:
+    """A changed notebook, a leftover file or folder and an edited expected.toml are all named."""
+    root = tmp_path / "submissions"
+    shutil.copytree(SUBMISSIONS, root)
+    scenario = sorted(p for p in root.iterdir() if p.is_dir() and p.name in EXPECTED)[-1]
+    notebook = sorted(scenario.glob("*.ipynb"))[0]
+    nb = json.loads(notebook.read_text(encoding="utf-8"))
+    nb["cells"][-1]["source"] = ["# edited by hand\n"]
+    notebook.write_text(json.dumps(nb), encoding="utf-8")
+    (scenario / "notes.txt").write_text("left behind", encoding="utf-8")
+    (scenario / ".ipynb_checkpoints").mkdir()
+    (root / "q9_renamed_away").mkdir()
+    expected = root / "expected.toml"
+    expected.write_text(expected.read_text(encoding="utf-8") + "\n", encoding="utf-8")
+    assert make_scenarios.stale_paths(root) == [
+        *sorted(f"{scenario.name}/{name}" for name in (notebook.name, "notes.txt")),
+        "q9_renamed_away/",
+        "expected.toml",
+    ]
+
+
+@pytest.mark.kernel
+@pytest.mark.slow
 @pytest.mark.parametrize("scenario", sorted(EXPECTED))
 def test_scenario_scores_and_messages(scenario: str, tmp_path: Path) -> None:
     expected = EXPECTED[scenario]

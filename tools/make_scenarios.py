@@ -28,6 +28,9 @@ SUBMISSIONS = REPO_ROOT / "fixtures" / "submissions"
 CORRECT = SUBMISSIONS / "all_correct"
 EXPECTED = SUBMISSIONS / "expected.toml"
 QUESTIONS = ("q1", "q2", "q3", "q4")
+HAND_WRITTEN = ("all_correct", "blank")
+"""Submissions beside the generated ones (tools/make_notebooks.py writes them): the correct
+solution every scenario starts from, and the untouched template."""
 
 
 def all_scenarios() -> list[Scenario]:
@@ -100,29 +103,48 @@ def expected_toml(scenarios: list[Scenario]) -> str:
     return "\n".join(lines)
 
 
+def stale_paths(root: Path = SUBMISSIONS) -> list[str]:
+    """What under ``root`` differs from what the scenarios write, relative to ``root``: a changed
+    or missing file, a file or folder no scenario writes (a renamed scenario's leftovers), an
+    outdated expected.toml. Names starting with a dot (Jupyter's checkpoints) are not ours."""
+    scenarios = all_scenarios()
+    stale: list[str] = []
+    with tempfile.TemporaryDirectory() as tmp:
+        for s in scenarios:
+            write_scenario(s, Path(tmp))
+            fresh = {p.name: p.read_bytes() for p in (Path(tmp) / s.name).iterdir()}
+            folder = root / s.name
+            present = {p.name for p in folder.iterdir()} if folder.is_dir() else set()
+            for name in sorted(fresh.keys() | {n for n in present if not n.startswith(".")}):
+                path = folder / name
+                if not path.is_file() or path.read_bytes() != fresh.get(name):
+                    stale.append(f"{s.name}/{name}")
+    ours = {s.name for s in scenarios} | set(HAND_WRITTEN)
+    stale += sorted(
+        f"{p.name}/"
+        for p in root.iterdir()
+        if p.is_dir() and not p.name.startswith(".") and p.name not in ours
+    )
+    expected = root / EXPECTED.name
+    if not expected.is_file() or expected.read_text(encoding="utf-8") != expected_toml(scenarios):
+        stale.append(EXPECTED.name)
+    return stale
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="compare instead of writing")
     args = parser.parse_args(argv)
-    scenarios = all_scenarios()
     if not args.check:
+        scenarios = all_scenarios()
         for s in scenarios:
             write_scenario(s, SUBMISSIONS)
         EXPECTED.write_text(expected_toml(scenarios), encoding="utf-8")
         print(f"wrote {len(scenarios)} scenarios and {EXPECTED.relative_to(REPO_ROOT)}")
         return 0
-    stale: list[str] = []
-    with tempfile.TemporaryDirectory() as tmp:
-        for s in scenarios:
-            write_scenario(s, Path(tmp))
-            for path in sorted((Path(tmp) / s.name).iterdir()):
-                committed = SUBMISSIONS / s.name / path.name
-                if not committed.exists() or committed.read_bytes() != path.read_bytes():
-                    stale.append(str(committed.relative_to(REPO_ROOT)))
-    if not EXPECTED.exists() or EXPECTED.read_text(encoding="utf-8") != expected_toml(scenarios):
-        stale.append(str(EXPECTED.relative_to(REPO_ROOT)))
+    stale = stale_paths()
     for path in stale:
-        print(f"stale: {path}")
+        print(f"stale: {SUBMISSIONS.relative_to(REPO_ROOT)}/{path}")
     return 1 if stale else 0
 
 

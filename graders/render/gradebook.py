@@ -17,7 +17,7 @@ from pathlib import Path
 
 from graders.models import CheckStatus, GradeReport, RunStatus
 from graders.render.atomic import write_text_atomic
-from graders.render.templating import points
+from graders.render.numbers import points
 from graders.rubric import Rubric, load_rubric
 
 FIXED_COLUMNS = ("submission", "status", "profile", "total", "max_total")

@@ -37,7 +37,7 @@ from graders.models import (
     Visibility,
 )
 from graders.render.atomic import write_text_atomic
-from graders.render.templating import points
+from graders.render.numbers import amount, data, points
 
 if TYPE_CHECKING:
     from graders.pipeline import GradeOptions
@@ -75,8 +75,7 @@ def _fmt(value: float) -> str:
 
 def _count(n: float, word: str) -> str:
     """``1 point``, ``2.5 points``, ``3 tests``: a student reads these lines."""
-    text = _fmt(n)
-    return f"{text} {word}" if text == "1" else f"{text} {word}s"
+    return amount(_points(n), word)
 
 
 def _question_number(qid: str, position: int) -> str:
@@ -109,7 +108,8 @@ def _check_output(check: CheckResult) -> str:
         parts.append(check.message)
     for key in ("expected", "found"):
         if key in check.details:
-            parts.append(f"{key.capitalize()}: {check.details[key]}")
+            value = check.details[key]
+            parts.append(f"{key.capitalize()}: {value if isinstance(value, str) else data(value)}")
     if check.hint:
         parts.append(f"Hint: {check.hint}")
     return _clean("\n".join(parts))

@@ -24,6 +24,7 @@ import numpy as np
 
 from graders.config import Thresholds
 from graders.models import QuestionRun
+from graders.render.numbers import fixed
 
 if TYPE_CHECKING:  # matplotlib is imported when a chart is drawn: 0.6 s a grader rarely needs
     from matplotlib.figure import Figure
@@ -358,7 +359,7 @@ def _draw_samples(plot: SampleBars) -> Figure:
         if plot.reported is not None:
             ax.plot(plot.reported[k], positions, "|", color="black", markersize=9)
         ax.set_title(
-            f"test image {plot.indices[k]}\npredicted {plot.classes[best]} ({probs[best]:.2f})"
+            f"test image {plot.indices[k]}\npredicted {plot.classes[best]} ({fixed(probs[best])})"
         )
         ax.set_xlim(0.0, 1.0)
         ax.set_yticks(positions, plot.classes)

@@ -9,12 +9,13 @@ installed wheel (or a zip) finds them exactly as a checkout does.
 
 from __future__ import annotations
 
-import math
 import re
 from collections.abc import Callable
 from importlib import resources
 
 import jinja2
+
+from graders.render.numbers import amount, data, number, percent, points, seconds
 
 TEMPLATE_PACKAGE = "reports"
 TEMPLATE_DIR = "templates"
@@ -30,18 +31,6 @@ def _load(name: str) -> tuple[str, str, Callable[[], bool]]:
 def _fresh() -> bool:
     """Templates are package data: they do not change while the grader runs."""
     return True
-
-
-def points(value: float) -> str:
-    """Points as a student reads them: ``2``, ``1.5``, ``0.333`` (never ``2.0`` or ``1e-05``)."""
-    if not math.isfinite(value):
-        return str(value)
-    text = f"{round(value, 3):.3f}".rstrip("0").rstrip(".")
-    return "0" if text in ("-0", "") else text
-
-
-def seconds(value: float) -> str:
-    return f"{value:.1f} s"
 
 
 def clip(text: str, limit: int) -> str:
@@ -87,8 +76,13 @@ def environment() -> jinja2.Environment:
         keep_trailing_newline=True,
         auto_reload=False,
     )
+    # Numbers only through graders.render.numbers: a template never prints a float as it is.
     env.filters["points"] = points
+    env.filters["amount"] = amount
     env.filters["seconds"] = seconds
+    env.filters["number"] = number
+    env.filters["percent"] = percent
+    env.filters["data"] = data
     env.filters["clip"] = clip
     env.filters["md"] = md_text
     env.filters["cell"] = md_cell

@@ -2,13 +2,14 @@
 
 The templates only lay this out: which tests a reader may see (a student's view leaves hidden
 tests out and says how many points they hold), the scores shown, the words for a run's status,
-every value already formatted and sorted, so the same report renders to the same bytes.
+every value already formatted and sorted, so the same report renders to the same bytes. Numbers
+in details and parameters go through ``numbers.data``: 4 significant figures, never a float's
+17 digits, whose last ones differ from one CPU to another.
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -27,6 +28,7 @@ from graders.models import (
     RunStatus,
     Visibility,
 )
+from graders.render.numbers import data
 from graders.render.plots import Chart, LossBand, charts_for
 
 RUN_WORDS = {
@@ -59,7 +61,7 @@ class CheckView:
     hidden: bool
     """Hidden from students (shown here because this is the TA's view)."""
     details: tuple[tuple[str, str], ...]
-    """Sorted ``(key, value as JSON)`` pairs; empty in a student's view."""
+    """Sorted ``(key, value as JSON, floats rounded)`` pairs; empty in a student's view."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -115,6 +117,12 @@ def is_hidden(check: CheckResult) -> bool:
     return check.visibility is not Visibility.VISIBLE
 
 
+def _total(values: Iterable[float]) -> float:
+    """Points summed and rounded to 3 decimals as ``score.py`` rounds them, maxima as scores:
+    a rounded 1.5 against an unrounded 1.5000000001 would colour a full score as partial."""
+    return round(sum(values), 3)
+
+
 def _outcome(score: float, max_score: float) -> str:
     if max_score <= 0:
         return "empty"
@@ -126,7 +134,7 @@ def _outcome(score: float, max_score: float) -> str:
 def _details(check: CheckResult) -> tuple[tuple[str, str], ...]:
     out = []
     for key in sorted(check.details):
-        text = json.dumps(check.details[key], sort_keys=True, default=str)
+        text = data(check.details[key])
         if len(text) > DETAIL_CHARS:
             text = text[: DETAIL_CHARS - 1] + "…"
         out.append((key, text))
@@ -162,7 +170,7 @@ def _parameters(run: QuestionRun | None) -> tuple[tuple[str, str], ...]:
     if run is None:
         return ()
     params = run.execution.parameters
-    return tuple((k, json.dumps(params[k], sort_keys=True, default=str)) for k in sorted(params))
+    return tuple((k, data(params[k])) for k in sorted(params))
 
 
 def question_view(
@@ -176,7 +184,7 @@ def question_view(
     withheld = [c for c in result.checks if student_view and is_hidden(c)]
     score, max_score = result.score, result.max_score
     if withheld:
-        score, max_score = round(sum(c.score for c in shown), 3), sum(c.max_score for c in shown)
+        score, max_score = _total(c.score for c in shown), _total(c.max_score for c in shown)
     return QuestionView(
         id=result.question,
         title=result.title,
@@ -226,8 +234,8 @@ def feedback_view(
         questions.append(question_view(result, run, charts, student_view=student_view))
     score, max_score = report.score, report.max_score
     if any(q.hidden_tests for q in questions):
-        score = round(sum(q.score for q in questions), 3)
-        max_score = sum(q.max_score for q in questions)
+        score = _total(q.score for q in questions)
+        max_score = _total(q.max_score for q in questions)
     return FeedbackView(
         report=report,
         student_view=student_view,

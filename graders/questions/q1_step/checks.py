@@ -17,6 +17,7 @@ from typing import Any
 import numpy as np
 
 from graders.check import CheckContext, Outcome, check
+from graders.render.numbers import number, numbers
 from reference import q1_step as ref
 
 STEP_TOLERANCE = 1e-12
@@ -35,8 +36,12 @@ LIPSCHITZ_GRID = 100_001
 """Points used to estimate max|f'| on [-B, B] by finite differences."""
 
 
+EXACT_DIGITS = 6
+"""Significant figures of a value held to a tolerance near 1e-12: enough to see it is off."""
+
+
 def _g(value: float) -> str:
-    return f"{value:.6g}"
+    return number(value, EXACT_DIGITS)
 
 
 # --- step --------------------------------------------------------------------------------
@@ -60,7 +65,9 @@ def step_function(ctx: CheckContext) -> Outcome:
             f"step is right at all {u.size} of the grader's points, including step(0) = 0 "
             "and step(+-1e-9)"
         )
-    shown = "; ".join(f"step({_g(u[i])}) = {_g(y[i])}, expected {expected[i]:g}" for i in wrong[:4])
+    shown = "; ".join(
+        f"step({_g(u[i])}) = {_g(y[i])}, expected {_g(expected[i])}" for i in wrong[:4]
+    )
     more = f" (and {wrong.size - 4} more)" if wrong.size > 4 else ""
     return Outcome.failed(
         f"step is wrong at {wrong.size} of {u.size} points: {shown}{more}. (Your networks are "
@@ -96,7 +103,7 @@ class _Box:
 
     @property
     def label(self) -> str:
-        return f"box_network({self.h:g}, {self.delta:g})"
+        return f"box_network({_g(self.h)}, {_g(self.delta)})"
 
 
 def _boxes(ctx: CheckContext) -> list[_Box]:
@@ -149,7 +156,7 @@ def _interior_problems(r: ref.BoundaryReport) -> list[str]:
     found = []
     if r.interior_max_error > r.tol:
         found.append(
-            f"inside (0, delta) the output is off from h = {r.h:g} by up to "
+            f"inside (0, delta) the output is off from h = {_g(r.h)} by up to "
             f"{_g(r.interior_max_error)}"
         )
     for name, value, expected in (
@@ -159,7 +166,7 @@ def _interior_problems(r: ref.BoundaryReport) -> list[str]:
         ("just right of x = delta", r.outside_delta, 0.0),
     ):
         if not abs(value - expected) <= r.tol:
-            found.append(f"{name} the output is {_g(value)}, expected {expected:g}")
+            found.append(f"{name} the output is {_g(value)}, expected {_g(expected)}")
     if r.exterior_max_error > r.tol:
         found.append(
             f"outside [0, delta] the output reaches {_g(r.exterior_max_error)}, expected 0"
@@ -341,7 +348,7 @@ def approx_neurons(ctx: CheckContext) -> Outcome:
 
 
 def _list(values: Sequence[float]) -> str:
-    return ", ".join(f"{v:g}" for v in values)
+    return numbers(values, EXACT_DIGITS)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -392,7 +399,7 @@ def _measured_b(big_b: float, bits: np.ndarray | None) -> float:
 def _convergence(ctx: CheckContext, j: int, spec: Mapping[str, Any]) -> _Convergence:
     expr, big_b = str(spec["expr"]), float(spec["B"])
     f = eval("lambda x: " + expr, {"np": np})  # the grader's own expression, never the student's
-    label = f"f(x) = {expr} on [-{big_b:g}, {big_b:g}]"
+    label = f"f(x) = {expr} on [-{_g(big_b)}, {_g(big_b)}]"
     arrays = ctx.npz("box_approximation") or {}
     ns: Sequence[int] = ctx.inputs.values["ns"]
     errors, nets = [], []
@@ -410,9 +417,9 @@ def _convergence(ctx: CheckContext, j: int, spec: Mapping[str, Any]) -> _Converg
     bound = BOUND_FACTOR * _lipschitz(f, big_b) * big_b
     ok = slope <= MIN_SLOPE and worst <= bound
     text = (
-        f"{label}: sup error {', '.join(f'{e:.3g}' for e in err)} for n = {_list(ns)}; "
-        f"slope {slope:.2f} (need <= {MIN_SLOPE:g}), largest n * error {worst:.3g} "
-        f"(allowed {bound:.3g})"
+        f"{label}: sup error {numbers(err, 3)} for n = {_list(ns)}; "
+        f"slope {number(slope, 3)} (need <= {_g(MIN_SLOPE)}), largest n * error "
+        f"{number(worst, 3)} (allowed {number(bound, 3)})"
     )
     if not ok:
         text += "." + _edge_spike(f, nets[-1], big_b)
@@ -432,8 +439,8 @@ def approx_converges(ctx: CheckContext) -> Outcome:
         "Criterion: for each of the grader's own smooth f, the largest |f(x) - network(x)| on "
         "[-B, B] (a 4097-point grid plus every edge of your boxes and the numbers just beside "
         f"it) must fall like 1/n: the least-squares slope of log(error) against log(n) must be "
-        f"<= {MIN_SLOPE:g} (1/n gives -1), and n * error must stay below "
-        f"{BOUND_FACTOR:g} * max|f'| * B (height f(midpoint) gives at most max|f'| * B)."
+        f"<= {_g(MIN_SLOPE)} (1/n gives -1), and n * error must stay below "
+        f"{_g(BOUND_FACTOR)} * max|f'| * B (height f(midpoint) gives at most max|f'| * B)."
     )
     details = {
         "slopes": [r.slope for r in results],

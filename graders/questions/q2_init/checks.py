@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from graders.check import CheckContext, Outcome, check
+from graders.render.numbers import number, numbers
 from reference import q2_init as ref
 from reference.q2_init import VarianceRule
 
@@ -50,8 +51,12 @@ def stack_calls(stack: Mapping[str, Any]) -> dict[str, list[list[int]]]:
     }
 
 
+EXACT_DIGITS = 6
+"""Significant figures of a closed-form value checked at a relative tolerance of 1e-6."""
+
+
 def _g(value: float) -> str:
-    return f"{value:.6g}"
+    return number(value, EXACT_DIGITS)
 
 
 def _call_text(name: str, args: Sequence[Any]) -> str:
@@ -195,7 +200,7 @@ def _formula_outcome(
     if not cmp.wrong:
         return Outcome.passed(
             f"{name} equals {formula} at all {cmp.total} of the grader's points "
-            f"(relative tolerance {RTOL:g})."
+            f"(relative tolerance {_g(RTOL)})."
         )
     return Outcome(
         fraction=cmp.fraction,
@@ -412,7 +417,7 @@ def _run_stack(stack: _Stack, rule: VarianceRule | str, rng: np.random.Generator
         )
     moments = tuple(e.value for e in estimates)
     ok = all(math.isfinite(m) and 1 / BAND <= m <= BAND for m in moments)
-    shown = ", ".join(f"{m:.3g}" for m in moments)
+    shown = numbers(moments, 3)
     text = f"{label}: E[h^2] after layers 1..{len(moments)} = {shown}"
     if not ok:
         text += f" ({_drift(moments)})"
@@ -427,7 +432,7 @@ def _drift(moments: Sequence[float]) -> str:
         return "it reached 0: the signal vanishes"
     per_layer = last ** (1 / len(moments))
     way = "explodes" if per_layer > 1 else "vanishes"
-    return f"the signal {way}, by about x{per_layer:.3g} per layer"
+    return f"the signal {way}, by about x{number(per_layer, 3)} per layer"
 
 
 @check("q2.monte_carlo", "Your rules keep a deep stack's signal at its size", needs=("formulas",))
@@ -442,7 +447,7 @@ def monte_carlo(ctx: CheckContext) -> Outcome:
     criterion = (
         f"Measured with your own rules' values: {MC_SAMPLES} random stacks, each fed "
         f"{MC_BATCH} Gaussian inputs of variance 1; each layer's mean E[h^2] must stay within "
-        f"[{1 / BAND:g}, {BAND:g}]."
+        f"[{_g(1 / BAND)}, {_g(BAND)}]."
     )
     texts = " | ".join(r.text for r in sorted(runs, key=lambda r: r.ok))
     details = {r.rule: list(r.moments) for r in runs}

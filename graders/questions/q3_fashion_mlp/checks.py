@@ -27,6 +27,7 @@ from numpy.typing import NDArray
 from graders.check import CheckContext, Outcome, check
 from graders.data import as_data_error
 from graders.questions.q3_fashion_mlp import diagnose
+from graders.render.numbers import fixed, number, percent
 from reference.datasets import load_split
 
 if TYPE_CHECKING:
@@ -102,7 +103,7 @@ def _why(ctx: CheckContext, step: str) -> str:
 
 
 def _fmt(values: Sequence[float] | np.ndarray, digits: int = 3) -> str:
-    return "[" + ", ".join(f"{float(v):.{digits}f}" for v in np.asarray(values).reshape(-1)) + "]"
+    return "[" + ", ".join(fixed(v, digits) for v in np.asarray(values).reshape(-1)) + "]"
 
 
 def _chain(pairs: Sequence[tuple[int, int]]) -> str:
@@ -433,11 +434,11 @@ def _decrease(train: list[float] | None) -> tuple[bool, str, str]:
         return True, "one epoch only, so there is no trend to check", ""
     first, last = train[0], train[-1]
     if last <= first * (1 - MIN_TRAIN_DECREASE):
-        return True, f"the training loss went down from {first:.4f} to {last:.4f}", ""
+        return True, f"the training loss went down from {number(first)} to {number(last)}", ""
     return (
         False,
-        f"the training loss did not go down: {first:.4f} after the first epoch, {last:.4f} "
-        f"after the last (expected at least {MIN_TRAIN_DECREASE:.0%} lower)",
+        f"the training loss did not go down: {number(first)} after the first epoch, "
+        f"{number(last)} after the last (expected at least {percent(MIN_TRAIN_DECREASE)} lower)",
         "A flat training loss means the weights are not being updated: call "
         "optimizer.zero_grad(), loss.backward() and optimizer.step() for every batch, with "
         "the optimizer built on model.parameters() and lr=LEARNING_RATE.",
@@ -456,16 +457,16 @@ def test_accuracy(ctx: CheckContext) -> Outcome:
     n = len(measure.labels)
     details = {"accuracy": measure.accuracy, "threshold": need, "test_images": n}
     found = (
-        f"The grader measured a test accuracy of {measure.accuracy:.4f} on all {n} test images "
+        f"The grader measured a test accuracy of {number(measure.accuracy)} on all {n} test images "
         f"with {measure.source}"
     )
     if measure.accuracy >= need:
-        return Outcome.passed(f"{found}; at least {need:.4f} was needed.", **details)
+        return Outcome.passed(f"{found}; at least {number(need)} was needed.", **details)
     untrained = " (about chance, 0.10: the weights look untrained)"
     epochs = _parameter(ctx, "EPOCHS", 0)
     return Outcome.failed(
         f"{found}{untrained if measure.accuracy < UNTRAINED_BELOW else ''}; at least "
-        f"{need:.4f} is needed under the {ctx.profile.name!r} profile"
+        f"{number(need)} is needed under the {ctx.profile.name!r} profile"
         f"{f' after {epochs} epochs' if epochs else ''}.",
         hint="Train with CrossEntropyLoss on the logits and SGD(model.parameters(), "
         "lr=LEARNING_RATE), calling zero_grad(), backward() and step() for every batch, for "
@@ -499,12 +500,12 @@ def history_consistent(ctx: CheckContext) -> Outcome:
             "accuracy to compare"
         )
     else:
-        percent = 1.0 < accuracy <= 100.0
-        value = accuracy / 100.0 if percent else accuracy
-        read = f"{accuracy:.4f}" + (" (read as a percentage)" if percent else "")
+        in_percent = 1.0 < accuracy <= 100.0
+        value = accuracy / 100.0 if in_percent else accuracy
+        read = number(accuracy) + (" (read as a percentage)" if in_percent else "")
         line = (
             f"the last test_accuracy_history entry is {read}, and the grader measured "
-            f"{measure.accuracy:.4f}"
+            f"{number(measure.accuracy)}"
         )
         (said if abs(value - measure.accuracy) <= ACCURACY_TOLERANCE else wrong).append(line)
     loss = _last(histories, "test_loss_history")
@@ -512,8 +513,8 @@ def history_consistent(ctx: CheckContext) -> Outcome:
         wrong.append("the last test_loss_history entry is missing or not a finite number")
     else:
         line = (
-            f"the last test_loss_history entry is {loss:.4f}, and the grader measured "
-            f"{measure.loss:.4f}"
+            f"the last test_loss_history entry is {number(loss)}, and the grader measured "
+            f"{number(measure.loss)}"
         )
         ok = abs(loss - measure.loss) <= LOSS_RTOL * abs(measure.loss) + 1e-3
         (said if ok else wrong).append(line)
@@ -643,7 +644,7 @@ def random_samples(ctx: CheckContext) -> Outcome:
             f"(len(testDataLoader) = ceil({n_test} / {batch})), not the number of test images "
             f"({n_test}): the indices come from the number of batches, not images. Drawn from "
             f"the whole test set, all {k} would land below {n_batches} with probability "
-            f"C({n_batches}, {k}) / C({n_test}, {k}) = {odds:.1e}.",
+            f"C({n_batches}, {k}) / C({n_test}, {k}) = {number(odds, 2)}.",
             hint="len(testDataLoader) counts batches; draw from len(testdata) (the images) "
             "so that every test image can be picked.",
             odds=odds,
@@ -688,7 +689,7 @@ def sample_probabilities(ctx: CheckContext) -> Outcome:
     if not _are_probabilities(probs):
         return Outcome.failed(
             f"The rows of sample_probabilities are not probabilities (row sums {_fmt(sums)}, "
-            f"smallest value {float(np.nanmin(probs)):.3g}).",
+            f"smallest value {number(float(np.nanmin(probs)), 3)}).",
             hint="Apply torch.softmax(logits, dim=1) to the model's logits.",
         )
     measure = _measure(ctx)

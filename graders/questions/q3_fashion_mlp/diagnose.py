@@ -16,6 +16,8 @@ from dataclasses import dataclass
 import numpy as np
 from numpy.typing import NDArray
 
+from graders.render.numbers import number
+
 FloatArray = NDArray[np.float64]
 Transform = Callable[[FloatArray], FloatArray]
 
@@ -141,7 +143,7 @@ def describe_outputs(found: FloatArray, expected: FloatArray) -> str:
     scale = max(1.0, float(np.abs(expected).max(initial=0.0)))
     worst = float(np.abs(found - expected).max()) / scale
     return (
-        f"gives outputs that differ from the reference logits by up to {worst:.2g} of their "
+        f"gives outputs that differ from the reference logits by up to {number(worst, 2)} of their "
         "scale (the grader tried every combination of ReLU, no activation, sigmoid, tanh and "
         "LeakyReLU in the hidden layers and of softmax/log_softmax at the output)"
     )

@@ -19,6 +19,7 @@ import numpy as np
 from graders.check import CheckContext, Outcome, check
 from graders.data import as_data_error
 from graders.questions.q4_backprop import diagnose
+from graders.render.numbers import number, numbers, percent
 from reference import q4_numpy as ref
 from reference.datasets import load_scaled
 
@@ -74,7 +75,7 @@ def _close(found: np.ndarray, expected: np.ndarray, *, rtol: float, atol: float)
 
 def _fmt(values: np.ndarray, limit: int = 4) -> str:
     flat = np.asarray(values, dtype=np.float64).reshape(-1)
-    shown = ", ".join(f"{v:.4g}" for v in flat[:limit])
+    shown = numbers(flat[:limit])
     return f"[{shown}{', ...' if flat.size > limit else ''}]"
 
 
@@ -276,8 +277,8 @@ def _layer_variance_problem(i: int, w: np.ndarray) -> tuple[str, str]:
     measured = float(np.mean(np.square(w)))
     return (
         f"weights[{i}] ({n_in} -> {n_out}): expected variance 1/{max(n_in, n_out)} = "
-        f"{required:.4g}, got {measured:.4g} ({abs(z):.0f} standard errors off; "
-        f"{INIT_Z:g} allowed)"
+        f"{number(required)}, got {number(measured)} ({number(round(abs(z)))} standard errors off; "
+        f"{number(INIT_Z)} allowed)"
     ), _variance_diagnosis(w, n_in, n_out)
 
 
@@ -332,7 +333,7 @@ def init(ctx: CheckContext) -> Outcome:
         fraction=INIT_PARTIAL,
         message=(
             "The weights have the right shapes and variances (each layer within "
-            f"{INIT_Z:g} standard errors of 1/max(n_in, n_out)) and the biases are zero, but "
+            f"{number(INIT_Z)} standard errors of 1/max(n_in, n_out)) and the biases are zero, but "
             "they are not the draws of default_rng(80085) in layer order."
         ),
         hint="Use rng = default_rng(80085) and draw the layers one after the other, first "
@@ -386,7 +387,8 @@ def forward(ctx: CheckContext) -> Outcome:
             losses_ok += 1
         else:
             problems.append(
-                f"sample {i} (label {labels[i]}): loss {got_loss:.6g}, expected {loss:.6g}"
+                f"sample {i} (label {labels[i]}): loss {number(got_loss, 6)}, "
+                f"expected {number(loss, 6)}"
             )
         if got_guess.shape == guess.shape and np.array_equal(got_guess, guess):
             guesses_ok += 1
@@ -530,9 +532,9 @@ def _fd_evidence(
     before = (sample.before.weights if kind == "weights" else sample.before.biases)[layer]
     got = float(found[point.at.index] - before[point.at.index])
     return (
-        f"at {point.at} the loss gradient is {point.finite_difference:.4g} (finite differences), "
-        f"so the step should change it by -lr * gradient = {-lr * point.finite_difference:.4g}; "
-        f"yours changed it by {got:.4g}"
+        f"at {point.at} the loss gradient is {number(point.finite_difference)} (finite "
+        f"differences), so the step should change it by -lr * gradient = "
+        f"{number(-lr * point.finite_difference)}; yours changed it by {number(got)}"
     )
 
 
@@ -578,8 +580,9 @@ def _describe_wrong_layers(
     if scale is not None:
         lr = float(ctx.inputs.values["learning_rate"])
         return (
-            f"The update of {names} is {scale:.4g} times the expected one",
-            f"Use the learning_rate argument (the grader passed {lr:g}) and no other factor.",
+            f"The update of {names} is {number(scale)} times the expected one",
+            f"Use the learning_rate argument (the grader passed {number(lr, 6)}) and no other "
+            "factor.",
         )
     evidence = _fd_evidence(ctx, first, kind, layer, points)
     return (
@@ -686,9 +689,9 @@ def final_accuracy(ctx: CheckContext) -> Outcome:
     required = ctx.threshold("q4.min_test_accuracy")
     details = {"accuracy": accuracy, "correct": correct, "total": len(y), "mean_loss": loss}
     measured = (
-        f"The grader's test accuracy of your final weights is {100 * accuracy:.2f} % "
-        f"({correct} / {len(y)} test images, mean loss {loss:.3f}); at least "
-        f"{100 * required:.2f} % is required (profile {ctx.profile.name})."
+        f"The grader's test accuracy of your final weights is {percent(accuracy)} "
+        f"({correct} / {len(y)} test images, mean loss {number(loss)}); at least "
+        f"{percent(required)} is required (profile {ctx.profile.name})."
     )
     if accuracy >= required:
         return Outcome.passed(measured, **details)

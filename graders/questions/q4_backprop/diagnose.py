@@ -16,6 +16,7 @@ import numpy as np
 from numpy.typing import NDArray
 
 from graders.errors import ReferenceSolutionError
+from graders.render.numbers import number
 from reference import q4_numpy as ref
 
 FloatArray = NDArray[np.float64]
@@ -102,8 +103,8 @@ def verified_gradients(
         points.append(FdPoint(at=at, backprop=backprop, finite_difference=fd))
         if not np.isclose(backprop, fd, rtol=FD_RTOL, atol=FD_ATOL):
             raise ReferenceSolutionError(
-                f"the reference backprop gradient at {at} is {backprop:.6e}, finite differences "
-                f"give {fd:.6e}: the reference Q4 gradients are wrong",
+                f"the reference backprop gradient at {at} is {number(backprop, 7)}, finite "
+                f"differences give {number(fd, 7)}: the reference Q4 gradients are wrong",
                 question="q4",
             )
     return gradients, points
