@@ -10,7 +10,6 @@ is recorded as an ``error`` result for the TA, and the other checks still run.
 
 from __future__ import annotations
 
-import json
 import traceback
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -25,6 +24,7 @@ from nbformat import NotebookNode
 from graders.config import Profile
 from graders.errors import ConfigError, GraderError
 from graders.models import ProbeStepError, QuestionRun, RunStatus
+from graders.plain_data import load_json_file, load_npz
 from graders.questions import ProbeInputs
 
 
@@ -95,8 +95,7 @@ class CheckContext:
             path = self._artifact_paths.get(name)
             if path is None or path.suffix != ".npz":
                 return None
-            with np.load(path, allow_pickle=False) as data:
-                arrays = {k: data[k] for k in data.files}
+            arrays = load_npz(path)  # checked again: a check never trusts a file's name
             for array in arrays.values():
                 array.flags.writeable = False
             self._npz_cache[name] = arrays
@@ -106,7 +105,7 @@ class CheckContext:
         path = self._artifact_paths.get(name)
         if path is None or path.suffix != ".json":
             return None
-        return json.loads(path.read_text(encoding="utf-8"))
+        return load_json_file(path)
 
     def probe_errors(self, prefix: str) -> list[ProbeStepError]:
         return [

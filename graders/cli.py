@@ -9,7 +9,7 @@ from pathlib import Path
 
 from graders import calibrate as calibrate_command
 from graders import data as data_command
-from graders import selfcheck
+from graders import sandbox, selfcheck
 from graders.errors import GraderError, SubmissionError
 from graders.pipeline import GradeOptions, grade
 from graders.render.summary import print_report_summary
@@ -22,6 +22,8 @@ def _grade(args: argparse.Namespace) -> int:
         data_root=args.data_root,
         only=tuple(args.only or ()),
         parallel=args.parallel,
+        sandbox=args.sandbox,
+        allow_unconfined=args.allow_unconfined,
     )
     worst = 0
     for source in args.submissions:
@@ -108,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     p_grade.add_argument(
         "--parallel", type=int, default=None, help="kernels at once (default: one per question)"
     )
+    sandbox.add_arguments(p_grade)
     p_grade.set_defaults(func=_grade)
 
     p_check = sub.add_parser(

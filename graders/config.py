@@ -26,7 +26,7 @@ FIXTURE_DATA_ROOT = PROJECT_ROOT / "fixtures" / "data"
 
 @dataclass(frozen=True, kw_only=True)
 class Limits:
-    """What one notebook's kernel may use; enforced in ``sandbox.py`` and ``execute.py``."""
+    """What one notebook's kernel may use; enforced by ``graders/sandbox/`` and ``execute.py``."""
 
     cell_timeout_s: float = 900.0
     """One cell's wall time; on timeout the kernel is interrupted and the next cell runs."""
@@ -41,7 +41,11 @@ class Limits:
     max_processes: int = 512
     """RLIMIT_NPROC (the kernel's user; root is exempt)."""
     max_file_mb: int = 1024
-    """RLIMIT_FSIZE: the largest file the kernel may write."""
+    """RLIMIT_FSIZE: the largest file the kernel may write (the probe's results file included)."""
+    disk_mb: int = 1024
+    """The kernel's working folder under bubblewrap: a tmpfs of this size (it counts as memory)."""
+    tmp_mb: int = 256
+    """``/tmp`` and ``/dev/shm`` under bubblewrap: a tmpfs of this size each."""
     output_cap_kb: int = 2048
     """Notebook output kept per notebook; the rest is dropped with a note."""
 

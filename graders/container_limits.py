@@ -55,7 +55,7 @@ class ContainerMemory:
         return f"Container memory: peak {self.peak_mb:.0f} MB{limit}, page cache included."
 
 
-def _own_cgroups(controller: str, proc_cgroup: Path, fs: Path) -> list[tuple[Path, int]]:
+def own_cgroup_folders(controller: str, proc_cgroup: Path, fs: Path) -> list[tuple[Path, int]]:
     """This process's cgroup folders that may hold ``controller``, with their version: the v1
     hierarchy that mounts it first (where both are mounted, v2 lacks it), then v2's."""
     try:
@@ -77,13 +77,14 @@ def own_memory_cgroup(
     proc_cgroup: Path = Path("/proc/self/cgroup"), fs: Path = CGROUP_FS
 ) -> CgroupPaths | None:
     """This process's memory cgroup; None when none is readable."""
-    groups = (CgroupPaths(folder=f, version=v) for f, v in _own_cgroups("memory", proc_cgroup, fs))
+    found = own_cgroup_folders("memory", proc_cgroup, fs)
+    groups = (CgroupPaths(folder=f, version=v) for f, v in found)
     return next((g for g in groups if g.peak.exists()), None)
 
 
 def _own_cpu_cgroup() -> Path | None:
     """This process's writable cgroup with a CPU quota (v1 ``cpu.cfs_quota_us``, or v2)."""
-    for folder, version in _own_cgroups("cpu", Path("/proc/self/cgroup"), CGROUP_FS):
+    for folder, version in own_cgroup_folders("cpu", Path("/proc/self/cgroup"), CGROUP_FS):
         has_quota = version == 2 or (folder / "cpu.cfs_quota_us").exists()
         if has_quota and os.access(folder, os.W_OK):
             return folder

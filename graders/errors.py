@@ -8,9 +8,12 @@ Exceptions are for the things that stop the grader itself from doing its job::
     │   ├── InvalidSubmissionError             not a notebook / folder / zip we can read
     │   └── UnsafeSubmissionError              zip bomb, path traversal, too many files
     ├── ConfigError                  exit 4   a profile / rubric / TOML file is wrong
+    │   └── MergeMismatchError                a regrade cannot join the stored result
     ├── DataError                    exit 5   datasets missing or corrupt
     ├── ReferenceSolutionError       exit 6   the reference itself misbehaved (a harness bug)
-    └── ExecutionError               exit 7   the kernel machinery failed (not the student's code)
+    ├── ExecutionError               exit 7   the kernel machinery failed (not the student's code)
+    └── SandboxError                 exit 8   student code cannot be confined here (and the
+                                              grader was not told --allow-unconfined)
 
 Every message names the file (and the question, where there is one) and says what to do.
 """
@@ -83,3 +86,10 @@ class ExecutionError(GraderError):
     """The kernel machinery itself failed (could not start a kernel at all, for instance)."""
 
     exit_code = 7
+
+
+class SandboxError(GraderError):
+    """This machine cannot confine student code the way it was asked (or at all, and
+    ``--allow-unconfined`` was not given); the message says what to install or change."""
+
+    exit_code = 8

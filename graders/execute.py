@@ -9,14 +9,19 @@ into outcomes (data) or, for faults of the machinery itself, into ``ExecutionErr
 
 from __future__ import annotations
 
+import asyncio
 import atexit
+import contextlib
+import os
 import re
+import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import zmq
+import zmq.asyncio
 from jupyter_client.asynchronous import AsyncKernelClient
 from jupyter_client.connect import channel_socket_types
 from jupyter_client.manager import AsyncKernelManager
@@ -27,17 +32,30 @@ from nbformat import NotebookNode
 from graders.config import Limits
 from graders.errors import ExecutionError
 from graders.inject import PreparedNotebook
-from graders.sandbox import Sandbox, make_pids_cgroup, remove_pids_cgroup
+from graders.sandbox import Sandbox, cgroups
+from graders.sandbox.watchdog import MemoryWatchdog
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 TIMEOUT_ENAME = "CellTimeoutError"
 _TRACEBACK_CHARS = 4000
-MAX_MESSAGE_BYTES = 32 << 20
-"""The largest kernel message the grader takes in. ipykernel sends everything printed between
-two flushes as one message: a fast 1 GiB print arrived as one message of hundreds of MiB, and
-the grader's memory grew by 640 MiB decoding it. ZMQ drops a bigger message (and the
-connection, which it reopens) before holding any of it."""
+MAX_MESSAGE_BYTES = 8 << 20
+"""The largest kernel message the grader takes in, all its frames together. ipykernel sends
+everything printed between two flushes as one message: a fast 1 GiB print arrived as one
+message of hundreds of MiB, and the grader's memory grew by 640 MiB decoding it. ZMQ drops a
+frame over this size (and the connection) before holding any of it; ``_BudgetSocket`` drops a
+message whose frames add up to more (120 frames of 30 MB each took 3.7 GB otherwise)."""
+QUEUED_MESSAGES = {"iopub": 64, "shell": 16, "control": 16, "stdin": 4, "hb": 16}
+"""How many messages ZMQ may queue per channel before the kernel's are dropped: a kernel that
+sends faster than the grader reads (or on a channel it never reads) cannot fill its memory."""
 _DROP_NOTE = "[dlgrader: output beyond the size cap was dropped]\n"
+_LOG_TAIL_BYTES = 16 << 10
+_ERROR_FIELD_CHARS = {"ename": 200, "evalue": 4000}
+_TRACEBACK_LINES, _TRACEBACK_LINE_CHARS = 60, 2000
+SEND_TIMEOUT_MS = 20_000
+REPLY_DROPPED = "KernelReplyDropped"
+_WATCH_S = 0.25
+_UNCOUNTED = frozenset({"status", "execute_input", "shutdown_reply"})
+"""Small bookkeeping messages the executor needs; every other message counts against the cap."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,6 +99,8 @@ class KernelRun:
     seconds: float = 0.0
     probe_seconds: float = 0.0
     """The grader's probe alone (part of ``seconds``), so a slow probe is told from slow cells."""
+    memory_killed: bool = False
+    """The kernel tree's memory cgroup killed a process (the kernel or one of its children)."""
 
 
 class Executor(Protocol):
@@ -101,40 +121,144 @@ def _error_of(cell: NotebookNode) -> dict[str, Any] | None:
     return None
 
 
-class BoundedKernelClient(AsyncKernelClient):
-    """A kernel client whose sockets refuse messages over ``MAX_MESSAGE_BYTES``."""
+class MessageTooLarge(zmq.ZMQError):
+    """A kernel message whose frames add up to more than ``MAX_MESSAGE_BYTES``."""
 
-    _iopub_monitor: Any = None
+    def __init__(self, size: int):
+        super().__init__(zmq.EMSGSIZE, f"a kernel message of {size} bytes was dropped")
+
+
+class _BudgetSocket(zmq.asyncio.Socket):
+    """A socket that reads a multipart message frame by frame and keeps it only while all its
+    frames fit the budget; an output message over it is skipped (and noted), any other is an
+    error the executor turns into a lost reply."""
+
+    skip_oversize = False
+    skipped = False
+
+    async def recv_multipart(  # type: ignore[override]
+        self, flags: int = 0, copy: bool = True, track: bool = False
+    ) -> list[Any]:
+        while True:
+            parts: list[Any] = []
+            total, over = 0, False
+            while True:
+                part = await self.recv(flags, copy=copy, track=track)
+                total += len(part)
+                if total > MAX_MESSAGE_BYTES:
+                    over = True
+                else:
+                    parts.append(part)
+                if not self.get(zmq.RCVMORE):
+                    break
+            if not over:
+                return parts
+            if not self.skip_oversize:
+                raise MessageTooLarge(total)
+            self.skipped = True
+
+
+class BoundedKernelClient(AsyncKernelClient):
+    """A kernel client whose sockets refuse messages over ``MAX_MESSAGE_BYTES`` and never block.
+
+    ZMQ drops a connection whose peer sent a message over the limit and does not connect it
+    again; a request sent on a channel without a connection then waits forever. So every
+    channel is watched for a drop, and requests give up after ``SEND_TIMEOUT_MS``.
+    """
+
+    _monitors: dict[str, Any] | None = None
 
     def _create_connected_socket(self, channel: str, identity: bytes | None = None) -> Any:
-        sock = self.context.socket(channel_socket_types[channel])
+        sock = self.context.socket(channel_socket_types[channel], socket_class=_BudgetSocket)
         sock.linger = 1000
+        sock.skip_oversize = channel == "iopub"
         sock.setsockopt(zmq.MAXMSGSIZE, MAX_MESSAGE_BYTES)  # before connect: per connection
+        sock.setsockopt(zmq.RCVHWM, QUEUED_MESSAGES.get(channel, 16))
+        if channel != "iopub":
+            sock.setsockopt(zmq.SNDTIMEO, SEND_TIMEOUT_MS)
         if identity:
             sock.identity = identity
         sock.connect(self._make_url(channel))
-        if channel == "iopub":
-            monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
-            self._iopub_monitor = (monitor, zmq.Socket.shadow(monitor.underlying))
+        monitor = sock.get_monitor_socket(zmq.EVENT_DISCONNECTED)
+        if self._monitors is None:
+            self._monitors = {}
+        self._monitors[channel] = (monitor, zmq.Socket.shadow(monitor.underlying))
         return sock
 
-    def output_was_dropped(self) -> bool:
-        """Whether ZMQ cut the output channel (a message over the limit) since the last call."""
-        if self._iopub_monitor is None:
+    def dropped(self, channel: str) -> bool:
+        """Whether ZMQ cut ``channel`` (a message over the limit) since the last call."""
+        if not self._monitors or channel not in self._monitors:
             return False
-        sync = self._iopub_monitor[1]
+        sync = self._monitors[channel][1]
         dropped = False
         while sync.poll(0):
             sync.recv_multipart()
             dropped = True
         return dropped
 
+    def output_was_dropped(self) -> bool:
+        """Whether output was dropped since the last call: a message over the budget skipped,
+        or the channel cut (which ``dropped("iopub")`` reports, and the executor repairs)."""
+        socket = getattr(self._iopub_channel, "socket", None)
+        skipped = isinstance(socket, _BudgetSocket) and socket.skipped
+        if skipped and isinstance(socket, _BudgetSocket):
+            socket.skipped = False
+        return skipped or self._peek_dropped("iopub")
+
+    def _peek_dropped(self, channel: str) -> bool:
+        if not self._monitors or channel not in self._monitors:
+            return False
+        return bool(self._monitors[channel][1].poll(0))
+
+    def start_channels(
+        self,
+        shell: bool = True,
+        iopub: bool = True,
+        stdin: bool = True,
+        hb: bool = True,
+        control: bool = True,
+    ) -> None:
+        """Every channel but stdin: notebooks get no input, so the grader reads none, and a
+        channel nobody reads is one a kernel could queue messages on."""
+        del stdin
+        super().start_channels(shell, iopub, False, hb, control)
+
+    async def reconnect(self, timeout_s: float = 30.0) -> None:
+        """New sockets for every channel (a dropped connection stays dropped otherwise)."""
+        self.stop_channels()
+        for name in ("_shell", "_iopub", "_stdin", "_hb", "_control"):
+            setattr(self, f"{name}_channel", None)
+        if self.context.closed:  # stop_channels destroys a context the client made itself
+            self.context = zmq.asyncio.Context()
+            self._created_context = True
+        self._monitors = {}
+        self.start_channels()
+        await self._async_wait_for_ready(timeout=timeout_s)
+
+
+def _message_size(msg: dict[str, Any]) -> int:
+    """Roughly the bytes a message costs the grader: its content and any binary buffers."""
+    buffers = msg.get("buffers") or []
+    return len(str(msg.get("content", ""))) + sum(len(b) for b in buffers)
+
+
+def _bounded_error(content: dict[str, Any]) -> dict[str, Any]:
+    """An error message cut to a readable size (a 100 MB exception text stays a message)."""
+    bounded = dict(content)
+    for key, limit in _ERROR_FIELD_CHARS.items():
+        bounded[key] = str(content.get(key, ""))[:limit]
+    lines = [str(line)[:_TRACEBACK_LINE_CHARS] for line in list(content.get("traceback", []))]
+    bounded["traceback"] = lines[-_TRACEBACK_LINES:]
+    return bounded
+
 
 class CappedClient(NotebookClient):
     """An nbclient client that keeps at most ``cap_bytes`` of output for the whole notebook.
 
-    A student who prints a gigabyte must not make the grader hold a gigabyte: outputs past the
-    cap are dropped as they arrive, and one note says so.
+    A student who prints a gigabyte must not make the grader hold a gigabyte: every message a
+    kernel sends counts (streams, displays, display updates, errors, comms), what is past the
+    cap is dropped as it arrives, and one note says so. Errors are always kept, cut to a
+    readable size, because the record needs them; comm messages (widgets) are never kept.
     """
 
     def __init__(self, nb: NotebookNode, *, cap_bytes: int, **kw: Any):
@@ -157,34 +281,98 @@ class CappedClient(NotebookClient):
             self.truncated = True
             outs.append(NotebookNode(output_type="stream", name="stderr", text=_DROP_NOTE))
 
-    def output(
-        self, outs: list[NotebookNode], msg: dict[str, Any], display_id: str | None, cell_index: int
+    def process_message(
+        self, msg: dict[str, Any], cell: NotebookNode, cell_index: int
     ) -> NotebookNode | None:
-        if msg["msg_type"] != "error":
-            size = len(str(msg.get("content", "")))
-            if self.kept_bytes + size > self.cap_bytes:
-                self.note_dropped(outs)
+        msg_type = msg.get("msg_type", "")
+        if msg_type in _UNCOUNTED:
+            return super().process_message(msg, cell, cell_index)
+        if msg_type.startswith("comm"):
+            return None  # widget state: nothing the grader uses, and unbounded
+        if msg_type == "error":
+            msg = {**msg, "content": _bounded_error(dict(msg.get("content") or {}))}
+            first = not any(o.get("output_type") == "error" for o in cell.get("outputs", []))
+            size = _message_size(msg)
+            if not first and self.kept_bytes + size > self.cap_bytes:
+                self.note_dropped(cell.setdefault("outputs", []))  # the record has its first
                 return None
             self.kept_bytes += size
-        return super().output(outs, msg, display_id, cell_index)
+            return super().process_message(msg, cell, cell_index)
+        size = _message_size(msg)
+        if self.kept_bytes + size > self.cap_bytes:
+            self.note_dropped(cell.setdefault("outputs", []))
+            return None
+        self.kept_bytes += size
+        return super().process_message(msg, cell, cell_index)
 
 
-def _manager_class(argv: list[str], ipc_path: str | None = None) -> type[AsyncKernelManager]:
-    """A kernel manager that starts the sandbox's command; over unix sockets when the kernel
-    has its own network namespace (where localhost TCP would reach nothing)."""
+class _LogTail:
+    """The kernel process's own stdout and stderr (the launcher's and bwrap's messages), read
+    from a pipe and kept only as a short tail: a kernel writing to fd 2 forever costs nothing."""
+
+    def __init__(self) -> None:
+        self._read, self.write_fd = os.pipe()
+        self._tail = bytearray()
+        self._thread = threading.Thread(target=self._drain, daemon=True)
+        self._thread.start()
+
+    def _drain(self) -> None:
+        while chunk := os.read(self._read, 65536):
+            self._tail += chunk
+            del self._tail[:-_LOG_TAIL_BYTES]
+        os.close(self._read)
+
+    def close_writer(self) -> None:
+        with contextlib.suppress(OSError):
+            os.close(self.write_fd)
+
+    def text(self, wait_s: float = 1.0) -> str:
+        self._thread.join(wait_s)
+        return bytes(self._tail).decode("utf-8", "replace").strip()
+
+
+def _manager_class(box: Sandbox) -> type[AsyncKernelManager]:
+    """A kernel manager that starts the sandbox's command and talks to it over unix sockets
+    (the kernel has no network, not even loopback), interrupting it by message: under
+    bubblewrap the kernel is in its own session, where a signal to the group would not reach."""
 
     class SandboxKernelManager(AsyncKernelManager):
         def __init__(self, **kwargs: Any) -> None:
             super().__init__(**kwargs)
             self.client_factory = BoundedKernelClient
-            if ipc_path is not None:
-                self.transport = "ipc"
-                self.ip = ipc_path
+            self.transport = "ipc"
+            self.ip = box.ip
+            self.connection_file = str(box.connection_file)
+            if self.kernel_spec is not None:
+                self.kernel_spec.interrupt_mode = "message"
 
         def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
-            return [a.replace("{connection_file}", self.connection_file) for a in argv]
+            return [a.replace("{connection_file}", self.connection_file) for a in box.argv]
 
     return SandboxKernelManager
+
+
+class _ReplyLost(Exception):
+    """The kernel's reply to a request was dropped (over the size limit) or never sent."""
+
+
+def _kernel_pid(client: NotebookClient) -> int | None:
+    """The launcher's process (the root of the kernel's tree), as jupyter_client started it."""
+    process = getattr(getattr(client.km, "provisioner", None), "process", None)
+    pid = getattr(process, "pid", None)
+    return pid if isinstance(pid, int) else None
+
+
+@dataclass(kw_only=True)
+class _RunState:
+    """What one run has found so far (mutable: filled in as the cells run)."""
+
+    outcomes: list[CellOutcome] = field(default_factory=list)
+    died_at: int | None = None
+    total_timed_out: bool = False
+    probe_status: str = "not_run"
+    probe_message: str = ""
+    probe_seconds: float = 0.0
 
 
 class NbclientExecutor:
@@ -196,6 +384,7 @@ class NbclientExecutor:
         started = time.monotonic()
         nb = job.prepared.notebook
         limits = job.limits
+        box = job.sandbox
         client = CappedClient(
             nb,
             cap_bytes=limits.output_cap_kb * 1024,
@@ -206,68 +395,48 @@ class NbclientExecutor:
             interrupt_on_timeout=True,
             error_on_timeout={"ename": TIMEOUT_ENAME, "evalue": "", "traceback": []},
             record_timing=False,
-            kernel_manager_class=_manager_class(
-                job.sandbox.argv,
-                None if job.sandbox.ipc_path is None else str(job.sandbox.ipc_path),
-            ),
-            resources={"metadata": {"path": str(job.sandbox.workdir)}},
+            kernel_manager_class=_manager_class(box),
+            resources={"metadata": {"path": str(box.base)}},
         )
-        outcomes: list[CellOutcome] = []
-        died_at: int | None = None
-        total_timed_out = False
-        probe_status, probe_message = "not_run", ""
-        probe_seconds = 0.0
-        log = (job.sandbox.workdir.parent / "kernel.log").open("ab")
-        group = job.sandbox.pids_cgroup
-        if group is not None:
-            make_pids_cgroup(group, limits.max_processes)
+        state = _RunState()
+        log = _LogTail()
+        groups = cgroups.make(limits, box.cgroups, cpus=box.threads)
+        watchdog: MemoryWatchdog | None = None
         try:
             async with client.async_setup_kernel(
-                env=job.sandbox.env, cwd=str(job.sandbox.workdir), stdout=log, stderr=log
+                env={**box.env, "DLGRADE_CGROUPS": ":".join(map(str, groups.procs))},
+                cwd=str(box.base),
+                stdout=log.write_fd,
+                stderr=log.write_fd,
             ):
-                # The student's budget starts with their first cell, not with kernel start-up.
-                deadline = time.monotonic() + limits.total_timeout_s
-                for position, cell in enumerate(nb.cells):
-                    if cell.cell_type != "code":
-                        continue
-                    remaining = deadline - time.monotonic()
-                    if died_at is not None or total_timed_out or remaining <= 0:
-                        total_timed_out = total_timed_out or died_at is None
-                        outcomes.append(CellOutcome(position=position, status="not_run"))
-                        continue
-                    clipped = remaining < limits.cell_timeout_s
-                    outcome = await self._run_cell(
-                        client, cell, position, min(limits.cell_timeout_s, remaining)
-                    )
-                    outcomes.append(outcome)
-                    if outcome.status == "kernel_died":
-                        died_at = position
-                    elif outcome.status == "timeout" and clipped:
-                        total_timed_out = True
-                if died_at is None:
-                    job.write_probe_inputs()
-                    probe_started = time.monotonic()
-                    probe_status, probe_message = await self._run_probe(client, job)
-                    probe_seconds = time.monotonic() - probe_started
-                else:
-                    probe_status = "kernel_died"
-                    probe_message = "the kernel had died before the probe could run"
+                log.close_writer()
+                with contextlib.ExitStack() as stack:
+                    pid = _kernel_pid(client)
+                    if groups.memory is None and pid is not None:  # no cgroup: the fallback
+                        watchdog = MemoryWatchdog(pid, limits.memory_mb << 20)
+                        stack.enter_context(watchdog)
+                    await self._run_cells(client, job, state)
         except DeadKernelError as exc:  # died while starting or shutting down
             # After a finished probe a death at shutdown changes nothing the grader needs.
-            if died_at is None and probe_status != "ok":
-                died_at = -1
-                probe_status, probe_message = "kernel_died", f"kernel died: {exc}"
+            if state.died_at is None and state.probe_status != "ok":
+                state.died_at = -1
+                state.probe_status = "kernel_died"
+                state.probe_message = f"kernel died: {exc}"
         except (RuntimeError, TimeoutError) as exc:
             atexit.unregister(client._cleanup_kernel)  # nbclient's hook would fail at exit
-            if not outcomes:
+            if not state.outcomes:
+                said = log.text()
                 raise ExecutionError(
-                    f"could not start a Jupyter kernel: {exc}", question=job.question
+                    f"could not start a Jupyter kernel: {exc}"
+                    + (f"; the kernel said: {said[-1500:]}" if said else ""),
+                    question=job.question,
                 ) from exc
-            probe_status, probe_message = "error", f"kernel machinery failed: {exc}"
+            state.probe_status = "error"
+            state.probe_message = f"kernel machinery failed: {exc}"
         finally:
-            log.close()
-            if group is not None:
-                remove_pids_cgroup(group)
+            log.close_writer()
+            memory_killed = groups.oom_kills() > 0 or bool(watchdog and watchdog.killed)
+            cgroups.remove(groups)
         return KernelRun(
             notebook=nb,
             cells=tuple(
@@ -276,16 +445,96 @@ class NbclientExecutor:
                 else CellOutcome(
                     position=o.position, status="error", ename="KernelDied", evalue=o.evalue
                 )
-                for o in outcomes
+                for o in state.outcomes
             ),
-            probe_status=probe_status,
-            probe_message=probe_message,
-            kernel_died_at=died_at,
-            total_timed_out=total_timed_out,
+            probe_status=state.probe_status,
+            probe_message=state.probe_message,
+            kernel_died_at=state.died_at,
+            total_timed_out=state.total_timed_out,
             output_truncated=client.truncated,
             seconds=time.monotonic() - started,
-            probe_seconds=probe_seconds,
+            probe_seconds=state.probe_seconds,
+            memory_killed=memory_killed,
         )
+
+    async def _run_cells(self, client: CappedClient, job: KernelJob, state: _RunState) -> None:
+        """The student's cells in order under one deadline, then the probe if the kernel lives."""
+        limits = job.limits
+        # The student's budget starts with their first cell, not with kernel start-up.
+        deadline = time.monotonic() + limits.total_timeout_s
+        for position, cell in enumerate(job.prepared.notebook.cells):
+            if cell.cell_type != "code":
+                continue
+            remaining = deadline - time.monotonic()
+            if state.died_at is not None or state.total_timed_out or remaining <= 0:
+                state.total_timed_out = state.total_timed_out or state.died_at is None
+                state.outcomes.append(CellOutcome(position=position, status="not_run"))
+                continue
+            clipped = remaining < limits.cell_timeout_s
+            outcome = await self._run_cell(
+                client, cell, position, min(limits.cell_timeout_s, remaining)
+            )
+            state.outcomes.append(outcome)
+            if outcome.status == "kernel_died":
+                state.died_at = position
+            elif outcome.status == "timeout" and clipped:
+                state.total_timed_out = True
+        if state.died_at is None:
+            job.write_probe_inputs()
+            probe_started = time.monotonic()
+            state.probe_status, state.probe_message = await self._run_probe(client, job)
+            state.probe_seconds = time.monotonic() - probe_started
+        else:
+            state.probe_status = "kernel_died"
+            state.probe_message = "the kernel had died before the probe could run"
+
+    async def _execute(self, client: CappedClient, cell: NotebookNode, position: int) -> None:
+        """nbclient's execution of one cell, given up as soon as the kernel's reply is lost.
+
+        A reply over the size limit is dropped with its connection; nbclient would wait for it
+        until the cell's timeout and then send the next request into the void. Watching the
+        request channel for the drop ends the cell at once; new sockets then let the next
+        cell run. ``_ReplyLost`` says what happened.
+        """
+        kc = client.kc
+        task = asyncio.ensure_future(client.async_execute_cell(cell, position))
+        try:
+            while not task.done():
+                await asyncio.wait({task}, timeout=_WATCH_S)
+                if not task.done() and isinstance(kc, BoundedKernelClient) and kc.dropped("shell"):
+                    task.cancel()
+                    with contextlib.suppress(BaseException):
+                        await task
+                    raise _ReplyLost()
+            task.result()
+        except (DeadKernelError, CellTimeoutError, _ReplyLost):
+            raise
+        except Exception as exc:  # a message the grader could not read: never the grader's end
+            raise _ReplyLost(f"{type(exc).__name__}: {exc}") from exc
+        finally:
+            if not task.done():
+                task.cancel()
+
+    async def _recover(self, client: CappedClient, position: int, why: str) -> CellOutcome:
+        """After a lost reply: new channels, and the cell recorded as the reason."""
+        why = why or f"larger than {MAX_MESSAGE_BYTES >> 20} MiB"
+        lost = CellOutcome(
+            position=position,
+            status="error",
+            ename=REPLY_DROPPED,
+            evalue=f"the kernel sent a message the grader does not accept ({why}); it was dropped",
+        )
+        kc = client.kc
+        try:
+            if isinstance(kc, BoundedKernelClient):
+                await kc.reconnect()
+        except (RuntimeError, TimeoutError, zmq.ZMQError):
+            return CellOutcome(
+                position=position,
+                status="kernel_died",
+                evalue=f"{lost.evalue}, and the kernel could not be reached again",
+            )
+        return lost
 
     async def _run_cell(
         self, client: CappedClient, cell: NotebookNode, position: int, timeout: float
@@ -293,7 +542,9 @@ class NbclientExecutor:
         client.timeout = max(1, int(timeout))
         client.timed_out = False
         try:
-            await client.async_execute_cell(cell, position)
+            await self._execute(client, cell, position)
+        except _ReplyLost as exc:
+            return await self._recover(client, position, str(exc)[:300])
         except DeadKernelError as exc:
             return CellOutcome(position=position, status="kernel_died", evalue=str(exc))
         except CellTimeoutError as exc:
@@ -303,6 +554,13 @@ class NbclientExecutor:
         finally:
             if isinstance(client.kc, BoundedKernelClient) and client.kc.output_was_dropped():
                 client.note_dropped(cell.setdefault("outputs", []))
+        kc = client.kc
+        if isinstance(kc, BoundedKernelClient) and kc.dropped("iopub"):
+            # ZMQ cut the output channel (a frame over the limit): new sockets, so the next
+            # cells' output and their "idle" still reach the grader.
+            outcome = await self._recover(client, position, "output over the size limit")
+            if outcome.status == "kernel_died":
+                return outcome
         error = _error_of(cell)
         if client.timed_out:
             return CellOutcome(
@@ -329,7 +587,9 @@ class NbclientExecutor:
         client.nb.cells.append(cell)  # nbclient stores outputs by index; removed again below
         client.timed_out = False
         try:
-            await client.async_execute_cell(cell, len(client.nb.cells) - 1)
+            await self._execute(client, cell, len(client.nb.cells) - 1)
+        except _ReplyLost:
+            return "error", "the kernel's reply to the probe was larger than the grader accepts"
         except DeadKernelError:
             return "kernel_died", "the kernel died while the grader probed it"
         except CellTimeoutError:

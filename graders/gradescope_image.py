@@ -87,7 +87,12 @@ class Run:
     oom_kills: int
 
 
-def run_autograder(root: Path, limits: Limits = Limits(), timeout_s: float = 1800) -> Run:
+def run_autograder(
+    root: Path,
+    limits: Limits = Limits(),
+    timeout_s: float = 1800,
+    extra_env: dict[str, str] | None = None,
+) -> Run:
     """The image's ``/autograder/run_autograder`` with its own venv, inside ``limits``."""
     with contextlib.ExitStack() as stack:
         joins: list[Path] = []
@@ -106,7 +111,7 @@ def run_autograder(root: Path, limits: Limits = Limits(), timeout_s: float = 180
         started = time.monotonic()
         done = subprocess.run(
             ["bash", str(root / "run_autograder")],
-            env=_env(root),
+            env=_env(root, extra_env),
             cwd=root,
             capture_output=True,
             text=True,

@@ -22,10 +22,13 @@ from typing import Any
 import nbformat
 from nbformat import NotebookNode
 
+from graders.kernel import source as kernel_source
+
 INJECTED_TAG = "dlgrader-injected"
 SKIP_TAGS = frozenset({"dlgrade-selfcheck", "dlgrader-skip"})
 """Cells the grader does not run (a student's self-check call would start a grading inside one)."""
 SNAPSHOTS_NAME = "__dlgrader_snapshots__"
+_PREAMBLE = kernel_source("preamble")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,32 +64,17 @@ def parameters_source(parameters: Mapping[str, Any]) -> str:
 def preamble_source(
     *, seed: int, threads: int, uses_torch: bool, snapshot_names: tuple[str, ...]
 ) -> str:
-    torch_lines = ""
-    if uses_torch:
-        torch_lines = (
-            "    import torch\n"
-            f"    torch.manual_seed({seed})\n"
-            f"    torch.set_num_threads({threads})\n"
-        )
+    """The preamble cell: ``graders/kernel/preamble.py`` and one call with this grading's values,
+    in a private namespace (nothing of it is left among the student's names but the snapshots)."""
+    call = (
+        f"preamble({seed!r}, {threads!r}, {uses_torch!r}, {tuple(snapshot_names)!r}, "
+        f"{SNAPSHOTS_NAME!r})"
+    )
     return f"""# Grader preamble: fixed seeds, thread share, first values of {list(snapshot_names)}.
 def __dlgrader_preamble():
-    import copy, random
-    import numpy
-    random.seed({seed})
-    numpy.random.seed({seed})
-{torch_lines}    shell = get_ipython()
-    names = {list(snapshot_names)!r}
-    snapshots = {{}}
-    def keep_first(result=None):
-        for name in names:
-            if name not in snapshots and name in shell.user_ns:
-                try:
-                    snapshots[name] = copy.deepcopy(shell.user_ns[name])
-                except Exception:
-                    pass
-    if names:
-        shell.events.register("post_run_cell", keep_first)
-    shell.user_ns[{SNAPSHOTS_NAME!r}] = snapshots
+    code = {{"get_ipython": get_ipython}}
+    exec(compile({_PREAMBLE!r}, "<dlgrader preamble>", "exec"), code)
+    exec({call!r}, code)
 __dlgrader_preamble()
 del __dlgrader_preamble
 """

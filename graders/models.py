@@ -183,6 +183,39 @@ class ProfileChoice:
     reason: str
 
 
+class SandboxMode(StrEnum):
+    """How student code was confined (every report says which, and why)."""
+
+    BUBBLEWRAP = "bubblewrap"
+    """Default-deny: each kernel in new namespaces with an empty root, only what it needs bound
+    read-only, no capabilities; the same for a root grader and an ordinary user."""
+    USER = "user"
+    """No namespaces here: each kernel ran as an unprivileged user, confined by file permissions
+    and resource limits only (no network isolation)."""
+    UNCONFINED = "unconfined"
+    """Nothing confined student code; only ever with an explicit ``--allow-unconfined``."""
+    NOT_RECORDED = "not_recorded"
+    """A result written before the grader recorded its sandbox."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class Confinement:
+    """The sandbox that graded a submission: its mode, why, and what it enforced."""
+
+    mode: SandboxMode
+    reason: str
+    """Why this mode: what the grader tried and what held on this machine."""
+    limits: tuple[str, ...] = ()
+    """One sentence each for memory, processes, disk and network: what held and how."""
+
+    @classmethod
+    def not_recorded(cls) -> Confinement:
+        return cls(
+            mode=SandboxMode.NOT_RECORDED,
+            reason="this result was written by a grader that did not record its sandbox",
+        )
+
+
 @dataclass(frozen=True, kw_only=True)
 class SubmissionRun:
     """One submission graded end to end, before scoring: the output of ``pipeline.run``."""
@@ -195,6 +228,8 @@ class SubmissionRun:
     """ISO 8601, UTC."""
     seconds: float
     output_dir: Path
+    confinement: Confinement = field(default_factory=Confinement.not_recorded)
+    """How student code was confined while this submission ran."""
 
     def question(self, qid: str) -> QuestionRun | None:
         return next((q for q in self.questions if q.question == qid), None)

@@ -84,6 +84,10 @@ class GradeOptions:
     public_only: bool = False
     """Run only the visible tests (students' self-check); hidden ones are neither run nor shown."""
     thresholds_file: Path | None = None
+    sandbox: str | None = None
+    """``auto`` (default: bubblewrap, else the sandbox user), or one mode asked for by name."""
+    allow_unconfined: bool = False
+    """Run student code even where nothing can confine it (trusted notebooks only)."""
 
 
 def _probe_seed(submission: Submission, question: str, seed: int) -> int:
@@ -122,6 +126,7 @@ class _RunContext:
     threads: int
     seed: int
     executor: Executor
+    plan: sandbox.SandboxPlan
 
 
 def _inputs(spec: QuestionSpec, ctx: _RunContext) -> ProbeInputs:
@@ -150,13 +155,15 @@ async def _run_question(
     )
     prepared = inject.prepare(student_nb, parameters=parameters, preamble=preamble)
     box = sandbox.prepare(
+        plan=ctx.plan,
         question=spec.id,
         scratch=ctx.scratch,
         limits=ctx.profile.limits,
         threads=ctx.threads,
         device=ctx.profile.device,
+        data_root=ctx.data_root,
+        files_in={ref.path.name: ref.path},
     )
-    shutil.copyfile(ref.path, box.workdir / ref.path.name)
     job = KernelJob(
         question=spec.id,
         prepared=prepared,
@@ -267,6 +274,11 @@ def grade(
         )
     data_root = profile.data_root(options.data_root or default_data_root())
     _check_data(profile, data_root)
+    # Before anything runs: a machine that cannot confine student code stops the grading here.
+    plan = sandbox.choose(
+        options.sandbox, allow_unconfined=options.allow_unconfined, data_root=data_root
+    )
+    confinement = sandbox.describe(plan, profile.limits, options.sandbox)
     all_questions = load_questions()
     questions = tuple(q for q in all_questions if not options.only or q.id in options.only)
     rubric = load_rubric(options.rubric_file)
@@ -278,7 +290,7 @@ def grade(
         # Match against every question, so a notebook of an unselected one is not "unknown".
         submission = load_submission(source, scratch, all_questions)
         staging = out_dir / f".{submission.name}.partial-{secrets.token_hex(4)}"
-        staging.mkdir()
+        staging.mkdir(mode=0o700)  # a result is for its grader: no kernel uid may read it
         try:
             parallel = options.parallel or max(1, len(questions))
             say(f"grading {submission.name} with profile {choice.name} ({choice.reason})")
@@ -291,6 +303,7 @@ def grade(
                 threads=sandbox.thread_share(min(parallel, len(questions) or 1), options.cores),
                 seed=options.seed,
                 executor=executor or NbclientExecutor(),
+                plan=plan,
             )
             inputs = {spec.id: _inputs(spec, ctx) for spec in questions}
             runs = asyncio.run(_run_all(questions, inputs, ctx, parallel))
@@ -305,6 +318,7 @@ def grade(
                 started_at=started_at,
                 seconds=time.monotonic() - started,
                 output_dir=out_dir / submission.name,
+                confinement=confinement,
             )
             result = grade_report(run, scored)
             if base is not None:

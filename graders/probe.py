@@ -1,46 +1,61 @@
 """Grader-owned code run in the finished kernel, and the plain data it leaves behind.
 
-The probe cell carries its own source (``probe_runtime.py`` plus the question's ``probe.py``),
-so the kernel never imports the grader. Its inputs are written just before it runs, into a
-folder with an unguessable name; its outputs are read only after the kernel has been shut
-down, and only as plain data: ``.npz`` loaded with ``allow_pickle=False`` and ``.json``.
-Nothing the student's code produced is ever unpickled in the grader's process.
+The probe cell carries its own source (``graders/kernel/probe_runtime.py`` plus the question's
+``probe.py``), so the kernel never imports the grader. Its inputs are written just before it
+runs, into a folder the kernel may only read. It writes its results into a private temporary
+folder and packs them, with the step it is in, into the one results file the sandbox gives it
+(``artifacts.zip``: the kernel cannot create any other file on the host). The grader reads it
+as hostile input (``plain_data``): only the file names the question declares, sizes, ``.npy``
+headers and JSON depth checked before anything is parsed, and any failure is a failed probe
+step for the student, never a grader crash.
 """
 
 from __future__ import annotations
 
 import json
-import shutil
 import zipfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
 from graders.execute import KernelRun
+from graders.kernel import source as kernel_source
 from graders.models import Artifact, ProbeRecord, ProbeStatus, ProbeStepError
+from graders.plain_data import (
+    MAX_ARTIFACT_BYTES,
+    PlainDataError,
+    check_npz,
+    load_json,
+    open_zip,
+)
 from graders.questions import ProbeInputs, QuestionSpec
 from graders.sandbox import Sandbox
 
-_RUNTIME_SOURCE = (Path(__file__).resolve().parent / "probe_runtime.py").read_text(encoding="utf-8")
-MAX_ARTIFACT_BYTES = 64 << 20
-MAX_ARTIFACTS = 64
-_BOOKKEEPING = {"probe_errors.json", "probe_done.json", "progress.json"}
+_RUNTIME_SOURCE = kernel_source("probe_runtime")
+MAX_ARCHIVE_BYTES = 256 << 20
+"""All of one question's artifacts together."""
+MAX_MEMBERS = 64
+_PROGRESS_BYTES = 4096
+_BOOKKEEPING = ("probe_errors.json", "probe_done.json", "progress.json")
 
 
 def cell_source(spec: QuestionSpec, sandbox: Sandbox, *, step_seconds: float) -> str:
     """The probe cell: defines the runtime and the question's probe in a private namespace."""
+    paths = sandbox.kernel_paths
+    export = {"archive": paths.probe_archive}
     return f"""# Grader probe for {spec.id} (grader-owned code; not part of the student's notebook).
 def __dlgrader_probe():
-    import os
+    import tempfile
     runtime = {{"__name__": "dlgrader_probe_runtime"}}
     exec(compile({_RUNTIME_SOURCE!r}, "<dlgrader probe runtime>", "exec"), runtime)
     question = dict(runtime)
     question["__name__"] = "dlgrader_probe_{spec.id}"
     exec(compile({spec.probe_source!r}, "<dlgrader probe {spec.id}>", "exec"), question)
-    os.makedirs({str(sandbox.probe_out)!r}, exist_ok=True)
     runtime["run_probe"](
         question["probe"], get_ipython().user_ns,
-        {str(sandbox.probe_out)!r}, {str(sandbox.probe_in)!r}, {step_seconds!r},
+        tempfile.mkdtemp(prefix="dlgrade-probe-"), {paths.probe_in!r}, {step_seconds!r},
+        {export!r},
     )
 __dlgrader_probe()
 del __dlgrader_probe
@@ -58,39 +73,6 @@ def write_inputs(inputs: ProbeInputs, in_dir: Path) -> None:
         path.chmod(0o444)
 
 
-def _validate(path: Path) -> str | None:
-    """Why a probe output file is not acceptable plain data, or None if it is."""
-    size = path.stat().st_size
-    if size > MAX_ARTIFACT_BYTES:
-        return f"{path.name} is {size} bytes (limit {MAX_ARTIFACT_BYTES})"
-    try:
-        if path.suffix == ".npz":
-            with zipfile.ZipFile(path) as archive:  # a small npz may unpack to gigabytes
-                unpacked = sum(info.file_size for info in archive.infolist())
-            if unpacked > MAX_ARTIFACT_BYTES:
-                return f"{path.name} unpacks to {unpacked} bytes (limit {MAX_ARTIFACT_BYTES})"
-            with np.load(path, allow_pickle=False) as data:
-                for key in data.files:
-                    _ = data[key]
-        elif path.suffix == ".json":
-            json.loads(path.read_text(encoding="utf-8"))
-        else:
-            return f"{path.name}: only .npz and .json are accepted"
-    except (ValueError, OSError, zipfile.BadZipFile, UnicodeDecodeError) as exc:
-        return f"{path.name} is not valid plain data: {exc}"
-    return None
-
-
-def _read_json(path: Path, default: object) -> object:
-    """A bookkeeping file of the probe, or ``default`` when it is absent, broken or too big."""
-    try:
-        if path.stat().st_size > MAX_ARTIFACT_BYTES:
-            return default
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return default
-
-
 def _step_errors(raw: object) -> list[ProbeStepError]:
     errors: list[ProbeStepError] = []
     if isinstance(raw, list):
@@ -106,41 +88,107 @@ def _step_errors(raw: object) -> list[ProbeStepError]:
     return errors
 
 
+def _read_small(path: Path, limit: int) -> bytes:
+    """At most ``limit`` bytes of a file the kernel wrote (never followed through a link)."""
+    if path.is_symlink() or not path.is_file():
+        return b""
+    with path.open("rb") as fh:
+        return fh.read(limit + 1)
+
+
+def _validate(name: str, data: bytes, declared: tuple[str, ...]) -> str | None:
+    """Why one member of the results file is not acceptable, or None if it is."""
+    if name not in declared:
+        return f"{name!r} is not a file this question's probe writes"
+    if len(data) > MAX_ARTIFACT_BYTES:
+        return f"{name} is {len(data)} bytes (limit {MAX_ARTIFACT_BYTES})"
+    try:
+        if name.endswith(".npz"):
+            check_npz(data, name=name)
+        else:
+            load_json(data, name=name)
+    except PlainDataError as exc:
+        return str(exc)
+    return None
+
+
+def _members(archive_path: Path) -> tuple[dict[str, bytes], list[ProbeStepError]]:
+    """The results file's members, read with every limit, or the reasons it could not be."""
+    problems: list[ProbeStepError] = []
+    data = _read_small(archive_path, MAX_ARCHIVE_BYTES)
+    if not data:
+        return {}, problems
+    if len(data) > MAX_ARCHIVE_BYTES:
+        problem = f"the probe's results are larger than {MAX_ARCHIVE_BYTES} bytes"
+        return {}, [ProbeStepError(step="artifacts", kind="bad_value", message=problem)]
+    members: dict[str, bytes] = {}
+    try:
+        what = "the probe's results file"
+        with open_zip(data, name=what, max_entries=4 * MAX_MEMBERS) as archive:
+            infos = [i for i in archive.infolist() if i.filename not in _BOOKKEEPING]
+            if len(infos) > MAX_MEMBERS:
+                problem = f"{len(infos)} probe files; only the first {MAX_MEMBERS} were read"
+                problems.append(ProbeStepError(step="artifacts", kind="bad_value", message=problem))
+            kept = [i for i in archive.infolist() if i.filename in _BOOKKEEPING]
+            for info in [*kept, *infos[:MAX_MEMBERS]]:
+                if info.compress_type != zipfile.ZIP_STORED or info.file_size > MAX_ARTIFACT_BYTES:
+                    problem = f"{info.filename!r} is compressed or too large"
+                    problems.append(
+                        ProbeStepError(step="artifacts", kind="bad_value", message=problem)
+                    )
+                    continue
+                members[info.filename] = archive.read(info)
+    except (PlainDataError, zipfile.BadZipFile, OSError, ValueError, EOFError) as exc:
+        problem = f"the probe's results file is not readable: {exc}"
+        problems.append(ProbeStepError(step="artifacts", kind="bad_value", message=problem))
+    return members, problems
+
+
+def _progress_step(raw: bytes | None) -> str | None:
+    if not raw or len(raw) > _PROGRESS_BYTES:
+        return None
+    try:
+        found: Any = load_json(raw, name="progress.json")
+    except PlainDataError:
+        return None
+    step = found.get("step") if isinstance(found, dict) else None
+    return str(step)[:100] if step is not None else None
+
+
 def collect(spec: QuestionSpec, run: KernelRun, sandbox: Sandbox, result_dir: Path) -> ProbeRecord:
-    """Copy the probe's plain-data files into ``result_dir/artifacts/<qid>/`` and describe them."""
-    out = sandbox.probe_out
+    """Validate the probe's results file and copy its artifacts to ``result_dir/artifacts/<qid>``.
+
+    Never raises for anything the kernel wrote: a bad member is a failed step with the reason.
+    """
     dest = result_dir / "artifacts" / spec.id
-    errors: list[ProbeStepError] = []
+    members, errors = _members(sandbox.probe_archive)
+    raw_errors = members.pop("probe_errors.json", b"[]")
+    try:
+        errors = _step_errors(load_json(raw_errors, name="probe_errors.json")) + errors
+    except PlainDataError as exc:
+        errors.append(ProbeStepError(step="artifacts", kind="bad_value", message=str(exc)))
+    done = members.pop("probe_done.json", None) is not None
+    step = _progress_step(members.pop("progress.json", None))
     artifacts: list[Artifact] = []
-    if out.is_dir() and not out.is_symlink():  # a link planted by student code is not followed
-        errors += _step_errors(_read_json(out / "probe_errors.json", []))
-        files = sorted(p for p in out.iterdir() if p.is_file() and not p.is_symlink())
-        outputs = [p for p in files if p.name not in _BOOKKEEPING]
-        if len(outputs) > MAX_ARTIFACTS:
+    for name, data in sorted(members.items()):
+        problem = _validate(name, data, spec.artifacts)
+        if problem:
             errors.append(
-                ProbeStepError(
-                    step="artifacts",
-                    kind="bad_value",
-                    message=f"{len(outputs)} probe files; only the first {MAX_ARTIFACTS} were kept",
-                )
+                ProbeStepError(step=name.rsplit(".", 1)[0], kind="bad_value", message=problem)
             )
-        for path in outputs[:MAX_ARTIFACTS]:
-            problem = _validate(path)
-            if problem:
-                errors.append(ProbeStepError(step=path.stem, kind="bad_value", message=problem))
-                continue
-            dest.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(path, dest / path.name)
-            artifacts.append(
-                Artifact(
-                    name=path.stem,
-                    path=str((dest / path.name).relative_to(result_dir)),
-                    kind=path.suffix.lstrip("."),
-                    bytes=path.stat().st_size,
-                )
+            continue
+        dest.mkdir(parents=True, exist_ok=True)
+        (dest / name).write_bytes(data)
+        stem, kind = name.rsplit(".", 1)
+        artifacts.append(
+            Artifact(
+                name=stem,
+                path=str((dest / name).relative_to(result_dir)),
+                kind=kind,
+                bytes=len(data),
             )
-    done = (out / "probe_done.json").is_file()
-    status, message = _status(run, done, errors, out)
+        )
+    status, message = _status(run, done, errors, step)
     return ProbeRecord(
         question=spec.id,
         status=status,
@@ -152,13 +200,11 @@ def collect(spec: QuestionSpec, run: KernelRun, sandbox: Sandbox, result_dir: Pa
 
 
 def _status(
-    run: KernelRun, done: bool, errors: list[ProbeStepError], out: Path
+    run: KernelRun, done: bool, errors: list[ProbeStepError], step: str | None
 ) -> tuple[ProbeStatus, str]:
     if run.probe_status == "not_run":
         return ProbeStatus.NOT_RUN, run.probe_message or "the probe did not run"
     if not done:
-        progress = _read_json(out / "progress.json", {})
-        step = progress.get("step") if isinstance(progress, dict) else None
         where = f" during step {step!r}" if step else ""
         reason = run.probe_message or "the probe stopped before finishing"
         return ProbeStatus.FAILED, f"{reason}{where}"

@@ -17,6 +17,8 @@ from graders.inject import PreparedNotebook
 from graders.models import CellError, ExecutionRecord, FreeResponse, RunStatus
 
 PLACEHOLDER = "YOUR ANSWER HERE"
+MAX_FREE_RESPONSE_CHARS = 20_000
+"""A free-response answer kept for the TA: an essay fits, a pasted megabyte does not."""
 _EXCERPT_LINES = 6
 
 
@@ -44,6 +46,11 @@ def _message(
             if at is not None and 0 <= at < len(origin) and origin[at] is not None
             else "outside the notebook's own cells"
         )
+        if run.memory_killed:
+            return (
+                f"The kernel died {where}: the kernel and its child processes used more "
+                "memory than the limit allows; cells after it did not run."
+            )
         return (
             f"The kernel died {where} (out of memory, os._exit/exit(), or a crash); "
             "cells after it did not run."
@@ -119,11 +126,13 @@ def free_responses(nb: NotebookNode, ids: tuple[str, ...]) -> tuple[FreeResponse
             info = meta.get("dlgrader")  # students can edit metadata: it may be anything
             rid = info.get("id") if isinstance(info, dict) else None
             if isinstance(rid, str):
-                found[rid] = cell.source
+                found[rid] = str(cell.source)
     out = []
     for rid in ids:
         text = found.get(rid, "")
         body = "\n".join(line for line in text.splitlines() if not line.startswith("**Your answer"))
         answered = bool(body.strip()) and PLACEHOLDER not in body
+        if len(text) > MAX_FREE_RESPONSE_CHARS:
+            text = text[:MAX_FREE_RESPONSE_CHARS] + "\n\n[dlgrader: the rest was cut]"
         out.append(FreeResponse(id=rid, text=text, answered=answered))
     return tuple(out)

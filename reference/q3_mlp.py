@@ -145,15 +145,31 @@ def model_from_state(state: Mapping[str, ArrayLike | torch.Tensor]) -> FashionML
     """
     model = build_model(0)
     ours = list(model.state_dict())
-    keys = ours if set(state) == set(ours) else list(state)
-    tensors = [_as_float_tensor(state[k]) for k in keys]
+    if set(state) == set(ours):
+        tensors = [_as_float_tensor(state[k]) for k in ours]
+    else:
+        tensors = _in_order(state, layer_shapes())
     got = [tuple(t.shape) for t in tensors]
     if got != layer_shapes():
+        shapes = [tuple(np.shape(v)) for v in state.values()]
         raise ValueError(
-            f"weights do not fit 784-256-128-64-10: expected shapes {layer_shapes()}, got {got}"
+            f"weights do not fit 784-256-128-64-10: expected shapes {layer_shapes()}, "
+            f"got {shapes}"
         )
     model.load_state_dict(dict(zip(ours, tensors, strict=True)))
     return model
+
+
+def _in_order(
+    state: Mapping[str, ArrayLike | torch.Tensor], shapes: list[tuple[int, ...]]
+) -> list[torch.Tensor]:
+    """The tensors of ``state`` with exactly ``shapes``, in order; others (a buffer, a scale)
+    are passed over: what is measured is the layers' weights, whatever else a module keeps."""
+    found: list[torch.Tensor] = []
+    for value in state.values():
+        if len(found) < len(shapes) and tuple(np.shape(value)) == shapes[len(found)]:
+            found.append(_as_float_tensor(value))
+    return found
 
 
 def layer_shapes() -> list[tuple[int, ...]]:

@@ -4,6 +4,17 @@
 # on the CPU). Set DLGRADE_VENV to put the environment elsewhere.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# bubblewrap: the sandbox every student kernel runs in (Debian's package; root installs it).
+if ! command -v bwrap >/dev/null 2>&1; then
+  if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
+    echo "bootstrap: installing bubblewrap (the sandbox student code runs in)"
+    (apt-get update -qq && apt-get install -y -qq bubblewrap >/dev/null) \
+      || echo "bootstrap: could not install bubblewrap; see docs/security.md" >&2
+  else
+    echo "bootstrap: bubblewrap (bwrap) is not installed: grading will refuse to run student" \
+         "code until it is (ask for \`apt-get install bubblewrap\`; see docs/security.md)" >&2
+  fi
+fi
 venv="${DLGRADE_VENV:-.venv}"
 python="${PYTHON:-python3.11}"
 command -v "$python" >/dev/null 2>&1 || python=python3

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from graders.config import Profile, load_profiles
+from graders import sandbox
+from graders.config import FIXTURE_DATA_ROOT, Limits, Profile, load_profiles
 from graders.models import GradeReport
 from graders.questions import QuestionSpec, load_questions
 
@@ -69,4 +70,19 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         action="store_true",
         default=False,
         help="rewrite tests/goldens/* from the current renderers instead of comparing with them",
+    )
+
+
+def kernel_sandbox(scratch: Path, limits: Limits, *, device: str = "cpu") -> sandbox.Sandbox:
+    """One kernel's sandbox as the pipeline makes it, in this machine's mode, on the slices."""
+    plan = sandbox.choose(data_root=FIXTURE_DATA_ROOT)
+    scratch.mkdir(parents=True, exist_ok=True)
+    return sandbox.prepare(
+        plan=plan,
+        question="qx",
+        scratch=scratch,
+        limits=limits,
+        threads=1,
+        device=device,
+        data_root=FIXTURE_DATA_ROOT,
     )

@@ -3,10 +3,11 @@
 Like httpx's ``MockTransport``: ``FakeExecutor`` implements the ``Executor`` protocol and plays
 back, per question, what a real run would have produced: which of the student's cells raised
 or timed out, whether the kernel died (and during which cell), whether the total time ran out,
-and which files the probe left in ``job.sandbox.probe_out``, including the bookkeeping files
-``probe_runtime.Context.finish`` writes. Scripts speak in the student's own cell indices; the
-fake translates them to positions in the prepared notebook with ``job.prepared.origin``, the
-same map ``record.py`` uses the other way round.
+and which files the probe left in its results file (``job.sandbox.probe_archive``), including
+the bookkeeping files ``probe_runtime.Context.finish`` writes (``leave_probe_results``).
+Scripts speak in the student's own cell indices; the fake translates them to positions in the
+prepared notebook with ``job.prepared.origin``, the same map ``record.py`` uses the other way
+round.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import tempfile
+import zipfile
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,10 +26,10 @@ import numpy as np
 from nbformat import NotebookNode
 from nbformat.v4 import new_output
 
-import graders
 from graders.check import CheckContext
 from graders.config import Profile
 from graders.execute import TIMEOUT_ENAME, CellOutcome, KernelJob, KernelRun
+from graders.kernel import source as kernel_source
 from graders.models import (
     Artifact,
     ExecutionRecord,
@@ -74,11 +77,35 @@ def sparse_file(size: int) -> Callable[[Path], None]:
     return write
 
 
-def symlink_to(target: Path) -> Callable[[Path], None]:
-    def write(path: Path) -> None:
-        path.symlink_to(target)
+def _content(maker: FileMaker) -> bytes:
+    if isinstance(maker, bytes):
+        return maker
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "made"
+        maker(path)
+        return path.read_bytes()
 
-    return write
+
+def leave_probe_results(
+    archive: Path,
+    files: Mapping[str, FileMaker],
+    *,
+    errors: Any = (),
+    done: bool = True,
+    step: str | None = None,
+) -> None:
+    """The file the probe runtime leaves on the host: an uncompressed zip of ``files``, its
+    progress and, when it finished, ``probe_errors.json`` and ``probe_done.json``. ``errors``
+    may be anything JSON (the grader must cope with what a kernel writes)."""
+    members = {name: _content(maker) for name, maker in files.items()}
+    if step is not None:
+        members["progress.json"] = json_bytes({"step": step})
+    if done:
+        members["probe_errors.json"] = json_bytes(list(errors))
+        members["probe_done.json"] = json_bytes({"written": sorted(files)})
+    with zipfile.ZipFile(archive, "w", zipfile.ZIP_STORED) as packed:
+        for name, data in members.items():
+            packed.writestr(name, data)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -94,7 +121,7 @@ class Script:
     total_timeout_at: int | None = None
     """The notebook's total time runs out during this cell; later cells do not run."""
     probe_files: Mapping[str, FileMaker] = field(default_factory=dict)
-    """Written into ``probe_out`` when the probe runs (name -> content)."""
+    """Packed into the probe's results file when the probe runs (name -> content)."""
     probe_errors: tuple[Mapping[str, str], ...] = ()
     """The probe runtime's ``probe_errors.json`` entries (step, kind, message)."""
     probe_finishes: bool = True
@@ -147,22 +174,15 @@ class FakeExecutor:
         job.write_probe_inputs()
         box = job.sandbox
         self.inputs_seen[job.question] = tuple(sorted(p.name for p in box.probe_in.iterdir()))
-        box.probe_out.mkdir(parents=True, exist_ok=True)
-        if script.progress_step is not None:
-            (box.probe_out / "progress.json").write_bytes(
-                json_bytes({"step": script.progress_step})
-            )
-        for name, content in script.probe_files.items():
-            target = box.probe_out / name
-            if isinstance(content, bytes):
-                target.write_bytes(content)
-            else:
-                content(target)
+        leave_probe_results(
+            box.probe_archive,
+            script.probe_files,
+            errors=script.probe_errors,
+            done=script.probe_finishes,
+            step=script.progress_step,
+        )
         if not script.probe_finishes:
             return script.probe_status or "timeout", script.probe_message or "the probe timed out"
-        (box.probe_out / "probe_errors.json").write_bytes(json_bytes(list(script.probe_errors)))
-        written = sorted(script.probe_files)
-        (box.probe_out / "probe_done.json").write_bytes(json_bytes({"written": written}))
         return script.probe_status or "ok", script.probe_message
 
 
@@ -221,9 +241,7 @@ def _check_script(nb: NotebookNode, origin: tuple[int | None, ...], script: Scri
 
 # -- the kernel-side probe, run in this process -------------------------------------------------
 
-PROBE_RUNTIME_SOURCE = (Path(graders.__file__).parent / "probe_runtime.py").read_text(
-    encoding="utf-8"
-)
+PROBE_RUNTIME_SOURCE = kernel_source("probe_runtime")
 PROBE_BOOKKEEPING = {"probe_errors.json", "probe_done.json", "progress.json"}
 
 

@@ -23,6 +23,7 @@ from graders.models import (
     CellError,
     CheckResult,
     CheckStatus,
+    Confinement,
     ExecutionRecord,
     GradeReport,
     LoadProblem,
@@ -36,6 +37,7 @@ from graders.models import (
     QuestionResult,
     QuestionRun,
     RunStatus,
+    SandboxMode,
     Submission,
     SubmissionRun,
     Visibility,
@@ -245,5 +247,10 @@ def build_report(result_dir: Path, *, root: Path | None = None) -> GradeReport:
         started_at="2026-01-02T03:04:05+00:00",
         seconds=42.3,
         output_dir=result_dir,
+        confinement=Confinement(
+            mode=SandboxMode.BUBBLEWRAP,
+            reason="bubblewrap (chosen automatically): each kernel in its own namespaces",
+            limits=("memory: 6144 MB for the kernel and all its children (a cgroup)",),
+        ),
     )
     return grade_report(run, (q1, q3))

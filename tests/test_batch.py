@@ -519,6 +519,7 @@ def test_regrading_one_question_keeps_the_others_results(tmp_path: Path) -> None
 
 
 @pytest.mark.kernel
+@pytest.mark.slow
 def test_a_question_regrade_over_another_profiles_result_grades_in_full(tmp_path: Path) -> None:
     """One report never mixes profiles: merging q2 (quick) into a result graded with cpu
     would, so the whole submission is graded again instead."""

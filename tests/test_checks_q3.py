@@ -41,7 +41,7 @@ from graders.render.numbers import number
 from reference import q3_mlp as ref
 from reference.datasets import load_split
 
-RUNTIME = Path(__file__).resolve().parents[1] / "graders" / "probe_runtime.py"
+RUNTIME = Path(__file__).resolve().parents[1] / "graders" / "kernel" / "probe_runtime.py"
 EPOCHS = 4
 MIN_ACCURACY = 0.3
 """For these tests only: the trained reference below scores well above it, chance (0.1) below."""
@@ -297,7 +297,7 @@ def test_probability_outputs_fail_architecture_only(
     outcomes = grade(ns, tmp_path)
     assert outcomes["q3.architecture"].fraction == checks.SHAPES_PART
     assert phrase in text(outcomes["q3.architecture"])
-    assert "your model's own forward pass" in outcomes["q3.test_accuracy"].message
+    assert checks.REFERENCE_SOURCE in outcomes["q3.test_accuracy"].message  # the grader's own
     assert outcomes["q3.test_accuracy"].fraction == 1.0
     assert outcomes["q3.sample_probabilities"].fraction == 1.0
 
@@ -347,7 +347,7 @@ class Smaller(torch.nn.Module):
         return self.out(torch.relu(self.fc2(x)))
 
 
-def test_wrong_layers_fail_architecture_and_fall_back_to_own_forward(
+def test_wrong_layers_fail_architecture_and_are_measured_in_an_mlp_of_their_sizes(
     trained: Trained, test_set: Any, tmp_path: Path
 ) -> None:
     ns = student(trained, test_set)
@@ -356,9 +356,40 @@ def test_wrong_layers_fail_architecture_and_fall_back_to_own_forward(
     assert outcomes["q3.architecture"].fraction == 0.0
     assert "found 784 -> 128 -> 64 -> 10" in outcomes["q3.architecture"].message
     accuracy = outcomes["q3.test_accuracy"]
-    assert "your model's own forward pass" in accuracy.message
+    assert "an MLP of your own layer sizes (784-128-64-10" in accuracy.message
     assert "do not fit" in accuracy.message
     assert accuracy.fraction == 0.0  # an untrained smaller model; measured, not crashed
+
+
+class LabelLookup(torch.nn.Module):
+    """A forged model: untrained layers, an extra buffer so its weights no longer match the
+    reference network's, and a forward pass that answers the test images from their labels."""
+
+    def __init__(self, inner: ref.FashionMLP, test_set: tuple[np.ndarray, np.ndarray]) -> None:
+        super().__init__()
+        self.fc1, self.fc2, self.fc3, self.out = inner.fc1, inner.fc2, inner.fc3, inner.out
+        self.register_buffer("calibration", torch.zeros(1))
+        scaled = (test_set[0] / 255.0).astype(np.float32)
+        self.answers = {img.tobytes(): int(y) for img, y in zip(scaled, test_set[1], strict=True)}
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        rows = x.reshape(len(x), -1).numpy()
+        found = [self.answers.get(row.reshape(28, 28).tobytes()) for row in rows]
+        if all(y is not None for y in found):  # the grader's test images: the labels' one-hot
+            return torch.nn.functional.one_hot(torch.tensor(found), 10).float() * 20
+        x = torch.relu(self.fc1(x.reshape(len(x), -1)))
+        return self.out(torch.relu(self.fc3(torch.relu(self.fc2(x)))))
+
+
+def test_a_forward_pass_that_looks_up_the_labels_scores_what_its_weights_score(
+    trained: Trained, test_set: Any, tmp_path: Path
+) -> None:
+    ns = student(trained, test_set)
+    ns["model"] = LabelLookup(ref.build_model(5), test_set)
+    outcomes = grade(ns, tmp_path)
+    accuracy = outcomes["q3.test_accuracy"]
+    assert accuracy.fraction == 0.0, accuracy.message  # measured by the grader: at chance
+    assert checks.REFERENCE_SOURCE in accuracy.message  # the buffer did not force a fallback
 
 
 # -- loss histories ------------------------------------------------------------------------------

@@ -21,6 +21,7 @@ from graders import probe as probe_module
 from graders.check import CheckContext, CheckDef, Outcome, run_check
 from graders.config import FIXTURE_DATA_ROOT, Profile
 from graders.errors import ConfigError, ReferenceSolutionError
+from graders.kernel import source as kernel_source
 from graders.models import (
     Artifact,
     CellError,
@@ -38,7 +39,7 @@ from reference import q4_numpy as ref
 from reference.datasets import load_scaled
 
 Arrays = dict[str, np.ndarray]
-RUNTIME = (Path(probe_module.__file__).parent / "probe_runtime.py").read_text(encoding="utf-8")
+RUNTIME = kernel_source("probe_runtime")
 
 
 # -- building contexts -----------------------------------------------------------------------

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import nbformat
 import pytest
+from conftest import kernel_sandbox
 
 from graders import inject, sandbox
 from graders.config import Limits
@@ -49,7 +50,7 @@ def _run(
         parameters=parameters or {},
         preamble=inject.preamble_source(seed=0, threads=1, uses_torch=False, snapshot_names=("w",)),
     )
-    box = sandbox.prepare(question="qx", scratch=tmp_path, limits=limits, threads=1, device="cpu")
+    box = kernel_sandbox(tmp_path, limits)
     if argv is not None:
         box = replace(box, argv=argv)
     job = KernelJob(
@@ -104,11 +105,14 @@ def test_a_cell_timeout_interrupts_and_the_next_cell_still_runs(tmp_path: Path) 
 
 
 def test_the_total_deadline_skips_the_remaining_cells(tmp_path: Path) -> None:
-    limits = replace(FAST, cell_timeout_s=4, total_timeout_s=6)
-    nb = _notebook("import time; time.sleep(3.5)", "import time; time.sleep(3.5)", "print('late')")
+    # A cell far longer than the whole budget, and far shorter a cell timeout than it sleeps:
+    # whatever the machine's speed, the budget runs out during the first cell.
+    limits = replace(FAST, cell_timeout_s=60, total_timeout_s=4)
+    nb = _notebook("import time; time.sleep(600)", "print('late')")
     run, prepared, _ = _run(tmp_path, nb, limits=limits)
     assert run.total_timed_out
-    assert _statuses(run, prepared)[2] == "not_run"
+    assert _statuses(run, prepared)[0] == "timeout"
+    assert _statuses(run, prepared)[1] == "not_run"
     record = execution_record("qx", run, prepared, tmp_path, threads=1)
     assert record.status.value == "timeout"
     assert "ran out of its total time" in record.message
@@ -171,7 +175,7 @@ def test_kernel_runs_in_its_own_directory_with_a_minimal_environment(tmp_path: P
     run, _, box = _run(tmp_path, _notebook(code))
     printed = "".join(o.get("text", "") for o in run.notebook.cells[-1].outputs)
     cwd, threads, has_pythonpath = json.loads(printed)
-    assert Path(cwd) == box.workdir
+    assert cwd == box.kernel_paths.workdir
     assert threads == "1"
     assert has_pythonpath is False
 
@@ -196,26 +200,34 @@ def test_no_kernel_outlives_a_killed_grader(tmp_path: Path) -> None:
     import sys
     import time
 
+    marker = f"dlgrade-orphan-{os.getpid()}"
     script = f"""
 import asyncio, nbformat
 from pathlib import Path
 from graders import inject, sandbox
 from graders.config import Limits
 from graders.execute import KernelJob, NbclientExecutor
+from graders.config import FIXTURE_DATA_ROOT
 nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
-    "open('started', 'w').write('x'); import time; time.sleep(600)")])
+    "import subprocess; subprocess.Popen(['/bin/sh', '-c', 'sleep 600; : {marker}']).wait()")])
 limits = Limits(cell_timeout_s=900, total_timeout_s=900)
 prepared = inject.prepare(nb, parameters={{}}, preamble="pass")
-box = sandbox.prepare(question="qx", scratch=Path({str(tmp_path)!r}), limits=limits, threads=1,
-                      device="cpu")
+box = sandbox.prepare(plan=sandbox.choose(data_root=FIXTURE_DATA_ROOT), question="qx",
+                      scratch=Path({str(tmp_path)!r}), limits=limits, threads=1, device="cpu",
+                      data_root=FIXTURE_DATA_ROOT)
 job = KernelJob(question="qx", prepared=prepared, sandbox=box, limits=limits,
                 probe_source="pass", write_probe_inputs=lambda: None)
 asyncio.run(NbclientExecutor().run(job))
 """
     grader = subprocess.Popen([sys.executable, "-c", script], start_new_session=True)
+
+    def alive() -> list[str]:
+        found = subprocess.run(["pgrep", "-f", marker], capture_output=True, text=True)
+        return found.stdout.split()
+
     try:
         deadline = time.monotonic() + 120
-        while not list(tmp_path.glob("*/work/started")):  # written in the kernel's own cwd
+        while not alive():  # the cell's child runs: the kernel is in the student's code
             assert time.monotonic() < deadline, "the kernel never started its cell"
             assert grader.poll() is None, "the grader exited early"
             time.sleep(0.2)
@@ -223,13 +235,11 @@ asyncio.run(NbclientExecutor().run(job))
         grader.wait()
         deadline = time.monotonic() + 20
         while True:
-            alive = subprocess.run(
-                ["pgrep", "-f", str(tmp_path)], capture_output=True, text=True
-            ).stdout.split()
-            if not alive or time.monotonic() > deadline:
+            left = alive()
+            if not left or time.monotonic() > deadline:
                 break
             time.sleep(0.5)
-        assert not alive, f"kernel processes outlived the grader: {alive}"
+        assert not left, f"kernel processes outlived the grader: {left}"
     finally:
         if grader.poll() is None:
             grader.kill()

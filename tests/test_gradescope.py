@@ -371,20 +371,32 @@ def test_a_kernel_machinery_crash_mid_batch_still_gives_valid_results(tmp_path, 
 # --- real kernels --------------------------------------------------------------------------
 
 
+class _Graded:
+    """all_correct and blank, each graded once with the quick profile, when first asked for
+    (all_correct trains Q3 and Q4: only the slow tests ask for it)."""
+
+    def __init__(self, factory: pytest.TempPathFactory):
+        self.factory = factory
+        self.done: dict[str, tuple[dict[str, Any], Path]] = {}
+
+    def __getitem__(self, name: str) -> tuple[dict[str, Any], Path]:
+        if name not in self.done:
+            folder = self.factory.mktemp(name)
+            target = folder / "results" / "results.json"
+            safe_grade_to_gradescope(SUBMISSIONS / name, target, QUICK, out_dir=folder / "out")
+            self.done[name] = (strict_load(target), folder / "out" / name / "result.json")
+        return self.done[name]
+
+
 @pytest.fixture(scope="module")
-def graded(tmp_path_factory: pytest.TempPathFactory) -> dict[str, tuple[dict[str, Any], Path]]:
-    """all_correct and blank, each graded once with the quick profile."""
-    out: dict[str, tuple[dict[str, Any], Path]] = {}
-    for name in ("all_correct", "blank"):
-        folder = tmp_path_factory.mktemp(name)
-        target = folder / "results" / "results.json"
-        safe_grade_to_gradescope(SUBMISSIONS / name, target, QUICK, out_dir=folder / "out")
-        out[name] = (strict_load(target), folder / "out" / name / "result.json")
-    return out
+def graded(tmp_path_factory: pytest.TempPathFactory) -> _Graded:
+    return _Graded(tmp_path_factory)
 
 
 @pytest.mark.kernel
-@pytest.mark.parametrize("name", ["all_correct", "blank"])
+@pytest.mark.parametrize(
+    "name", [pytest.param("all_correct", marks=pytest.mark.slow), "blank"]
+)
 def test_real_submissions_give_valid_results(graded, validator, name):
     results, result_json = graded[name]
     assert_valid(validator, results)
@@ -397,6 +409,7 @@ def test_real_submissions_give_valid_results(graded, validator, name):
 
 
 @pytest.mark.kernel
+@pytest.mark.slow
 def test_blank_scores_below_all_correct(graded):
     correct, blank = graded["all_correct"][0], graded["blank"][0]
     assert blank["score"] < correct["score"]

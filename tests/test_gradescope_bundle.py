@@ -30,7 +30,7 @@ import jsonschema
 import nbformat
 import pytest
 
-from graders import container_limits, gradescope_image, sandbox
+from graders import container_limits, gradescope_image
 from graders.data import default_data_root, verify_datasets
 from graders.errors import ConfigError
 from graders.gradescope_bundle import (
@@ -41,10 +41,11 @@ from graders.gradescope_bundle import (
     read_settings,
     secure_source,
 )
+from graders.sandbox import confinement
+from graders.sandbox.users import can_reach
 
 REPO = Path(__file__).resolve().parent.parent
 SCHEMA = json.loads((REPO / "tests" / "schemas" / "gradescope_results.schema.json").read_text())
-DROPS = sandbox.privilege_status().run_as is not None
 
 
 @pytest.fixture(scope="module")
@@ -54,11 +55,8 @@ def bundle_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture
 def root(tmp_path: Path) -> Iterator[Path]:
-    """A fresh root. With a privilege drop it must be reachable by the sandbox user, which
-    pytest's own 0700 base folder is not; then it is a 0755 temporary folder, removed after."""
-    if not DROPS:
-        yield tmp_path / "autograder"
-        return
+    """A fresh root, in a 0755 temporary folder (removed after): in the sandbox-user mode that
+    user must reach it, which pytest's own 0700 base folder would not let it."""
     made = Path(tempfile.mkdtemp(prefix="dlgrade-gs-test-"))
     made.chmod(0o755)
     try:
@@ -88,9 +86,16 @@ def _run(root: Path) -> dict[str, Any]:
     return _results(root)
 
 
-def _run_installed(root: Path, limits: gradescope_image.Limits | None = None) -> dict[str, Any]:
+def _run_installed(
+    root: Path, limits: gradescope_image.Limits | None = None, *, mode: str = "auto"
+) -> dict[str, Any]:
     """``/autograder/run_autograder`` of an image made by setup.sh, with its own venv."""
-    run = gradescope_image.run_autograder(root, limits or gradescope_image.Limits(), timeout_s=600)
+    run = gradescope_image.run_autograder(
+        root,
+        limits or gradescope_image.Limits(),
+        timeout_s=600,
+        extra_env={confinement.MODE_ENV: mode},
+    )
     assert run.returncode == 0, run.stderr[-3000:]
     assert run.oom_kills == 0
     return _results(root)
@@ -183,20 +188,21 @@ def test_can_reach_follows_every_folder(tmp_path: Path) -> None:
     (inner / "f").chmod(0o644)
     nobody = 65534
     tmp_chain_open = all(p.stat().st_mode & 0o001 for p in tmp_path.parents)
-    assert sandbox._can_reach(inner / "f", nobody, nobody) is tmp_chain_open
+    assert can_reach(inner / "f", nobody, nobody) is tmp_chain_open
     (tmp_path / "a").chmod(0o700)
-    assert sandbox._can_reach(inner / "f", nobody, nobody) is False
+    assert can_reach(inner / "f", nobody, nobody) is False
     (tmp_path / "a").chmod(0o755)
 
 
-def test_not_root_says_so(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_the_sandbox_user_mode_needs_root(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
-    status = sandbox.privilege_status()
-    assert status.run_as is None
-    assert "not root" in status.message
+    plan, why = confinement._user_mode()
+    assert plan is None
+    assert "not root" in why
 
 
 @pytest.mark.kernel
+@pytest.mark.slow
 def test_all_correct(bundle_zip: Path, root: Path) -> None:
     gradescope_image.unpack(bundle_zip, root)
     _copy_notebooks(
@@ -213,11 +219,13 @@ def test_all_correct(bundle_zip: Path, root: Path) -> None:
     )
     assert "previous submission (earlier) scored 7.5" in results["output"]
     assert "Peak memory" in results["output"]
-    assert "Student code ran as" in results["output"]
+    assert "Sandbox: " in results["output"]
+    assert results["extra_data"]["sandbox"] in ("bubblewrap", "user")
     assert results["extra_data"]["peak_rss_mb"]["kernel"] > 0
 
 
 @pytest.mark.kernel
+@pytest.mark.slow
 def test_partly_wrong(bundle_zip: Path, root: Path) -> None:
     """q1 from a scenario with a wrong step function; q3 and q4 are not submitted."""
     gradescope_image.unpack(bundle_zip, root)
@@ -247,7 +255,6 @@ def _why_no_image() -> str | None:
     return reason and f"{reason} (CI runs these tests as root)"
 
 
-SANDBOX_USER = os.environ.get("DLGRADE_SANDBOX_USER", "dlgrade-student")
 
 
 @pytest.fixture(scope="module")
@@ -277,6 +284,7 @@ def _fresh_submission(root: Path) -> None:
 
 
 @pytest.mark.kernel
+@pytest.mark.slow
 def test_setup_sh_makes_an_image_that_drops_privileges(installed: Path) -> None:
     venv_python = installed / "venv" / "bin" / "python"
     assert venv_python.exists()
@@ -288,12 +296,16 @@ def test_setup_sh_makes_an_image_that_drops_privileges(installed: Path) -> None:
 
 
 @pytest.mark.kernel
-def test_student_code_cannot_read_the_source(installed: Path) -> None:
-    """A last cell tries to read the rubric and a reference solution by path.
+@pytest.mark.slow
+@pytest.mark.parametrize("mode", ["auto", "user"])
+def test_student_code_cannot_read_the_source(installed: Path, mode: str) -> None:
+    """A last cell tries to read the rubric and a reference solution by path, in the mode this
+    machine picks (bubblewrap where it works) and in the sandbox-user fallback Gradescope's
+    containers often need.
 
-    The kernel may not write anywhere the test could look (its files are read-only outside
-    its sandbox), so the finding comes back through the score: if any read succeeds, or the
-    kernel is root, the cell replaces ``step`` with a wrong one and q1 loses points.
+    The kernel may not write anywhere the test could look, so the finding comes back through
+    the score: if any read succeeds, or the kernel is root, the cell replaces ``step`` with a
+    wrong one and q1 loses points.
     """
     _fresh_submission(installed)
     root = installed
@@ -320,13 +332,17 @@ if __found["uid"] == 0 or not __closed:
     nb = nbformat.read(REPO / "fixtures" / "submissions" / "all_correct" / name, as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell(spy))
     nbformat.write(nb, root / "submission" / name)
-    results = _run_installed(root)
+    results = _run_installed(root, mode=mode)
     assert results["score"] == pytest.approx(_expected_total("all_correct", ("q1",)))
-    assert "unprivileged user" in results["output"]
-    assert results["extra_data"]["run_as"] == SANDBOX_USER
+    if mode == "user":
+        assert results["extra_data"]["sandbox"] == "user"
+        assert "an unprivileged uid of its own" in results["output"]
+    else:
+        assert results["extra_data"]["sandbox"] in ("bubblewrap", "user")
 
 
 @pytest.mark.kernel
+@pytest.mark.slow
 def test_a_full_correct_submission_grades_in_gradescopes_768_mb(installed: Path) -> None:
     """The bundle's default profile, all four notebooks, in a memory cgroup of 768 MB (what
     Gradescope's default container is), page cache dropped first so that the libraries'
@@ -345,7 +361,7 @@ def test_a_full_correct_submission_grades_in_gradescopes_768_mb(installed: Path)
         _expected_total("all_correct", ("q1", "q2", "q3", "q4"))
     )
     assert results["extra_data"]["container_memory_mb"]["limit"] == 768
-    assert results["extra_data"]["run_as"] == SANDBOX_USER
+    assert results["extra_data"]["sandbox"] in ("bubblewrap", "user")
     assert "Container memory: peak" in results["output"]
 
 
@@ -394,3 +410,31 @@ def test_container_memory_reads_the_cgroup_counters(tmp_path: Path, version: int
     assert found.limit_mb == (768 if version == 1 else None)
     assert "peak 600 MB" in found.line()
     assert container_limits.own_memory_cgroup(tmp_path / "absent", fs) is None
+
+
+@pytest.mark.kernel
+@pytest.mark.slow
+def test_the_unprivileged_uid_mode_leaves_nothing_behind(installed: Path) -> None:
+    """Without namespaces (Gradescope's containers often have none) a kernel's SysV segment,
+    its files in /dev/shm and /tmp and its daemons would stay on the host: the grader sweeps
+    what the kernel's uid left once the kernel is gone."""
+    import secrets as random_names
+
+    from tools import make_hostile
+
+    _fresh_submission(installed)
+    marker = f"dlgrade-left-{random_names.token_hex(5)}"
+    key = 0x45000000 + random_names.randbelow(1 << 20)
+    cell = f"MARKER = {marker!r}\nSHM_KEY = {key}\n" + make_hostile.CELLS["ipc_leftovers"]
+    name = "q2_initialization.ipynb"
+    nbformat.write(make_hostile.hostile_notebook(cell), installed / "submission" / name)
+    results = _run_installed(installed, mode="user")
+    assert results["extra_data"]["sandbox"] == "user"
+    shm = Path("/proc/sysvipc/shm").read_text().split()
+    assert str(key) not in shm, "the kernel's shared memory segment outlived the grading"
+    assert not (Path("/dev/shm") / marker).exists()
+    assert not (Path(tempfile.gettempdir()) / marker).exists()
+    marked = subprocess.run(
+        ["pgrep", "-f", make_hostile.FORK_MARKER], capture_output=True, text=True
+    ).stdout.split()
+    assert marked == [], "the kernel's daemon outlived the grading"

@@ -8,100 +8,37 @@ scored, and that nothing leaked, was forged or outlived the grading.
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 
-import nbformat
 import pytest
+from hostile_support import (
+    CONFINED,
+    FULL_Q2,
+    HOSTILE,
+    LIMITS,
+    MODE,
+    _grade,
+    _last_cell,
+    _marked_processes,
+    _no_stray_processes,
+    _profiles,
+    _q2,
+    _result_dir,
+    grade_with_the_cli,
+)
 
-from graders import sandbox
-from graders.cli import main
 from graders.errors import UnsafeSubmissionError
-from graders.models import GradeReport, ProbeStatus, QuestionRun, RunStatus
+from graders.models import ProbeStatus, RunStatus, SandboxMode
 from graders.pipeline import GradeOptions, grade
+from graders.sandbox import cgroups
 from tools import make_hostile
 
-HOSTILE = make_hostile.HOSTILE
-FULL_Q2 = 6.0
-
-LIMITS = {
-    "cell_timeout_s": 4,
-    "total_timeout_s": 40,
-    "probe_timeout_s": 30,
-    "memory_mb": 1024,
-    "max_file_mb": 8,
-    "output_cap_kb": 256,
-    "max_processes": 256,
-}
-
-
-def _profiles(tmp_path: Path, limits: dict[str, int] | None = None, **params: object) -> Path:
-    """A ``quick`` profile with short limits, and extra values injected into Q2."""
-    lines = ["[profiles.quick]", 'data = "fixtures"', 'device = "cpu"', "[profiles.quick.limits]"]
-    lines += [f"{k} = {v}" for k, v in {**LIMITS, **(limits or {})}.items()]
-    lines.append("[profiles.quick.parameters.q2]")
-    lines += [f"{k} = {json.dumps(v)}" for k, v in params.items()]
-    path = tmp_path / "profiles.toml"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
-    return path
-
-
-def _grade(
-    tmp_path: Path, scenario: str | Path, limits: dict[str, int] | None = None, **params: object
-) -> GradeReport:
-    source = scenario if isinstance(scenario, Path) else HOSTILE / scenario
-    options = GradeOptions(
-        profile="quick", only=("q2",), profiles_file=_profiles(tmp_path, limits, **params)
-    )
-    return grade(source, tmp_path / "out", options)
-
-
-def _q2(report: GradeReport) -> tuple[QuestionRun, float]:
-    (run,) = [q for q in report.run.questions if q.question == "q2"]
-    (result,) = [q for q in report.questions if q.question == "q2"]
-    return run, result.score
-
-
-def _last_cell(report: GradeReport) -> int:
-    """The student's number of the hostile cell: the notebook's last cell."""
-    del report  # every scenario appends one cell to the same notebook
-    return len(nbformat.read(str(make_hostile.SOURCE), as_version=4).cells)
-
-
-def _result_dir(tmp_path: Path, report: GradeReport) -> Path:
-    return tmp_path / "out" / report.run.submission.name
-
-
-def _marked_processes() -> list[int]:
-    """Processes the fixtures started with the marker on their command line."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            cmdline = (entry / "cmdline").read_bytes()
-        except OSError:
-            continue
-        if make_hostile.FORK_MARKER.encode() in cmdline and int(entry.name) != os.getpid():
-            found.append(int(entry.name))
-    return found
-
-
-@pytest.fixture(autouse=True)
-def _no_stray_processes() -> Iterator[None]:
-    """Whatever a test asserts, leave no marked process behind for the next one."""
-    yield
-    for pid in _marked_processes():
-        with contextlib.suppress(OSError):
-            os.kill(pid, 9)
-
+__all__ = ["_no_stray_processes"]  # the autouse fixture, used by being here
 
 # --- 0. the fixtures are what the generator writes ----------------------------------------
 
@@ -125,6 +62,7 @@ def test_infinite_loop_is_interrupted_and_the_rest_is_graded(tmp_path: Path) -> 
 
 
 @pytest.mark.kernel
+@pytest.mark.slow
 def test_sleep_past_the_total_budget_stops_the_notebook_and_still_probes(tmp_path: Path) -> None:
     report = _grade(tmp_path, "sleep_past_total", {"cell_timeout_s": 30, "total_timeout_s": 6})
     run, score = _q2(report)
@@ -159,11 +97,8 @@ def test_children_that_leave_the_session_do_not_outlive_grading(tmp_path: Path) 
 
 @pytest.mark.kernel
 def test_fork_bomb_is_capped_when_a_process_limit_holds(tmp_path: Path) -> None:
-    if not sandbox.process_limit_holds():
-        pytest.skip(
-            "root without a sandbox user or a pids cgroup: nothing caps the number of "
-            "processes (docs/engine.md, 'number of processes')"
-        )
+    if not CONFINED:
+        pytest.skip("unconfined: nothing caps the number of processes (docs/security.md)")
     report = _grade(tmp_path, "fork_bomb", {"max_processes": 64})
     run, score = _q2(report)
     (error,) = run.execution.cell_errors
@@ -175,18 +110,19 @@ def test_fork_bomb_is_capped_when_a_process_limit_holds(tmp_path: Path) -> None:
     assert 0 <= score <= FULL_Q2
 
 
-def test_empty_pids_cgroups_a_killed_grader_left_are_swept(tmp_path: Path) -> None:
-    """A grader killed with SIGKILL never removes its kernel's pids cgroup; the next grader
+def test_empty_kernel_cgroups_a_killed_grader_left_are_swept(tmp_path: Path) -> None:
+    """A grader killed with SIGKILL never removes its kernel's cgroups; the next grader
     removes such groups once they are an hour old and empty, and nothing else."""
-    old, young, busy, other = (tmp_path / n for n in ("dlgrade-a", "dlgrade-b", "dlgrade-c", "x"))
+    names = ("dlgrade-k-a", "dlgrade-k-b", "dlgrade-k-c", "x")
+    old, young, busy, other = (tmp_path / n for n in names)
     for folder in (old, young, busy, other):
         folder.mkdir()
     (busy / "cgroup.procs").write_text("123\n")  # a real group with tasks refuses rmdir too
-    hours_ago = time.time() - 2 * sandbox.STALE_CGROUP_S
+    hours_ago = time.time() - 2 * cgroups.STALE_CGROUP_S
     for folder in (old, busy, other):
         os.utime(folder, (hours_ago, hours_ago))
-    sandbox._sweep_stale_pids_cgroups(tmp_path)
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["dlgrade-b", "dlgrade-c", "x"]
+    cgroups._sweep_stale(tmp_path)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["dlgrade-k-b", "dlgrade-k-c", "x"]
 
 
 def _rss_kib() -> int:
@@ -197,6 +133,7 @@ def _rss_kib() -> int:
 
 
 @pytest.mark.kernel
+@pytest.mark.slow
 def test_a_gigabyte_of_output_is_capped_and_the_grader_stays_flat(tmp_path: Path) -> None:
     # The first grade in a process imports torch and the checks (~650 MiB): measure after it.
     _grade(tmp_path / "warm", "sys_exit")
@@ -222,7 +159,8 @@ def test_a_gigabyte_of_output_is_capped_and_the_grader_stays_flat(tmp_path: Path
     executed = _result_dir(tmp_path, report) / run.execution.executed_notebook
     assert executed.stat().st_size < 4 * LIMITS["output_cap_kb"] * 1024
     assert "output beyond the size cap was dropped" in executed.read_text(encoding="utf-8")
-    assert (peak[0] - baseline) < 150 * 1024, f"grader RSS grew by {peak[0] - baseline} KiB"
+    # 640 MiB before the cap held; allocators differ (glibc's arenas follow the core count)
+    assert (peak[0] - baseline) < 300 * 1024, f"grader RSS grew by {peak[0] - baseline} KiB"
     assert score == FULL_Q2
 
 
@@ -264,14 +202,10 @@ def test_os_exit_is_reported_with_its_cell(tmp_path: Path) -> None:
 def test_killing_its_own_kernel_is_contained(tmp_path: Path) -> None:
     report = _grade(tmp_path, "kill_own_kernel")
     run, score = _q2(report)
-    if sandbox.namespaces_available():
-        # The kernel is PID 1 of its own namespace: a signal from inside cannot kill it.
-        assert run.execution.status is RunStatus.OK
-        assert score == FULL_Q2
-    else:
-        assert run.execution.status is RunStatus.KERNEL_DIED
-        assert f"while running cell {_last_cell(report)}" in run.execution.message
-        assert score == 0
+    # The kernel may end itself like any process; what it cannot do is reach anything else.
+    assert run.execution.status is RunStatus.KERNEL_DIED
+    assert f"while running cell {_last_cell(report)}" in run.execution.message
+    assert score == 0
 
 
 @pytest.mark.kernel
@@ -313,9 +247,8 @@ def test_the_kernel_cannot_import_the_grader_reference_or_reports(tmp_path: Path
     assert found["graders"] is False and found["reference"] is False
     assert found["reports"] is False
     by_path = {k: v for k, v in found.items() if "/" in k}
-    if sandbox.namespaces_available() or sandbox.privilege_status().run_as is not None:
-        # Root: an empty tmpfs over them in the kernel's mount namespace; separate user: the
-        # files are not the user's to read. Either way, reading by path fails.
+    if CONFINED:
+        # bubblewrap: not on the kernel's file system; sandbox user: not the user's to read.
         assert by_path and all(isinstance(v, str) for v in by_path.values()), found
     assert score == FULL_Q2
 
@@ -334,6 +267,7 @@ def test_planted_results_do_not_survive(tmp_path: Path) -> None:
 
 
 @pytest.mark.kernel
+@pytest.mark.slow
 def test_another_submissions_result_is_not_overwritten(tmp_path: Path) -> None:
     out = tmp_path / "out"
     good = grade(
@@ -391,8 +325,8 @@ def test_network_is_isolated_when_the_sandbox_can(tmp_path: Path) -> None:
         thread.join()
     run, score = _q2(report)
     assert score == FULL_Q2
-    if not sandbox.network_isolated():
-        pytest.skip("this mode does not isolate the network (docs/engine.md)")
+    if MODE is not SandboxMode.BUBBLEWRAP:
+        pytest.skip("only bubblewrap isolates the network (docs/security.md)")
     (error,) = run.execution.cell_errors
     assert error.ename in ("ConnectionRefusedError", "OSError", "TimeoutError")
     assert received == []
@@ -463,22 +397,6 @@ def test_a_batch_with_a_dying_submission_grades_the_other(
 ) -> None:
     hostile = HOSTILE / "os_exit"
     good = make_hostile.SOURCE
-    code = main(
-        [
-            "grade",
-            str(hostile),
-            str(good),
-            "--profile",
-            "quick",
-            "--profiles",
-            str(_profiles(tmp_path)),
-            "--only",
-            "q2",
-            "--out",
-            str(tmp_path / "out"),
-        ]
-    )
+    code, results = grade_with_the_cli(tmp_path, hostile, good)
     assert code == 0, capsys.readouterr()
-    dead = json.loads((tmp_path / "out" / "os_exit" / "result.json").read_text())
-    fine = json.loads((tmp_path / "out" / "q2_initialization" / "result.json").read_text())
-    assert dead["score"] == 0 and fine["score"] == FULL_Q2
+    assert results["os_exit"]["score"] == 0 and results["q2_initialization"]["score"] == FULL_Q2

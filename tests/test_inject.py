@@ -144,8 +144,9 @@ def test_the_preamble_is_valid_python(uses_torch):
         seed=3, threads=2, uses_torch=uses_torch, snapshot_names=("weights", "biases")
     )
     compile(source, "<preamble>", "exec")
-    assert ("torch.set_num_threads(2)" in source) is uses_torch
-    assert "numpy.random.seed(3)" in source
+    # the kernel-side preamble (graders/kernel/preamble.py), called with this grading's values
+    assert f"preamble(3, 2, {uses_torch!r}, ('weights', 'biases'), " in source
+    assert "torch.set_num_threads(threads)" in source and "numpy.random.seed(seed)" in source
 
 
 class _Shell:

@@ -10,7 +10,7 @@ from typing import Any
 import nbformat
 import numpy as np
 import pytest
-from fakes import FakeExecutor, Script, json_bytes, npz_bytes, pickled_npz_bytes
+from fakes import FakeExecutor, Script, npz_bytes, pickled_npz_bytes
 
 from graders.config import FIXTURE_DATA_ROOT, Profile
 from graders.models import GradeReport, ProbeStatus, QuestionRun, RunStatus
@@ -77,7 +77,7 @@ def test_every_kernel_gets_the_quick_profiles_parameters_and_its_probe_inputs(
         assert quick_profile.parameters_for(job.question).items() <= params.items()
         assert job.limits == quick_profile.limits
         assert "inputs.json" in fake.inputs_seen[job.question]
-        assert not job.sandbox.workdir.exists()  # the kernel's folder is gone afterwards
+        assert not job.sandbox.base.exists()  # the kernel's folder is gone afterwards
     recorded = runs(report)["q4"].execution.parameters
     assert recorded["EPOCHS"] == quick_profile.parameters_for("q4")["EPOCHS"]
 
@@ -140,9 +140,9 @@ def test_a_crash_on_the_first_grade_leaves_nothing(correct, tmp_path):
 
 def test_a_regrade_replaces_the_previous_result_whole(correct, tmp_path):
     out = tmp_path / "out"
-    first = FakeExecutor({"q1": Script(probe_files={"old.json": json_bytes(1)})})
+    first = FakeExecutor({"q1": Script(probe_files={"step.npz": npz_bytes(u=np.zeros(2))})})
     grade(correct, out, QUICK, executor=first)
-    assert (out / "all_correct" / "artifacts" / "q1" / "old.json").is_file()
+    assert (out / "all_correct" / "artifacts" / "q1" / "step.npz").is_file()
     grade(correct, out, QUICK, executor=FakeExecutor())
     assert not (out / "all_correct" / "artifacts").exists()  # nothing of the old run survives
     assert sorted(p.name for p in out.iterdir()) == ["all_correct"]
@@ -194,13 +194,13 @@ def test_a_total_timeout_names_the_cell_and_counts_what_ran(correct, tmp_path):
 
 
 def test_pickled_probe_output_never_reaches_the_result_folder(correct, tmp_path):
-    files = {"good.npz": npz_bytes(x=np.arange(3)), "evil.npz": pickled_npz_bytes()}
+    files = {"step.npz": npz_bytes(x=np.arange(3)), "box_network.npz": pickled_npz_bytes()}
     fake = FakeExecutor({"q1": Script(probe_files=files)})
     probe = runs(grade(correct, tmp_path / "out", QUICK, executor=fake))["q1"].probe
-    assert [a.name for a in probe.artifacts] == ["good"]
-    assert [(e.step, e.kind) for e in probe.errors] == [("evil", "bad_value")]
+    assert [a.name for a in probe.artifacts] == ["step"]
+    assert [(e.step, e.kind) for e in probe.errors] == [("box_network", "bad_value")]
     assert probe.status is ProbeStatus.PARTIAL
-    assert sorted(p.name for p in (tmp_path / "out" / "all_correct").rglob("*.npz")) == ["good.npz"]
+    assert sorted(p.name for p in (tmp_path / "out" / "all_correct").rglob("*.npz")) == ["step.npz"]
 
 
 def test_an_unfinished_probe_is_failed_with_its_step(correct, tmp_path):
@@ -243,3 +243,32 @@ def test_free_responses_tolerate_metadata_a_student_mangled():
     )
     answers = {r.id: r.answered for r in free_responses(nb, ("a", "b", "c"))}
     assert answers == {"a": True, "b": False, "c": False}
+
+
+def test_overflowing_and_non_finite_values_fail_checks_never_the_grader(correct, tmp_path):
+    """``10**400`` (no float holds it), ``1e999``, NaN and inf in what probes hand back: the
+    checks judge them as the student's bad values; none becomes "the grader could not
+    evaluate this test", and the reports (charts included) are written."""
+    huge = str(10**400).encode()
+    files = {
+        "q1": {
+            "step.npz": npz_bytes(u=np.array([np.inf, np.nan]), y=np.array([1e308, -np.inf]))
+        },
+        "q2": {
+            "formulas.json": b'{"forward_variance": {"args": [[3]], "values": [' + huge + b"]}}"
+        },
+        "q3": {
+            "histories.json": b'{"train_loss_history": [' + huge + b', 1e999, NaN], '
+            b'"test_loss_history": [1, 2, 3]}',
+            "samples.json": b'{"random_indices": [' + huge + b", -1, 5]}",
+        },
+        "q4": {
+            "train_meta.json": b'{"learning_rate_passed": ' + huge + b"}",
+            "layout.json": b'{"layers": [' + huge + b", 32]}",
+        },
+    }
+    fake = FakeExecutor({q: Script(probe_files=f) for q, f in files.items()})
+    report = grade(correct, tmp_path / "out", QUICK, executor=fake)
+    errors = [c.id for q in report.questions for c in q.checks if c.status.value == "error"]
+    assert errors == []
+    assert (tmp_path / "out" / "all_correct" / "feedback.html").is_file()

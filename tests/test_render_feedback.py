@@ -82,13 +82,16 @@ def test_student_text_stays_text_in_html(built):
 def test_student_text_stays_text_in_markdown(built):
     report, out = built
     md = render_markdown(report, out).text
-    assert "<script" not in md and "&lt;script&gt;" in md
+    prose = re.sub(r"(?ms)^(`{3,}).*?^\1\s*$", "", md)  # fenced blocks show text as it is
+    assert "<script" not in prose and "&lt;script&gt;" in prose
     table_row = next(line for line in md.splitlines() if "q3.loss_histories" in line)
     assert table_row.count(" | ") == 2, "a pipe in a message must not open a table column"
     assert "\\|" in table_row
     # the cell excerpt holds a ``` line: its fence must be longer than any run inside it
     assert "````python\nx = model(batch)\n```\ny = x @ w\n````" in md
-    assert "> ```\n> not a fence" in md, "a free-response answer is quoted line by line"
+    assert "````text\nMy answer:" in md and "```\nnot a fence\n```\n````" in md, (
+        "a free-response answer is a code block fenced longer than any fence inside it"
+    )
 
 
 def test_the_html_page_fetches_nothing_and_runs_nothing(built):

@@ -112,7 +112,13 @@ def mask_measurements(report: GradeReport) -> GradeReport:
         dataclasses.replace(q, checks=tuple(_masked_check(c) for c in q.checks))
         for q in report.questions
     )
-    return dataclasses.replace(report, questions=questions)
+    # Which sandbox graded, and why, is the machine's (root or not, cgroups or not): shown as
+    # its mode only, with words that do not vary.
+    confinement = dataclasses.replace(
+        report.run.confinement, reason="<SANDBOX REASON>", limits=("<SANDBOX LIMITS>",)
+    )
+    run = dataclasses.replace(report.run, confinement=confinement)
+    return dataclasses.replace(report, questions=questions, run=run)
 
 
 def perturbed(value: Any, factor: float) -> Any:

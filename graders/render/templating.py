@@ -2,9 +2,13 @@
 
 ``StrictUndefined`` turns a misspelt field into an error instead of a blank on a student's page;
 autoescape is on for ``.html.j2`` (student text such as ``<script>`` in an answer or a
-traceback must stay text) and off for Markdown and terminal templates, which escape nothing.
-Templates are read through ``importlib.resources`` from the ``reports`` package, so an
-installed wheel (or a zip) finds them exactly as a checkout does.
+traceback must stay text) and off for Markdown and terminal templates, whose filters below
+make student text inert instead. Every value a template prints loses its control characters
+first (``inert``): an exception class named with ANSI escapes must not redraw a TA's terminal
+("6 / 6 points" over a 4.75), and a carriage return must not hide a line; only ``Ansi``
+values, the terminal template's own colour codes, keep theirs. Templates are read through
+``importlib.resources`` from the ``reports`` package, so an installed wheel (or a zip) finds
+them exactly as a checkout does.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from collections.abc import Callable
 from importlib import resources
 
 import jinja2
+import markupsafe
 
 from graders.render.numbers import amount, data, number, percent, points, seconds
 
@@ -40,15 +45,65 @@ def clip(text: str, limit: int) -> str:
     return text[: limit - 1].rsplit(" ", 1)[0].rstrip(" ,;:") + " …"
 
 
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
+"""C0 and C1 control characters (ESC and DEL among them; tab and newline are text) and the
+Unicode direction controls, which can make a line read other than it is."""
+_MD_INLINE = re.compile(r"([\\`\[\]|])")
+"""Backslashes, backticks (code spans), brackets (links and images), pipes (table cells)."""
+_MD_LINE_START = re.compile(r"^([ \t]*)([#+=*_-])", re.MULTILINE)
+"""What starts a heading, a list, a rule or a setext underline at the start of a line."""
+_MD_NUMBERED = re.compile(r"^([ \t]*\d+)([.)])", re.MULTILINE)
+_BARE_LINK = re.compile(r"(?i)\b(https?|ftp|mailto|www)(?=[:.])")
+_WORD_JOINER = "\u2060"
+
+
+class Ansi(str):
+    """A terminal colour code: the one control sequence a template may print."""
+
+
+def inert(value: object) -> object:
+    """Every printed value without control characters (``Ansi`` codes excepted)."""
+    if isinstance(value, Ansi):
+        return value
+    if isinstance(value, markupsafe.Markup):
+        return markupsafe.Markup(_CONTROL.sub("", str(value)))
+    if isinstance(value, str):
+        return _CONTROL.sub("", value)
+    return value
+
+
+def one_line(text: str) -> str:
+    """A field the terminal shows on one line: its line breaks as a visible mark, so that a
+    message cannot print lines that look like the grader's own ("[PASS] ...")."""
+    return re.sub(r"\s*(\r\n|\r|\n)\s*", " \u23ce ", str(text)).strip()
+
+
 def md_text(text: str) -> str:
-    """Student or grader text in Markdown prose: angle brackets as entities, so a ``<script>``
-    in an answer stays text in viewers that render inline HTML."""
-    return text.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    """Student or grader text in Markdown prose, made inert: HTML as entities (a ``<script>``
+    stays text), brackets and backticks escaped (no link, image or code span from ``[x](...)``,
+    ``![x](...)``, backticks), no block syntax at a line's start (no heading, list or rule),
+    and a word joiner in bare ``http:``/``www.`` so that viewers with autolinks leave them as
+    text. Underscores and asterisks inside a line stay as typed: emphasis does no harm, and
+    ``train_loss_history`` should read as itself in the raw file too."""
+    text = str(text).replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
+    text = _MD_INLINE.sub(r"\\\1", text)
+    text = _MD_LINE_START.sub(r"\1\\\2", text)
+    text = _MD_NUMBERED.sub(r"\1\\\2", text)
+    return _BARE_LINK.sub(lambda m: m.group(1) + _WORD_JOINER, text)
 
 
 def md_cell(text: str) -> str:
-    """Text in a Markdown table cell: one line, pipes escaped."""
-    return md_text(text).replace("|", "\\|").replace("\r\n", "\n").replace("\n", "<br>")
+    """Text in a Markdown table cell: inert (pipes escaped with the rest), on one line."""
+    return md_text(text).replace("\r\n", "\n").replace("\n", "<br>")
+
+
+def md_code(text: str) -> str:
+    """A code span around any text: its backtick fence longer than any run inside it, one line."""
+    text = str(text).replace("\r", " ").replace("\n", " ")
+    longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
+    fence = "`" * (longest + 1)
+    pad = " " if text.startswith("`") or text.endswith("`") else ""
+    return f"{fence}{pad}{text}{pad}{fence}"
 
 
 def md_fence(text: str, lang: str = "") -> str:
@@ -56,11 +111,6 @@ def md_fence(text: str, lang: str = "") -> str:
     longest = max((len(m) for m in re.findall(r"`+", text)), default=0)
     fence = "`" * max(3, longest + 1)
     return f"{fence}{lang}\n{text.rstrip()}\n{fence}"
-
-
-def md_quote(text: str) -> str:
-    """A free-response answer as a block quote, every line of it (blank lines included)."""
-    return "\n".join(f"> {line}".rstrip() for line in md_text(text).rstrip().splitlines())
 
 
 def environment() -> jinja2.Environment:
@@ -75,6 +125,7 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
         keep_trailing_newline=True,
         auto_reload=False,
+        finalize=inert,
     )
     # Numbers only through graders.render.numbers: a template never prints a float as it is.
     env.filters["points"] = points
@@ -84,10 +135,11 @@ def environment() -> jinja2.Environment:
     env.filters["percent"] = percent
     env.filters["data"] = data
     env.filters["clip"] = clip
+    env.filters["one_line"] = one_line
     env.filters["md"] = md_text
     env.filters["cell"] = md_cell
     env.filters["fence"] = md_fence
-    env.filters["quote"] = md_quote
+    env.filters["code"] = md_code
     return env
 
 

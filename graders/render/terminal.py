@@ -13,14 +13,14 @@ from pathlib import Path
 from typing import TextIO
 
 from graders.models import GradeReport
-from graders.render.templating import render
+from graders.render.templating import Ansi, render
 from graders.render.view import feedback_view
 
 TEMPLATE = "summary.txt.j2"
 MESSAGE_CHARS = 240
 """A test's message or hint is cut to this in the terminal; the feedback page has it whole."""
 MARKS = {"passed": "PASS", "partial": "PART", "failed": "FAIL", "error": "ERR "}
-_ANSI = {
+_CODES = {
     "bold": "\x1b[1m",
     "dim": "\x1b[2m",
     "reset": "\x1b[0m",
@@ -35,6 +35,8 @@ _ANSI = {
     "failed": "\x1b[31m",
     "error": "\x1b[35m",
 }
+_ANSI = {name: Ansi(code) for name, code in _CODES.items()}
+"""The colour codes, marked as the only control characters the summary may print."""
 _PLAIN = dict.fromkeys(_ANSI, "")
 
 

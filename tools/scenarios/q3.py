@@ -2,9 +2,9 @@
 ways of writing a correct model.
 
 Scores are for the quick profile (20 epochs on the committed 2,000 training images, the
-1,000-image test slice, CPU only). Where the student's model does not fit the reference network,
-accuracy and probabilities are measured with the student's own forward pass, so a wrong
-architecture costs the architecture test and nothing else.
+1,000-image test slice, CPU only). Where the student's weights do not fit the reference network,
+the grader measures accuracy and probabilities itself in an MLP of the student's layer sizes,
+so a wrong architecture costs the architecture test and nothing else.
 """
 
 from __future__ import annotations
@@ -168,7 +168,8 @@ SCENARIOS = (
         name="q3_wrong_architecture",
         description=(
             "Two hidden layers (784 -> 128 -> 64 -> 10) instead of three: only the architecture "
-            "test fails; accuracy and probabilities use the student's own forward pass."
+            "test fails; the grader measures accuracy and probabilities itself, in an MLP of "
+            "the student's layer sizes."
         ),
         notebook=NOTEBOOK,
         edits=(Edit(old=CORRECT_CLASS, new=SMALLER_CLASS),),

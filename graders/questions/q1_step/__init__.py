@@ -55,6 +55,11 @@ SPEC = QuestionSpec(
     content_markers=("box_network", "box_approximation", "network_output"),
     free_response_ids=("q1a", "q1b", "q1c"),
     make_inputs=make_inputs,
+    artifacts=(
+        "step.npz",
+        "box_network.npz",
+        "box_approximation.npz",
+    ),
     checks=checks.CHECKS,
     package_dir=Path(__file__).resolve().parent,
 )

@@ -1,4 +1,4 @@
-# Kernel-side probe for Q1 (run as source in the student's kernel; see graders/probe_runtime.py).
+# Kernel-side probe for Q1, run as source in the student's kernel (graders/kernel/probe_runtime.py).
 # It only calls the student's functions and stores what they return; the grader evaluates
 # the networks in its own process.
 from typing import TYPE_CHECKING
@@ -6,7 +6,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:  # defined by the probe runtime the cell runs first; never imported in the kernel
-    from graders.probe_runtime import BadValue, as_array
+    from graders.kernel.probe_runtime import BadValue, as_array
 
 
 def network_arrays(params, what):

@@ -2,7 +2,7 @@
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:  # defined by the probe runtime the cell runs first; never imported in the kernel
-    from graders.probe_runtime import BadValue, as_array
+    from graders.kernel.probe_runtime import BadValue, as_array
 
 
 def one_number(value, what):

@@ -50,6 +50,15 @@ SPEC = QuestionSpec(
     free_response_ids=("q3_observations", "q3_test_vs_train"),
     uses_torch=True,
     make_inputs=make_inputs,
+    artifacts=(
+        "model_summary.json",
+        "state_dict.npz",
+        "histories.json",
+        "samples.json",
+        "sample_probabilities.npz",
+        "reference_logits.npz",
+        "test_logits.npz",
+    ),
     checks=checks.CHECKS,
     package_dir=Path(__file__).resolve().parent,
 )

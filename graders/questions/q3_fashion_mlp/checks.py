@@ -2,12 +2,14 @@
 own test accuracy of the trained weights, whether the reported history agrees with it, the loss
 plot, and the three random test images with their class probabilities.
 
-No printed number is read. Accuracy, test loss and class probabilities are recomputed here
-from the trained weights the probe saved, through ``reference.q3_mlp`` on the grader's own copy
-of the test set. When those weights do not fit the reference network (another architecture,
-extra tensors) or the student's forward pass is not the reference's, the grader falls back to
-the student's own forward pass, which the probe ran on the same test images, and says so: a
-wrong architecture then costs the architecture test only, not every test after it.
+No printed number is read, and no number the student's code computed either: accuracy, test
+loss and class probabilities are recomputed here, in the grader's own process, from the trained
+weights the probe saved, on the grader's own copy of the test set. The weights go into the
+reference network when they fit it (extra tensors such as a buffer are passed over); a
+different stack of Linear layers (another architecture) goes into an MLP of those sizes with
+ReLU between them, so a wrong architecture costs the architecture test and not every test
+after it. The probe's own run of the student's model on the test images is never scored: a
+forward pass can return anything (one looked the labels up in the test set's file).
 """
 
 from __future__ import annotations
@@ -31,6 +33,8 @@ from graders.render.numbers import fixed, number, percent
 from reference.datasets import load_split
 
 if TYPE_CHECKING:
+    import torch
+
     from reference.q3_mlp import FashionMLP
 
 FloatArray = NDArray[np.float64]
@@ -262,59 +266,71 @@ def _mapped(ctx: CheckContext) -> tuple[FashionMLP | None, str]:
         return None, f"your weights do not fit the reference network: {exc}"
 
 
-def _own_outputs(ctx: CheckContext, n: int) -> FloatArray | str:
-    """The student's own model's outputs on the test images (the probe ran it), or why not."""
-    own = ctx.npz("test_logits")
-    raw = None if own is None else own.get("logits")
-    if raw is None:
-        return _why(ctx, "test_logits")
-    if raw.shape != (n, N_CLASSES):
-        return f"its outputs have shape {raw.shape}, expected ({n}, 10)"
-    return np.asarray(raw, dtype=np.float64)
+def _linear_chain(state: Mapping[str, np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The (weight, bias) pairs of a stack of Linear layers from 784 inputs to 10 outputs, in
+    the order the state holds them (torch's (out, in) weights); [] when there is none."""
+    pairs: list[tuple[np.ndarray, np.ndarray]] = []
+    values = list(state.values())
+    width = LAYERS[0]
+    for weight, bias in pairwise(values):
+        if weight.ndim == 2 and bias.shape == (weight.shape[0],) and weight.shape[1] == width:
+            pairs.append((weight, bias))
+            width = weight.shape[0]
+            if width == N_CLASSES:
+                return pairs
+    return []
+
+
+def _chain_model(pairs: list[tuple[np.ndarray, np.ndarray]]) -> torch.nn.Module:
+    """An MLP with the student's layer sizes, ReLU between the layers, their weights loaded."""
+    import torch
+
+    layers: list[torch.nn.Module] = [torch.nn.Flatten()]
+    for position, (weight, bias) in enumerate(pairs):
+        linear = torch.nn.Linear(weight.shape[1], weight.shape[0])
+        with torch.no_grad():
+            linear.weight.copy_(torch.as_tensor(np.array(weight, dtype=np.float32)))
+            linear.bias.copy_(torch.as_tensor(np.array(bias, dtype=np.float32)))
+        layers.append(linear)
+        if position < len(pairs) - 1:
+            layers.append(torch.nn.ReLU())
+    return torch.nn.Sequential(*layers).eval()
 
 
 def _measure(ctx: CheckContext) -> Measure | Outcome:
-    """The reference network with the student's weights; the student's own forward pass when
-    the weights do not fit it or the forward pass is not the reference's (an architecture
-    mistake, charged once, in the architecture test)."""
+    """The student's trained weights measured by the grader: in the reference network when they
+    fit it, else in an MLP of their own layer sizes; never the student's own forward pass."""
     images, labels = _test_set(ctx)
-    model, not_mapped = _mapped(ctx)
-    own = _own_outputs(ctx, len(labels))
-    differs = model is not None and _behaviour(ctx, explain=False).matches is False
-    if model is not None and not (differs and isinstance(own, np.ndarray)):
-        loss, accuracy, logits = _ref().evaluate(model, images, labels)
-        return Measure(
-            logits=logits.astype(np.float64),
-            labels=labels,
-            accuracy=accuracy,
-            loss=loss,
-            source=REFERENCE_SOURCE,
+    mapped, not_mapped = _mapped(ctx)
+    model: torch.nn.Module | None = mapped
+    source = REFERENCE_SOURCE
+    if model is None:
+        state = ctx.npz("state_dict")
+        pairs = _linear_chain(state) if state is not None else []
+        if not pairs:
+            if state is None:
+                return Outcome.failed(f"No trained model to measure: {_why(ctx, 'model')}")
+            return Outcome.failed(
+                f"The grader could not measure your trained model: {not_mapped}, and its "
+                "weights are not a stack of Linear layers from 784 inputs to 10 outputs either. "
+                "The grader measures the weights itself; it does not take the outputs your own "
+                "code computes.",
+                hint="Keep your trained model in `model` (an nn.Module of Linear layers) and "
+                "make sure every cell runs from top to bottom on a machine without a GPU.",
+            )
+        model = _chain_model(pairs)
+        sizes = "-".join(str(n) for n in (LAYERS[0], *(w.shape[0] for w, _ in pairs)))
+        source = (
+            f"an MLP of your own layer sizes ({sizes}, ReLU between them) loaded with your "
+            "trained weights, because they do not fit the assignment's network"
         )
-    if isinstance(own, np.ndarray):
-        reason = (
-            "your forward pass differs from the reference network (see the architecture test)"
-            if differs
-            else not_mapped
-        )
-        finite = bool(np.all(np.isfinite(own)))
-        with np.errstate(all="ignore"):
-            picked = own[np.arange(len(labels)), labels]
-            own_loss = float(np.mean(diagnose.logsumexp(own) - picked))
-        return Measure(
-            logits=own,
-            labels=labels,
-            accuracy=float(np.mean(np.argmax(own, axis=1) == labels)) if finite else 0.0,
-            loss=own_loss,
-            source=f"your model's own forward pass on the test images (run by the grader's "
-            f"probe), because {reason}",
-        )
-    if ctx.npz("state_dict") is None and ctx.npz("test_logits") is None:
-        return Outcome.failed(f"No trained model to measure: {_why(ctx, 'model')}")
-    return Outcome.failed(
-        f"The grader could not measure your trained model: {not_mapped}; and running your own "
-        f"model on the test images gave nothing usable: {own}.",
-        hint="Keep your trained model in `model` (an nn.Module) and make sure every cell runs "
-        "from top to bottom on a machine without a GPU.",
+    loss, accuracy, logits = _ref().evaluate(model, images, labels)
+    return Measure(
+        logits=logits.astype(np.float64),
+        labels=labels,
+        accuracy=accuracy,
+        loss=loss,
+        source=source,
     )
 
 
@@ -703,13 +719,16 @@ def sample_probabilities(ctx: CheckContext) -> Outcome:
     agree = [
         bool(np.allclose(p, e, atol=PROBABILITY_ATOL)) for p, e in zip(probs, expected, strict=True)
     ]
-    if not all(agree) and _are_probabilities(outputs):
-        # A model that already outputs probabilities (an architecture mistake, charged there):
-        # showing its outputs as they are is the right picture of what it predicts.
-        agree = [
-            bool(np.allclose(p, o, atol=PROBABILITY_ATOL))
-            for p, o in zip(probs, outputs, strict=True)
+    if not all(agree):
+        # A model whose forward pass already ends in a softmax (an architecture mistake,
+        # charged there), its outputs put through softmax once more by the sample cell: the
+        # grader computes that picture too, from its own logits, rather than charge it twice.
+        twice = diagnose.softmax(expected)
+        again = [
+            bool(np.allclose(p, e, atol=PROBABILITY_ATOL))
+            for p, e in zip(probs, twice, strict=True)
         ]
+        agree = again if all(again) else agree
     if all(agree):
         return Outcome.passed(
             f"The probabilities of test images {indices} match the grader's softmax of "

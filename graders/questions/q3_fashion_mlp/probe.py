@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 
 if TYPE_CHECKING:  # defined by the probe runtime the cell runs first; never imported in the kernel
-    from graders.probe_runtime import BadValue, MissingName, as_array
+    from graders.kernel.probe_runtime import BadValue, MissingName, as_array
 
 
 def find_model(ctx):

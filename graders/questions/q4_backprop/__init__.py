@@ -55,6 +55,16 @@ SPEC = QuestionSpec(
     uses_torch=False,
     snapshot_names=("weights", "biases"),
     make_inputs=make_inputs,
+    artifacts=(
+        "helpers.npz",
+        "final.npz",
+        "layout.json",
+        "init.npz",
+        "forward.npz",
+        "forward_meta.json",
+        "train_meta.json",
+        "train_step.npz",
+    ),
     checks=checks.CHECKS,
     package_dir=Path(__file__).resolve().parent,
 )

@@ -1,0 +1,36 @@
+"""The grader's first cell in every kernel: fixed seeds, the thread share, first-value snapshots.
+
+Run as source before the student's first cell (``graders/inject.py`` appends the call with the
+grading's values). Seeds make a rerun probe and train the same; the thread share keeps two
+kernels from fighting over the cores (an oversubscribed torch ran 30x slower); and names such
+as Q4's ``weights`` are copied the first time a cell defines them, so the initial values can
+be checked after training replaced them.
+"""
+
+
+def preamble(seed, threads, uses_torch, names, snapshots_name):
+    import contextlib
+    import copy
+    import random
+
+    import numpy
+
+    random.seed(seed)
+    numpy.random.seed(seed)
+    if uses_torch:
+        import torch
+
+        torch.manual_seed(seed)
+        torch.set_num_threads(threads)
+    shell = get_ipython()  # type: ignore[name-defined]  # noqa: F821  (IPython's, in the kernel)
+    snapshots = {}
+
+    def keep_first(result=None):
+        for name in names:
+            if name not in snapshots and name in shell.user_ns:
+                with contextlib.suppress(Exception):  # not copyable: no snapshot
+                    snapshots[name] = copy.deepcopy(shell.user_ns[name])
+
+    if names:
+        shell.events.register("post_run_cell", keep_first)
+    shell.user_ns[snapshots_name] = snapshots

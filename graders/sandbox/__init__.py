@@ -1,0 +1,49 @@
+"""Where student code runs: a default-deny bubblewrap sandbox per kernel, or a stated fallback.
+
+``confinement.choose`` decides once per process which mode this machine allows (bubblewrap for
+root and ordinary users alike; an unprivileged sandbox user; or, only when told, nothing),
+``workspace.prepare`` makes one kernel's folders and launch plan, ``layout`` lists what the
+kernel's file system holds, ``cgroups`` caps the whole kernel tree, ``users`` gives a root
+grader's kernels their own uids, and ``launch.py`` (run as a script) starts the kernel.
+``docs/security.md`` maps each attack to the mechanism that stops it and the test that shows it.
+"""
+
+import argparse
+
+from graders.sandbox.confinement import choose, describe
+from graders.sandbox.workspace import (
+    KernelPaths,
+    Sandbox,
+    SandboxPlan,
+    cleanup,
+    prepare,
+    thread_share,
+)
+
+__all__ = [
+    "KernelPaths",
+    "Sandbox",
+    "SandboxPlan",
+    "add_arguments",
+    "choose",
+    "cleanup",
+    "describe",
+    "prepare",
+    "thread_share",
+]
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """``--sandbox`` and ``--allow-unconfined``, the same for every command that runs notebooks."""
+    parser.add_argument(
+        "--sandbox",
+        default=None,
+        choices=["auto", "bubblewrap", "user", "unconfined"],
+        help="how student code is confined (default auto: bubblewrap, else the sandbox user; "
+        "also $DLGRADE_SANDBOX)",
+    )
+    parser.add_argument(
+        "--allow-unconfined",
+        action="store_true",
+        help="run student code even where nothing can confine it (trusted notebooks only)",
+    )

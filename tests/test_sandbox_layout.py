@@ -1,0 +1,158 @@
+"""What a kernel's sandbox is made of, checked without starting one (and, on a GPU, with one).
+
+The containment tests show the sandbox holding against attacks; these pin down its parts: the
+CUDA devices only for a CUDA profile, the grader's installed files masked wherever the kernel's
+Python holds them, the kernel-side package free of the grader, the plan's limits as stated.
+"""
+
+from __future__ import annotations
+
+import ast
+import asyncio
+from pathlib import Path
+
+import nbformat
+import pytest
+from conftest import kernel_sandbox
+
+from graders import config, inject
+from graders.config import FIXTURE_DATA_ROOT, Limits
+from graders.execute import KernelJob, NbclientExecutor
+from graders.kernel import SOURCE_DIR
+from graders.sandbox import layout
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _host(tmp_path: Path) -> layout.HostPaths:
+    for name in ("in", "empty"):
+        (tmp_path / name).mkdir(exist_ok=True)
+    for name in ("a.zip", "empty-file"):
+        (tmp_path / name).touch()
+    return layout.HostPaths(
+        probe_in=tmp_path / "in",
+        probe_archive=tmp_path / "a.zip",
+        empty_dir=tmp_path / "empty",
+        empty_file=tmp_path / "empty-file",
+    )
+
+
+def _mounts(tmp_path: Path, *, cuda: bool) -> list[layout.Mount]:
+    return layout.kernel_mounts(
+        host=_host(tmp_path),
+        data_root=FIXTURE_DATA_ROOT,
+        files_in={},
+        disk_mb=64,
+        tmp_mb=16,
+        cuda=cuda,
+        uid=1234,
+        gid=1234,
+    )
+
+
+def test_cuda_devices_are_bound_only_for_a_cuda_profile(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    devices = tmp_path / "dev"
+    devices.mkdir()
+    for name in ("nvidia0", "nvidiactl", "nvidia-uvm", "null"):
+        (devices / name).touch()
+    monkeypatch.setattr(layout, "DEVICES", devices)
+    cpu = {m["dest"] for m in _mounts(tmp_path, cuda=False)}
+    gpu = {m["dest"] for m in _mounts(tmp_path, cuda=True)}
+    nvidia = {str(devices / n) for n in ("nvidia0", "nvidiactl", "nvidia-uvm")}
+    assert nvidia <= gpu and "/sys" in gpu
+    assert not nvidia & cpu and "/sys" not in cpu
+    assert str(devices / "null") not in gpu  # /dev is bwrap's own minimal one
+
+
+def test_the_root_is_read_only_and_only_the_tmpfs_folders_are_writable(tmp_path: Path) -> None:
+    mounts = _mounts(tmp_path, cuda=False)
+    assert mounts[-1] == {"kind": "remount-ro", "dest": "/"}
+    writable = {m["dest"] for m in mounts if m["kind"] in ("bind", "tmpfs")}
+    assert writable == {
+        "/tmp",
+        "/dev/shm",
+        layout.WORKSPACE,
+        f"{layout.KERNEL_PROBE_OUT}/a.zip",
+    }
+    sizes = {m["dest"]: int(m["size"]) for m in mounts if m["kind"] == "tmpfs"}
+    assert sizes == {"/tmp": 16 << 20, "/dev/shm": 16 << 20, layout.WORKSPACE: 64 << 20}
+    sources = {m.get("src", "") for m in mounts}
+    assert str(REPO) not in sources, "the project itself is never bound"
+    data = [m["dest"] for m in mounts if m.get("src", "").startswith(str(FIXTURE_DATA_ROOT))]
+    assert data == [str(FIXTURE_DATA_ROOT / d) for d in layout.DATASET_FOLDERS]
+    assert max(i for i, m in enumerate(mounts) if m["dest"] in data) > max(
+        i for i, m in enumerate(mounts) if m["kind"] == "tmpfs"
+    ), "the data must be bound after /tmp's tmpfs, or a data root under /tmp is hidden"
+    assert not any(s.startswith(str(REPO / "graders")) for s in sources)
+
+
+def test_the_graders_files_inside_the_kernels_python_are_masked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    site = tmp_path / "venv" / "lib" / "site-packages"
+    installed = site / "graders"
+    installed.mkdir(parents=True)
+    finder = site / "__editable___dl_assignment1_autograder_finder.py"
+    finder.touch()
+    monkeypatch.setattr(layout, "python_trees", lambda: [tmp_path / "venv"])
+    monkeypatch.setattr(layout, "grader_paths", lambda: [installed, finder])
+    masks = {
+        m["dest"]: m["src"]
+        for m in _mounts(tmp_path, cuda=False)
+        if m["dest"] in (str(installed), str(finder))
+    }
+    assert masks == {
+        str(installed): str(tmp_path / "empty"),
+        str(finder): str(tmp_path / "empty-file"),
+    }
+
+
+def test_the_kernel_package_imports_nothing_of_the_grader() -> None:
+    """What runs inside the kernel is handed over as source; an import of ``graders`` there
+    would fail (it is not on the kernel's file system) or, worse, find the grader."""
+    sources = [*SOURCE_DIR.glob("*.py"), *(REPO / "graders" / "questions").glob("*/probe.py")]
+    for path in sources:
+        tree = ast.parse(path.read_text(encoding="utf-8"))
+        guarded = {
+            id(n)
+            for node in ast.walk(tree)
+            if isinstance(node, ast.If) and "TYPE_CHECKING" in ast.unparse(node.test)
+            for n in ast.walk(node)
+        }
+        for node in ast.walk(tree):
+            if id(node) in guarded:
+                continue
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            assert not any(n == "graders" or n.startswith("graders.") for n in names), path
+
+
+@pytest.mark.gpu
+@pytest.mark.kernel
+def test_cuda_is_visible_inside_the_sandbox_on_a_gpu_profile(tmp_path: Path) -> None:
+    if not config.cuda_visible():
+        pytest.skip("no CUDA device is visible on this machine")
+    limits = Limits(cell_timeout_s=120, total_timeout_s=120, probe_timeout_s=30)
+    nb = nbformat.v4.new_notebook(
+        cells=[nbformat.v4.new_code_cell("import torch\nprint(torch.cuda.is_available())")]
+    )
+    prepared = inject.prepare(nb, parameters={}, preamble="pass")
+    box = kernel_sandbox(tmp_path, limits, device="cuda")
+    job = KernelJob(
+        question="qx",
+        prepared=prepared,
+        sandbox=box,
+        limits=limits,
+        probe_source="pass",
+        write_probe_inputs=lambda: None,
+    )
+    run = asyncio.run(NbclientExecutor().run(job))
+    printed = "".join(o.get("text", "") for o in run.notebook.cells[-1].outputs)
+    assert printed.strip() == "True"
