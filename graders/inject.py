@@ -29,6 +29,7 @@ SKIP_TAGS = frozenset({"dlgrade-selfcheck", "dlgrader-skip"})
 """Cells the grader does not run (a student's self-check call would start a grading inside one)."""
 SNAPSHOTS_NAME = "__dlgrader_snapshots__"
 _PREAMBLE = kernel_source("preamble")
+_COMPAT = kernel_source("compat")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,13 +63,22 @@ def parameters_source(parameters: Mapping[str, Any]) -> str:
 
 
 def preamble_source(
-    *, seed: int, threads: int, uses_torch: bool, snapshot_names: tuple[str, ...]
+    *,
+    seed: int,
+    threads: int,
+    uses_torch: bool,
+    snapshot_names: tuple[str, ...],
+    data_root: str | None = None,
+    device: str = "cpu",
 ) -> str:
     """The preamble cell: ``graders/kernel/preamble.py`` and one call with this grading's values,
     in a private namespace (nothing of it is left among the student's names but the snapshots)."""
+    compat = (
+        None if data_root is None else {"source": _COMPAT, "data_root": data_root, "device": device}
+    )
     call = (
         f"preamble({seed!r}, {threads!r}, {uses_torch!r}, {tuple(snapshot_names)!r}, "
-        f"{SNAPSHOTS_NAME!r})"
+        f"{SNAPSHOTS_NAME!r}, {compat!r})"
     )
     return f"""# Grader preamble: fixed seeds, thread share, first values of {list(snapshot_names)}.
 def __dlgrader_preamble():

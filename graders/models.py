@@ -107,6 +107,8 @@ class ExecutionRecord:
     parameters: dict[str, object] = field(default_factory=dict)
     """The parameter values the grader injected."""
     threads: int = 1
+    notices: tuple[str, ...] = ()
+    """What the grader had to do differently to run this notebook (no `parameters` cell)."""
 
 
 class ProbeStatus(StrEnum):
@@ -149,6 +151,8 @@ class ProbeRecord:
     errors: tuple[ProbeStepError, ...] = ()
     seconds: float = 0.0
     message: str = ""
+    notices: tuple[str, ...] = ()
+    """What the kernel's compatibility layer did (data served, CUDA on the CPU, installs)."""
 
     def artifact(self, name: str) -> Artifact | None:
         return next((a for a in self.artifacts if a.name == name), None)

@@ -152,6 +152,8 @@ async def _run_question(
         threads=ctx.threads,
         uses_torch=spec.uses_torch,
         snapshot_names=spec.snapshot_names,
+        data_root=str(ctx.data_root),
+        device=ctx.profile.device,
     )
     prepared = inject.prepare(student_nb, parameters=parameters, preamble=preamble)
     box = sandbox.prepare(

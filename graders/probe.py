@@ -37,7 +37,8 @@ MAX_ARCHIVE_BYTES = 256 << 20
 """All of one question's artifacts together."""
 MAX_MEMBERS = 64
 _PROGRESS_BYTES = 4096
-_BOOKKEEPING = ("probe_errors.json", "probe_done.json", "progress.json")
+_BOOKKEEPING = ("probe_errors.json", "probe_done.json", "progress.json", "notices.json")
+MAX_NOTICES = 20
 
 
 def cell_source(spec: QuestionSpec, sandbox: Sandbox, *, step_seconds: float) -> str:
@@ -169,6 +170,7 @@ def collect(spec: QuestionSpec, run: KernelRun, sandbox: Sandbox, result_dir: Pa
         errors.append(ProbeStepError(step="artifacts", kind="bad_value", message=str(exc)))
     done = members.pop("probe_done.json", None) is not None
     step = _progress_step(members.pop("progress.json", None))
+    notices = _notices(members.pop("notices.json", None))
     artifacts: list[Artifact] = []
     for name, data in sorted(members.items()):
         problem = _validate(name, data, spec.artifacts)
@@ -196,7 +198,26 @@ def collect(spec: QuestionSpec, run: KernelRun, sandbox: Sandbox, result_dir: Pa
         errors=tuple(errors),
         seconds=run.probe_seconds,
         message=message,
+        notices=notices,
     )
+
+
+def _notices(raw: bytes | None) -> tuple[str, ...]:
+    """What the compatibility layer did in the kernel ("served MNIST from the grader's copy"):
+    message -> how many times, as sentences for the report."""
+    if not raw:
+        return ()
+    try:
+        found: Any = load_json(raw, name="notices.json")
+    except PlainDataError:
+        return ()
+    if not isinstance(found, dict):
+        return ()
+    lines = []
+    for message, count in list(found.items())[:MAX_NOTICES]:
+        times = f" ({count} times)" if isinstance(count, int) and count > 1 else ""
+        lines.append(f"{str(message)[:300]}{times}")
+    return tuple(lines)
 
 
 def _status(

@@ -107,6 +107,18 @@ def execution_record(
         executed_notebook=executed,
         parameters=dict(prepared.parameters),
         threads=threads,
+        notices=_notices(prepared),
+    )
+
+
+def _notices(prepared: PreparedNotebook) -> tuple[str, ...]:
+    if prepared.parameters_cell is not None or not prepared.parameters:
+        return ()
+    names = ", ".join(sorted(prepared.parameters))
+    return (
+        "The notebook has no cell tagged `parameters`, so the grader could not set its budget: "
+        f"it set {names} before the notebook's first cell and the notebook ran as written "
+        "(its own values of those names won), within the profile's time limits.",
     )
 
 

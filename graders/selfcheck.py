@@ -145,9 +145,7 @@ def run_self_check(
         raise GraderError(f"unknown question {', '.join(unknown)}; choose from {', '.join(known)}")
     # A student checks their own notebook on their own machine: bubblewrap where it exists,
     # else their code runs as they do (the report says so), as it would in Jupyter anyway.
-    options = GradeOptions(
-        profile=PROFILE, only=questions, public_only=True, allow_unconfined=True
-    )
+    options = GradeOptions(profile=PROFILE, only=questions, public_only=True, allow_unconfined=True)
     with tempfile.TemporaryDirectory(prefix="dlgrade-check-") as tmp:
         report = grade(source, out_dir or Path(tmp), options, progress=say)
     single = source.suffix.lower() == ".ipynb" and not questions

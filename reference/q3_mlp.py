@@ -153,8 +153,7 @@ def model_from_state(state: Mapping[str, ArrayLike | torch.Tensor]) -> FashionML
     if got != layer_shapes():
         shapes = [tuple(np.shape(v)) for v in state.values()]
         raise ValueError(
-            f"weights do not fit 784-256-128-64-10: expected shapes {layer_shapes()}, "
-            f"got {shapes}"
+            f"weights do not fit 784-256-128-64-10: expected shapes {layer_shapes()}, got {shapes}"
         )
     model.load_state_dict(dict(zip(ours, tensors, strict=True)))
     return model

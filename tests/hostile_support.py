@@ -103,8 +103,6 @@ def _no_stray_processes() -> Iterator[None]:
             os.kill(pid, 9)
 
 
-
-
 def printed(tmp_path: Path, report: GradeReport, tag: str) -> Any:
     """The JSON a hostile cell printed after ``tag`` (``TAG {...}``), from the executed notebook
     the grader kept; None when the cell printed no such line."""

@@ -100,6 +100,7 @@ def _open_at_once(path: str, barrier, errors) -> None:  # type: ignore[no-untype
         errors.put(f"{type(exc).__name__}: {exc}")
 
 
+@pytest.mark.slow
 def test_batches_started_together_both_open_a_new_state_file(tmp_path: Path) -> None:
     """Two batches switching a new file to WAL at once: SQLite does not wait for that lock, so
     without the sidecar lock one failed with "database is locked" (CI saw it; 22 of 300 here)."""
@@ -340,6 +341,7 @@ def test_a_stored_result_decodes_to_the_same_report(local_batch) -> None:
     assert on_disk["score"] == plain["score"]
 
 
+@pytest.mark.slow
 @pytest.mark.kernel
 def test_a_rerun_skips_unchanged_work_and_regrades_who_is_asked(local_batch) -> None:
     folder, out = local_batch

@@ -271,6 +271,7 @@ TEST_LIMIT = 100
 """
 
 
+@pytest.mark.slow
 def test_calibrate_command_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     profiles = tmp_path / "profiles.toml"
     profiles.write_text(TINY, encoding="utf-8")

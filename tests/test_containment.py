@@ -105,9 +105,7 @@ def test_a_classmates_kernel_in_the_same_batch_cannot_be_driven(tmp_path: Path) 
     batch.mkdir()
     for name in ("victim_waits", "attack_classmate"):
         shutil.copytree(HOSTILE / name, batch / name)
-    profiles = _profiles(
-        tmp_path, {"cell_timeout_s": 30, "total_timeout_s": 60}, VICTIM_SECONDS=15
-    )
+    profiles = _profiles(tmp_path, {"cell_timeout_s": 30, "total_timeout_s": 60}, VICTIM_SECONDS=15)
     options = BatchOptions(
         folder=batch,
         out=tmp_path / "out",
@@ -336,10 +334,10 @@ def _rss_kib() -> int:
     "scenario",
     [
         "huge_error",
-        "reply_flood",
         *(
             pytest.param(name, marks=pytest.mark.slow)
             for name in (
+                "reply_flood",
                 "multiframe_flood",
                 "malformed_message",
                 "error_loop",

@@ -104,6 +104,7 @@ def test_a_cell_timeout_interrupts_and_the_next_cell_still_runs(tmp_path: Path) 
     assert record.timed_out_cells == (0,)
 
 
+@pytest.mark.slow
 def test_the_total_deadline_skips_the_remaining_cells(tmp_path: Path) -> None:
     # A cell far longer than the whole budget, and far shorter a cell timeout than it sleeps:
     # whatever the machine's speed, the budget runs out during the first cell.
@@ -187,6 +188,7 @@ def test_snapshots_keep_the_first_value_of_a_name(tmp_path: Path) -> None:
     assert run.probe_status == "ok"
 
 
+@pytest.mark.slow
 def test_a_kernel_that_cannot_start_is_a_harness_error(tmp_path: Path) -> None:
     with pytest.raises(ExecutionError, match="could not start a Jupyter kernel"):
         _run(tmp_path, _notebook("x = 1"), argv=["/bin/false"])

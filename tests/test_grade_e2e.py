@@ -84,6 +84,7 @@ def test_all_correct_scores_full_marks(correct: tuple[GradeReport, Path]) -> Non
     assert report.score == report.max_score > 0
 
 
+@pytest.mark.slow
 def test_blank_gives_a_message_per_question_and_no_crash(
     graded_submission: GradedSubmission,
 ) -> None:

@@ -394,9 +394,7 @@ def graded(tmp_path_factory: pytest.TempPathFactory) -> _Graded:
 
 
 @pytest.mark.kernel
-@pytest.mark.parametrize(
-    "name", [pytest.param("all_correct", marks=pytest.mark.slow), "blank"]
-)
+@pytest.mark.parametrize("name", [pytest.param("all_correct", marks=pytest.mark.slow), "blank"])
 def test_real_submissions_give_valid_results(graded, validator, name):
     results, result_json = graded[name]
     assert_valid(validator, results)

@@ -255,8 +255,6 @@ def _why_no_image() -> str | None:
     return reason and f"{reason} (CI runs these tests as root)"
 
 
-
-
 @pytest.fixture(scope="module")
 def installed(bundle_zip: Path) -> Iterator[Path]:
     """An ``/autograder`` root set up by the zip's own ``setup.sh`` (about a minute: pip takes
@@ -365,6 +363,7 @@ def test_a_full_correct_submission_grades_in_gradescopes_768_mb(installed: Path)
     assert "Container memory: peak" in results["output"]
 
 
+@pytest.mark.slow
 @pytest.mark.kernel
 def test_the_spy_cell_would_notice_a_readable_file(bundle_zip: Path, root: Path) -> None:
     """The channel above works: the same replacement of ``step`` does cost q1 points."""

@@ -50,6 +50,7 @@ def test_committed_fixtures_are_up_to_date() -> None:
 # --- 1. time ------------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.kernel
 def test_infinite_loop_is_interrupted_and_the_rest_is_graded(tmp_path: Path) -> None:
     report = _grade(tmp_path, "infinite_loop")
@@ -75,6 +76,7 @@ def test_sleep_past_the_total_budget_stops_the_notebook_and_still_probes(tmp_pat
 # --- 2. resources -------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.kernel
 def test_memory_bomb_becomes_memory_error_in_its_cell(tmp_path: Path) -> None:
     report = _grade(tmp_path, "memory_bomb", {"cell_timeout_s": 60})  # slow on a busy machine
@@ -176,6 +178,7 @@ def test_a_file_past_the_size_limit_fails_in_its_cell(tmp_path: Path) -> None:
 # --- 3. exits -----------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.kernel
 def test_sys_exit_is_an_error_in_its_cell(tmp_path: Path) -> None:
     report = _grade(tmp_path, "sys_exit")
@@ -185,6 +188,7 @@ def test_sys_exit_is_an_error_in_its_cell(tmp_path: Path) -> None:
     assert score == FULL_Q2
 
 
+@pytest.mark.slow
 @pytest.mark.kernel
 def test_os_exit_is_reported_with_its_cell(tmp_path: Path) -> None:
     report = _grade(tmp_path, "os_exit")
@@ -198,6 +202,7 @@ def test_os_exit_is_reported_with_its_cell(tmp_path: Path) -> None:
     assert result["run"]["questions"][0]["execution"]["status"] == "kernel_died"
 
 
+@pytest.mark.slow
 @pytest.mark.kernel
 def test_killing_its_own_kernel_is_contained(tmp_path: Path) -> None:
     report = _grade(tmp_path, "kill_own_kernel")
@@ -253,6 +258,7 @@ def test_the_kernel_cannot_import_the_grader_reference_or_reports(tmp_path: Path
     assert score == FULL_Q2
 
 
+@pytest.mark.slow
 @pytest.mark.kernel
 def test_planted_results_do_not_survive(tmp_path: Path) -> None:
     out = tmp_path / "out"
@@ -350,7 +356,14 @@ def test_an_unreadable_notebook_is_a_message_not_a_crash(
 
 
 @pytest.mark.kernel
-@pytest.mark.parametrize("scenario", ["load_nbformat3", "load_odd_names", "load_wrong_slot"])
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        pytest.param("load_nbformat3", marks=pytest.mark.slow),
+        "load_odd_names",
+        pytest.param("load_wrong_slot", marks=pytest.mark.slow),
+    ],
+)
 def test_odd_but_readable_notebooks_are_graded(tmp_path: Path, scenario: str) -> None:
     report = _grade(tmp_path, scenario)
     run, score = _q2(report)
@@ -358,6 +371,7 @@ def test_odd_but_readable_notebooks_are_graded(tmp_path: Path, scenario: str) ->
     assert score == FULL_Q2
 
 
+@pytest.mark.slow
 def test_ten_thousand_cells_are_refused_with_a_message(tmp_path: Path) -> None:
     folder = tmp_path / "many"
     folder.mkdir()
@@ -391,6 +405,7 @@ def test_a_zip_with_escaping_paths_grades_the_safe_part_only(tmp_path: Path) -> 
 # --- a batch goes on ----------------------------------------------------------------------
 
 
+@pytest.mark.slow
 @pytest.mark.kernel
 def test_a_batch_with_a_dying_submission_grades_the_other(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]

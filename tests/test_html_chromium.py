@@ -114,6 +114,7 @@ def test_the_page_loads_cleanly_and_shows_the_right_total(
     assert len(re.findall(r'<img src="data:image/svg\+xml;base64,', dom)) == 2
 
 
+@pytest.mark.slow
 def test_the_page_renders_to_a_readable_screenshot(detectors_work: None, tmp_path: Path) -> None:
     from PIL import Image
 

@@ -251,14 +251,12 @@ def test_overflowing_and_non_finite_values_fail_checks_never_the_grader(correct,
     evaluate this test", and the reports (charts included) are written."""
     huge = str(10**400).encode()
     files = {
-        "q1": {
-            "step.npz": npz_bytes(u=np.array([np.inf, np.nan]), y=np.array([1e308, -np.inf]))
-        },
+        "q1": {"step.npz": npz_bytes(u=np.array([np.inf, np.nan]), y=np.array([1e308, -np.inf]))},
         "q2": {
             "formulas.json": b'{"forward_variance": {"args": [[3]], "values": [' + huge + b"]}}"
         },
         "q3": {
-            "histories.json": b'{"train_loss_history": [' + huge + b', 1e999, NaN], '
+            "histories.json": b'{"train_loss_history": [' + huge + b", 1e999, NaN], "
             b'"test_loss_history": [1, 2, 3]}',
             "samples.json": b'{"random_indices": [' + huge + b", -1, 5]}",
         },

@@ -321,9 +321,7 @@ def _zip_with(entries: list[tuple[str, bytes]]) -> bytes:
     return buf.getvalue()
 
 
-def test_a_central_directory_listing_millions_of_entries_is_refused_unread(
-    spec, box, result_dir
-):
+def test_a_central_directory_listing_millions_of_entries_is_refused_unread(spec, box, result_dir):
     """The end record claims more entries than any probe writes: refused before zipfile would
     build an object per entry (5.7 million of them took 2.4 GB)."""
     data = bytearray(_zip_with([("layout.json", b"1"), ("probe_done.json", b"{}")]))

@@ -63,6 +63,11 @@ def test_scenario_scores_and_messages(scenario: str, tmp_path: Path) -> None:
         assert result.score < result.max_score, f"{check_id} should fail in {scenario}"
         text = f"{result.message} {result.hint}".lower()
         assert phrase.lower() in text, f"{check_id}: {result.message!r} lacks {phrase!r}"
+    runs = {q.question: q for q in report.run.questions}
+    for qid, phrases in expected.get("notices", {}).items():
+        said = " ".join((*runs[qid].execution.notices, *runs[qid].probe.notices)).lower()
+        for phrase in phrases:
+            assert phrase.lower() in said, f"{qid}'s notices {said!r} lack {phrase!r}"
 
 
 def _explain(report: object) -> str:

@@ -102,6 +102,7 @@ def test_grader_errors_exit_non_zero(tmp_path, capsys):
     assert "unknown question q9" in capsys.readouterr().err
 
 
+@pytest.mark.slow
 @pytest.mark.kernel
 def test_a_blank_submission_exits_0_and_shows_only_visible_tests(capsys):
     assert main(["check", str(SUBMISSIONS / "blank"), "--question", "q1"]) == 0
@@ -122,6 +123,7 @@ def test_the_self_check_prints_no_hidden_test(tmp_path):
     assert [q.question for q in report.questions] == ["q1"]
 
 
+@pytest.mark.slow
 @pytest.mark.kernel
 def test_check_me_runs_dlgrade_check_and_echoes_it(tmp_path, monkeypatch, capsys):
     shutil.copy(SUBMISSIONS / "all_correct" / "q2_initialization.ipynb", tmp_path)

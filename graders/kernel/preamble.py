@@ -1,14 +1,15 @@
-"""The grader's first cell in every kernel: fixed seeds, the thread share, first-value snapshots.
+"""The grader's first cell in every kernel: seeds, threads, the course's code, snapshots.
 
 Run as source before the student's first cell (``graders/inject.py`` appends the call with the
 grading's values). Seeds make a rerun probe and train the same; the thread share keeps two
-kernels from fighting over the cores (an oversubscribed torch ran 30x slower); and names such
-as Q4's ``weights`` are copied the first time a cell defines them, so the initial values can
-be checked after training replaced them.
+kernels from fighting over the cores (an oversubscribed torch ran 30x slower); the
+compatibility layer (``compat.py``) lets notebooks written for the course's starter code run
+here as written; and names such as Q4's ``weights`` are copied the first time a cell defines
+them, so the initial values can be checked after training replaced them.
 """
 
 
-def preamble(seed, threads, uses_torch, names, snapshots_name):
+def preamble(seed, threads, uses_torch, names, snapshots_name, compat=None):
     import contextlib
     import copy
     import random
@@ -23,6 +24,10 @@ def preamble(seed, threads, uses_torch, names, snapshots_name):
         torch.manual_seed(seed)
         torch.set_num_threads(threads)
     shell = get_ipython()  # type: ignore[name-defined]  # noqa: F821  (IPython's, in the kernel)
+    if compat is not None:  # the course's starter code as written (graders/kernel/compat.py)
+        layer: dict = {"__name__": "dlgrader_compat"}
+        exec(compile(compat["source"], "<dlgrader compat>", "exec"), layer)
+        layer["install"](shell, compat["data_root"], compat["device"])
     snapshots = {}
 
     def keep_first(result=None):

@@ -170,6 +170,10 @@ class Context:
     def finish(self):
         with open(os.path.join(self.out_dir, "probe_errors.json"), "w", encoding="utf-8") as fh:
             json.dump(self.errors, fh)
+        notices = self.ns.get("__dlgrader_compat__") or {}
+        if isinstance(notices, dict) and notices:
+            with open(os.path.join(self.out_dir, "notices.json"), "w", encoding="utf-8") as fh:
+                json.dump({str(k): int(v) for k, v in list(notices.items())[:50]}, fh)
         with open(os.path.join(self.out_dir, "probe_done.json"), "w", encoding="utf-8") as fh:
             json.dump({"written": self.written}, fh)
         self._pack()

@@ -91,6 +91,8 @@ class QuestionView:
     parameters: tuple[tuple[str, str], ...]
     cell_errors: tuple[CellError, ...]
     probe_errors: tuple[ProbeStepError, ...]
+    notices: tuple[str, ...]
+    """What the grader did differently to run the notebook as written."""
     charts: tuple[ChartView, ...]
     manual: tuple[ManualItem, ...]
     outcome: str
@@ -203,6 +205,7 @@ def question_view(
         if run
         else (),
         probe_errors=run.probe.errors if run else (),
+        notices=(*run.execution.notices, *run.probe.notices) if run else (),
         charts=charts,
         manual=result.manual,
         outcome=_outcome(score, max_score),

@@ -136,9 +136,7 @@ def make(limits: Limits, where: CgroupSupport, *, cpus: int = 1) -> KernelCgroup
     wanted: list[tuple[Path, Callable[[Path], None]]] = []
     if where.memory is not None:
         version = where.memory.version
-        wanted.append(
-            (where.memory.folder, lambda f: _memory_limit(f, version, limits.memory_mb))
-        )
+        wanted.append((where.memory.folder, lambda f: _memory_limit(f, version, limits.memory_mb)))
     if where.pids is not None:
         wanted.append((where.pids, lambda f: _write(f / "pids.max", str(limits.max_processes))))
     if where.cpu is not None:

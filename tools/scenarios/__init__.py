@@ -36,3 +36,6 @@ class Scenario:
     """Question id -> expected automatic score; questions not listed expect full marks."""
     expected_failures: Mapping[str, str] = field(default_factory=dict)
     """Check id -> a phrase its message must contain (case-insensitive)."""
+    expected_notices: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    """Question id -> phrases the run's notices must contain (what the grader did to run the
+    notebook as written: data served, CUDA on the CPU, an install skipped)."""

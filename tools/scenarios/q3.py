@@ -105,10 +105,9 @@ SCENARIOS = (
     Scenario(
         name="q3_hardcoded_cuda",
         description=(
-            "The seed's hard-coded .cuda() calls on a grader without a GPU: creating the model "
-            "raises, so there is no model, no training and no probabilities. What still earns "
-            "points: the plot cell (it draws the empty histories) and the sampled indices "
-            "(drawn before the sample loop fails)."
+            "The seed's hard-coded .cuda() calls, written on Colab: on a grader without a GPU "
+            "they run on the CPU (the report says so), so the notebook trains and scores as "
+            "its code deserves."
         ),
         notebook=NOTEBOOK,
         edits=(
@@ -120,14 +119,30 @@ SCENARIOS = (
                 "        optimizer.zero_grad()",
             ),
         ),
-        expected_scores={"q3": 2.0},
-        expected_failures={
-            "q3.architecture": "cuda",
-            "q3.loss_histories": "empty",
-            "q3.test_accuracy": "cuda",
-            "q3.history_consistent": "cuda",
-            "q3.sample_probabilities": "not defined or empty",
-        },
+        expected_notices={"q3": ("CUDA code ran on the CPU",)},
+    ),
+    Scenario(
+        name="q3_course_download",
+        description=(
+            "The course's starter loading: torchvision.datasets.FashionMNIST('./FashionMNIST/', "
+            "download=True): served from the grader's copy of the real data, no download."
+        ),
+        notebook=NOTEBOOK,
+        edits=(
+            Edit(
+                old="trainingdata = torchvision.datasets.FashionMNIST(\n"
+                "    DATA_ROOT, train=True, download=False,",
+                new="trainingdata = torchvision.datasets.FashionMNIST(\n"
+                "    './FashionMNIST/', train=True, download=True,",
+            ),
+            Edit(
+                old="testdata = torchvision.datasets.FashionMNIST(\n"
+                "    DATA_ROOT, train=False, download=False,",
+                new="testdata = torchvision.datasets.FashionMNIST(\n"
+                "    './FashionMNIST/', train=False, download=True,",
+            ),
+        ),
+        expected_notices={"q3": ("served from the grader's copy of the real data",)},
     ),
     Scenario(
         name="q3_log_softmax_output",

@@ -98,14 +98,30 @@ SCENARIOS = (
     Scenario(
         name="q4_tensorflow_loading",
         description=(
-            "The seed's data loading with `import tensorflow` (not installed where grading "
-            "runs): the data cell fails, nothing is trained, final_accuracy fails and names the "
-            "error; the function checks use the grader's data and pass."
+            "The seed's data loading with tf.keras.datasets.mnist.load_data() (TensorFlow is "
+            "never installed where grading runs): served from the grader's copy of the real "
+            "data, exactly what Keras returns, so the notebook trains and scores in full."
         ),
         notebook=NOTEBOOK,
         edits=(Edit(old=DATA_TORCHVISION, new=DATA_TENSORFLOW),),
-        expected_scores={"q4": 12 - 3},
-        expected_failures={"q4.final_accuracy": "tensorflow"},
+        expected_notices={"q4": ("load_data() was served from the grader's copy of MNIST",)},
+    ),
+    Scenario(
+        name="q4_course_colab_cells",
+        description=(
+            "Colab habits: a `!pip install` line and Google Drive mounted before the imports; "
+            "the install is skipped and the mount does nothing, and the notebook scores in full."
+        ),
+        notebook=NOTEBOOK,
+        edits=(
+            Edit(
+                old="import numpy as np\nimport matplotlib.pyplot as plt\nimport torchvision",
+                new="!pip install -q numpy matplotlib\nfrom google.colab import drive\n"
+                "drive.mount('/content/drive')\n"
+                "import numpy as np\nimport matplotlib.pyplot as plt\nimport torchvision",
+            ),
+        ),
+        expected_notices={"q4": ("was skipped: the grader installs nothing", "drive.mount()")},
     ),
     Scenario(
         name="q4_weights_out_in",

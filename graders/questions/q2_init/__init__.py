@@ -63,9 +63,7 @@ SPEC = QuestionSpec(
     content_markers=tuple(FUNCTIONS),
     free_response_ids=("q2a", "q2b", "q2c", "q2d", "q2e"),
     make_inputs=make_inputs,
-    artifacts=(
-        "formulas.json",
-    ),
+    artifacts=("formulas.json",),
     checks=checks.CHECKS,
     package_dir=Path(__file__).resolve().parent,
 )

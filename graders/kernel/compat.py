@@ -1,0 +1,301 @@
+"""The course's starter code, run as students wrote it, in a grader with no network and no GPU.
+
+Most notebooks of this course were written against the starter code on Colab: MNIST through
+``tf.keras.datasets.mnist.load_data()``, Fashion-MNIST through
+``torchvision.datasets.FashionMNIST('./FashionMNIST/', download=True)``, ``.cuda()`` typed in,
+``!pip install`` lines, ``from google.colab import drive``. None of it works where grading runs
+(no TensorFlow, no network, no GPU), so without this layer every such notebook stops at its
+data and loses the points its code deserves. ``install`` (called by the preamble, before the
+student's first cell) makes each of them work from the grader's own copy of the real data,
+read-only, and records every use in ``NOTICES`` (the probe hands them to the report):
+
+* ``tensorflow`` / ``keras``: only ``datasets.mnist`` and ``datasets.fashion_mnist``, whose
+  ``load_data(path=...)`` returns what Keras returns (uint8 images (n, 28, 28), uint8 labels, in
+  the files' order); any other use of TensorFlow is an ImportError that says so;
+* torchvision's ``MNIST`` / ``FashionMNIST``: any ``root``, ``download=True`` or not, served
+  from the grader's data root with no download attempted;
+* on a CPU grader, CUDA: ``.cuda()``, ``.to("cuda")``, ``device="cuda"`` and
+  ``torch.device("cuda")`` run on the CPU;
+* ``!pip install`` / ``%pip`` / ``%conda``: skipped; ``google.colab``: harmless stand-ins.
+
+Run as source in the kernel, never imported by the grader; standard library and numpy only
+(torch and torchvision are patched when the notebook imports them, not before).
+"""
+
+import gzip
+import importlib
+import importlib.abc
+import importlib.machinery
+import importlib.util
+import os
+import sys
+import types
+
+NOTICES: dict = {}
+"""What the layer did for this notebook: a short message -> how many times."""
+
+_TF_MESSAGE = (
+    "TensorFlow is not available in the grader: only tf.keras.datasets.mnist.load_data() and "
+    "tf.keras.datasets.fashion_mnist.load_data() are provided (from the grader's copy of the "
+    "real data). Use numpy or PyTorch for the rest."
+)
+_FILES = {
+    "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),
+    "test": ("t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte"),
+}
+
+
+def _note(message):
+    NOTICES[message] = NOTICES.get(message, 0) + 1
+
+
+def _read_idx(path):
+    import numpy
+
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rb") as fh:
+        data = fh.read()
+    dims = data[3]
+    shape = tuple(int.from_bytes(data[4 + 4 * i : 8 + 4 * i], "big") for i in range(dims))
+    return numpy.frombuffer(data, dtype=numpy.uint8, offset=4 + 4 * dims).reshape(shape).copy()
+
+
+def _raw_file(data_root, dataset, stem):
+    folder = os.path.join(data_root, dataset, "raw")
+    for name in (stem, stem + ".gz"):
+        if os.path.exists(os.path.join(folder, name)):
+            return os.path.join(folder, name)
+    raise FileNotFoundError(f"the grader's {dataset} has no {stem} under {folder}")
+
+
+def _keras_loader(data_root, dataset, module_name):
+    def load_data(path=None, **_ignored):
+        """Keras's ``load_data``, from the grader's copy of the real files (``path`` unused)."""
+        _note(f"{module_name}.load_data() was served from the grader's copy of {dataset}")
+        splits = []
+        for part in ("train", "test"):
+            images, labels = (_read_idx(_raw_file(data_root, dataset, s)) for s in _FILES[part])
+            splits.append((images, labels))
+        return tuple(splits)
+
+    return load_data
+
+
+class _Stub(types.ModuleType):
+    """A TensorFlow or Keras module that has the dataset loaders and nothing else
+    (``tf.keras.datasets`` works as an attribute chain, as it does with TensorFlow)."""
+
+    provided: frozenset = frozenset()
+
+    def __getattr__(self, name):
+        if name.startswith("__"):
+            raise AttributeError(name)
+        child = f"{self.__name__}.{name}"
+        if child in self.provided:
+            return importlib.import_module(child)
+        raise ImportError(_TF_MESSAGE)
+
+
+class _DatasetModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
+    """``tensorflow`` and ``keras`` as stand-ins holding only ``datasets.mnist`` and
+    ``datasets.fashion_mnist``; ``google.colab`` with a ``drive.mount`` that does nothing."""
+
+    def __init__(self, data_root):
+        self.data_root = data_root
+        self.provided: dict = {}
+        for top in ("tensorflow", "keras"):
+            keras = "tensorflow.keras" if top == "tensorflow" else "keras"
+            self.provided[top] = {}
+            self.provided[keras] = {}
+            self.provided[f"{keras}.datasets"] = {}
+            for name, dataset in (("mnist", "MNIST"), ("fashion_mnist", "FashionMNIST")):
+                module = f"{keras}.datasets.{name}"
+                self.provided[module] = {"load_data": _keras_loader(data_root, dataset, module)}
+        self.provided["google.colab"] = {}
+        self.provided["google.colab.drive"] = {"mount": self._mount}
+        self.provided["google.colab.files"] = {"upload": self._upload, "download": self._no_op}
+
+    def _mount(self, *_args, **_kwargs):
+        _note("google.colab's drive.mount() does nothing in the grader")
+
+    def _upload(self, *_args, **_kwargs):
+        _note("google.colab's files.upload() returns nothing in the grader")
+        return {}
+
+    def _no_op(self, *_args, **_kwargs):
+        _note("google.colab's files.download() does nothing in the grader")
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname in self.provided:
+            return importlib.machinery.ModuleSpec(fullname, self, is_package=True)
+        top = fullname.split(".")[0]
+        if top in ("tensorflow", "keras"):
+            raise ImportError(f"No module named {fullname!r}. {_TF_MESSAGE}")
+        return None
+
+    def create_module(self, spec):
+        if spec.name.split(".")[0] == "google":
+            return None
+        module = _Stub(spec.name)
+        module.provided = frozenset(self.provided)
+        return module
+
+    def exec_module(self, module):
+        module.__path__ = []
+        for name, value in self.provided[module.__name__].items():
+            setattr(module, name, value)
+        if module.__name__.startswith(("tensorflow", "keras")):
+            _note(f"`{module.__name__}` is the grader's stand-in (dataset loaders only)")
+        parent, _, child = module.__name__.rpartition(".")
+        if parent in sys.modules:
+            setattr(sys.modules[parent], child, module)
+
+
+class _GoogleNamespace(importlib.abc.MetaPathFinder):
+    """``google`` as an empty namespace when no real package provides one (for google.colab)."""
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname == "google":
+            spec = importlib.machinery.ModuleSpec(fullname, None, is_package=True)
+            spec.submodule_search_locations = []
+            return spec
+        return None
+
+
+class _AfterImport(importlib.abc.MetaPathFinder):
+    """Runs ``patch(module)`` right after ``name`` is imported, whoever imports it."""
+
+    def __init__(self, name, patch):
+        self.name = name
+        self.patch = patch
+
+    def find_spec(self, fullname, path=None, target=None):
+        if fullname != self.name:
+            return None
+        sys.meta_path.remove(self)
+        try:
+            spec = importlib.util.find_spec(fullname)
+        finally:
+            sys.meta_path.insert(0, self)
+        if spec is None or spec.loader is None:
+            return spec
+        loader, patch = spec.loader, self.patch
+
+        class Patched(importlib.abc.Loader):
+            def create_module(self, spec):
+                return loader.create_module(spec)
+
+            def exec_module(self, module):
+                loader.exec_module(module)
+                patch(module)
+
+        spec.loader = Patched()
+        return spec
+
+
+def _serve_torchvision(data_root):
+    def patch(module):
+        original = module.MNIST.__init__
+
+        def init(self, root=None, *args, download=False, **kwargs):
+            if download or os.path.realpath(str(root)) != os.path.realpath(data_root):
+                _note(
+                    f"torchvision's {type(self).__name__} was served from the grader's copy "
+                    "of the real data (no download)"
+                )
+            original(self, data_root, *args, download=False, **kwargs)
+
+        module.MNIST.__init__ = init
+
+    return patch
+
+
+def _is_cuda(device):
+    if device is None or isinstance(device, bool):
+        return False
+    if isinstance(device, int):  # a bare device index means a CUDA device
+        return True
+    text = str(getattr(device, "type", device))
+    return text.startswith("cuda")
+
+
+def _cuda_on_cpu(torch):
+    """``.cuda()``, ``.to("cuda")`` and ``device="cuda"`` on the CPU, each noted once."""
+    message = "CUDA code ran on the CPU: the grader has no GPU"
+
+    def to_cpu(value):
+        _note(message)
+        return "cpu"
+
+    def tensor_cuda(self, *args, **kwargs):
+        _note(message)
+        return self
+
+    def wrap_to(original):
+        def to(self, *args, **kwargs):
+            # Only the first positional argument can be a device (``to(device, dtype,
+            # non_blocking, copy)``); the others are flags, and a bool is an int.
+            if args and not hasattr(args[0], "dtype") and _is_cuda(args[0]):
+                args = (to_cpu(args[0]), *args[1:])
+            if _is_cuda(kwargs.get("device")):
+                kwargs["device"] = to_cpu(kwargs["device"])
+            return original(self, *args, **kwargs)
+
+        return to
+
+    def wrap_factory(original):
+        def factory(*args, **kwargs):
+            if _is_cuda(kwargs.get("device")):
+                kwargs["device"] = to_cpu(kwargs["device"])
+            return original(*args, **kwargs)
+
+        return factory
+
+    torch.Tensor.cuda = tensor_cuda
+    torch.nn.Module.cuda = tensor_cuda
+    torch.Tensor.to = wrap_to(torch.Tensor.to)
+    torch.nn.Module.to = wrap_to(torch.nn.Module.to)
+    for name in (
+        "tensor", "as_tensor", "zeros", "ones", "empty", "full", "rand", "randn", "randint",
+        "arange", "linspace", "eye", "zeros_like", "ones_like", "empty_like", "randn_like",
+    ):  # fmt: skip
+        if hasattr(torch, name):
+            setattr(torch, name, wrap_factory(getattr(torch, name)))
+
+
+def _skip_installs(shell):
+    """``!pip install`` and ``%pip``/``%conda`` do nothing (there is no network to use)."""
+    installers = ("pip", "pip3", "conda", "mamba", "apt", "apt-get")
+    system = shell.system
+
+    def guarded(command, *args, **kwargs):
+        words = str(command).split()
+        named = words[2] if words[:2] in (["python", "-m"], ["python3", "-m"]) else ""
+        if words and (words[0] in installers or named == "pip"):
+            _note(f"`!{command}` was skipped: the grader installs nothing")
+            return None
+        return system(command, *args, **kwargs)
+
+    shell.system = guarded
+    shell.system_piped = guarded
+
+    def magic(line):
+        _note(f"`%pip/%conda {line}` was skipped: the grader installs nothing")
+
+    for name in ("pip", "conda", "mamba"):
+        shell.register_magic_function(magic, "line", name)
+
+
+def install(shell, data_root, device):
+    """Put the layer in place in this kernel; ``shell`` is IPython's."""
+    sys.meta_path.insert(0, _DatasetModules(data_root))
+    sys.meta_path.append(_GoogleNamespace())
+    datasets = _AfterImport("torchvision.datasets.mnist", _serve_torchvision(data_root))
+    sys.meta_path.insert(0, datasets)
+    if device != "cuda":
+        if "torch" in sys.modules:
+            _cuda_on_cpu(sys.modules["torch"])
+        else:
+            sys.meta_path.insert(0, _AfterImport("torch", _cuda_on_cpu))
+    _skip_installs(shell)
+    shell.user_ns["__dlgrader_compat__"] = NOTICES

@@ -1,0 +1,158 @@
+"""The course-compatibility layer (graders/kernel/compat.py) in a real IPython shell.
+
+The layer patches torch and the import system for the whole process, which is what it does in
+a kernel and must not leak into the test process: every case runs in one fresh interpreter
+(started once per module), each case with the notices cleared before it.
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from graders.config import FIXTURE_DATA_ROOT
+from graders.kernel import source as kernel_source
+
+CASES: dict[str, str] = {
+    "cuda": (
+        "import torch\n"
+        "model = torch.nn.Linear(3, 2).cuda()\n"
+        "x = torch.zeros(4, 3, device='cuda')\n"
+        "y = torch.ones(4, 3).to('cuda:0', non_blocking=True)\n"
+        "z = torch.ones(2).to(0)\n"
+        "m2 = torch.nn.Linear(3, 2).to(torch.device('cpu'))\n"
+        "h = torch.ones(2, dtype=torch.float64).to(torch.float32)\n"
+        "RESULT['devices'] = [str(t.device) for t in (model.weight, x, y, z, m2.weight)]\n"
+        "RESULT['dtype'] = str(h.dtype)\n"
+        "RESULT['out'] = model(x).shape[0]\n"
+    ),
+    "cpu": (
+        "import torch\n"
+        "DEVICE = torch.device('cuda' if torch.cuda.is_available() else 'cpu')\n"
+        "model = torch.nn.Sequential(torch.nn.Linear(3, 2)).to(DEVICE)\n"
+        "x = torch.zeros(4, 3).to(DEVICE, non_blocking=False)\n"
+        "RESULT['device'] = str(model(x).device)\n"
+    ),
+    "keras": (
+        "import numpy as np, tensorflow as tf\n"
+        "from keras.datasets import fashion_mnist\n"
+        "(xm, ym), (xmt, ymt) = tf.keras.datasets.mnist.load_data(path='mnist.npz')\n"
+        "(xf, yf), (xft, yft) = fashion_mnist.load_data()\n"
+        "import torchvision\n"
+        f"root = {str(FIXTURE_DATA_ROOT)!r}\n"
+        "tm = torchvision.datasets.MNIST(root, train=True, download=False)\n"
+        "tf_ = torchvision.datasets.FashionMNIST(root, train=False, download=False)\n"
+        "RESULT['dtype'] = str(xm.dtype)\n"
+        "RESULT['shapes'] = [list(a.shape) for a in (xm, ym, xft, yft)]\n"
+        "RESULT['mnist_same'] = bool((xm == tm.data.numpy()).all()"
+        " and (ym == tm.targets.numpy()).all())\n"
+        "RESULT['fashion_same'] = bool((xft == tf_.data.numpy()).all()"
+        " and (yft == tf_.targets.numpy()).all())\n"
+        "RESULT['differ'] = bool(xm.shape != xf.shape or (xm != xf).any())\n"
+    ),
+    "tensorflow": "import tensorflow as tf\nmodel = tf.keras.Sequential()\n",
+    "download": (
+        "import torchvision, os\n"
+        "ds = torchvision.datasets.FashionMNIST('./data', train=True, download=True)\n"
+        "RESULT['n'] = len(ds)\n"
+        "RESULT['made'] = os.path.exists('./data/FashionMNIST')\n"
+    ),
+    "pip": "!pip install torch\nRESULT['after'] = 1\n",
+    "python_m_pip": "!python -m pip install -q numpy\nRESULT['after'] = 1\n",
+    "pip_magic": "%pip install tensorflow\nRESULT['after'] = 1\n",
+}
+
+_PROGRAM = """
+import json, os, sys, tempfile
+from IPython.core.interactiveshell import InteractiveShell
+os.chdir(tempfile.mkdtemp())
+shell = InteractiveShell.instance()
+layer = {"__name__": "dlgrader_compat"}
+exec(compile(SOURCE, "<compat>", "exec"), layer)
+layer["install"](shell, DATA_ROOT, "cpu")
+notices = shell.user_ns["__dlgrader_compat__"]
+results = {}
+for name, cell in CASES.items():
+    notices.clear()
+    shell.user_ns["RESULT"] = out = {}
+    outcome = shell.run_cell(cell, silent=True)
+    if not outcome.success:
+        error = outcome.error_in_exec or outcome.error_before_exec
+        out["error"] = f"{type(error).__name__}: {error}"
+    out["notices"] = dict(notices)
+    results[name] = out
+sys.stdout.write("\\nRESULTS " + json.dumps(results, default=str))
+"""
+
+
+@pytest.fixture(scope="module")
+def ran() -> dict[str, dict]:
+    """Every case of ``CASES`` run in one IPython shell with the layer installed."""
+    program = (
+        f"SOURCE = {kernel_source('compat')!r}\nDATA_ROOT = {str(FIXTURE_DATA_ROOT)!r}\n"
+        f"CASES = {CASES!r}\n{_PROGRAM}"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", program], capture_output=True, text=True, timeout=300, check=False
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    results: dict[str, dict] = json.loads(done.stdout.rsplit("RESULTS ", 1)[1])
+    return results
+
+
+def test_cuda_code_runs_on_the_cpu_and_flags_stay_flags(ran: dict[str, dict]) -> None:
+    result = ran["cuda"]
+    assert "error" not in result, result
+    assert result["devices"] == ["cpu"] * 5
+    assert result["dtype"] == "torch.float32"
+    assert result["out"] == 4
+    assert any("CUDA code ran on the CPU" in n for n in result["notices"])
+
+
+def test_cpu_code_leaves_no_notice(ran: dict[str, dict]) -> None:
+    """A notebook that already picks its device leaves the report free of CUDA notices."""
+    result = ran["cpu"]
+    assert "error" not in result, result
+    assert result["device"] == "cpu"
+    assert result["notices"] == {}
+
+
+def test_keras_loaders_return_the_real_files_as_torchvision_reads_them(
+    ran: dict[str, dict],
+) -> None:
+    """``tf.keras.datasets.*.load_data()`` matches torchvision's own reading of the same files
+    (any ``path=``: the grader's copy is used)."""
+    result = ran["keras"]
+    assert "error" not in result, result
+    assert result["dtype"] == "uint8"
+    images, labels, test_images, test_labels = result["shapes"]
+    assert images[1:] == [28, 28] and labels == images[:1]
+    assert test_images[1:] == [28, 28] and test_labels == test_images[:1]
+    assert result["mnist_same"] and result["fashion_same"]
+    assert result["differ"], "MNIST and Fashion-MNIST must not be the same files"
+    assert any("load_data() was served" in n for n in result["notices"])
+
+
+def test_other_tensorflow_use_says_what_to_do(ran: dict[str, dict]) -> None:
+    error = ran["tensorflow"].get("error", "")
+    assert error.startswith("ImportError"), error
+    assert "numpy or PyTorch" in error
+
+
+def test_download_true_is_served_from_the_grader_data(ran: dict[str, dict]) -> None:
+    result = ran["download"]
+    assert "error" not in result, result
+    assert result["n"] > 0
+    assert not result["made"], "nothing is downloaded or written to the notebook's folder"
+    assert any("served from the grader's copy" in n for n in result["notices"])
+
+
+@pytest.mark.parametrize("case", ["pip", "python_m_pip", "pip_magic"])
+def test_installs_are_skipped_with_a_notice(ran: dict[str, dict], case: str) -> None:
+    result = ran[case]
+    assert "error" not in result, result
+    assert result["after"] == 1
+    assert any("the grader installs nothing" in n for n in result["notices"])
