@@ -88,6 +88,23 @@ def test_the_root_is_read_only_and_only_the_tmpfs_folders_are_writable(tmp_path:
     assert not any(s.startswith(str(REPO / "graders")) for s in sources)
 
 
+def test_a_python_under_tmp_is_bound_after_the_tmpfs_that_hides_the_hosts_tmp(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A clone (and its .venv) under /tmp, as CI makes one: bound before /tmp's tmpfs, the
+    kernel's Python would vanish under it (bwrap: execvp .venv/bin/python: no such file)."""
+    venv = Path("/tmp/some-ci-clone/.venv")
+    installed = venv / "lib" / "site-packages" / "graders"
+    monkeypatch.setattr(layout, "python_trees", lambda: [venv])
+    monkeypatch.setattr(layout, "grader_paths", lambda: [installed])
+    monkeypatch.setattr(Path, "is_dir", lambda self: self == installed or Path.exists(self))
+    mounts = _mounts(tmp_path, cuda=False)
+    where = {(m["kind"], m["dest"]): i for i, m in enumerate(mounts)}
+    hidden = where[("tmpfs", "/tmp")]
+    assert where[("ro-bind", str(venv))] > hidden
+    assert where[("ro-bind", str(installed))] > where[("ro-bind", str(venv))], "mask after bind"
+
+
 def test_the_graders_files_inside_the_kernels_python_are_masked(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

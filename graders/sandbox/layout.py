@@ -168,7 +168,7 @@ def kernel_mounts(
     gid: int,
 ) -> list[Mount]:
     """Every mount of one kernel's sandbox, in the order bwrap must make them."""
-    mounts = [*_system(uid, gid), *_python()]
+    mounts = [*_system(uid, gid)]
     mounts += [
         {"kind": "proc", "dest": "/proc"},
         {"kind": "dev", "dest": "/dev"},
@@ -176,7 +176,10 @@ def kernel_mounts(
         {"kind": "tmpfs", "dest": "/dev/shm", "size": str(tmp_mb << 20), "perms": "1777"},
         {"kind": "tmpfs", "dest": WORKSPACE, "size": str(disk_mb << 20), "perms": "0755"},
     ]
-    mounts += _datasets(data_root)  # after the tmpfs folders: a data root under /tmp stays seen
+    # After the tmpfs folders: a venv or a data root under /tmp (a CI clone there) stays seen,
+    # while the rest of the host's /tmp is hidden.
+    mounts += _python()
+    mounts += _datasets(data_root)
     if cuda:
         mounts += _cuda_devices()
     for name, path in files_in.items():
