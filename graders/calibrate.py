@@ -120,6 +120,12 @@ class Target:
     """Seeds are first_seed, first_seed + 1, ...: Q4's first is the assignment's 80085."""
     train: Callable[[Budget, Path, int], tuple[float, float]]
     """(budget, data root, seed) -> (untrained accuracy, final accuracy)."""
+    variant: str = ""
+    """What sets this threshold apart from the question's main one, in words (for progress)."""
+
+    @property
+    def label(self) -> str:
+        return f"{self.question} ({self.variant})" if self.variant else self.question
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -260,7 +266,9 @@ def _train_q3(budget: Budget, data_root: Path, seed: int) -> tuple[float, float]
     return untrained, q3_mlp.train(config, data_root).final_accuracy
 
 
-def _train_q4(budget: Budget, data_root: Path, seed: int) -> tuple[float, float]:
+def _train_q4(
+    budget: Budget, data_root: Path, seed: int, *, pixels: str = "unit"
+) -> tuple[float, float]:
     """Q4's init is deterministic (seed 80085); other seeds stand for a correct student whose
     generator differs (another seed, ``np.random.randn``, a different draw order)."""
     from reference import q4_numpy
@@ -271,8 +279,14 @@ def _train_q4(budget: Budget, data_root: Path, seed: int) -> tuple[float, float]
         seed=seed,
         train_limit=budget.train_limit,
         test_limit=budget.test_limit,
+        pixels=pixels,
     )
     return rows[0].accuracy, rows[-1].accuracy
+
+
+def _train_q4_raw(budget: Budget, data_root: Path, seed: int) -> tuple[float, float]:
+    """Q4 as the course's starter code runs it: 0-255 pixels, never divided by 255."""
+    return _train_q4(budget, data_root, seed, pixels="raw")
 
 
 TARGETS: Final = (
@@ -289,6 +303,14 @@ TARGETS: Final = (
         dataset="MNIST",
         first_seed=80085,
         train=_train_q4,
+    ),
+    Target(
+        question="q4",
+        key="q4.min_test_accuracy_raw",
+        dataset="MNIST",
+        first_seed=80085,
+        train=_train_q4_raw,
+        variant="raw 0-255 pixels",
     ),
 )
 
@@ -354,7 +376,7 @@ def calibrate_target(
         train_size = len(_labels(data_root, target.dataset, train=True, limit=budget.train_limit))
         test_labels = _labels(data_root, target.dataset, train=False, limit=budget.test_limit)
         progress(
-            f"{target.question}: {seeds} seeds x {budget.epochs} epochs on {train_size:,} "
+            f"{target.label}: {seeds} seeds x {budget.epochs} epochs on {train_size:,} "
             f"{target.dataset} images, tested on {len(test_labels):,}"
         )
         runs = []
@@ -372,7 +394,7 @@ def calibrate_target(
                 )
             )
             progress(
-                f"  {target.question} run {i + 1}/{seeds} (seed {seed}): test accuracy "
+                f"  {target.label} run {i + 1}/{seeds} (seed {seed}): test accuracy "
                 f"{accuracy:.4f} (untrained {untrained:.4f})  {runs[-1].seconds:.1f} s "
                 f"({runs[-1].cpu_seconds:.1f} s CPU)"
             )
@@ -398,11 +420,13 @@ def calibrate_profile(
     overrides: Mapping[str, Mapping[str, int]] | None = None,
     progress: Progress = print,
 ) -> list[Calibration]:
-    """Every threshold of ``profile`` (or of the chosen questions), measured on ``data_root``."""
-    chosen = [t for t in TARGETS if t.question in questions]
-    unknown = set(questions) - {t.question for t in TARGETS}
+    """Every threshold of ``profile`` (or of the chosen questions or threshold keys, e.g.
+    ``q4`` or ``q4.min_test_accuracy_raw``), measured on ``data_root``."""
+    chosen = [t for t in TARGETS if t.question in questions or t.key in questions]
+    unknown = set(questions) - {t.question for t in TARGETS} - {t.key for t in TARGETS}
     if unknown:
-        raise ConfigError(f"nothing to calibrate for {sorted(unknown)}; known: q3, q4")
+        known = ", ".join(sorted({t.question for t in TARGETS} | {t.key for t in TARGETS}))
+        raise ConfigError(f"nothing to calibrate for {sorted(unknown)}; known: {known}")
     budgets = {
         t.question: budget_for(profile, t.question, (overrides or {}).get(t.question))
         for t in chosen
@@ -422,7 +446,7 @@ def format_report(profile: str, calibrations: Sequence[Calibration]) -> str:
     """Per-seed results, then one line per threshold with the numbers the rule used."""
     lines = [f"profile {profile}: per-seed test accuracy of the reference"]
     for cal in calibrations:
-        lines.append(f"  {cal.target.question}  seed      accuracy  untrained  wall s   CPU s")
+        lines.append(f"  {cal.target.label}  seed      accuracy  untrained  wall s   CPU s")
         lines += [
             f"      {r.seed:>9}  {r.accuracy:8.4f}  {r.untrained_accuracy:9.4f}  "
             f"{r.seconds:6.1f}  {r.cpu_seconds:6.1f}"
@@ -432,14 +456,14 @@ def format_report(profile: str, calibrations: Sequence[Calibration]) -> str:
         f"thresholds (one more correct run fails with probability < {FAILURE_RATE:g}, normal model)"
     )
     lines.append(
-        "  key                     n     min    mean     std      k  margin  threshold"
+        "  key                         n     min    mean     std      k  margin  threshold"
         "  never-learns  gap"
     )
     for cal in calibrations:
         r = cal.rule
         verdict = "" if cal.separated else f"  TOO SMALL (< {MIN_SEPARATION:.2f})"
         lines.append(
-            f"  {cal.target.key:<22}{r.n:>3}  {r.min:.4f}  {r.mean:.4f}  {r.std:.4f}  {r.k:5.2f}"
+            f"  {cal.target.key:<26}{r.n:>3}  {r.min:.4f}  {r.mean:.4f}  {r.std:.4f}  {r.k:5.2f}"
             f"  {r.margin:6.3f}  {r.value:9.4f}  {cal.never_learns:12.4f}  {cal.separation:+.3f}"
             f"{verdict}"
         )
@@ -674,7 +698,10 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--thresholds", type=Path, default=THRESHOLDS_FILE, help="the thresholds TOML to update"
     )
     parser.add_argument(
-        "--only", action="append", metavar="QID", help="calibrate only this question (q3, q4)"
+        "--only",
+        action="append",
+        metavar="QID",
+        help="calibrate only this question (q3, q4) or threshold (q4.min_test_accuracy_raw)",
     )
     parser.add_argument(
         "--set",

@@ -96,11 +96,19 @@ def _grader_cell(source: str) -> NotebookNode:
     return cell
 
 
+def parameters_cells(nb: NotebookNode) -> list[int]:
+    """Every code cell tagged ``parameters`` (a notebook holding several questions has one per
+    part, and each would undo the grader's values if only the first were followed)."""
+    return [
+        index
+        for index, cell in enumerate(nb.cells)
+        if cell.cell_type == "code" and "parameters" in cell.get("metadata", {}).get("tags", [])
+    ]
+
+
 def find_parameters_cell(nb: NotebookNode) -> int | None:
-    for index, cell in enumerate(nb.cells):
-        if cell.cell_type == "code" and "parameters" in cell.get("metadata", {}).get("tags", []):
-            return index
-    return None
+    found = parameters_cells(nb)
+    return found[0] if found else None
 
 
 def prepare(
@@ -109,7 +117,7 @@ def prepare(
     parameters: Mapping[str, Any],
     preamble: str,
 ) -> PreparedNotebook:
-    """The notebook to execute: preamble, student cells, parameters after the parameters cell.
+    """The notebook to execute: preamble, student cells, parameters after each parameters cell.
 
     A notebook without a ``parameters`` cell still gets the parameters, right after the
     preamble, so the grader's data root and budget apply; the student's own later assignments
@@ -122,20 +130,22 @@ def prepare(
             cell.execution_count = None
             if SKIP_TAGS & set(cell.get("metadata", {}).get("tags", [])):
                 cell.source = "# (a self-check cell: not run by the grader)"
-    params_at = find_parameters_cell(nb)
+    params_at = parameters_cells(nb)
     cells: list[NotebookNode] = [_grader_cell(preamble)]
     origin: list[int | None] = [None]
-    params_cell = _grader_cell(parameters_source(parameters))
-    if params_at is None:
-        cells.append(params_cell)
+    if not params_at:
+        cells.append(_grader_cell(parameters_source(parameters)))
         origin.append(None)
     for index, cell in enumerate(nb.cells):
         cells.append(cell)
         origin.append(index)
-        if index == params_at:
-            cells.append(params_cell)
+        if index in params_at:
+            cells.append(_grader_cell(parameters_source(parameters)))
             origin.append(None)
     nb.cells = cells
     return PreparedNotebook(
-        notebook=nb, origin=tuple(origin), parameters=dict(parameters), parameters_cell=params_at
+        notebook=nb,
+        origin=tuple(origin),
+        parameters=dict(parameters),
+        parameters_cell=params_at[0] if params_at else None,
     )

@@ -204,6 +204,23 @@ def match(
         refs[choice.id] = NotebookRef(
             question=choice.id, path=cand.path, original_name=cand.display, matched_by=how
         )
+    # One notebook holding several questions ("Homework 1.ipynb"): a question no notebook
+    # answers takes the one whose code defines most of its markers (at least two of them, so
+    # a stray helper never pulls in another part's notebook). Each question's kernel runs that
+    # notebook whole and probes its own names.
+    for q in questions:
+        ranked = sorted(candidates, key=lambda c: c.scores[q.id], reverse=True)
+        if q.id in refs or not ranked:
+            continue
+        cand = ranked[0]
+        if cand.scores[q.id] >= min(2, len(q.content_markers)):
+            refs[q.id] = NotebookRef(
+                question=q.id,
+                path=cand.path,
+                original_name=cand.display,
+                matched_by=MatchedBy.CONTENT,
+            )
+            unassigned = [u for u in unassigned if u is not cand]
     for cand in unassigned:
         problems.append(
             LoadProblem(

@@ -39,6 +39,9 @@ class Rubric:
     tests: Mapping[str, TestEntry]
     manual: Mapping[str, tuple[ManualEntry, ...]]
     hidden_visibility: Visibility
+    cuda_deduction: float = 0.0
+    """Points taken from a question whose notebook hard-codes CUDA and ran on the CPU because
+    the grader has no GPU (``[settings] cuda_deduction``; 0: none, the default)."""
 
     def entry(self, test_id: str) -> TestEntry:
         try:
@@ -75,6 +78,9 @@ def load_rubric(path: Path | None = None) -> Rubric:
                 for mid, m in body.get("manual", {}).items()
             )
         hidden = Visibility(settings.get("hidden_visibility", "after_published"))
+        cuda_deduction = float(settings.get("cuda_deduction", 0.0))
+        if not 0 <= cuda_deduction < float("inf"):
+            raise ValueError(f"cuda_deduction must be 0 or more, got {cuda_deduction}")
     except (KeyError, ValueError, TypeError, AttributeError) as exc:
         raise ConfigError(f"malformed rubric entry: {exc!r}", path=source) from None
     return Rubric(
@@ -82,6 +88,7 @@ def load_rubric(path: Path | None = None) -> Rubric:
         tests=MappingProxyType(tests),
         manual=MappingProxyType(manual),
         hidden_visibility=hidden,
+        cuda_deduction=cuda_deduction,
     )
 
 

@@ -5,14 +5,18 @@ from __future__ import annotations
 from dataclasses import replace
 
 from graders.check import CheckContext, CheckDef, run_check
+from graders.kernel import CUDA_NOTICE
 from graders.models import (
     CheckResult,
     CheckStatus,
     GradeReport,
     ManualItem,
     QuestionResult,
+    QuestionRun,
     SubmissionRun,
+    Visibility,
 )
+from graders.render.numbers import number
 from graders.rubric import Rubric
 
 
@@ -41,10 +45,43 @@ def score_check(definition: CheckDef, ctx: CheckContext, rubric: Rubric) -> Chec
     )
 
 
+def cuda_deduction(run: QuestionRun, rubric: Rubric, earned: float) -> CheckResult | None:
+    """The rubric's deduction for hard-coded CUDA run on the CPU, as a test of its own (so
+    every report, the gradebook and Gradescope show it); never more than ``earned``."""
+    notices = (*run.execution.notices, *run.probe.notices)
+    if rubric.cuda_deduction <= 0 or not any(n.startswith(CUDA_NOTICE) for n in notices):
+        return None
+    points = round(min(rubric.cuda_deduction, max(earned, 0.0)), 3)
+    capped = (
+        f" ({number(points)} here, what the question earned)"
+        if points < rubric.cuda_deduction
+        else ""
+    )
+    return CheckResult(
+        question=run.question,
+        id=f"{run.question}.cuda_on_cpu",
+        title="Runs where no GPU is present",
+        score=-points,
+        max_score=0.0,
+        status=CheckStatus.FAILED,
+        visibility=Visibility.VISIBLE,
+        message=(
+            "This notebook hard-codes CUDA (.cuda(), .to('cuda') or device='cuda'), so it "
+            "fails where no GPU is present; the grader ran it on the CPU. The course's rubric "
+            f"deducts {number(rubric.cuda_deduction)} point(s) for it{capped}."
+        ),
+        hint="Pick the device once: DEVICE = torch.device('cuda' if torch.cuda.is_available() "
+        "else 'cpu'), then .to(DEVICE).",
+    )
+
+
 def score_question(
     checks: tuple[CheckDef, ...], ctx: CheckContext, rubric: Rubric
 ) -> QuestionResult:
     results = tuple(score_check(d, ctx, rubric) for d in checks)
+    deduction = cuda_deduction(ctx.run, rubric, sum(r.score for r in results))
+    if deduction is not None:
+        results = (*results, deduction)
     answers = {fr.id: fr for fr in ctx.run.free_responses}
     manual = tuple(
         ManualItem(

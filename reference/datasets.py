@@ -279,6 +279,23 @@ def load_scaled(
     return scaled.reshape(len(images), -1), labels
 
 
+PIXEL_SCALES: tuple[str, ...] = ("unit", "raw")
+"""How a notebook feeds pixels to its network: ``unit`` = ``/ 255`` (the templates), ``raw`` =
+the 0-255 values as stored (the course's starter code, which never normalizes)."""
+
+
+def load_pixels(
+    root: Path | str, name: str, *, train: bool, limit: int | None = None, scale: str = "unit"
+) -> tuple[np.ndarray, np.ndarray]:
+    """Flattened float32 (N, 784) on one of the ``PIXEL_SCALES``; ``unit`` is ``load_scaled``."""
+    if scale == "unit":
+        return load_scaled(root, name, train=train, limit=limit)
+    if scale != "raw":
+        raise ValueError(f"unknown pixel scale {scale!r}; known: {', '.join(PIXEL_SCALES)}")
+    images, labels = load_split(root, name, train=train, limit=limit)
+    return images.astype(np.float32).reshape(len(images), -1), labels
+
+
 def md5_file(path: Path | str) -> str:
     """md5 of the file's *uncompressed* content, streamed.
 

@@ -27,7 +27,7 @@ from graders.cli import main
 from graders.config import load_profiles, load_thresholds
 from graders.errors import ConfigError
 
-KEYS = ("q3.min_test_accuracy", "q4.min_test_accuracy")
+KEYS = ("q3.min_test_accuracy", "q4.min_test_accuracy", "q4.min_test_accuracy_raw")
 
 
 # --- the rule ---------------------------------------------------------------------------------
@@ -281,6 +281,7 @@ def test_calibrate_command_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixt
     assert main([*argv, "--thresholds", str(out), "--write"]) == 0
     printed = capsys.readouterr().out
     assert "q3 run 2/2 (seed 1)" in printed and "q4 run 1/2 (seed 80085)" in printed
+    assert "q4 (raw 0-255 pixels) run 2/2 (seed 80086)" in printed
     assert "TOO SMALL" in printed  # one epoch on 128 images cannot separate
     loaded = load_thresholds(out)
     assert set(loaded.for_profile("tiny")) == set(KEYS)
@@ -289,6 +290,27 @@ def test_calibrate_command_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixt
     assert (prov["train_size"], prov["test_size"], prov["epochs"]) == (64, 100, 1)
     assert prov["separated"] is False
     assert dict(loaded.for_profile("cpu")) == {KEYS[0]: 0.75, KEYS[1]: 0.8}
+
+
+def test_one_threshold_can_be_calibrated_alone_and_raw_pixels_train_differently(
+    tmp_path: Path,
+) -> None:
+    """``--only q4.min_test_accuracy_raw`` runs that target only, on 0-255 pixels: the same
+    seeds then end elsewhere than on /255 pixels (the map reached the reference)."""
+    profiles = tmp_path / "profiles.toml"
+    profiles.write_text(TINY, encoding="utf-8")
+    tiny = load_profiles(profiles).get("tiny")
+    root = tiny.data_root(tmp_path)
+    quiet = lambda _line: None  # noqa: E731
+    (raw,) = calibrate.calibrate_profile(
+        tiny, root, seeds=2, questions=("q4.min_test_accuracy_raw",), progress=quiet
+    )
+    (unit,) = calibrate.calibrate_profile(tiny, root, seeds=2, questions=(KEYS[1],), progress=quiet)
+    assert raw.target.key == "q4.min_test_accuracy_raw" and unit.target.key == KEYS[1]
+    assert [r.seed for r in raw.runs] == [r.seed for r in unit.runs] == [80085, 80086]
+    assert [r.accuracy for r in raw.runs] != [r.accuracy for r in unit.runs]
+    with pytest.raises(ConfigError, match=r"q4\.min_test_accuracy_raw"):
+        calibrate.calibrate_profile(tiny, root, seeds=2, questions=("q5",), progress=quiet)
 
 
 def test_what_if_overrides_are_never_written(

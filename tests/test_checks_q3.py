@@ -206,6 +206,55 @@ def test_reference_gets_full_marks(trained: Trained, test_set: Any, tmp_path: Pa
     assert "reference 784-256-128-64-10 network" in outcomes["q3.test_accuracy"].message
 
 
+def test_the_names_course_notebooks_use_are_found(
+    trained: Trained, test_set: Any, tmp_path: Path
+) -> None:
+    """`net`, `train_losses`/`val_losses`, `idx`, `probs`: what a notebook written for the
+    course's starter code calls them; graded like the assignment's names."""
+    ns = student(trained, test_set)
+    renamed = {
+        "net": ns.pop("model"),
+        "train_losses": ns.pop("train_loss_history"),
+        "val_losses": ns.pop("test_loss_history"),
+        "idx": ns.pop("random_indices"),
+        "probs": ns.pop("sample_probabilities"),
+        **ns,
+    }
+    plot = notebook(("plt.plot(train_losses)\nplt.plot(val_losses)\nplt.show()", True, ""))
+    outcomes = grade(renamed, tmp_path, nb=plot)
+    assert scores(outcomes) == FULL, {k: o.message for k, o in outcomes.items()}
+
+
+def test_a_history_dict_and_indices_only_the_plotting_cell_names_are_found(
+    trained: Trained, test_set: Any, tmp_path: Path
+) -> None:
+    ns = student(trained, test_set)
+    picks = ns.pop("random_indices")
+    ns["history"] = {
+        "train_loss": ns.pop("train_loss_history"),
+        "test_loss": ns.pop("test_loss_history"),
+    }
+    ns["picks"] = picks
+    ns["labels_of_a_batch"] = np.arange(64)  # an integer array the plotting cell does not use
+    ns["In"] = ["", "for k in picks:\n    plt.imshow(testdata[k][0][0])\nplt.show()"]
+    outcomes = grade(ns, tmp_path)
+    assert scores(outcomes) == FULL, {k: o.message for k, o in outcomes.items()}
+
+
+def test_missing_histories_and_indices_say_what_was_looked_for(
+    trained: Trained, test_set: Any, tmp_path: Path
+) -> None:
+    ns = student(trained, test_set)
+    for name in ("train_loss_history", "test_loss_history", "random_indices"):
+        ns.pop(name)
+    outcomes = grade(ns, tmp_path)
+    histories = text(outcomes["q3.loss_histories"])
+    assert "train_losses" in histories and "test_loss_history" in histories
+    assert outcomes["q3.loss_histories"].fraction == 0
+    assert "random_indices" in text(outcomes["q3.random_samples"])
+    assert outcomes["q3.random_samples"].fraction == 0
+
+
 class Seedlike(torch.nn.Module):
     """The seed's model: its layer names, nn.ReLU modules and ``x.view``."""
 

@@ -7,6 +7,7 @@ Artifacts are written in the probe's own layout (``<name>.npz`` / ``.json`` besi
 
 from __future__ import annotations
 
+import copy
 import itertools
 import json
 import textwrap
@@ -659,9 +660,8 @@ def run_probe(
     """The real runtime and Q4 probe, on a namespace built from ``student`` source."""
     ns: dict[str, Any] = {}
     exec(compile(HELPERS + student, "<student>", "exec"), ns)
-    ns["__dlgrader_snapshots__"] = {
-        "weights": [w.copy() for w in ns["weights"]],
-        "biases": [b.copy() for b in ns["biases"]],
+    ns["__dlgrader_snapshots__"] = {  # as the preamble keeps them, all cells being one here
+        name: copy.deepcopy(ns[name]) for name in SPEC.snapshot_names if name in ns
     }
     runtime: dict[str, Any] = {"__name__": "runtime"}
     exec(compile(RUNTIME, "<runtime>", "exec"), runtime)
@@ -682,23 +682,150 @@ def run_probe(
     return artifacts, errors
 
 
+PARAMS_DICT_ROW_INPUT = """
+rng = default_rng(80085)
+params = {}
+for i, (n_in, n_out) in enumerate([(784, 32), (32, 32), (32, 10)], start=1):
+    params[f"W{i}"] = rng.normal(0, np.sqrt(1 / max(n_in, n_out)), size=(n_in, n_out))
+    params[f"b{i}"] = np.zeros(n_out)
+
+def forward(x):
+    a1 = sigmoid(x @ params["W1"] + params["b1"])
+    a2 = sigmoid(a1 @ params["W2"] + params["b2"])
+    return x, a1, a2, softmax((a2 @ params["W3"] + params["b3"]).reshape(-1))
+
+def feed_forward_sample(sample, y):
+    assert sample.shape == (1, 784), "this one wants a (1, 784) row"
+    out = forward(sample)[-1]
+    guess = np.zeros(10)
+    guess[np.argmax(out)] = 1
+    return -np.log(out[y]), guess
+
+def train_one_sample(sample, y, lr=0.003):  # returns the loss, updates `params` in place
+    x, a1, a2, out = forward(sample.reshape(1, 784))
+    d3 = (out - one_hot(y)).reshape(1, -1)
+    d2 = (d3 @ params["W3"].T) * a2 * (1 - a2)
+    d1 = (d2 @ params["W2"].T) * a1 * (1 - a1)
+    for i, (a, d) in enumerate([(x, d1), (a1, d2), (a2, d3)], start=1):
+        params[f"W{i}"] -= lr * (a.T @ d)
+        params[f"b{i}"] -= lr * d.reshape(-1)
+    return -np.log(out[y])
+"""
+
+SEPARATE_GLOBALS = """
+rng = default_rng(80085)
+w1 = rng.normal(0, np.sqrt(1 / 784), size=(784, 32))
+w2 = rng.normal(0, np.sqrt(1 / 32), size=(32, 32))
+w3 = rng.normal(0, np.sqrt(1 / 32), size=(32, 10))
+b1, b2, b3 = np.zeros(32), np.zeros(32), np.zeros(10)
+weights = [w1, w2, w3]   # an alias list the functions below never read
+biases = [b1, b2, b3]
+
+def feed_forward_sample(sample, y):
+    a = sigmoid(sample @ w1 + b1)
+    a = sigmoid(a @ w2 + b2)
+    out = softmax(a @ w3 + b3)
+    guess = np.zeros(10)
+    guess[np.argmax(out)] = 1
+    return -np.log(out[y]), guess
+
+def train_one_sample(sample, y, learning_rate=0.003):
+    global w1, w2, w3, b1, b2, b3  # rebinds: the alias list goes stale, as in real notebooks
+    a1 = sigmoid(sample @ w1 + b1)
+    a2 = sigmoid(a1 @ w2 + b2)
+    out = softmax(a2 @ w3 + b3)
+    d3 = out - one_hot(y)
+    d2 = (d3 @ w3.T) * dsigmoid(a1 @ w2 + b2)
+    d1 = (d2 @ w2.T) * dsigmoid(sample @ w1 + b1)
+    w3, b3 = w3 - learning_rate * np.outer(a2, d3), b3 - learning_rate * d3
+    w2, b2 = w2 - learning_rate * np.outer(a1, d2), b2 - learning_rate * d2
+    w1, b1 = w1 - learning_rate * np.outer(sample, d1), b1 - learning_rate * d1
+"""
+
+ARRAYS_AS_ARGUMENTS = """
+rng = default_rng(80085)
+weights, biases = [], []
+for n_in, n_out in [(784, 32), (32, 32), (32, 10)]:
+    weights.append(rng.normal(0, np.sqrt(1 / max(n_in, n_out)), size=(n_in, n_out)))
+    biases.append(np.zeros(n_out))
+
+def run_layers(sample, weights, biases):
+    acts, zs = [sample], []
+    for i, (W, b) in enumerate(zip(weights, biases)):
+        zs.append(acts[-1] @ W + b)
+        acts.append(sigmoid(zs[-1]) if i < 2 else softmax(zs[-1]))
+    return acts, zs
+
+def feed_forward_sample(sample, y, weights, biases):
+    out = run_layers(sample, weights, biases)[0][-1]
+    guess = np.zeros(10)
+    guess[np.argmax(out)] = 1
+    return -np.log(out[y]), guess
+
+def train_one_sample(sample, y, weights, biases, eta):  # returns new lists, never in place
+    acts, zs = run_layers(sample, weights, biases)
+    delta = acts[-1] - one_hot(y)
+    new_w, new_b = list(weights), list(biases)
+    for i in (2, 1, 0):
+        if i < 2:
+            delta = (delta @ weights[i + 1].T) * dsigmoid(zs[i])
+        new_w[i] = weights[i] - eta * np.outer(acts[i], delta)
+        new_b[i] = biases[i] - eta * delta
+    return new_w, new_b
+"""
+
+
 @pytest.mark.parametrize(
-    ("student", "layout", "input_shape"),
+    ("student", "layout", "input_shape", "store"),
     [
-        (OUT_IN_COLUMNS, ("out_in", "column"), "flat"),
-        (RETURNS_NEW_ROW_BIASES_IMAGE_INPUT, ("in_out", "row"), "image"),
-        (SEED_OBJECT_ARRAYS, ("in_out", "flat"), "flat"),
+        (OUT_IN_COLUMNS, ("out_in", "column"), "flat", "`weights` and `biases`"),
+        (RETURNS_NEW_ROW_BIASES_IMAGE_INPUT, ("in_out", "row"), "image", "`weights`"),
+        (SEED_OBJECT_ARRAYS, ("in_out", "flat"), "flat", "the lists"),
+        (PARAMS_DICT_ROW_INPUT, ("in_out", "flat"), "row", "the dict `params`"),
+        (SEPARATE_GLOBALS, ("in_out", "flat"), "flat", "the globals w1, w2, w3 and b1, b2, b3"),
+        (ARRAYS_AS_ARGUMENTS, ("in_out", "flat"), "flat", "the lists"),
     ],
-    ids=["out_in_column_biases", "returns_new_row_biases_image_input", "seed_object_arrays"],
+    ids=[
+        "out_in_column_biases",
+        "returns_new_row_biases_image_input",
+        "seed_object_arrays",
+        "params_dict_row_input_returns_loss",
+        "separate_globals_rebound_beside_a_stale_list",
+        "arrays_as_arguments_returned_anew",
+    ],
 )
 def test_accepted_layouts_get_full_marks_on_the_function_checks(
-    tmp_path, inputs, quick_profile, student, layout, input_shape
+    tmp_path, inputs, quick_profile, student, layout, input_shape, store
 ):
     artifacts, errors = run_probe(tmp_path, inputs, textwrap.dedent(student))
     assert errors == []
     assert (artifacts["layout"]["orientation"], artifacts["layout"]["bias_shape"]) == layout
+    assert store in artifacts["layout"]["store"]
     assert set(artifacts["forward_meta"]["input_shapes"]) == {input_shape}
     ctx = make_context(tmp_path / "ctx", inputs, quick_profile, artifacts, probe_errors=errors)
     for definition in (checks.helpers, checks.init, checks.forward, checks.backprop_step):
         outcome, crashed = run_check(definition, ctx)
         assert not crashed and outcome.fraction == 1.0, (definition.id, outcome.message)
+
+
+def test_a_parameter_the_grader_cannot_fill_is_named(tmp_path, inputs):
+    student = SEED_OBJECT_ARRAYS.replace(
+        "def feed_forward_sample(sample, y):", "def feed_forward_sample(sample, y, config):"
+    )
+    _, errors = run_probe(tmp_path, inputs, textwrap.dedent(student))
+    messages = [e.message for e in errors if e.step.startswith("feed_forward_sample")]
+    assert messages, errors
+    assert all("`config`" in m and "cannot fill" in m for m in messages)
+
+
+def test_parameters_kept_nowhere_the_grader_looks_say_what_was_expected(tmp_path, inputs):
+    student = """
+    layer_one = np.zeros((784, 32))
+
+    def feed_forward_sample(sample, y):
+        return 0.0, np.zeros(10)
+    """
+    _, errors = run_probe(tmp_path, inputs, textwrap.dedent(student))
+    (final,) = [e for e in errors if e.step == "final_weights"]
+    assert "`weights`" in final.message and "w1, w2, w3" in final.message
+    assert "params" in final.message

@@ -42,6 +42,7 @@ ARTIFACTS = {
         "forward_meta",
         "train_step",
         "train_meta",
+        "input_scale",
     },
 }
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 import math
 import random
 from pathlib import Path
@@ -61,6 +62,21 @@ def test_origin_maps_every_cell_back_to_the_students_notebook(student):
             assert cell.source == student.cells[index].source
             assert cell.cell_type == student.cells[index].cell_type
     assert [i for i in origin if i is not None] == list(range(len(student.cells)))
+
+
+def test_every_parameters_cell_is_followed_by_the_graders_values(student):
+    """A notebook holding several parts has a parameters cell per part: each would undo the
+    grader's values, so the grader's cell follows every one of them."""
+    at = tagged_parameters(student)
+    second = copy.deepcopy(student.cells[at])
+    second.source = "EPOCHS = 99\nDATA_ROOT = './elsewhere'"
+    student.cells.append(second)
+    prepared = prepare(student, parameters=PARAMS, preamble="# preamble\n")
+    cells = prepared.notebook.cells
+    injected = [i for i, c in enumerate(cells) if is_injected(c) and "EPOCHS = 1" in c.source]
+    assert len(injected) == 2
+    assert cells[injected[-1] - 1].source == second.source, "right after the second one"
+    assert prepared.parameters_cell == at
 
 
 def test_without_a_parameters_cell_the_parameters_follow_the_preamble(student):

@@ -122,6 +122,58 @@ def test_a_file_named_q3_holding_q4_code_is_graded_as_q4(correct, tmp_path, ques
     assert assigned(sub) == {"q4": ("q3.ipynb", MatchedBy.CONTENT)}
 
 
+def test_notebooks_named_as_the_course_names_them_are_matched_by_their_code(
+    correct, tmp_path, questions
+):
+    names = {
+        "q1": "demo01-basics.ipynb",
+        "q2": "Homework 1 part 2.ipynb",
+        "q3": "dlf23_hw1_prob5.ipynb",
+        "q4": "hw1_s25_p4.ipynb",
+    }
+    folder = make_folder(tmp_path, {names[q]: notebook_bytes(correct, q) for q in names})
+    sub = load(folder, tmp_path, questions)
+    assert {q: name for q, (name, _) in assigned(sub).items()} == names
+    assert not sub.problems
+
+
+def _combined(correct: Path, *qids: str) -> bytes:
+    """One notebook holding several questions' cells, one part after another."""
+    parts = [nbformat.reads(notebook_bytes(correct, q).decode(), 4) for q in qids]
+    combined = parts[0]
+    for part in parts[1:]:
+        combined.cells += part.cells
+    return nbformat.writes(combined).encode()
+
+
+def test_one_notebook_holding_two_questions_answers_both(correct, tmp_path, questions):
+    folder = make_folder(
+        tmp_path,
+        {
+            "Homework 1.ipynb": _combined(correct, "q3", "q4"),
+            "q1_step_network.ipynb": notebook_bytes(correct, "q1"),
+        },
+    )
+    sub = load(folder, tmp_path, questions)
+    assert assigned(sub) == {
+        "q1": ("q1_step_network.ipynb", MatchedBy.NAME),
+        "q3": ("Homework 1.ipynb", MatchedBy.CONTENT),
+        "q4": ("Homework 1.ipynb", MatchedBy.CONTENT),
+    }
+    assert not sub.problems
+
+
+def test_a_helper_shared_with_another_part_does_not_pull_its_notebook_in(
+    correct, tmp_path, questions
+):
+    """One marker of q4 in q3's notebook (a stray `train_one_epoch`) is not a q4 answer."""
+    nb = nbformat.reads(notebook_bytes(correct, "q3").decode(), 4)
+    nb.cells.append(nbformat.v4.new_code_cell("def train_one_epoch():\n    pass"))
+    folder = make_folder(tmp_path, {"q3_fashion_mlp.ipynb": nbformat.writes(nb).encode()})
+    sub = load(folder, tmp_path, questions)
+    assert set(assigned(sub)) == {"q3"}
+
+
 def test_a_name_without_telling_code_is_trusted(tmp_path, questions):
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("x = 1")])
     folder = make_folder(tmp_path, {"q2_initialization.ipynb": nbformat.writes(nb).encode()})

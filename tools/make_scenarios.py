@@ -57,14 +57,16 @@ def apply_edits(notebook_text: str, scenario: Scenario) -> str:
             if cell["cell_type"] == "code" and edit.old in "".join(cell["source"])
         ]
         total = sum("".join(nb["cells"][i]["source"]).count(edit.old) for i in hits)
-        if total != 1:
+        if total != 1 and not (edit.rename and total):
             raise SystemExit(
                 f"{scenario.name}: {edit.old!r} occurs {total} times in {scenario.notebook}; "
-                "an edit must match exactly once"
-            )
-        cell = nb["cells"][hits[0]]
-        text = "".join(cell["source"]).replace(edit.old, edit.new)
-        cell["source"] = text.splitlines(keepends=True)
+                + ("a rename must match at least once" if edit.rename else
+                   "an edit must match exactly once")
+            )  # fmt: skip
+        for i in hits:
+            cell = nb["cells"][i]
+            text = "".join(cell["source"]).replace(edit.old, edit.new)
+            cell["source"] = text.splitlines(keepends=True)
     return json.dumps(nb, indent=1, sort_keys=True, ensure_ascii=False) + "\n"
 
 

@@ -12,6 +12,10 @@ from pathlib import Path
 
 SOURCE_DIR = Path(__file__).resolve().parent
 
+CUDA_NOTICE = "CUDA code ran on the CPU"
+"""How compat.py's notice for hard-coded CUDA on a CPU grader begins (``tests/test_compat.py``
+holds the two together); the rubric's ``cuda_deduction`` looks for it."""
+
 
 def source(module: str) -> str:
     """The text of ``graders/kernel/<module>.py``, to hand to a kernel."""

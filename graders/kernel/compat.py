@@ -81,6 +81,12 @@ def _keras_loader(data_root, dataset, module_name):
     return load_data
 
 
+class TensorFlowUnavailable(AttributeError):
+    """Anything but the dataset loaders, asked of the TensorFlow stand-in. An AttributeError so
+    libraries that probe an imported ``tensorflow`` (matplotlib's ``is_tensor`` check on every
+    plot) see an ordinary missing attribute; a student reads the message."""
+
+
 class _Stub(types.ModuleType):
     """A TensorFlow or Keras module that has the dataset loaders and nothing else
     (``tf.keras.datasets`` works as an attribute chain, as it does with TensorFlow)."""
@@ -93,7 +99,7 @@ class _Stub(types.ModuleType):
         child = f"{self.__name__}.{name}"
         if child in self.provided:
             return importlib.import_module(child)
-        raise ImportError(_TF_MESSAGE)
+        raise TensorFlowUnavailable(f"`{child}`: {_TF_MESSAGE}")
 
 
 class _DatasetModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
@@ -144,8 +150,8 @@ class _DatasetModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         module.__path__ = []
         for name, value in self.provided[module.__name__].items():
             setattr(module, name, value)
-        if module.__name__.startswith(("tensorflow", "keras")):
-            _note(f"`{module.__name__}` is the grader's stand-in (dataset loaders only)")
+        if module.__name__ in ("tensorflow", "keras"):
+            _note(f"`import {module.__name__}` got the grader's stand-in (dataset loaders only)")
         parent, _, child = module.__name__.rpartition(".")
         if parent in sys.modules:
             setattr(sys.modules[parent], child, module)

@@ -15,10 +15,12 @@ from dataclasses import dataclass, field
 
 @dataclass(frozen=True, kw_only=True)
 class Edit:
-    """Replace ``old`` by ``new`` in the notebook's code cells; ``old`` must occur exactly once."""
+    """Replace ``old`` by ``new`` in the notebook's code cells; ``old`` must occur exactly once,
+    or with ``rename`` at least once, every occurrence replaced (a variable renamed throughout)."""
 
     old: str
     new: str
+    rename: bool = False
 
 
 @dataclass(frozen=True, kw_only=True)

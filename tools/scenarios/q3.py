@@ -231,4 +231,20 @@ SCENARIOS = (
         notebook=NOTEBOOK,
         edits=RENAME_MODEL,
     ),
+    Scenario(
+        name="q3_course_names",
+        description=(
+            "The names real notebooks use: train_losses / test_losses for the histories, "
+            "test_accuracies, indices for the sampled test images and probs for their "
+            "probabilities. The probe finds each under its own name; full marks."
+        ),
+        notebook=NOTEBOOK,
+        edits=(
+            Edit(old="train_loss_history", new="train_losses", rename=True),
+            Edit(old="test_loss_history", new="test_losses", rename=True),
+            Edit(old="test_accuracy_history", new="test_accuracies", rename=True),
+            Edit(old="random_indices", new="indices", rename=True),
+            Edit(old="sample_probabilities", new="probs", rename=True),
+        ),
+    ),
 )

@@ -9,6 +9,7 @@ weights and data, so a broken data pipeline costs only what depends on training.
 
 from __future__ import annotations
 
+from tools.make_notebooks import BEGIN_SOLUTION, END_SOLUTION, Q4_BACKWARD, Q4_INIT
 from tools.scenarios import Edit, Scenario
 
 NOTEBOOK = "q4_numpy_backprop.ipynb"
@@ -28,6 +29,81 @@ import tensorflow as tf
 x_train = x_train.astype(np.float32) / 255.0
 x_test = x_test.astype(np.float32) / 255.0
 """
+
+DATA_COURSE_RAW = """\
+import tensorflow as tf
+(x_train, y_train), (x_test, y_test) = tf.keras.datasets.mnist.load_data(path="mnist.npz")
+"""
+
+
+def solution_of(cell: str) -> str:
+    """The code between a template cell's solution markers, without the trailing newline."""
+    return cell.split(f"{BEGIN_SOLUTION}\n", 1)[1].split(END_SOLUTION, 1)[0].rstrip()
+
+
+INIT_GLOBALS_OLD = solution_of(Q4_INIT) + "\n"
+
+INIT_GLOBALS_NEW = """\
+w1 = rng.normal(loc=0, scale=np.sqrt(1 / 784), size=(784, 32))
+w2 = rng.normal(loc=0, scale=np.sqrt(1 / 32), size=(32, 32))
+w3 = rng.normal(loc=0, scale=np.sqrt(1 / 32), size=(32, 10))
+b1, b2, b3 = np.zeros(32), np.zeros(32), np.zeros(10)
+weights = [w1, w2, w3]
+biases = [b1, b2, b3]
+"""
+
+
+FORWARD_OLD = """\
+    a = sample.flatten()
+    for i in range(len(weights)):
+        z = np.dot(a, weights[i]) + biases[i]
+        a = sigmoid(z) if i < len(weights) - 1 else softmax(z)
+"""
+
+FORWARD_GLOBALS = """\
+    a1 = sigmoid(np.dot(sample.flatten(), w1) + b1)
+    a2 = sigmoid(np.dot(a1, w2) + b2)
+    a = softmax(np.dot(a2, w3) + b3)
+"""
+
+TRAIN_OLD = solution_of(Q4_BACKWARD)
+"""The reference train_one_sample body, as the all-correct notebook holds it (the cell's end)."""
+
+TRAIN_GLOBALS = """\
+    global w1, w2, w3, b1, b2, b3
+    z1 = np.dot(a, w1) + b1
+    a1 = sigmoid(z1)
+    z2 = np.dot(a1, w2) + b2
+    a2 = sigmoid(z2)
+    a3 = softmax(np.dot(a2, w3) + b3)
+
+    d3 = a3 - integer_to_one_hot(y, 10)
+    d2 = d3.dot(w3.T) * dsigmoid(z2)
+    d1 = d2.dot(w2.T) * dsigmoid(z1)
+
+    w3 = w3 - np.outer(a2, d3) * learning_rate
+    b3 = b3 - d3 * learning_rate
+    w2 = w2 - np.outer(a1, d2) * learning_rate
+    b2 = b2 - d2 * learning_rate
+    w1 = w1 - np.outer(a, d1) * learning_rate
+    b1 = b1 - d1 * learning_rate"""
+
+TRAIN_ARGUMENTS = """\
+    weights, biases = list(weights), list(biases)
+    for i in range(len(weights)):
+        z = np.dot(activations[-1], weights[i]) + biases[i]
+        pre_activations.append(z)
+        activations.append(sigmoid(z) if i < len(weights) - 1 else softmax(z))
+
+    delta = activations[-1] - integer_to_one_hot(y, 10)  # dLoss/dz of the output layer
+    for i in range(len(weights) - 1, -1, -1):
+        gradient = np.outer(activations[i], delta)
+        bias_gradient = delta
+        if i > 0:
+            delta = delta.dot(weights[i].T) * dsigmoid(pre_activations[i - 1])
+        weights[i] = weights[i] - gradient * learning_rate
+        biases[i] = biases[i] - bias_gradient * learning_rate
+    return weights, biases"""
 
 SCENARIOS = (
     Scenario(
@@ -153,5 +229,89 @@ SCENARIOS = (
             ),
         ),
         expected_scores={},
+    ),
+    Scenario(
+        name="q4_course_raw_pixels",
+        description=(
+            "The course's starter loading: tf.keras.datasets.mnist.load_data() and no division "
+            "by 255, so the network trains on raw 0-255 pixels. Correct backprop: the grader "
+            "measures the trained weights on raw test pixels against the threshold calibrated "
+            "for raw pixels, and the notebook scores in full."
+        ),
+        notebook=NOTEBOOK,
+        edits=(Edit(old=DATA_TORCHVISION, new=DATA_COURSE_RAW),),
+        expected_notices={"q4": ("load_data() was served from the grader's copy of MNIST",)},
+    ),
+    Scenario(
+        name="q4_course_raw_pixels_ascent",
+        description=(
+            "Raw 0-255 pixels as the starter loads them, and the update adds the gradient "
+            "instead of subtracting it: backprop_step fails, and the network, measured on raw "
+            "pixels against the raw-pixel threshold, is no better than chance."
+        ),
+        notebook=NOTEBOOK,
+        edits=(
+            Edit(old=DATA_TORCHVISION, new=DATA_COURSE_RAW),
+            Edit(
+                old="weights[i] -= weight_gradients[i] * learning_rate\n"
+                "        biases[i] -= bias_gradients[i] * learning_rate",
+                new="weights[i] += weight_gradients[i] * learning_rate\n"
+                "        biases[i] += bias_gradients[i] * learning_rate",
+            ),
+        ),
+        expected_scores={"q4": 12 - 4 - 3},
+        expected_failures={
+            "q4.backprop_step": "update",
+            "q4.final_accuracy": "raw 0-255 pixels",
+        },
+    ),
+    Scenario(
+        name="q4_course_separate_globals",
+        description=(
+            "The network kept in separate globals w1, w2, w3 and b1, b2, b3 (beside a `weights` "
+            "list the functions never read), and train_one_sample rebinding them with "
+            "`global`: the grader finds the globals the functions use, injects its weights "
+            "there, and the correct notebook scores in full."
+        ),
+        notebook=NOTEBOOK,
+        edits=(
+            Edit(old=INIT_GLOBALS_OLD, new=INIT_GLOBALS_NEW),
+            Edit(old=FORWARD_OLD, new=FORWARD_GLOBALS),
+            Edit(old=TRAIN_OLD, new=TRAIN_GLOBALS),
+        ),
+    ),
+    Scenario(
+        name="q4_course_arrays_as_arguments",
+        description=(
+            "feed_forward_sample(sample, y, weights, biases) and train_one_sample(sample, y, "
+            "weights, biases, lr) returning new lists (the epoch loop rebinds them): the "
+            "grader passes its own weights as those arguments, reads the returned lists, and "
+            "the correct notebook scores in full."
+        ),
+        notebook=NOTEBOOK,
+        edits=(
+            Edit(
+                old="def feed_forward_sample(sample, y):",
+                new="def feed_forward_sample(sample, y, weights, biases):",
+            ),
+            Edit(
+                old="losses[i], one_hot_guesses[i] = feed_forward_sample(x[i], y[i])",
+                new="losses[i], one_hot_guesses[i] = feed_forward_sample(\n"
+                "            x[i], y[i], weights, biases\n"
+                "        )",
+            ),
+            Edit(
+                old="def train_one_sample(sample, y, learning_rate=0.003):",
+                new="def train_one_sample(sample, y, weights, biases, learning_rate=0.003):",
+            ),
+            Edit(old=TRAIN_OLD, new=TRAIN_ARGUMENTS),
+            Edit(
+                old="        train_one_sample(x_train[i], y_train[i], learning_rate)",
+                new="        global weights, biases\n"
+                "        weights, biases = train_one_sample(\n"
+                "            x_train[i], y_train[i], weights, biases, learning_rate\n"
+                "        )",
+            ),
+        ),
     ),
 )

@@ -405,6 +405,16 @@ def _history_problem(name: str, values: list[float] | None, epochs: int | None) 
     return ""
 
 
+def _shown_name(names: object, canonical: str) -> str:
+    """The name the notebook used for a value (``train_losses``), or the assignment's."""
+    found = names.get(canonical) if isinstance(names, dict) else None
+    if isinstance(found, str) and re.fullmatch(
+        r"[A-Za-z_][A-Za-z0-9_]*(\['[A-Za-z0-9_]+'\])?", found
+    ):
+        return found
+    return canonical
+
+
 @check("q3.loss_histories", "Train and test loss histories, one value per epoch")
 def loss_histories(ctx: CheckContext) -> Outcome:
     histories = ctx.json("histories")
@@ -413,13 +423,19 @@ def loss_histories(ctx: CheckContext) -> Outcome:
     epochs = _parameter(ctx, "EPOCHS", 0) or None
     train = _floats(histories.get("train_loss_history"))
     test = _floats(histories.get("test_loss_history"))
+    names = histories.get("names") if isinstance(histories.get("names"), dict) else {}
     problems = [
         problem
         for name, values in zip(HISTORY_NAMES, (train, test), strict=True)
-        if (problem := _history_problem(name, values, epochs))
+        if (problem := _history_problem(_shown_name(names, name), values, epochs))
     ]
+    failed = len(problems)  # counted before two "not defined" become the probe's one message
+    searched = ctx.probe_errors("histories")
+    if (train is None or test is None) and searched:  # the probe says which names it tried
+        problems = [p for p in problems if not p.endswith("is not defined")]
+        problems.insert(0, searched[0].message)
     went_down, trend, trend_hint = _decrease(train)
-    fraction = HISTORY_PART * (2 - len(problems)) + (1 - 2 * HISTORY_PART) * went_down
+    fraction = HISTORY_PART * (2 - failed) + (1 - 2 * HISTORY_PART) * went_down
     hints = [trend_hint] if trend_hint else []
     if problems:
         hints.insert(
@@ -628,26 +644,29 @@ def random_samples(ctx: CheckContext) -> Outcome:
     indices = _indices(ctx)
     if indices is None:
         return Outcome.failed(f"No sampled indices to check: {_why(ctx, 'samples')}")
+    samples = ctx.json("samples")
+    found_as = {"random_indices": samples.get("name")} if isinstance(samples, dict) else {}
+    label = _shown_name(found_as, "random_indices")
     n_test = len(_test_set(ctx)[1])
     k = _parameter(ctx, "N_SAMPLES", DEFAULT_N_SAMPLES)
     details = {"random_indices": indices, "test_images": n_test}
     hint = "Draw them with np.random.choice(len(testdata), N_SAMPLES, replace=False)."
     if len(indices) != k:
         return Outcome.failed(
-            f"random_indices holds {len(indices)} indices {indices}; expected {k}.",
+            f"{label} holds {len(indices)} indices {indices}; expected {k}.",
             hint=hint,
             **details,
         )
     if len(set(indices)) != k:
         return Outcome.failed(
-            f"random_indices {indices} repeats an index; expected {k} distinct images.",
+            f"{label} {indices} repeats an index; expected {k} distinct images.",
             hint=hint,
             **details,
         )
     outside = [i for i in indices if not 0 <= i < n_test]
     if outside:
         return Outcome.failed(
-            f"random_indices {indices}: {outside} lie outside the test set (0 to {n_test - 1}).",
+            f"{label} {indices}: {outside} lie outside the test set (0 to {n_test - 1}).",
             hint=hint,
             **details,
         )

@@ -4,12 +4,130 @@
 # (read by the probe from the raw IDX file, not from the student's dataset objects).
 import copy
 import gzip
+import re
 from typing import TYPE_CHECKING
 
 import numpy as np
 
 if TYPE_CHECKING:  # defined by the probe runtime the cell runs first; never imported in the kernel
     from graders.kernel.probe_runtime import BadValue, MissingName, as_array
+
+
+HISTORY_ALIASES = {
+    "train_loss_history": (
+        "train_loss_history", "train_losses", "training_losses", "train_loss_list",
+        "train_loss_hist", "loss_history", "train_loss", "losses_train", "train_history",
+    ),
+    "test_loss_history": (
+        "test_loss_history", "test_losses", "testing_losses", "test_loss_list",
+        "test_loss_hist", "val_losses", "valid_losses", "validation_losses", "test_loss",
+        "val_loss", "losses_test", "test_history",
+    ),
+    "test_accuracy_history": (
+        "test_accuracy_history", "test_accuracies", "test_accs", "test_acc_history",
+        "accuracy_history", "val_accuracies", "test_accuracy", "test_acc",
+    ),
+}  # fmt: skip
+HISTORY_DICTS = ("history", "histories", "hist", "losses", "log", "logs", "metrics")
+INDEX_ALIASES = (
+    "random_indices", "random_idx", "random_index", "sample_indices", "sample_idx", "indices",
+    "idx", "idxs", "rand_idx", "rand_indices", "samples_idx", "random_samples", "choices",
+)  # fmt: skip
+PROBABILITY_ALIASES = (
+    "sample_probabilities", "sample_probs", "probabilities", "probs", "sample_probas",
+    "predicted_probabilities", "class_probabilities",
+)  # fmt: skip
+
+
+def _series(value):
+    """A history as floats (a list of numbers or 0-d tensors, or a 1-D array); None if not."""
+    if isinstance(value, dict | str | bytes) or not hasattr(value, "__len__"):
+        return None
+    try:
+        out = [float(as_array(v, "history").reshape(-1)[0]) for v in value]
+    except Exception:
+        return None
+    return out
+
+
+def find_history(ns, canonical):
+    """(name it was found under, values): the assignment's name, a name real students use,
+    or a key of a dict such as ``history = {"train_loss": [...]}``; (None, None) if none."""
+    for name in HISTORY_ALIASES[canonical]:
+        values = _series(ns.get(name)) if name in ns else None
+        if values is not None:
+            return name, values
+    for holder in HISTORY_DICTS:
+        d = ns.get(holder)
+        if isinstance(d, dict):
+            for key in HISTORY_ALIASES[canonical]:
+                values = _series(d.get(key)) if key in d else None
+                if values is not None:
+                    return f"{holder}[{key!r}]", values
+    return None, None
+
+
+def _index_list(value, longest=64):
+    try:
+        array = np.asarray(value)
+    except Exception:
+        return None
+    if array.dtype.kind not in "iu" or array.ndim != 1 or not 1 <= len(array) <= longest:
+        return None
+    return [int(i) for i in array]
+
+
+def plotting_cell_names(ns):
+    """Identifiers used in the cells that drew images (``imshow``), from IPython's history."""
+    cells = [c for c in ns.get("In", []) if isinstance(c, str) and "imshow" in c]
+    names = []
+    for cell in cells:
+        for word in re.findall(r"[A-Za-z_][A-Za-z0-9_]*", cell):
+            if word not in names:
+                names.append(word)
+    return names
+
+
+def find_indices(ns):
+    """(name, indices) of the sampled test images: `random_indices`, a usual other name, or
+    an integer sequence the image-plotting cell uses; (None, None) if none."""
+    for name in INDEX_ALIASES:
+        found = _index_list(ns[name]) if name in ns else None
+        if found is not None:
+            return name, found
+    for name in plotting_cell_names(ns):  # a handful of indices, not a batch's labels
+        found = _index_list(ns[name], 16) if name in ns and not name.startswith("_") else None
+        if found is not None:
+            return name, found
+    return None, None
+
+
+def find_probabilities(ns, count):
+    """(name, rows) of the sampled images' class probabilities: rows of 10 numbers, under the
+    assignment's name or a usual other one; one holding ``count`` rows wins over the others
+    (``probabilities`` is often the last image's row, ``probs`` the list of all of them)."""
+    found = []
+    for alias in PROBABILITY_ALIASES:
+        value = ns.get(alias)
+        if not (isinstance(value, list | tuple | np.ndarray) or hasattr(value, "detach")):
+            continue
+        try:
+            rows = [as_array(p, alias).reshape(-1) for p in value]
+        except Exception:
+            continue
+        if rows and all(r.shape == (10,) for r in rows):
+            found.append((alias, np.stack(rows)))
+    for alias, stacked in found:
+        if len(stacked) == count:
+            return alias, stacked
+    if found:  # the assignment's name first, in PROBABILITY_ALIASES's order
+        return found[0]
+    value = ns.get("sample_probabilities")  # wrong shape: kept, so the check can say so
+    if isinstance(value, list | tuple | np.ndarray):
+        rows = [as_array(p, "sample_probabilities").reshape(-1) for p in value]
+        if rows and len({r.shape for r in rows}) == 1:
+            return "sample_probabilities", np.stack(rows)
+    return None, None
 
 
 def find_model(ctx):
@@ -89,9 +207,13 @@ def probe(ctx):
 
     with ctx.step("histories"):
         histories: dict[str, object] = {}
-        for key in ("train_loss_history", "test_loss_history", "test_accuracy_history"):
-            if key in ctx.ns:
-                histories[key] = [float(as_array(v, key).reshape(-1)[0]) for v in ctx.ns[key]]
+        found_as = {}
+        for key in HISTORY_ALIASES:
+            name, values = find_history(ctx.ns, key)
+            if values is not None:
+                histories[key] = values
+                found_as[key] = name
+        histories["names"] = found_as
         for key in ("EPOCHS", "TRAIN_LIMIT", "DEVICE", "BATCH_SIZE"):
             if key in ctx.ns:
                 histories[key] = (
@@ -100,27 +222,31 @@ def probe(ctx):
                     else str(ctx.ns[key])
                 )
         ctx.save_json("histories", histories)
-        if "train_loss_history" not in histories or "test_loss_history" not in histories:
+        missing = [k for k in ("train_loss_history", "test_loss_history") if k not in histories]
+        if missing:
             raise MissingName(
-                "the notebook does not define both `train_loss_history` and `test_loss_history`"
-            )
+                "no loss history found for "
+                + " or ".join(f"`{k}` (looked for {', '.join(HISTORY_ALIASES[k][1:5])}, ...)"
+                              for k in missing)
+            )  # fmt: skip
 
     with ctx.step("samples"):
         samples = {}
-        if "random_indices" in ctx.ns:
-            samples["random_indices"] = [
-                int(i) for i in as_array(ctx.ns["random_indices"], "random_indices").reshape(-1)
-            ]
+        name, indices = find_indices(ctx.ns)
+        if indices is not None:
+            samples["random_indices"] = indices
+            samples["name"] = name
         ctx.save_json("samples", samples)
-        if "sample_probabilities" in ctx.ns:
-            probs = [
-                as_array(p, "sample_probabilities").reshape(-1)
-                for p in ctx.ns["sample_probabilities"]
-            ]
-            if probs:
-                ctx.save_arrays("sample_probabilities", {"probabilities": np.stack(probs)})
-        if "random_indices" not in samples:
-            raise MissingName("the notebook does not define `random_indices`")
+        name, probs = find_probabilities(ctx.ns, len(indices) if indices else None)
+        if probs is not None:
+            ctx.save_arrays("sample_probabilities", {"probabilities": probs})
+            samples["probabilities_name"] = name
+            ctx.save_json("samples", samples)
+        if indices is None:
+            raise MissingName(
+                "no sampled test-image indices found: expected `random_indices` (or idx, "
+                "indices, sample_indices, ..., or integers the cell calling imshow uses)"
+            )
 
     if model is None:
         return

@@ -12,6 +12,21 @@ from graders.questions.q4_backprop import checks
 from reference.datasets import load_scaled
 
 LAYERS = (784, 32, 32, 10)
+SNAPSHOT_NAMES = (
+    "weights",
+    "biases",
+    "params",
+    "parameters",
+    "network",
+    "net",
+    "nn",
+    "model",
+    "theta",
+    "weights_dict",
+    *(f"{p}{sep}{i}" for p in ("w", "W", "b", "B") for sep in ("", "_") for i in range(5)),
+)
+"""Globals whose first values the grader keeps (the initial weights, wherever the notebook
+holds them: see probe.py)."""
 N_FORWARD = 8
 N_TRAIN_STEPS = 2
 LEARNING_RATE = 0.003
@@ -53,7 +68,7 @@ SPEC = QuestionSpec(
         "feed_forward_dataset",
     ),
     uses_torch=False,
-    snapshot_names=("weights", "biases"),
+    snapshot_names=SNAPSHOT_NAMES,
     make_inputs=make_inputs,
     artifacts=(
         "helpers.npz",
@@ -64,6 +79,7 @@ SPEC = QuestionSpec(
         "forward_meta.json",
         "train_meta.json",
         "train_step.npz",
+        "input_scale.json",
     ),
     checks=checks.CHECKS,
     package_dir=Path(__file__).resolve().parent,
