@@ -23,9 +23,9 @@ import time
 from dataclasses import replace
 from pathlib import Path
 
-from graders.batch.runner import BatchOptions, run_batch
-from graders.config import PROJECT_ROOT
-from graders.pipeline import GradeOptions
+from graders.batch.options import BatchOptions
+from graders.batch.runner import run_batch
+from graders.config import PROJECT_ROOT, GradeOptions
 
 SCENARIOS = PROJECT_ROOT / "fixtures" / "submissions"
 WORKLOADS = {"light": ("q1", "q2"), "full": ()}

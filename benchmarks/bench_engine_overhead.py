@@ -33,12 +33,13 @@ from nbclient import NotebookClient
 from nbformat import NotebookNode
 
 from graders import inject, pipeline
-from graders.config import PROJECT_ROOT, Profile, Profiles, load_profiles
+from graders.config import PROJECT_ROOT, GradeOptions, Profile, Profiles, load_profiles
 from graders.data import default_data_root
 from graders.execute import CappedClient, CellOutcome, KernelJob, KernelRun, NbclientExecutor
 from graders.models import GradeReport
-from graders.pipeline import GradeOptions, grade
-from graders.questions import ProbeContext, QuestionSpec, load_questions
+from graders.pipeline import grade
+from graders.questions import load_questions
+from graders.questions.api import ProbeContext, QuestionSpec
 from graders.sandbox import thread_share
 
 THREAD_VARS = (

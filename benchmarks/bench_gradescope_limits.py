@@ -18,10 +18,10 @@ import sys
 import tempfile
 from pathlib import Path
 
-from graders import gradescope_image
 from graders.config import PROJECT_ROOT
 from graders.data import default_data_root
-from graders.gradescope_bundle import build_bundle
+from graders.gradescope import image as gradescope_image
+from graders.gradescope.bundle import build_bundle
 
 NOTEBOOKS = PROJECT_ROOT / "fixtures" / "submissions" / "all_correct"
 TEN_MINUTES = 600.0

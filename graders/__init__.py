@@ -1,9 +1,13 @@
 """The autograder for Deep Learning Assignment 1.
 
-Flow (one module per step): load -> inject/sandbox -> execute -> probe -> record -> render.
+Flow (one module per step, at this level): load -> execute (inject, sandbox, kernel) -> probe ->
+check -> score -> render; ``pipeline`` runs them in order and ``cli`` is the command. The
+shared model is ``models``, ``config`` and ``errors``; each role has its package: ``kernel``
+(code that runs inside the student's kernel), ``sandbox``, ``questions``, ``render``, ``batch``,
+``gradescope``. See docs/engine.md.
+
+Importing the package imports nothing else, so ``python -m graders.cli --help`` stays fast.
 """
 
-from graders.errors import GraderError
-from graders.pipeline import GRADER_VERSION, GradeOptions, grade
-
-__all__ = ["GRADER_VERSION", "GradeOptions", "GraderError", "grade"]
+GRADER_VERSION = "0.1.0"
+"""Recorded in every result; a regrade with another version is a different grade."""

@@ -1,4 +1,8 @@
-"""The ``dlgrade`` command: thin argument parsing over the library; one exit code per error kind."""
+"""The ``dlgrade`` command: thin argument parsing over the library; one exit code per error kind.
+
+The subcommands beside ``grade`` and ``check`` import their modules only when chosen (batch pulls
+in SQLite and Dask, ``reference`` the training code), so ``dlgrade --help`` stays quick.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,9 @@ from pathlib import Path
 from graders import calibrate as calibrate_command
 from graders import data as data_command
 from graders import sandbox, selfcheck
+from graders.config import GradeOptions
 from graders.errors import GraderError, SubmissionError
-from graders.pipeline import GradeOptions, grade
+from graders.pipeline import grade
 from graders.render.summary import print_report_summary
 
 
@@ -46,7 +51,7 @@ def _reference(args: argparse.Namespace) -> int:
 
 
 def _gradescope_build(args: argparse.Namespace) -> int:
-    from graders.gradescope_bundle import build_bundle
+    from graders.gradescope.bundle import build_bundle
 
     out = build_bundle(args.out, profile=args.profile, parallel=args.parallel)
     print(f"wrote {out} (profile {args.profile}); upload it as the Gradescope autograder")
@@ -55,14 +60,14 @@ def _gradescope_build(args: argparse.Namespace) -> int:
 
 def _gradescope_run(args: argparse.Namespace) -> int:
     """Always 0: the outcome, failures included, is in results.json."""
-    from graders.gradescope_bundle import run_autograder
+    from graders.gradescope.entry import run_autograder
 
     run_autograder(args.root)
     return 0
 
 
 def _add_gradescope(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
-    from graders.gradescope_bundle import DEFAULT_PROFILE
+    from graders.gradescope.bundle import DEFAULT_PROFILE
 
     p_gs = sub.add_parser("gradescope", help="build or run the Gradescope autograder bundle")
     gs = p_gs.add_subparsers(dest="gradescope_command", required=True)

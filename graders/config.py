@@ -204,3 +204,29 @@ def load_thresholds(path: Path | None = None) -> Thresholds:
     return Thresholds(
         source=source, values=MappingProxyType(values), provenance=MappingProxyType(provenance)
     )
+
+
+@dataclass(frozen=True, kw_only=True)
+class GradeOptions:
+    """How to grade; every field has the default a student or TA would expect."""
+
+    profile: str | None = None
+    """Profile name, or None/``auto`` to pick ``gpu`` or ``cpu`` by what the kernel sees."""
+    profiles_file: Path | None = None
+    data_root: Path | None = None
+    """Root holding MNIST/ and FashionMNIST/ (``dlgrade data`` places it); default ./data."""
+    only: tuple[str, ...] = ()
+    """Grade only these question ids (empty: all)."""
+    parallel: int | None = None
+    """Kernels at once; default: one per question."""
+    cores: int | None = None
+    """Cores this grading may use (a batch worker's share); default: the whole machine."""
+    seed: int = 0
+    rubric_file: Path | None = None
+    public_only: bool = False
+    """Run only the visible tests (students' self-check); hidden ones are neither run nor shown."""
+    thresholds_file: Path | None = None
+    sandbox: str | None = None
+    """``auto`` (default: bubblewrap, else the sandbox user), or one mode asked for by name."""
+    allow_unconfined: bool = False
+    """Run student code even where nothing can confine it (trusted notebooks only)."""

@@ -28,6 +28,7 @@ from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
 from nbformat import NotebookNode
+from nbformat.v4 import new_code_cell
 
 from graders.config import Limits
 from graders.errors import ExecutionError
@@ -580,8 +581,6 @@ class NbclientExecutor:
         )
 
     async def _run_probe(self, client: CappedClient, job: KernelJob) -> tuple[str, str]:
-        from nbformat.v4 import new_code_cell
-
         cell = new_code_cell(job.probe_source)
         client.timeout = max(1, int(job.limits.probe_timeout_s))
         client.nb.cells.append(cell)  # nbclient stores outputs by index; removed again below

@@ -23,7 +23,7 @@ from nbformat.validator import ValidationError
 
 from graders.errors import InvalidSubmissionError, UnsafeSubmissionError
 from graders.models import LoadProblem, MatchedBy, NotebookRef, Submission
-from graders.questions import QuestionSpec
+from graders.questions.api import QuestionSpec
 
 MAX_ZIP_FILES = 500
 MAX_ZIP_BYTES = 200 << 20

@@ -7,9 +7,14 @@ result folder can be moved or zipped without breaking.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
 
 
 class MatchedBy(StrEnum):
@@ -310,3 +315,11 @@ class GradeReport:
 
     def question(self, qid: str) -> QuestionResult | None:
         return next((q for q in self.questions if q.question == qid), None)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProbeInputs:
+    """Grader-chosen inputs handed to the probe: arrays go to an .npz, the rest to JSON."""
+
+    arrays: Mapping[str, np.ndarray] = field(default_factory=dict)
+    values: Mapping[str, Any] = field(default_factory=dict)

@@ -22,9 +22,9 @@ from pathlib import Path
 import nbformat
 import numpy as np
 
-from graders import inject, probe, sandbox
-from graders.check import CheckContext
+from graders import GRADER_VERSION, inject, probe, sandbox
 from graders.config import (
+    GradeOptions,
     Profile,
     Profiles,
     Thresholds,
@@ -40,6 +40,7 @@ from graders.models import (
     ExecutionRecord,
     GradeReport,
     NotebookRef,
+    ProbeInputs,
     ProbeRecord,
     ProbeStatus,
     ProfileChoice,
@@ -50,7 +51,8 @@ from graders.models import (
     SubmissionRun,
     Visibility,
 )
-from graders.questions import ProbeContext, ProbeInputs, QuestionSpec, load_questions
+from graders.questions import load_questions
+from graders.questions.api import CheckContext, ProbeContext, QuestionSpec
 from graders.record import execution_record, free_responses
 from graders.render.gradebook import write_gradebook
 from graders.render.gradescope import gradescope_results, write_results_json
@@ -59,35 +61,8 @@ from graders.render.write import write_reports
 from graders.rubric import Rubric, load_rubric
 from graders.score import grade_report, merge_reports, score_question
 
-GRADER_VERSION = "0.1.0"
 GRADESCOPE_RESULTS = "gradescope_results.json"
 """Gradescope's results.json for this submission, written beside result.json."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class GradeOptions:
-    """How to grade; every field has the default a student or TA would expect."""
-
-    profile: str | None = None
-    """Profile name, or None/``auto`` to pick ``gpu`` or ``cpu`` by what the kernel sees."""
-    profiles_file: Path | None = None
-    data_root: Path | None = None
-    """Root holding MNIST/ and FashionMNIST/ (``dlgrade data`` places it); default ./data."""
-    only: tuple[str, ...] = ()
-    """Grade only these question ids (empty: all)."""
-    parallel: int | None = None
-    """Kernels at once; default: one per question."""
-    cores: int | None = None
-    """Cores this grading may use (a batch worker's share); default: the whole machine."""
-    seed: int = 0
-    rubric_file: Path | None = None
-    public_only: bool = False
-    """Run only the visible tests (students' self-check); hidden ones are neither run nor shown."""
-    thresholds_file: Path | None = None
-    sandbox: str | None = None
-    """``auto`` (default: bubblewrap, else the sandbox user), or one mode asked for by name."""
-    allow_unconfined: bool = False
-    """Run student code even where nothing can confine it (trusted notebooks only)."""
 
 
 def _probe_seed(submission: Submission, question: str, seed: int) -> int:

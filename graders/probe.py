@@ -21,7 +21,7 @@ import numpy as np
 
 from graders.execute import KernelRun
 from graders.kernel import source as kernel_source
-from graders.models import Artifact, ProbeRecord, ProbeStatus, ProbeStepError
+from graders.models import Artifact, ProbeInputs, ProbeRecord, ProbeStatus, ProbeStepError
 from graders.plain_data import (
     MAX_ARTIFACT_BYTES,
     PlainDataError,
@@ -29,7 +29,7 @@ from graders.plain_data import (
     load_json,
     open_zip,
 )
-from graders.questions import ProbeInputs, QuestionSpec
+from graders.questions.api import QuestionSpec
 from graders.sandbox import Sandbox
 
 _RUNTIME_SOURCE = kernel_source("probe_runtime")

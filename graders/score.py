@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import replace
 
-from graders.check import CheckContext, CheckDef, run_check
+from graders.check import run_check
 from graders.kernel import CUDA_NOTICE
 from graders.models import (
     CheckResult,
@@ -16,6 +16,7 @@ from graders.models import (
     SubmissionRun,
     Visibility,
 )
+from graders.questions.api import CheckContext, CheckDef
 from graders.render.numbers import number
 from graders.rubric import Rubric
 

@@ -37,7 +37,7 @@ from graders.models import (
 from graders.render.numbers import points, seconds
 
 if TYPE_CHECKING:
-    from graders.questions import QuestionSpec
+    from graders.questions.api import QuestionSpec
 
 PROFILE = "quick"
 IN_GRADER_ENV = "DLGRADE_IN_GRADER"
@@ -136,7 +136,10 @@ def run_self_check(
     say: Callable[[str], None] = print,
 ) -> GradeReport:
     """Grade with the quick profile and print the student's summary; returns the full report."""
-    from graders.pipeline import GradeOptions, grade
+    # Deferred: ``check_me()`` imports this module inside the student's own kernel, which must
+    # not load the grader (the grading itself runs in a separate process).
+    from graders.config import GradeOptions
+    from graders.pipeline import grade
     from graders.questions import load_questions
 
     known = [q.id for q in load_questions()]
@@ -187,7 +190,7 @@ def _as_notebook(value: object, cwd: Path) -> Path | None:
 
 
 def _spec(question: str) -> QuestionSpec | None:
-    from graders.questions import load_questions
+    from graders.questions import load_questions  # deferred: see run_self_check
 
     return next((q for q in load_questions() if q.id == question), None)
 

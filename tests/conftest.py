@@ -11,7 +11,8 @@ import pytest
 from graders import sandbox
 from graders.config import FIXTURE_DATA_ROOT, Limits, Profile, load_profiles
 from graders.models import GradeReport
-from graders.questions import QuestionSpec, load_questions
+from graders.questions import load_questions
+from graders.questions.api import QuestionSpec
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 
@@ -50,7 +51,8 @@ def graded_submission(
     """Grades ``fixtures/submissions/<name>`` with the quick profile and real kernels, once per
     session: the end-to-end and golden tests read the same run (all_correct trains Q3 and Q4,
     ~20 s here) instead of each paying for their own. Readers must not change its folder."""
-    from graders.pipeline import GradeOptions, grade
+    from graders.config import GradeOptions
+    from graders.pipeline import grade
 
     done: dict[str, tuple[GradeReport, Path]] = {}
 

@@ -26,7 +26,6 @@ import numpy as np
 from nbformat import NotebookNode
 from nbformat.v4 import new_output
 
-from graders.check import CheckContext
 from graders.config import Profile
 from graders.execute import TIMEOUT_ENAME, CellOutcome, KernelJob, KernelRun
 from graders.kernel import source as kernel_source
@@ -40,7 +39,7 @@ from graders.models import (
     RunStatus,
 )
 from graders.probe import write_inputs
-from graders.questions import ProbeContext, QuestionSpec
+from graders.questions.api import CheckContext, ProbeContext, QuestionSpec
 
 FileMaker = bytes | Callable[[Path], None]
 """A probe output file: its bytes, or a function that writes it at the given path."""

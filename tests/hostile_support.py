@@ -14,9 +14,9 @@ import nbformat
 import pytest
 
 from graders import sandbox
-from graders.config import FIXTURE_DATA_ROOT
+from graders.config import FIXTURE_DATA_ROOT, GradeOptions
 from graders.models import GradeReport, QuestionRun, SandboxMode
-from graders.pipeline import GradeOptions, grade
+from graders.pipeline import grade
 from tools import make_hostile
 
 HOSTILE = make_hostile.HOSTILE

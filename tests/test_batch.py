@@ -27,10 +27,11 @@ import pytest
 
 from graders.batch.decode import report_from_plain
 from graders.batch.discover import GRADESCOPE_METADATA, content_hash, discover
+from graders.batch.options import BatchOptions
 from graders.batch.progress import Progress
-from graders.batch.runner import BatchOptions, grading_fingerprint, kernel_plan, run_batch
+from graders.batch.runner import grading_fingerprint, kernel_plan, run_batch
 from graders.batch.store import Entry, Store
-from graders.pipeline import GradeOptions
+from graders.config import GradeOptions
 from graders.render.json_result import to_plain
 
 REPO = Path(__file__).resolve().parents[1]

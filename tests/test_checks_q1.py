@@ -17,7 +17,8 @@ import numpy as np
 import pytest
 from fakes import probe_context
 
-from graders.check import CheckContext, CheckDef, Outcome, run_check
+from graders.check import run_check
+from graders.questions.api import CheckContext, CheckDef, Outcome
 from graders.questions.q1_step import SPEC, checks
 from graders.render.numbers import number
 from reference import q1_step as ref

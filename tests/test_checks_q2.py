@@ -18,7 +18,8 @@ import numpy as np
 import pytest
 from fakes import probe_context
 
-from graders.check import Outcome, run_check
+from graders.check import run_check
+from graders.questions.api import Outcome
 from graders.questions.q2_init import FUNCTIONS, SPEC, checks
 from reference import q2_init as ref
 

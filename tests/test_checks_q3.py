@@ -21,7 +21,7 @@ import pytest
 import torch
 from nbformat.v4 import new_code_cell, new_notebook, new_output
 
-from graders.check import CheckContext, Outcome, run_check
+from graders.check import run_check
 from graders.config import FIXTURE_DATA_ROOT, Profile
 from graders.errors import ConfigError
 from graders.models import (
@@ -35,7 +35,7 @@ from graders.models import (
     RunStatus,
 )
 from graders.probe import write_inputs
-from graders.questions import ProbeContext
+from graders.questions.api import CheckContext, Outcome, ProbeContext
 from graders.questions.q3_fashion_mlp import SPEC, checks, make_inputs
 from graders.render.numbers import number
 from reference import q3_mlp as ref

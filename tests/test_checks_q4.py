@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from graders import probe as probe_module
-from graders.check import CheckContext, CheckDef, Outcome, run_check
+from graders.check import run_check
 from graders.config import FIXTURE_DATA_ROOT, Profile
 from graders.errors import ConfigError, ReferenceSolutionError
 from graders.kernel import source as kernel_source
@@ -27,13 +27,14 @@ from graders.models import (
     Artifact,
     CellError,
     ExecutionRecord,
+    ProbeInputs,
     ProbeRecord,
     ProbeStatus,
     ProbeStepError,
     QuestionRun,
     RunStatus,
 )
-from graders.questions import ProbeContext, ProbeInputs
+from graders.questions.api import CheckContext, CheckDef, Outcome, ProbeContext
 from graders.questions.q4_backprop import SPEC, checks, diagnose, make_inputs
 from graders.render.numbers import percent
 from reference import q4_numpy as ref

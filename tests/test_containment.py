@@ -38,9 +38,10 @@ from hostile_support import (
     printed,
 )
 
-from graders.batch.runner import BatchOptions, run_batch
+from graders.batch.options import BatchOptions
+from graders.batch.runner import run_batch
+from graders.config import GradeOptions
 from graders.models import GradeReport, RunStatus, SandboxMode
-from graders.pipeline import GradeOptions
 from tools import make_hostile
 
 __all__ = ["_no_stray_processes"]

@@ -13,9 +13,9 @@ from pathlib import Path
 import jsonschema
 import pytest
 
-from graders.config import CONFIG_DIR
+from graders.config import CONFIG_DIR, GradeOptions
 from graders.models import CheckStatus, GradeReport
-from graders.pipeline import GradeOptions, grade
+from graders.pipeline import grade
 from graders.render.gradescope import gradescope_results
 from graders.rubric import load_rubric
 from graders.score import cuda_deduction

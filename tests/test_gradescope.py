@@ -18,7 +18,9 @@ import jsonschema
 import pytest
 from fakes import FakeExecutor, Script
 
+from graders.config import GradeOptions
 from graders.errors import ConfigError, ExecutionError, InvalidSubmissionError
+from graders.gradescope.entry import safe_grade_to_gradescope
 from graders.models import (
     CheckResult,
     CheckStatus,
@@ -35,12 +37,11 @@ from graders.models import (
     SubmissionRun,
     Visibility,
 )
-from graders.pipeline import GradeOptions, grade
+from graders.pipeline import grade
 from graders.render.gradescope import (
     PLACEHOLDER_MESSAGE,
     crash_results,
     gradescope_results,
-    safe_grade_to_gradescope,
     write_results_json,
 )
 from graders.rubric import Rubric, load_rubric

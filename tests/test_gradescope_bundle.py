@@ -30,18 +30,18 @@ import jsonschema
 import nbformat
 import pytest
 
-from graders import container_limits, gradescope_image
 from graders.data import default_data_root, verify_datasets
 from graders.errors import ConfigError
-from graders.gradescope_bundle import (
+from graders.gradescope import image as gradescope_image
+from graders.gradescope.bundle import (
     PROFILE_ENV,
     ROOT_ENV,
-    _previous_score,
     build_bundle,
     read_settings,
     secure_source,
 )
-from graders.sandbox import confinement
+from graders.gradescope.entry import _previous_score
+from graders.sandbox import confinement, container_limits
 from graders.sandbox.users import can_reach
 
 REPO = Path(__file__).resolve().parent.parent

@@ -32,9 +32,10 @@ from hostile_support import (
     grade_with_the_cli,
 )
 
+from graders.config import GradeOptions
 from graders.errors import UnsafeSubmissionError
 from graders.models import ProbeStatus, RunStatus, SandboxMode
-from graders.pipeline import GradeOptions, grade
+from graders.pipeline import grade
 from graders.sandbox import cgroups
 from tools import make_hostile
 

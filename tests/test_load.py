@@ -15,7 +15,7 @@ from graders import load as load_module
 from graders.errors import InvalidSubmissionError, UnsafeSubmissionError
 from graders.load import load_submission
 from graders.models import MatchedBy, Submission
-from graders.questions import QuestionSpec
+from graders.questions.api import QuestionSpec
 
 STEMS = {
     "q1": "q1_step_network",

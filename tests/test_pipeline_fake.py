@@ -12,9 +12,9 @@ import numpy as np
 import pytest
 from fakes import FakeExecutor, Script, npz_bytes, pickled_npz_bytes
 
-from graders.config import FIXTURE_DATA_ROOT, Profile
+from graders.config import FIXTURE_DATA_ROOT, GradeOptions, Profile
 from graders.models import GradeReport, ProbeStatus, QuestionRun, RunStatus
-from graders.pipeline import GradeOptions, grade
+from graders.pipeline import grade
 from graders.record import free_responses
 from graders.render.json_result import to_plain
 

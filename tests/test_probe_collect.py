@@ -23,8 +23,8 @@ from fakes import json_bytes, leave_probe_results, npz_bytes, pickled_npz_bytes,
 from graders import plain_data, probe, sandbox
 from graders.config import FIXTURE_DATA_ROOT, Limits
 from graders.execute import KernelRun
-from graders.models import ProbeStatus, ProbeStepError, SandboxMode
-from graders.questions import ProbeInputs, QuestionSpec
+from graders.models import ProbeInputs, ProbeStatus, ProbeStepError, SandboxMode
+from graders.questions.api import QuestionSpec
 
 
 @pytest.fixture

@@ -16,8 +16,9 @@ from pathlib import Path
 
 import pytest
 
+from graders.config import GradeOptions
 from graders.models import RunStatus
-from graders.pipeline import GradeOptions, grade
+from graders.pipeline import grade
 from tools import make_scenarios
 
 SUBMISSIONS = Path(__file__).resolve().parents[1] / "fixtures" / "submissions"

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
-from graders.batch.runner import BatchOptions, BatchResult, run_batch
+from graders.batch.options import BatchOptions
+from graders.batch.runner import BatchResult, run_batch
 
 __all__ = ["BatchOptions", "BatchResult", "run_batch"]

@@ -7,8 +7,11 @@ import sys
 from pathlib import Path
 
 from graders import sandbox
-from graders.batch.runner import BatchOptions, run_batch
-from graders.pipeline import GradeOptions
+from graders.batch.options import BatchOptions
+from graders.batch.runner import run_batch
+from graders.config import GradeOptions
+from graders.errors import ConfigError
+from graders.questions import load_questions
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -48,9 +51,6 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 def _question_ids(asked: list[str], only: list[str]) -> tuple[str, ...]:
     """The questions to regrade: known ones, and among ``--only``'s when that is given."""
-    from graders.errors import ConfigError
-    from graders.questions import load_questions
-
     known = only or [q.id for q in load_questions()]
     unknown = [q for q in asked if q not in known]
     if unknown:

@@ -16,9 +16,9 @@ from collections.abc import Iterable
 from dataclasses import replace
 from typing import Any
 
+from graders import GRADER_VERSION
 from graders.batch.tasks import GradeTask, TaskOutcome, run_task
-from graders.config import load_profiles
-from graders.pipeline import GRADER_VERSION, GradeOptions
+from graders.config import GradeOptions, load_profiles
 
 
 def _wants_gpu(options: GradeOptions) -> bool:

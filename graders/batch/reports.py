@@ -8,19 +8,16 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from graders.batch.decode import report_from_plain
 from graders.batch.discover import Discovery
+from graders.batch.options import BatchOptions
 from graders.batch.similarity import find_similar
 from graders.batch.store import Row
 from graders.batch.summary import summary_view, write_summary_html
 from graders.models import GradeReport
 from graders.render.gradebook import CrashedSubmission, write_gradebook
 from graders.render.manual import write_manual_html
-
-if TYPE_CHECKING:
-    from graders.batch.runner import BatchOptions
 
 GRADEBOOK = "gradebook.csv"
 MANUAL = "manual_grading.html"

@@ -19,45 +19,21 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Protocol, TextIO
 
+from graders import GRADER_VERSION
 from graders.batch.discover import Discovery, discover
+from graders.batch.options import BatchOptions
 from graders.batch.progress import Progress
+from graders.batch.reports import write_batch_reports
 from graders.batch.store import Store, owner_token
 from graders.batch.tasks import GradeTask, TaskOutcome, run_task
-from graders.config import CONFIG_DIR
-from graders.pipeline import GRADER_VERSION, GradeOptions
+from graders.config import CONFIG_DIR, GradeOptions
+from graders.questions import load_questions
 
-STATE_NAME = "state.sqlite"
 WAIT_SECONDS = 1.0
-
-
-@dataclass(frozen=True, kw_only=True)
-class BatchOptions:
-    """How to run a batch; ``grade`` is what each submission is graded with."""
-
-    folder: Path
-    out: Path
-    grade: GradeOptions = field(default_factory=GradeOptions)
-    workers: int | None = None
-    """Submissions at once (default: the cores; on Dask: the cluster's threads)."""
-    state: Path | None = None
-    """The SQLite state file; default ``out/state.sqlite``."""
-    regrade: tuple[str, ...] = ()
-    """Submission names to grade again even though nothing changed."""
-    regrade_all: bool = False
-    regrade_questions: tuple[str, ...] = ()
-    """Regrade only these questions of the chosen (default: all) graded submissions, keeping
-    the stored results of the others."""
-    scheduler: str | None = None
-    """A Dask scheduler address: grade on that cluster instead of local processes."""
-    similarity_threshold: float = 0.8
-
-    @property
-    def state_path(self) -> Path:
-        return self.state or self.out / STATE_NAME
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -189,15 +165,13 @@ def _record(store: Store, outcome: TaskOutcome) -> str:
 
 def _make_pool(options: BatchOptions, workers: int) -> Pool:
     if options.scheduler:
-        from graders.batch.dask_runner import DaskPool
+        from graders.batch.dask_runner import DaskPool  # deferred: dask costs ~1 s to import
 
         return DaskPool(options.scheduler, options.grade)
     return LocalPool(workers, kernel_plan(workers, 1)[1])
 
 
 def _question_count(options: GradeOptions) -> int:
-    from graders.questions import load_questions
-
     return len([q for q in load_questions() if not options.only or q.id in options.only])
 
 
@@ -281,8 +255,6 @@ def _remove_leftovers(out: Path) -> None:
 
 def run_batch(options: BatchOptions, *, stream: TextIO | None = None) -> BatchResult:
     """Grade every changed submission of ``options.folder``; write the batch's reports."""
-    from graders.batch.reports import write_batch_reports
-
     discovery = discover(options.folder)
     options.out.mkdir(parents=True, exist_ok=True)
     names = [e.name for e in discovery.entries]

@@ -25,7 +25,8 @@ import nbformat
 
 from graders.config import PROJECT_ROOT
 from graders.load import load_submission
-from graders.questions import QuestionSpec, load_questions
+from graders.questions import load_questions
+from graders.questions.api import QuestionSpec
 
 NGRAM = 5
 MIN_TOKENS = 40

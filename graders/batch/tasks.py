@@ -17,9 +17,11 @@ import traceback
 from dataclasses import dataclass
 from pathlib import Path
 
+from graders import GRADER_VERSION
 from graders.batch.decode import report_from_plain
+from graders.config import GradeOptions
 from graders.errors import MergeMismatchError
-from graders.pipeline import GRADER_VERSION, GradeOptions, grade
+from graders.pipeline import grade
 from graders.render.json_result import to_plain
 
 

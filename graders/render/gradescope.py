@@ -1,9 +1,10 @@
-"""Gradescope's ``results.json`` from a graded submission, and the crash-safe entry the bundle runs.
+"""Gradescope's ``results.json`` from a graded submission, a crash, or nothing yet (a placeholder).
 
 Gradescope answers a missing or invalid results file with "The autograder failed to execute
-correctly", which tells a student nothing. So the bundle's entry point writes a placeholder
-before grading starts (a kill by the time or memory limit leaves that), and every failure in
-our own process ends as a valid file with a visible notice and whatever score is known.
+correctly", which tells a student nothing. So the bundle's entry point
+(``graders/gradescope/entry.py``) writes a placeholder before grading starts (a kill by the time
+or memory limit leaves that), and every failure in our own process ends as a valid file with a
+visible notice and whatever score is known.
 
 Field rules (``docs/specs.md`` of gradescope/autograder_samples; summarised in
 ``tests/schemas/gradescope_results.schema.json``): the top-level ``score`` is always written, so
@@ -19,11 +20,6 @@ from __future__ import annotations
 import json
 import math
 import re
-import sys
-import tempfile
-import time
-import traceback
-from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -40,7 +36,7 @@ from graders.render.atomic import write_text_atomic
 from graders.render.numbers import amount, data, points
 
 if TYPE_CHECKING:
-    from graders.pipeline import GradeOptions
+    pass
 
 JsonDict = dict[str, Any]
 
@@ -312,51 +308,3 @@ def _stdout_visibility(value: Visibility | str) -> Visibility:
         return Visibility(value)
     except ValueError:
         return Visibility.HIDDEN
-
-
-def safe_grade_to_gradescope(
-    source: Path,
-    results_path: Path,
-    options: GradeOptions | None = None,
-    *,
-    out_dir: Path | None = None,
-    stdout_visibility: Visibility | str = Visibility.HIDDEN,
-    grade_fn: Callable[..., GradeReport] | None = None,
-) -> JsonDict:
-    """Grade ``source`` and ALWAYS leave a valid ``results_path``; returns what was written.
-
-    Every exception, ``SystemExit`` included (nothing in our process should exit mid-grade, and
-    if something does the student still gets a file), becomes a crash notice. A
-    ``KeyboardInterrupt`` writes its notice too and is then re-raised: whoever pressed Ctrl-C
-    wants the process to stop. The traceback goes to stderr, which Gradescope shows to
-    instructors only. ``out_dir`` keeps the grader's own result folder (default: a temporary
-    one); ``grade_fn`` stands in for ``pipeline.grade`` in tests.
-    """
-    started = time.monotonic()
-    write_results_json(placeholder_results(), results_path)
-    hidden: Visibility | str = Visibility.AFTER_PUBLISHED
-    try:
-        from graders.pipeline import GradeOptions, grade
-        from graders.rubric import load_rubric
-
-        options = options or GradeOptions()
-        hidden = load_rubric(options.rubric_file).hidden_visibility
-        with tempfile.TemporaryDirectory(prefix="dlgrade-gs-") as tmp:
-            report = (grade_fn or grade)(source, out_dir or Path(tmp), options)
-            results = gradescope_results(
-                report, hidden_visibility=hidden, stdout_visibility=stdout_visibility
-            )
-            write_results_json(results, results_path)
-        return results
-    except BaseException as exc:
-        traceback.print_exc(file=sys.stderr)
-        results = crash_results(
-            exc,
-            seconds=time.monotonic() - started,
-            hidden_visibility=hidden,
-            stdout_visibility=stdout_visibility,
-        )
-        write_results_json(results, results_path)
-        if isinstance(exc, KeyboardInterrupt):
-            raise
-        return results

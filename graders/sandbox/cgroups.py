@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from graders.config import Limits
-from graders.container_limits import CGROUP_FS, CgroupPaths, oom_kills, own_cgroup_folders
+from graders.sandbox.container_limits import CGROUP_FS, CgroupPaths, oom_kills, own_cgroup_folders
 
 _PREFIX = "dlgrade-k-"
 STALE_CGROUP_S = 3600.0

@@ -11,9 +11,12 @@ with its process. No account is needed: the uid owns nothing but the kernel's ow
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import os
 import secrets
+import shutil
+import signal
 import stat
 import tempfile
 from dataclasses import dataclass
@@ -129,10 +132,6 @@ def sweep(uid: int) -> None:
     """Remove what a kernel uid left on a host without namespaces: its processes, its SysV
     shared memory, semaphores and message queues, and its files in the shared folders.
     (Under bubblewrap all of these die with the kernel's namespaces.)"""
-    import ctypes
-    import shutil
-    import signal
-
     for process in Path("/proc").iterdir():
         if process.name.isdigit():
             with contextlib.suppress(OSError):

@@ -6,7 +6,8 @@ from pathlib import Path
 
 import numpy as np
 
-from graders.questions import ProbeContext, ProbeInputs, QuestionSpec
+from graders.models import ProbeInputs
+from graders.questions.api import ProbeContext, QuestionSpec
 from graders.questions.q1_step import checks
 
 # Smooth bounded functions the grader may hand to the student's approximator (part b). The

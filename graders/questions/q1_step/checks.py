@@ -16,7 +16,7 @@ from typing import Any
 
 import numpy as np
 
-from graders.check import CheckContext, Outcome, check
+from graders.questions.api import CheckContext, Outcome, check
 from graders.render.numbers import number, numbers
 from reference import q1_step as ref
 

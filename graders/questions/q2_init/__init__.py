@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from graders.questions import ProbeContext, ProbeInputs, QuestionSpec
+from graders.models import ProbeInputs
+from graders.questions.api import ProbeContext, QuestionSpec
 from graders.questions.q2_init import checks
 
 FUNCTIONS: dict[str, tuple[str, ...]] = {

@@ -17,7 +17,7 @@ from typing import Any
 
 import numpy as np
 
-from graders.check import CheckContext, Outcome, check
+from graders.questions.api import CheckContext, Outcome, check
 from graders.render.numbers import number, numbers
 from reference import q2_init as ref
 from reference.q2_init import VarianceRule

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from graders.questions import ProbeContext, ProbeInputs, QuestionSpec
+from graders.models import ProbeInputs
+from graders.questions.api import ProbeContext, QuestionSpec
 from graders.questions.q3_fashion_mlp import checks
 from reference.datasets import find_file, load_split, raw_dir
 

@@ -26,8 +26,8 @@ import numpy as np
 from nbformat import NotebookNode
 from numpy.typing import NDArray
 
-from graders.check import CheckContext, Outcome, check
 from graders.data import as_data_error
+from graders.questions.api import CheckContext, Outcome, check
 from graders.questions.q3_fashion_mlp import diagnose
 from graders.render.numbers import fixed, number, percent
 from reference.datasets import load_split

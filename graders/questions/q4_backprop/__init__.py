@@ -7,7 +7,8 @@ from pathlib import Path
 
 import numpy as np
 
-from graders.questions import ProbeContext, ProbeInputs, QuestionSpec
+from graders.models import ProbeInputs
+from graders.questions.api import ProbeContext, QuestionSpec
 from graders.questions.q4_backprop import checks
 from reference.datasets import load_scaled
 

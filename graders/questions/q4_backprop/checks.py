@@ -16,8 +16,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from graders.check import CheckContext, Outcome, check
 from graders.data import as_data_error
+from graders.questions.api import CheckContext, Outcome, check
 from graders.questions.q4_backprop import diagnose
 from graders.render.numbers import number, numbers, percent
 from reference import q4_numpy as ref

@@ -1,4 +1,4 @@
-"""The Gradescope autograder zip, and the entry point its ``run_autograder`` script calls.
+"""The Gradescope autograder zip: what it holds, how it is laid out, and the source it protects.
 
 The zip holds the grader as a source copy (``dlgrade/``), not a wheel installed into the
 virtual environment: site-packages must be readable by the unprivileged user the student's
@@ -12,12 +12,9 @@ temporary folder in tests.
 
 from __future__ import annotations
 
-import json
 import os
-import resource
 import stat
 import tomllib
-import traceback
 import zipfile
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -25,10 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from graders.config import PROJECT_ROOT, load_profiles
-from graders.container_limits import ContainerMemory, container_memory
 from graders.errors import ConfigError
-from graders.pipeline import GradeOptions
-from graders.render.gradescope import JsonDict, safe_grade_to_gradescope, write_results_json
 
 ROOT_ENV = "DLGRADE_AUTOGRADER_ROOT"
 PROFILE_ENV = "DLGRADE_GRADESCOPE_PROFILE"
@@ -37,7 +31,7 @@ DEFAULT_PROFILE = "quick"
 """The only calibrated profile measured to fit Gradescope's defaults (docs/gradescope.md)."""
 PROJECT_DIR = "dlgrade"
 """The project copy's folder inside the zip (and so under /autograder/source)."""
-TEMPLATES = Path(__file__).resolve().parent / "bundle"
+TEMPLATES = Path(__file__).resolve().parent / "templates"
 _COPIED = ("pyproject.toml", "graders", "reference", "reports", "fixtures/data")
 _CONFIG_FILES = ("profiles.toml", "rubric.toml", "thresholds.toml")
 _SKIPPED = {"__pycache__", ".mypy_cache", ".pytest_cache", ".ruff_cache"}
@@ -146,116 +140,3 @@ def secure_source(root: Path) -> None:
     for path in (data, *data.rglob("*")) if data.is_dir() else ():
         if not path.is_symlink():
             path.chmod(0o755 if path.is_dir() else 0o644)
-
-
-def _previous_score(metadata_path: Path) -> str | None:
-    """A line about the last earlier submission's score, from Gradescope's metadata."""
-    try:
-        metadata = json.loads(metadata_path.read_text(encoding="utf-8"))
-        previous = metadata.get("previous_submissions") or []
-        last = previous[-1]
-        score = float(last.get("score"))
-    except (OSError, ValueError, TypeError, AttributeError, IndexError, KeyError):
-        return None
-    when = last.get("submission_time") or ""
-    return f"Your previous submission{f' ({when})' if when else ''} scored {score:g}."
-
-
-def peak_memory_mb() -> tuple[float, float]:
-    """Peak RSS of this process and of the largest finished child (a kernel), in MB."""
-    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / _MB
-    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / _MB
-    return own, child
-
-
-@dataclass(frozen=True, kw_only=True)
-class _Measured:
-    """Peak memory, read once after grading: the output's lines and extra_data agree."""
-
-    own_mb: float
-    child_mb: float
-    container: ContainerMemory | None
-
-    @classmethod
-    def now(cls) -> _Measured:
-        own, child = peak_memory_mb()
-        return cls(own_mb=own, child_mb=child, container=container_memory())
-
-
-def _notes(root: Path, settings: BundleSettings, measured: _Measured) -> list[str]:
-    own, child = measured.own_mb, measured.child_mb
-    lines = [
-        f"Grading settings: profile {settings.profile}, {settings.parallel} kernel(s) at once.",
-        f"Peak memory: grader {own:.0f} MB, largest kernel {child:.0f} MB "
-        f"(at most {own + child:.0f} MB together).",
-    ]
-    if measured.container is not None:
-        lines.append(measured.container.line())
-    previous = _previous_score(root / "submission_metadata.json")
-    if previous:
-        lines.append(previous)
-    return lines
-
-
-def _options(root: Path, settings: BundleSettings) -> GradeOptions:
-    config = root / "source" / "config"
-
-    def pick(name: str) -> Path | None:
-        return config / name if (config / name).exists() else None
-
-    return GradeOptions(
-        profile=settings.profile,
-        parallel=settings.parallel,
-        data_root=root / "data",
-        profiles_file=pick("profiles.toml"),
-        rubric_file=pick("rubric.toml"),
-        thresholds_file=pick("thresholds.toml"),
-    )
-
-
-def run_autograder(root: Path | None = None) -> JsonDict:
-    """Grade ``root/submission`` into ``root/results/results.json``; always leaves a valid file."""
-    root = root or autograder_root()
-    results_path = root / "results" / "results.json"
-    results_path.parent.mkdir(parents=True, exist_ok=True)
-    settings = BundleSettings()
-    try:
-        settings = read_settings(root / "source")
-        options: GradeOptions | None = _options(root, settings)
-        if os.geteuid() == 0:
-            secure_source(root)
-    except Exception as exc:  # a broken bundle.toml still gets graded, with defaults
-        print(f"dlgrade gradescope: {exc}; grading with the defaults", flush=True)
-        options = None
-    results = safe_grade_to_gradescope(root / "submission", results_path, options)
-    try:
-        measured = _Measured.now()
-        notes = _notes(root, settings, measured)
-        return _annotate(results, results_path, notes, measured)
-    except Exception:  # the graded file is already valid; the notes are not worth losing it
-        traceback.print_exc()
-        return results
-
-
-def _annotate(
-    results: JsonDict,
-    path: Path,
-    notes: list[str],
-    measured: _Measured,
-) -> JsonDict:
-    """Add the run notes to the output students and staff see, and the numbers to extra_data."""
-    print("\n".join(notes), flush=True)
-    annotated = dict(results)
-    annotated["output"] = "\n".join([str(results.get("output", "")), "", *notes]).strip()
-    annotated["extra_data"] = {
-        **results.get("extra_data", {}),
-        "peak_rss_mb": {"grader": round(measured.own_mb), "kernel": round(measured.child_mb)},
-    }
-    container = measured.container
-    if container is not None:
-        annotated["extra_data"]["container_memory_mb"] = {
-            "peak": round(container.peak_mb),
-            "limit": round(container.limit_mb) if container.limit_mb else None,
-        }
-    write_results_json(annotated, path)
-    return annotated

@@ -16,8 +16,8 @@ import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
-from graders import container_limits
-from graders.gradescope_bundle import ROOT_ENV
+from graders.gradescope.bundle import ROOT_ENV
+from graders.sandbox import container_limits
 
 SYSTEM_PYTHON = Path("/usr/bin/python3.11")
 """What setup.sh makes the image's venv from (the sandbox user must be able to read it)."""

@@ -49,7 +49,7 @@ chmod -R a+rX,go-w "$root/data"
 
 # Root-only source (run_autograder redoes this before every run, in case it was changed).
 PYTHONPATH="$src/dlgrade" "$root/venv/bin/python" -c \
-  "from pathlib import Path; from graders.gradescope_bundle import secure_source; secure_source(Path('$root'))"
+  "from pathlib import Path; from graders.gradescope.bundle import secure_source; secure_source(Path('$root'))"
 chmod 0755 "$root"
 cp "$src/run_autograder" "$root/run_autograder"
 chmod 0755 "$root/run_autograder"

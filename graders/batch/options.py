@@ -1,0 +1,37 @@
+"""How a batch runs: the options every part of the batch reads (runner, reports, command)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from graders.config import GradeOptions
+
+STATE_NAME = "state.sqlite"
+"""The SQLite state file's default name, inside the output folder."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class BatchOptions:
+    """How to run a batch; ``grade`` is what each submission is graded with."""
+
+    folder: Path
+    out: Path
+    grade: GradeOptions = field(default_factory=GradeOptions)
+    workers: int | None = None
+    """Submissions at once (default: the cores; on Dask: the cluster's threads)."""
+    state: Path | None = None
+    """The SQLite state file; default ``out/state.sqlite``."""
+    regrade: tuple[str, ...] = ()
+    """Submission names to grade again even though nothing changed."""
+    regrade_all: bool = False
+    regrade_questions: tuple[str, ...] = ()
+    """Regrade only these questions of the chosen (default: all) graded submissions, keeping
+    the stored results of the others."""
+    scheduler: str | None = None
+    """A Dask scheduler address: grade on that cluster instead of local processes."""
+    similarity_threshold: float = 0.8
+
+    @property
+    def state_path(self) -> Path:
+        return self.state or self.out / STATE_NAME

@@ -1,0 +1,197 @@
+"""What a question package is made of: its spec, its checks, and what a check may read.
+
+The one module a question imports from the harness. A question's ``__init__.py`` builds a
+``QuestionSpec``; its ``checks.py`` declares tests with ``@check(...)``, each taking a
+``CheckContext`` (the question's run, the probe's plain-data artifacts, the exact inputs the
+probe was given, the profile and its calibrated thresholds) and returning an ``Outcome``: the
+fraction of its points earned and a message naming what was expected and what was found.
+Points come from the rubric, never from the check.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import numpy as np
+from nbformat import NotebookNode
+
+from graders.config import Profile
+from graders.errors import ConfigError
+from graders.models import ProbeInputs, ProbeStepError, QuestionRun, RunStatus
+from graders.plain_data import load_json_file, load_npz
+
+
+@dataclass(frozen=True, kw_only=True)
+class ProbeContext:
+    """What a question needs to choose its probe inputs."""
+
+    profile: Profile
+    data_root: Path
+    """Where the datasets lie for this run (full root or the fixture slices)."""
+    rng: np.random.Generator
+    """Seeded per submission and question, so a regrade probes with the same inputs."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class QuestionSpec:
+    """Everything the harness needs to know about one question, and nothing about its content."""
+
+    id: str
+    """Short id used in file names, parameters and the rubric: ``q1`` ... ``q4``."""
+    title: str
+    order: int
+    notebook_stem: str
+    """The template's file name without ``.ipynb``."""
+    name_pattern: str
+    """Regex (case-insensitive) on a file name that says "this notebook is this question"."""
+    content_markers: tuple[str, ...]
+    """Identifiers whose definitions in code cells identify the question when the name does not."""
+    free_response_ids: tuple[str, ...] = ()
+    uses_torch: bool = False
+    """Import and seed torch in the preamble (and give its thread pool the kernel's share)."""
+    snapshot_names: tuple[str, ...] = ()
+    """Globals copied the first time a cell defines them (e.g. Q4's initial weights)."""
+    make_inputs: Callable[[ProbeContext], ProbeInputs] | None = None
+    artifacts: tuple[str, ...] = ()
+    """The file names its probe writes (``name.npz`` / ``name.json``); the grader refuses any
+    other file in the probe's results, whatever the kernel put there."""
+    checks: tuple[CheckDef, ...] = ()
+    """The question's tests (``checks.py`` beside it); points are in the rubric."""
+    package_dir: Path
+
+    @property
+    def probe_source(self) -> str:
+        return (self.package_dir / "probe.py").read_text(encoding="utf-8")
+
+    def name_matches(self, file_name: str) -> bool:
+        return re.search(self.name_pattern, file_name, flags=re.IGNORECASE) is not None
+
+    def content_score(self, code: str) -> int:
+        """How many of the question's marker definitions appear in the code."""
+        score = 0
+        for marker in self.content_markers:
+            pattern = (
+                rf"(^|\n)\s*(def|class)\s+{re.escape(marker)}\b|(^|\n)\s*{re.escape(marker)}\s*="
+            )
+            if re.search(pattern, code):
+                score += 1
+        return score
+
+
+@dataclass(frozen=True, kw_only=True)
+class Outcome:
+    """What one check found. ``fraction`` is in [0, 1]; the rubric turns it into points."""
+
+    fraction: float
+    message: str
+    hint: str = ""
+    details: Mapping[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def passed(cls, message: str, **details: Any) -> Outcome:
+        return cls(fraction=1.0, message=message, details=details)
+
+    @classmethod
+    def failed(cls, message: str, hint: str = "", **details: Any) -> Outcome:
+        return cls(fraction=0.0, message=message, hint=hint, details=details)
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckDef:
+    id: str
+    title: str
+    fn: Callable[[CheckContext], Outcome]
+    needs: tuple[str, ...] = ()
+    """Artifacts without which the check fails with the probe's own explanation."""
+
+
+def check(
+    id: str, title: str, *, needs: tuple[str, ...] = ()
+) -> Callable[[Callable[[CheckContext], Outcome]], CheckDef]:
+    """Declare a check; visibility and points live in the rubric."""
+
+    def wrap(fn: Callable[[CheckContext], Outcome]) -> CheckDef:
+        return CheckDef(id=id, title=title, fn=fn, needs=needs)
+
+    return wrap
+
+
+@dataclass(frozen=True, kw_only=True)
+class CheckContext:
+    """Everything a check may read. All of it is plain data the grader owns or validated."""
+
+    run: QuestionRun
+    result_dir: Path
+    inputs: ProbeInputs
+    profile: Profile
+    thresholds: Mapping[str, float]
+    data_root: Path
+
+    @cached_property
+    def _npz_cache(self) -> dict[str, dict[str, np.ndarray]]:
+        return {}
+
+    @cached_property
+    def _artifact_paths(self) -> dict[str, Path]:
+        return {a.name: self.result_dir / a.path for a in self.run.probe.artifacts}
+
+    def has(self, name: str) -> bool:
+        return name in self._artifact_paths
+
+    def npz(self, name: str) -> dict[str, np.ndarray] | None:
+        """The arrays of an ``.npz`` artifact, read once per question (checks share them;
+        returned arrays are read-only so one check cannot change what the next one sees)."""
+        if name not in self._npz_cache:
+            path = self._artifact_paths.get(name)
+            if path is None or path.suffix != ".npz":
+                return None
+            arrays = load_npz(path)  # checked again: a check never trusts a file's name
+            for array in arrays.values():
+                array.flags.writeable = False
+            self._npz_cache[name] = arrays
+        return dict(self._npz_cache[name])
+
+    def json(self, name: str) -> Any:
+        path = self._artifact_paths.get(name)
+        if path is None or path.suffix != ".json":
+            return None
+        return load_json_file(path)
+
+    def probe_errors(self, prefix: str) -> list[ProbeStepError]:
+        return [
+            e for e in self.run.probe.errors if e.step == prefix or e.step.startswith(prefix + "[")
+        ]
+
+    def executed_notebook(self) -> NotebookNode | None:
+        rel = self.run.execution.executed_notebook
+        if rel is None:
+            return None
+        return nbformat.read(str(self.result_dir / rel), as_version=4)
+
+    def threshold(self, key: str) -> float:
+        """A calibrated threshold of this profile; a missing one is a configuration fault."""
+        try:
+            return float(self.thresholds[key])
+        except KeyError:
+            raise ConfigError(
+                f"profile {self.profile.name!r} has no calibrated threshold {key!r}; "
+                f"run `dlgrade calibrate --profile {self.profile.name}`"
+            ) from None
+
+    def why_missing(self, step: str) -> str:
+        """The best explanation of why a probe step produced nothing, for the student."""
+        errors = self.probe_errors(step)
+        if errors:
+            return errors[0].message
+        ex = self.run.execution
+        if ex.status is RunStatus.NOT_RUN:
+            return ex.message or "the notebook was not run"
+        if ex.status is RunStatus.KERNEL_DIED or self.run.probe.message:
+            return ex.message or self.run.probe.message
+        return f"the grader's probe found nothing for {step!r}"
