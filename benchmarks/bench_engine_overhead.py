@@ -63,8 +63,8 @@ GRADE_PARTS = (
 """Where a graded run's time goes: in the kernel (first four), then in the grader process."""
 TARGET_OVERHEAD_S = 0.3
 PEER_RATIO = 1.53
-"""DESIGN.md: otter-grader ``otter run`` and nbgrader ``autograde``, each 1.53x plain nbclient on
-a trivial notebook (whole process), and neither grades in parallel here."""
+"""docs/assignment.md: otter-grader ``otter run`` and nbgrader ``autograde``, each 1.53x plain
+nbclient on a trivial notebook (whole process), and neither grades in parallel here."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -529,7 +529,8 @@ def report_peers(plan: Plan, samples: Samples, singles: dict[str, float], togeth
     plain_sum = sum(median(samples[f"plain:{q}"]) for q in ids)
     print(
         f"context: otter-grader and nbgrader take {PEER_RATIO}x plain nbclient on a trivial "
-        f"notebook (DESIGN.md); here grade/plain is {sum(singles.values()) / plain_sum:.2f}x over "
+        f"notebook (docs/assignment.md); here grade/plain is "
+        f"{sum(singles.values()) / plain_sum:.2f}x over "
         f"the {len(ids)} notebooks one by one, {together / plain_sum:.2f}x all at once"
     )
     plain_start, grader_start, torch_loaded = startup_seconds(len(samples["grade:all"]))

@@ -1,6 +1,6 @@
 """Train the Q3 reference at the assignment's budget and report accuracy and time per epoch.
 
-This is the number DESIGN.md quotes (25 epochs: 0.859-0.868 over 5 seeds, about 1.1 s an epoch
+The number docs/assignment.md quotes (25 epochs: 0.859-0.868 over 5 seeds, about 1.1 s an epoch
 on 2 CPU cores), and what a TA runs on new hardware before trusting a profile's thresholds.
 
     python benchmarks/bench_q3_reference.py --epochs 25 --seed 0 --data-root data

@@ -37,6 +37,8 @@ import numpy as np
 from graders.config import CONFIG_DIR, Profile, load_profiles
 from graders.data import as_data_error, default_data_root
 from graders.errors import ConfigError
+from graders.questions import load_questions
+from graders.questions.api import Budget, ThresholdTarget
 from reference.datasets import find_file, raw_dir, read_idx
 
 FAILURE_RATE: Final = 1e-3
@@ -57,18 +59,6 @@ HEADER: Final = """\
 """
 
 Progress = Callable[[str], None]
-
-
-@dataclass(frozen=True, kw_only=True)
-class Budget:
-    """What a profile asks a notebook to do for one question; the reference gets the same."""
-
-    epochs: int
-    train_limit: int | None = None
-    """First N training images only (None: all the data root has)."""
-    test_limit: int | None = None
-    device: str = "cpu"
-    """The profile's device; ``cuda`` falls back to the CPU (and says so) where none is visible."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -111,21 +101,34 @@ class RuleResult:
 
 @dataclass(frozen=True, kw_only=True)
 class Target:
-    """One threshold this command calibrates, and how to run the reference for it."""
+    """One threshold this command calibrates: a question's ``ThresholdTarget`` and its id."""
 
     question: str
-    key: str
-    dataset: str
-    first_seed: int
-    """Seeds are first_seed, first_seed + 1, ...: Q4's first is the assignment's 80085."""
-    train: Callable[[Budget, Path, int], tuple[float, float]]
-    """(budget, data root, seed) -> (untrained accuracy, final accuracy)."""
-    variant: str = ""
-    """What sets this threshold apart from the question's main one, in words (for progress)."""
+    threshold: ThresholdTarget
+
+    @property
+    def key(self) -> str:
+        return self.threshold.key
+
+    @property
+    def dataset(self) -> str:
+        return self.threshold.dataset
 
     @property
     def label(self) -> str:
-        return f"{self.question} ({self.variant})" if self.variant else self.question
+        variant = self.threshold.variant
+        return f"{self.question} ({variant})" if variant else self.question
+
+    def device_words(self, budget: Budget) -> str:
+        words = self.threshold.device_words
+        return words(budget) if words is not None else budget.device
+
+
+def targets() -> tuple[Target, ...]:
+    """Every calibrated threshold the questions declare, in assignment order."""
+    return tuple(
+        Target(question=spec.id, threshold=t) for spec in load_questions() for t in spec.thresholds
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -249,90 +252,6 @@ def threshold_rule(
 # --- running the reference --------------------------------------------------------------------
 
 
-def _train_q3(budget: Budget, data_root: Path, seed: int) -> tuple[float, float]:
-    from reference import q3_mlp
-    from reference.datasets import load_scaled
-
-    config = q3_mlp.TrainConfig(
-        epochs=budget.epochs,
-        train_limit=budget.train_limit,
-        test_limit=budget.test_limit,
-        seed=seed,
-        threads=1,
-        device=_torch_device(budget.device),
-    )
-    x, y = load_scaled(data_root, "FashionMNIST", train=False, limit=budget.test_limit)
-    _, untrained, _ = q3_mlp.evaluate(q3_mlp.build_model(seed), x, y)
-    return untrained, q3_mlp.train(config, data_root).final_accuracy
-
-
-def _train_q4(
-    budget: Budget, data_root: Path, seed: int, *, pixels: str = "unit"
-) -> tuple[float, float]:
-    """Q4's init is deterministic (seed 80085); other seeds stand for a correct student whose
-    generator differs (another seed, ``np.random.randn``, a different draw order)."""
-    from reference import q4_numpy
-
-    rows = q4_numpy.run(
-        data_root,
-        epochs=budget.epochs,
-        seed=seed,
-        train_limit=budget.train_limit,
-        test_limit=budget.test_limit,
-        pixels=pixels,
-    )
-    return rows[0].accuracy, rows[-1].accuracy
-
-
-def _train_q4_raw(budget: Budget, data_root: Path, seed: int) -> tuple[float, float]:
-    """Q4 as the course's starter code runs it: 0-255 pixels, never divided by 255."""
-    return _train_q4(budget, data_root, seed, pixels="raw")
-
-
-TARGETS: Final = (
-    Target(
-        question="q3",
-        key="q3.min_test_accuracy",
-        dataset="FashionMNIST",
-        first_seed=0,
-        train=_train_q3,
-    ),
-    Target(
-        question="q4",
-        key="q4.min_test_accuracy",
-        dataset="MNIST",
-        first_seed=80085,
-        train=_train_q4,
-    ),
-    Target(
-        question="q4",
-        key="q4.min_test_accuracy_raw",
-        dataset="MNIST",
-        first_seed=80085,
-        train=_train_q4_raw,
-        variant="raw 0-255 pixels",
-    ),
-)
-
-
-def _torch_device(requested: str) -> str:
-    if requested.startswith("cuda"):
-        import torch
-
-        if not torch.cuda.is_available():
-            return "cpu"
-    return requested
-
-
-def _device_words(target: Target, budget: Budget) -> str:
-    if target.question == "q4":
-        return "cpu (numpy reference; the profile's device does not apply)"
-    actual = _torch_device(budget.device)
-    if actual != budget.device:
-        return f"{actual} (no GPU available when calibrated)"
-    return actual
-
-
 def budget_for(
     profile: Profile, question: str, overrides: Mapping[str, int] | None = None
 ) -> Budget:
@@ -381,9 +300,9 @@ def calibrate_target(
         )
         runs = []
         for i in range(seeds):
-            seed = target.first_seed + i
+            seed = target.threshold.first_seed + i
             start, cpu_start = time.perf_counter(), time.process_time()
-            untrained, accuracy = target.train(budget, data_root, seed)
+            untrained, accuracy = target.threshold.train(budget, data_root, seed)
             runs.append(
                 SeedRun(
                     seed=seed,
@@ -406,7 +325,7 @@ def calibrate_target(
         train_size=train_size,
         test_size=len(test_labels),
         majority_share=float(np.bincount(test_labels).max() / len(test_labels)),
-        device=_device_words(target, budget),
+        device=target.device_words(budget),
     )
 
 
@@ -416,17 +335,22 @@ def calibrate_profile(
     *,
     seeds: int = DEFAULT_SEEDS,
     margin: float = DEFAULT_MARGIN,
-    questions: Sequence[str] = ("q3", "q4"),
+    questions: Sequence[str] = (),
     overrides: Mapping[str, Mapping[str, int]] | None = None,
     progress: Progress = print,
 ) -> list[Calibration]:
     """Every threshold of ``profile`` (or of the chosen questions or threshold keys, e.g.
     ``q4`` or ``q4.min_test_accuracy_raw``), measured on ``data_root``."""
-    chosen = [t for t in TARGETS if t.question in questions or t.key in questions]
-    unknown = set(questions) - {t.question for t in TARGETS} - {t.key for t in TARGETS}
+    known_targets = targets()
+    chosen = [
+        t for t in known_targets if not questions or t.question in questions or t.key in questions
+    ]
+    known = {t.question for t in known_targets} | {t.key for t in known_targets}
+    unknown = set(questions) - known
     if unknown:
-        known = ", ".join(sorted({t.question for t in TARGETS} | {t.key for t in TARGETS}))
-        raise ConfigError(f"nothing to calibrate for {sorted(unknown)}; known: {known}")
+        raise ConfigError(
+            f"nothing to calibrate for {sorted(unknown)}; known: {', '.join(sorted(known))}"
+        )
     budgets = {
         t.question: budget_for(profile, t.question, (overrides or {}).get(t.question))
         for t in chosen
@@ -701,7 +625,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--only",
         action="append",
         metavar="QID",
-        help="calibrate only this question (q3, q4) or threshold (q4.min_test_accuracy_raw)",
+        help="calibrate only this question (e.g. q3) or threshold (e.g. q4.min_test_accuracy_raw)",
     )
     parser.add_argument(
         "--set",
@@ -743,7 +667,7 @@ def run(args: argparse.Namespace) -> int:
         data_root,
         seeds=args.seeds,
         margin=args.margin,
-        questions=tuple(args.only or ("q3", "q4")),
+        questions=tuple(args.only or ()),
         overrides=overrides,
         progress=lambda line: print(line, flush=True),
     )

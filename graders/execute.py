@@ -22,7 +22,7 @@ from typing import Any, Protocol
 
 import zmq
 import zmq.asyncio
-from jupyter_client.asynchronous import AsyncKernelClient
+from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_client.connect import channel_socket_types
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
@@ -33,6 +33,7 @@ from nbformat.v4 import new_code_cell
 from graders.config import Limits
 from graders.errors import ExecutionError
 from graders.inject import PreparedNotebook
+from graders.models import KernelStatus
 from graders.sandbox import Sandbox, cgroups
 from graders.sandbox.watchdog import MemoryWatchdog
 
@@ -77,11 +78,13 @@ class KernelJob:
 class CellOutcome:
     position: int
     """Index in the prepared notebook."""
-    status: str
-    """``ok`` | ``error`` | ``timeout`` | ``not_run``"""
+    status: KernelStatus
     ename: str = ""
     evalue: str = ""
     traceback: str = ""
+
+    def __post_init__(self) -> None:  # a plain string (a test's fake kernel) is checked here
+        object.__setattr__(self, "status", KernelStatus(self.status))
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -90,8 +93,7 @@ class KernelRun:
 
     notebook: NotebookNode
     cells: tuple[CellOutcome, ...]
-    probe_status: str
-    """``ok`` | ``error`` | ``timeout`` | ``kernel_died`` | ``not_run``"""
+    probe_status: KernelStatus
     probe_message: str = ""
     kernel_died_at: int | None = None
     """Position of the cell during which the kernel died, if it did."""
@@ -102,6 +104,9 @@ class KernelRun:
     """The grader's probe alone (part of ``seconds``), so a slow probe is told from slow cells."""
     memory_killed: bool = False
     """The kernel tree's memory cgroup killed a process (the kernel or one of its children)."""
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "probe_status", KernelStatus(self.probe_status))
 
 
 class Executor(Protocol):
@@ -371,7 +376,7 @@ class _RunState:
     outcomes: list[CellOutcome] = field(default_factory=list)
     died_at: int | None = None
     total_timed_out: bool = False
-    probe_status: str = "not_run"
+    probe_status: KernelStatus = KernelStatus.NOT_RUN
     probe_message: str = ""
     probe_seconds: float = 0.0
 
@@ -419,9 +424,9 @@ class NbclientExecutor:
                     await self._run_cells(client, job, state)
         except DeadKernelError as exc:  # died while starting or shutting down
             # After a finished probe a death at shutdown changes nothing the grader needs.
-            if state.died_at is None and state.probe_status != "ok":
+            if state.died_at is None and state.probe_status != KernelStatus.OK:
                 state.died_at = -1
-                state.probe_status = "kernel_died"
+                state.probe_status = KernelStatus.KERNEL_DIED
                 state.probe_message = f"kernel died: {exc}"
         except (RuntimeError, TimeoutError) as exc:
             atexit.unregister(client._cleanup_kernel)  # nbclient's hook would fail at exit
@@ -432,7 +437,7 @@ class NbclientExecutor:
                     + (f"; the kernel said: {said[-1500:]}" if said else ""),
                     question=job.question,
                 ) from exc
-            state.probe_status = "error"
+            state.probe_status = KernelStatus.ERROR
             state.probe_message = f"kernel machinery failed: {exc}"
         finally:
             log.close_writer()
@@ -442,9 +447,12 @@ class NbclientExecutor:
             notebook=nb,
             cells=tuple(
                 o
-                if o.status != "kernel_died"
+                if o.status != KernelStatus.KERNEL_DIED
                 else CellOutcome(
-                    position=o.position, status="error", ename="KernelDied", evalue=o.evalue
+                    position=o.position,
+                    status=KernelStatus.ERROR,
+                    ename="KernelDied",
+                    evalue=o.evalue,
                 )
                 for o in state.outcomes
             ),
@@ -469,16 +477,16 @@ class NbclientExecutor:
             remaining = deadline - time.monotonic()
             if state.died_at is not None or state.total_timed_out or remaining <= 0:
                 state.total_timed_out = state.total_timed_out or state.died_at is None
-                state.outcomes.append(CellOutcome(position=position, status="not_run"))
+                state.outcomes.append(CellOutcome(position=position, status=KernelStatus.NOT_RUN))
                 continue
             clipped = remaining < limits.cell_timeout_s
             outcome = await self._run_cell(
                 client, cell, position, min(limits.cell_timeout_s, remaining)
             )
             state.outcomes.append(outcome)
-            if outcome.status == "kernel_died":
+            if outcome.status == KernelStatus.KERNEL_DIED:
                 state.died_at = position
-            elif outcome.status == "timeout" and clipped:
+            elif outcome.status == KernelStatus.TIMEOUT and clipped:
                 state.total_timed_out = True
         if state.died_at is None:
             job.write_probe_inputs()
@@ -486,7 +494,7 @@ class NbclientExecutor:
             state.probe_status, state.probe_message = await self._run_probe(client, job)
             state.probe_seconds = time.monotonic() - probe_started
         else:
-            state.probe_status = "kernel_died"
+            state.probe_status = KernelStatus.KERNEL_DIED
             state.probe_message = "the kernel had died before the probe could run"
 
     async def _execute(self, client: CappedClient, cell: NotebookNode, position: int) -> None:
@@ -521,7 +529,7 @@ class NbclientExecutor:
         why = why or f"larger than {MAX_MESSAGE_BYTES >> 20} MiB"
         lost = CellOutcome(
             position=position,
-            status="error",
+            status=KernelStatus.ERROR,
             ename=REPLY_DROPPED,
             evalue=f"the kernel sent a message the grader does not accept ({why}); it was dropped",
         )
@@ -532,7 +540,7 @@ class NbclientExecutor:
         except (RuntimeError, TimeoutError, zmq.ZMQError):
             return CellOutcome(
                 position=position,
-                status="kernel_died",
+                status=KernelStatus.KERNEL_DIED,
                 evalue=f"{lost.evalue}, and the kernel could not be reached again",
             )
         return lost
@@ -547,10 +555,10 @@ class NbclientExecutor:
         except _ReplyLost as exc:
             return await self._recover(client, position, str(exc)[:300])
         except DeadKernelError as exc:
-            return CellOutcome(position=position, status="kernel_died", evalue=str(exc))
+            return CellOutcome(position=position, status=KernelStatus.KERNEL_DIED, evalue=str(exc))
         except CellTimeoutError as exc:
             return CellOutcome(
-                position=position, status="timeout", ename=TIMEOUT_ENAME, evalue=str(exc)
+                position=position, status=KernelStatus.TIMEOUT, ename=TIMEOUT_ENAME, evalue=str(exc)
             )
         finally:
             if isinstance(client.kc, BoundedKernelClient) and client.kc.output_was_dropped():
@@ -560,27 +568,27 @@ class NbclientExecutor:
             # ZMQ cut the output channel (a frame over the limit): new sockets, so the next
             # cells' output and their "idle" still reach the grader.
             outcome = await self._recover(client, position, "output over the size limit")
-            if outcome.status == "kernel_died":
+            if outcome.status == KernelStatus.KERNEL_DIED:
                 return outcome
         error = _error_of(cell)
         if client.timed_out:
             return CellOutcome(
                 position=position,
-                status="timeout",
+                status=KernelStatus.TIMEOUT,
                 ename=TIMEOUT_ENAME,
                 evalue=f"the cell ran longer than {client.timeout} s and was interrupted",
             )
         if error is None:
-            return CellOutcome(position=position, status="ok")
+            return CellOutcome(position=position, status=KernelStatus.OK)
         return CellOutcome(
             position=position,
-            status="error",
+            status=KernelStatus.ERROR,
             ename=str(error.get("ename", "")),
             evalue=str(error.get("evalue", ""))[:2000],
             traceback=plain_traceback(list(error.get("traceback", []))),
         )
 
-    async def _run_probe(self, client: CappedClient, job: KernelJob) -> tuple[str, str]:
+    async def _run_probe(self, client: CappedClient, job: KernelJob) -> tuple[KernelStatus, str]:
         cell = new_code_cell(job.probe_source)
         client.timeout = max(1, int(job.limits.probe_timeout_s))
         client.nb.cells.append(cell)  # nbclient stores outputs by index; removed again below
@@ -588,16 +596,19 @@ class NbclientExecutor:
         try:
             await self._execute(client, cell, len(client.nb.cells) - 1)
         except _ReplyLost:
-            return "error", "the kernel's reply to the probe was larger than the grader accepts"
+            return (
+                KernelStatus.ERROR,
+                "the kernel's reply to the probe was larger than the grader accepts",
+            )
         except DeadKernelError:
-            return "kernel_died", "the kernel died while the grader probed it"
+            return KernelStatus.KERNEL_DIED, "the kernel died while the grader probed it"
         except CellTimeoutError:
-            return "timeout", f"the probe did not finish within {client.timeout} s"
+            return KernelStatus.TIMEOUT, f"the probe did not finish within {client.timeout} s"
         finally:
             client.nb.cells.pop()
         error = _error_of(cell)
         if client.timed_out:
-            return "timeout", f"the probe did not finish within {client.timeout} s"
+            return KernelStatus.TIMEOUT, f"the probe did not finish within {client.timeout} s"
         if error is None:
-            return "ok", ""
-        return "error", f"{error.get('ename')}: {error.get('evalue')}"
+            return KernelStatus.OK, ""
+        return KernelStatus.ERROR, f"{error.get('ename')}: {error.get('evalue')}"

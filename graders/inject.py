@@ -91,7 +91,7 @@ del __dlgrader_preamble
 
 
 def _grader_cell(source: str) -> NotebookNode:
-    cell = nbformat.v4.new_code_cell(source)
+    cell: NotebookNode = nbformat.v4.new_code_cell(source)
     cell.metadata["tags"] = [INJECTED_TAG]
     return cell
 

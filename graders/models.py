@@ -116,6 +116,16 @@ class ExecutionRecord:
     """What the grader had to do differently to run this notebook (no `parameters` cell)."""
 
 
+class KernelStatus(StrEnum):
+    """How one cell, or the probe, ended in the kernel: the raw outcome the record step reads."""
+
+    OK = "ok"
+    ERROR = "error"
+    TIMEOUT = "timeout"
+    KERNEL_DIED = "kernel_died"
+    NOT_RUN = "not_run"
+
+
 class ProbeStatus(StrEnum):
     OK = "ok"
     PARTIAL = "partial"

@@ -21,7 +21,14 @@ import numpy as np
 
 from graders.execute import KernelRun
 from graders.kernel import source as kernel_source
-from graders.models import Artifact, ProbeInputs, ProbeRecord, ProbeStatus, ProbeStepError
+from graders.models import (
+    Artifact,
+    KernelStatus,
+    ProbeInputs,
+    ProbeRecord,
+    ProbeStatus,
+    ProbeStepError,
+)
 from graders.plain_data import (
     MAX_ARTIFACT_BYTES,
     PlainDataError,
@@ -223,7 +230,7 @@ def _notices(raw: bytes | None) -> tuple[str, ...]:
 def _status(
     run: KernelRun, done: bool, errors: list[ProbeStepError], step: str | None
 ) -> tuple[ProbeStatus, str]:
-    if run.probe_status == "not_run":
+    if run.probe_status is KernelStatus.NOT_RUN:
         return ProbeStatus.NOT_RUN, run.probe_message or "the probe did not run"
     if not done:
         where = f" during step {step!r}" if step else ""

@@ -14,7 +14,7 @@ from nbformat import NotebookNode
 
 from graders.execute import KernelRun
 from graders.inject import PreparedNotebook
-from graders.models import CellError, ExecutionRecord, FreeResponse, RunStatus
+from graders.models import CellError, ExecutionRecord, FreeResponse, KernelStatus, RunStatus
 
 PLACEHOLDER = "YOUR ANSWER HERE"
 MAX_FREE_RESPONSE_CHARS = 20_000
@@ -73,11 +73,11 @@ def execution_record(
     run_count = 0
     for outcome in run.cells:
         student_index = origin[outcome.position]
-        if outcome.status != "not_run" and student_index is not None:
+        if outcome.status is not KernelStatus.NOT_RUN and student_index is not None:
             run_count += 1
-        if outcome.status == "timeout" and student_index is not None:
+        if outcome.status is KernelStatus.TIMEOUT and student_index is not None:
             timed_out.append(student_index)
-        if outcome.status in ("error", "timeout"):
+        if outcome.status in (KernelStatus.ERROR, KernelStatus.TIMEOUT):
             cell = run.notebook.cells[outcome.position]
             errors.append(
                 CellError(

@@ -110,7 +110,7 @@ FILES: tuple[IdxFile, ...] = tuple(
     for name in DATASETS
     for stem, md5 in zip(STEMS, _MD5[name], strict=True)
 )
-"""The eight real files (DESIGN.md, "Real data")."""
+"""The eight real files and the md5s of their uncompressed contents (sources: docs/data.md)."""
 
 
 def expected_files(name: str, table: Iterable[IdxFile] = FILES) -> tuple[IdxFile, ...]:

@@ -1,7 +1,7 @@
 """Q3 reference: the 784-256-128-64-10 ReLU MLP on Fashion-MNIST, trained with plain SGD.
 
-The grader uses this module three ways: to train the reference (calibrating thresholds, DESIGN.md
-"GPU-aware thresholds"), to load a *student's* weights into a known architecture and measure
+The grader uses this module three ways: to train the reference (calibrating thresholds,
+docs/profiles.md), to load a *student's* weights into a known architecture and measure
 their test accuracy itself (a printed number is never trusted), and to compute class
 probabilities for the images it picks.
 
@@ -30,7 +30,8 @@ HIDDEN: Final = (256, 128, 64)
 N_CLASSES: Final = 10
 N_PARAMETERS: Final = 242_762
 SEED_FINAL_ACCURACY: Final = 0.8613
-"""The seed notebook's test accuracy after 25 epochs (DESIGN.md: 0.859-0.868 over 5 seeds)."""
+"""The seed notebook's test accuracy after 25 epochs (0.859-0.868 over 5 seeds; see
+docs/assignment.md)."""
 
 _EVAL_BATCH = 4096
 
@@ -80,7 +81,7 @@ class TrainConfig:
     test_limit: int | None = None
     """Test on the first N images only (None = all 10,000)."""
     threads: int | None = None
-    """torch's intra-op threads while training; None leaves torch's default (see DESIGN.md:
+    """torch's intra-op threads while training; None leaves torch's default (docs/assignment.md:
     the default made one step 30x slower with two busy processes)."""
 
 

@@ -13,6 +13,7 @@ venv="${DLGRADE_VENV:-.venv}"
 "$venv/bin/dlgrade" data
 "$venv/bin/ruff" check .
 "$venv/bin/mypy"
+"$venv/bin/lint-imports"  # the import contracts in pyproject.toml: no cycles, kernel code apart
 set +e
 "$venv/bin/python" -m pytest "$@"
 status=$?

@@ -30,7 +30,7 @@ from graders.batch.discover import GRADESCOPE_METADATA, content_hash, discover
 from graders.batch.options import BatchOptions
 from graders.batch.progress import Progress
 from graders.batch.runner import grading_fingerprint, kernel_plan, run_batch
-from graders.batch.store import Entry, Store
+from graders.batch.store import Entry, RowStatus, Store
 from graders.config import GradeOptions
 from graders.render.json_result import to_plain
 
@@ -286,8 +286,8 @@ def test_progress_shows_count_and_eta() -> None:
 
     stream = io.StringIO()
     progress = Progress(total=10, todo=4, stream=stream)
-    progress.update("alice", "done")
-    progress.update("bob", "crashed")
+    progress.update("alice", RowStatus.DONE)
+    progress.update("bob", RowStatus.CRASHED)
     lines = stream.getvalue().splitlines()
     assert "8/10 graded, 1 crashed" in lines[-1] and "ETA" in lines[-1]
     assert "(bob: crashed)" in lines[-1]

@@ -13,7 +13,6 @@ import pytest
 from graders import calibrate
 from graders.calibrate import (
     MIN_SEPARATION,
-    Budget,
     Calibration,
     SeedRun,
     budget_for,
@@ -26,6 +25,7 @@ from graders.calibrate import (
 from graders.cli import main
 from graders.config import load_profiles, load_thresholds
 from graders.errors import ConfigError
+from graders.questions.api import Budget
 
 KEYS = ("q3.min_test_accuracy", "q4.min_test_accuracy", "q4.min_test_accuracy_raw")
 
@@ -123,7 +123,7 @@ def test_budget_without_epochs_is_a_config_error(tmp_path: Path) -> None:
 
 
 def _calibration(key: str, accuracies: list[float]) -> Calibration:
-    target = next(t for t in calibrate.TARGETS if t.key == key)
+    target = next(t for t in calibrate.targets() if t.key == key)
     runs = tuple(
         SeedRun(seed=i, accuracy=a, untrained_accuracy=0.1, seconds=1.0, cpu_seconds=1.0)
         for i, a in enumerate(accuracies)

@@ -195,7 +195,7 @@ def test_class_probabilities_are_distributions(trained: q3.TrainResult, test_sli
 def test_two_full_epochs_learn_fashion_mnist() -> None:
     # Calibrated, not copied: the seed reached 0.699 after 2 epochs, and our reference reached
     # 0.680-0.748 over seeds 0-9 (6 of 10 above 0.70, so 0.70 would fail a correct run).
-    # DESIGN.md measures epoch-to-epoch swings of up to +-0.03; the bound sits twice that below
+    # docs/assignment.md: epoch-to-epoch swings of up to +-0.03; the bound sits twice that below
     # the worst seed, and still far above what a model that does not learn gets (~0.10).
     result = q3.train(q3.TrainConfig(epochs=2, seed=0, device="cpu", threads=1), full_data_root())
     assert result.final_accuracy > 0.62

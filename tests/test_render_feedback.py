@@ -168,14 +168,16 @@ def test_the_reference_band_is_the_per_epoch_range_over_calibration_seeds():
         "train_loss_per_epoch": [[2.0, 1.0, 0.5], [2.2, 0.9, 0.6]],
         "test_loss_per_epoch": [[2.1, 1.1, 0.8], [2.3, 1.0, 0.7]],
     }
-    band = plots.reference_loss_band(_thresholds({"q3.min_test_accuracy": per_seed}), "cpu")
-    assert band is not None and band.seeds == 2
+    bands = plots.reference_loss_bands(_thresholds({"q3.min_test_accuracy": per_seed}), "cpu")
+    assert set(bands) == {"q3"}
+    band = bands["q3"]
+    assert band.seeds == 2
     assert band.train_low == (2.0, 0.9, 0.5) and band.train_high == (2.2, 1.0, 0.6)
     assert band.test_low == (2.1, 1.0, 0.7) and band.test_high == (2.3, 1.1, 0.8)
-    assert plots.reference_loss_band(_thresholds({"q4.x": per_seed}), "cpu") is None
-    assert plots.reference_loss_band(_thresholds({"q3.x": {"seeds": 5}}), "cpu") is None
-    assert plots.reference_loss_band(_thresholds({"q3.x": per_seed}), "gpu") is None
-    assert plots.reference_loss_band(None, "cpu") is None
+    assert set(plots.reference_loss_bands(_thresholds({"q4.x": per_seed}), "cpu")) == {"q4"}
+    assert plots.reference_loss_bands(_thresholds({"q3.x": {"seeds": 5}}), "cpu") == {}
+    assert plots.reference_loss_bands(_thresholds({"q3.x": per_seed}), "gpu") == {}
+    assert plots.reference_loss_bands(None, "cpu") == {}
 
 
 def test_a_band_is_drawn_and_named_in_the_caption(built):

@@ -37,7 +37,7 @@ from graders.render.gradescope import gradescope_results
 from graders.render.html import render_html
 from graders.render.json_result import to_plain
 from graders.render.markdown import render_markdown
-from graders.render.plots import LossBand, reference_loss_band
+from graders.render.plots import LossBand, reference_loss_bands
 from graders.render.summary import report_lines
 
 REPO = Path(__file__).resolve().parents[1]
@@ -183,12 +183,12 @@ def check_golden(name: str, actual: str, update: bool) -> None:
         )
 
 
-Renderer = Callable[[GradeReport, Path, LossBand | None], str]
+Renderer = Callable[[GradeReport, Path, Mapping[str, LossBand]], str]
 
 PAGES: dict[str, Renderer] = {
-    "html": lambda r, d, b: render_html(r, d, band=b),
-    "student.html": lambda r, d, b: render_html(r, d, student_view=True, band=b),
-    "md": lambda r, d, b: render_markdown(r, d, band=b).text,
+    "html": lambda r, d, b: render_html(r, d, bands=b),
+    "student.html": lambda r, d, b: render_html(r, d, student_view=True, bands=b),
+    "md": lambda r, d, b: render_markdown(r, d, bands=b).text,
     "txt": lambda r, d, b: "\n".join(report_lines(r)) + "\n",
 }
 """What a student or a TA reads of one graded submission."""
@@ -246,7 +246,7 @@ def test_perturbing_reaches_every_float_and_nothing_else() -> None:
 
 # --- masked, from real runs -------------------------------------------------------------------
 
-Graded = tuple[str, GradeReport, Path, LossBand | None]
+Graded = tuple[str, GradeReport, Path, dict[str, LossBand]]
 
 
 @pytest.fixture(params=SCENARIOS)
@@ -257,7 +257,7 @@ def graded(
     wrote them."""
     scenario: str = request.param
     report, out = graded_submission(scenario)
-    band = reference_loss_band(load_thresholds(), report.run.profile.name)
+    band = reference_loss_bands(load_thresholds(), report.run.profile.name)
     return scenario, report, out / report.run.submission.name, band
 
 
@@ -277,7 +277,7 @@ def test_rendering_twice_gives_the_same_bytes(graded: Graded) -> None:
     _, report, result_dir, band = graded
     for fmt, render in sorted(PAGES.items()):
         assert render(report, result_dir, band) == render(report, result_dir, band), fmt
-    first, second = (render_markdown(report, result_dir, band=band) for _ in range(2))
+    first, second = (render_markdown(report, result_dir, bands=band) for _ in range(2))
     assert first.images == second.images
 
 
@@ -285,8 +285,8 @@ def test_rendering_twice_gives_the_same_bytes(graded: Graded) -> None:
 def test_the_written_pages_are_the_rendered_ones(graded: Graded) -> None:
     _, report, result_dir, band = graded
     html = (result_dir / "feedback.html").read_text(encoding="utf-8")
-    assert html == render_html(report, result_dir, band=band)
-    page = render_markdown(report, result_dir, band=band)
+    assert html == render_html(report, result_dir, bands=band)
+    page = render_markdown(report, result_dir, bands=band)
     assert (result_dir / "feedback.md").read_text(encoding="utf-8") == page.text
     for name, data in page.images.items():
         assert (result_dir / name).read_bytes() == data

@@ -10,6 +10,8 @@ import sys
 import time
 from typing import TextIO
 
+from graders.batch.store import RowStatus
+
 WIDTH = 30
 
 
@@ -48,9 +50,9 @@ class Progress:
         crashed = f", {self.crashed} crashed" if self.crashed else ""
         return f"[{bar}] {done}/{self.total} graded{crashed}, {rate:.1f}/min, {eta}"
 
-    def update(self, name: str, status: str) -> None:
+    def update(self, name: str, status: RowStatus) -> None:
         self.finished += 1
-        self.crashed += status == "crashed"
+        self.crashed += status is RowStatus.CRASHED
         if self.tty:
             self.stream.write("\r" + self.line() + "\x1b[K")
         else:

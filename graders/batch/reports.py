@@ -13,7 +13,7 @@ from graders.batch.decode import report_from_plain
 from graders.batch.discover import Discovery
 from graders.batch.options import BatchOptions
 from graders.batch.similarity import find_similar
-from graders.batch.store import Row
+from graders.batch.store import Row, RowStatus
 from graders.batch.summary import summary_view, write_summary_html
 from graders.models import GradeReport
 from graders.render.gradebook import CrashedSubmission, write_gradebook
@@ -31,7 +31,7 @@ def collect(
     reports: list[GradeReport] = []
     crashed: list[CrashedSubmission] = []
     for row in rows:
-        if row.status == "done" and row.result_json:
+        if row.status is RowStatus.DONE and row.result_json:
             reports.append(report_from_plain(json.loads(row.result_json)))
         else:
             error = row.error or f"not graded ({row.status})"

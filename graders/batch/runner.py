@@ -28,7 +28,7 @@ from graders.batch.discover import Discovery, discover
 from graders.batch.options import BatchOptions
 from graders.batch.progress import Progress
 from graders.batch.reports import write_batch_reports
-from graders.batch.store import Store, owner_token
+from graders.batch.store import RowStatus, Store, owner_token
 from graders.batch.tasks import GradeTask, TaskOutcome, run_task
 from graders.config import CONFIG_DIR, GradeOptions
 from graders.questions import load_questions
@@ -146,7 +146,7 @@ class LocalPool:
         self._executor.shutdown(wait=not cancel, cancel_futures=cancel)
 
 
-def _record(store: Store, outcome: TaskOutcome) -> str:
+def _record(store: Store, outcome: TaskOutcome) -> RowStatus:
     if outcome.ok:
         store.finish(
             outcome.name,
@@ -158,9 +158,9 @@ def _record(store: Store, outcome: TaskOutcome) -> str:
             max_score=outcome.max_score,
             worker=outcome.worker,
         )
-        return "done"
+        return RowStatus.DONE
     store.crash(outcome.name, error=outcome.error, seconds=outcome.seconds, worker=outcome.worker)
-    return "crashed"
+    return RowStatus.CRASHED
 
 
 def _make_pool(options: BatchOptions, workers: int) -> Pool:
@@ -180,7 +180,7 @@ def _grade_pending(
 ) -> tuple[int, int]:
     owner = owner_token()
     rows = {r.name: r for r in store.rows([e.name for e in discovery.entries])}
-    todo = deque(e for e in discovery.entries if rows[e.name].status == "pending")
+    todo = deque(e for e in discovery.entries if rows[e.name].status is RowStatus.PENDING)
     workers = options.workers or os.cpu_count() or 1
     pool = _make_pool(options, workers)
     kernels, cores = kernel_plan(pool.slots, _question_count(options.grade))
@@ -215,13 +215,13 @@ def _grade_pending(
                 outcome = pool.outcome(handle, name)
                 if outcome is None:
                     status = store.release(name, error="the grading process died")
-                    if status == "pending":
+                    if status is RowStatus.PENDING:
                         todo.append(entries[name])  # claimed again, so the attempt counts
                         continue
                 else:
                     status = _record(store, outcome)
-                graded += status == "done"
-                crashed += status == "crashed"
+                graded += status is RowStatus.DONE
+                crashed += status is RowStatus.CRASHED
                 progress.update(name, status)
     except BaseException:
         for name in inflight.values():

@@ -24,6 +24,7 @@ import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +33,16 @@ SCHEMA_VERSION = 2
 BUSY_TIMEOUT_MS = 60_000
 MAX_ATTEMPTS = 2
 """A submission whose grading process died this many times is recorded as crashed."""
+
+
+class RowStatus(StrEnum):
+    """Where a submission stands in the batch; the table's CHECK constraint lists the same."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    DONE = "done"
+    CRASHED = "crashed"
+
 
 _SCHEMA = """
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -76,7 +87,7 @@ class Row:
     source: str
     content_hash: str
     fingerprint: str
-    status: str
+    status: RowStatus
     claimed_by: str | None
     attempts: int
     grader_version: str | None
@@ -232,12 +243,15 @@ class Store:
                     )
                     new += 1
                     continue
-                stale = row["status"] == "running" and not _claimer_alive(row["claimed_by"])
-                if row["status"] == "running" and not stale and entry.name not in again:
+                running = row["status"] == RowStatus.RUNNING
+                stale = running and not _claimer_alive(row["claimed_by"])
+                if running and not stale and entry.name not in again:
                     kept += 1
                     continue
                 same_files = row["content_hash"] == entry.content_hash
-                mergeable = same_files and row["status"] == "done" and bool(row["result_json"])
+                mergeable = (
+                    same_files and row["status"] == RowStatus.DONE and bool(row["result_json"])
+                )
                 if partial and (entry.name in again or not again) and mergeable:
                     self._set_pending(entry, fingerprint, partial)
                     changed += 1
@@ -310,7 +324,7 @@ class Store:
                 (time.time(), seconds, worker, error, name),
             )
 
-    def release(self, name: str, *, error: str = "") -> str:
+    def release(self, name: str, *, error: str = "") -> RowStatus:
         """Give back a claim whose process died: pending again, or crashed after enough tries."""
         with self._write() as db:
             row = db.execute("SELECT attempts FROM submissions WHERE name = ?", (name,)).fetchone()
@@ -321,12 +335,12 @@ class Store:
                     " WHERE name = ?",
                     (error, name),
                 )
-                return "crashed"
+                return RowStatus.CRASHED
             db.execute(
                 "UPDATE submissions SET status = 'pending', claimed_by = NULL WHERE name = ?",
                 (name,),
             )
-            return "pending"
+            return RowStatus.PENDING
 
     def rows(self, names: Sequence[str] | None = None) -> list[Row]:
         """Rows sorted by name (all of them, or those named)."""
@@ -357,4 +371,5 @@ class Store:
 
 
 def _row(record: sqlite3.Row) -> Row:
-    return Row(**{k: record[k] for k in Row.__dataclass_fields__})
+    values = {k: record[k] for k in Row.__dataclass_fields__}
+    return Row(**{**values, "status": RowStatus(values["status"])})

@@ -39,6 +39,53 @@ class ProbeContext:
 
 
 @dataclass(frozen=True, kw_only=True)
+class Budget:
+    """What a profile asks a notebook to do for one question; the reference gets the same."""
+
+    epochs: int
+    train_limit: int | None = None
+    """First N training images only (None: all the data root has)."""
+    test_limit: int | None = None
+    device: str = "cpu"
+    """The profile's device; ``cuda`` falls back to the CPU (and says so) where none is visible."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ThresholdTarget:
+    """One calibrated threshold of a question, and how to train its reference for it.
+
+    ``dlgrade calibrate`` owns the statistics and the TOML; the question owns what is trained."""
+
+    key: str
+    """The threshold's key in thresholds.toml, e.g. ``q3.min_test_accuracy``."""
+    dataset: str
+    """The data root's folder the reference trains and tests on (``MNIST``, ``FashionMNIST``)."""
+    first_seed: int
+    """Seeds are first_seed, first_seed + 1, ...: Q4's first is the assignment's 80085."""
+    train: Callable[[Budget, Path, int], tuple[float, float]]
+    """(budget, data root, seed) -> (untrained accuracy, final accuracy)."""
+    variant: str = ""
+    """What sets this threshold apart from the question's main one, in words (for progress)."""
+    device_words: Callable[[Budget], str] | None = None
+    """Where the reference ran, in words for the provenance; None: the profile's device."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReferenceReport:
+    """What ``dlgrade reference`` prints for one question: proof the reference does what the
+    assignment says. ``ok`` False when a result the assignment pins down did not reproduce."""
+
+    lines: tuple[str, ...]
+    ok: bool = True
+    problem: str = ""
+    """Said when not ok."""
+
+
+ReferenceRun = Callable[[Path, "int | None"], ReferenceReport]
+"""(data root, epochs or None for the question's default) -> the question's reference report."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class QuestionSpec:
     """Everything the harness needs to know about one question, and nothing about its content."""
 
@@ -63,6 +110,10 @@ class QuestionSpec:
     other file in the probe's results, whatever the kernel put there."""
     checks: tuple[CheckDef, ...] = ()
     """The question's tests (``checks.py`` beside it); points are in the rubric."""
+    thresholds: tuple[ThresholdTarget, ...] = ()
+    """The calibrated thresholds its checks read, and how to train the reference for each."""
+    reference_report: ReferenceRun | None = None
+    """Its part of ``dlgrade reference`` (None: the question has nothing to show there)."""
     package_dir: Path
 
     @property
@@ -172,7 +223,8 @@ class CheckContext:
         rel = self.run.execution.executed_notebook
         if rel is None:
             return None
-        return nbformat.read(str(self.result_dir / rel), as_version=4)
+        notebook: NotebookNode = nbformat.read(str(self.result_dir / rel), as_version=4)
+        return notebook
 
     def threshold(self, key: str) -> float:
         """A calibrated threshold of this profile; a missing one is a configuration fault."""

@@ -7,6 +7,7 @@ may see before hidden tests are published: hidden tests left out, their points c
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from graders.models import GradeReport
@@ -27,10 +28,10 @@ def render_html(
     result_dir: Path | None,
     *,
     student_view: bool = False,
-    band: LossBand | None = None,
+    bands: Mapping[str, LossBand] | None = None,
 ) -> str:
     """The page for one graded submission; charts are read from ``result_dir``'s artifacts."""
     view = feedback_view(
-        report, result_dir, student_view=student_view, band=band, image_src=_svg_src
+        report, result_dir, student_view=student_view, bands=bands, image_src=_svg_src
     )
     return render(TEMPLATE, v=view)

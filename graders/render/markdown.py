@@ -34,7 +34,7 @@ def render_markdown(
     result_dir: Path | None,
     *,
     student_view: bool = False,
-    band: LossBand | None = None,
+    bands: Mapping[str, LossBand] | None = None,
 ) -> MarkdownPage:
     images: dict[str, bytes] = {}
 
@@ -45,6 +45,6 @@ def render_markdown(
         return name
 
     view = feedback_view(
-        report, result_dir, student_view=student_view, band=band, image_src=image_src
+        report, result_dir, student_view=student_view, bands=bands, image_src=image_src
     )
     return MarkdownPage(text=render(TEMPLATE, v=view), images=dict(sorted(images.items())))

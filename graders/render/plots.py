@@ -173,7 +173,7 @@ def loss_curves_chart(run: QuestionRun, result_dir: Path, band: LossBand | None)
 def _softmax(logits: np.ndarray) -> np.ndarray:
     shifted = logits - logits.max(axis=-1, keepdims=True)
     e = np.exp(shifted)
-    return e / e.sum(axis=-1, keepdims=True)
+    return np.asarray(e / e.sum(axis=-1, keepdims=True))
 
 
 def _sample_indices(run: QuestionRun, result_dir: Path) -> list[int] | None:
@@ -280,31 +280,35 @@ def _per_seed(value: object) -> np.ndarray | None:
     return rows if np.isfinite(rows).all() else None
 
 
-def reference_loss_band(thresholds: Thresholds | None, profile: str) -> LossBand | None:
-    """The reference's loss band for this profile, if calibration recorded per-epoch losses.
+def reference_loss_bands(thresholds: Thresholds | None, profile: str) -> dict[str, LossBand]:
+    """The reference's loss band per question for this profile, where calibration recorded
+    per-epoch losses.
 
-    The hook the feedback pages use: ``dlgrade calibrate`` may store, under any ``q3.*`` key of
-    ``[<profile>.provenance]``, ``train_loss_per_epoch`` and ``test_loss_per_epoch`` as lists
-    (one per seed) of per-epoch losses. Without them the curves are drawn alone.
+    The hook the feedback pages use: ``dlgrade calibrate`` may store, under a threshold key
+    ``<question>.*`` of ``[<profile>.provenance]``, ``train_loss_per_epoch`` and
+    ``test_loss_per_epoch`` as lists (one per seed) of per-epoch losses; the band belongs to
+    that question's charts. Without them the curves are drawn alone.
     """
     if thresholds is None:
-        return None
+        return {}
     provenance: Mapping[str, Any] = thresholds.provenance.get(profile, {})
+    bands: dict[str, LossBand] = {}
     for key in sorted(provenance):
         entry = provenance[key]
-        if not key.startswith("q3.") or not isinstance(entry, Mapping):
+        question = key.partition(".")[0]
+        if question in bands or "." not in key or not isinstance(entry, Mapping):
             continue
         train, test = (_per_seed(entry.get(k)) for k in BAND_KEYS)
         if train is None or test is None or len(train) != len(test):
             continue
-        return LossBand(
+        bands[question] = LossBand(
             train_low=tuple(map(float, train.min(axis=0))),
             train_high=tuple(map(float, train.max(axis=0))),
             test_low=tuple(map(float, test.min(axis=0))),
             test_high=tuple(map(float, test.max(axis=0))),
             seeds=len(train),
         )
-    return None
+    return bands
 
 
 # ---------------------------------------------------------------------------------------------

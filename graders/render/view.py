@@ -9,7 +9,7 @@ in details and parameters go through ``numbers.data``: 4 significant figures, ne
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -221,7 +221,7 @@ def feedback_view(
     result_dir: Path | None,
     *,
     student_view: bool = False,
-    band: LossBand | None = None,
+    bands: Mapping[str, LossBand] | None = None,
     image_src: ImageSource | None = None,
 ) -> FeedbackView:
     """The view of one graded submission; ``result_dir`` None (or no ``image_src``): no charts."""
@@ -232,7 +232,7 @@ def feedback_view(
         if run is not None and result_dir is not None and image_src is not None:
             charts = tuple(
                 ChartView(chart=c, src=image_src(c) if c.plot is not None else "")
-                for c in charts_for(run, result_dir, band)
+                for c in charts_for(run, result_dir, (bands or {}).get(run.question))
             )
         questions.append(question_view(result, run, charts, student_view=student_view))
     score, max_score = report.score, report.max_score

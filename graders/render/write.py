@@ -13,7 +13,7 @@ from graders.models import GradeReport
 from graders.render.atomic import write_bytes_atomic, write_text_atomic
 from graders.render.html import render_html
 from graders.render.markdown import render_markdown
-from graders.render.plots import reference_loss_band
+from graders.render.plots import reference_loss_bands
 
 HTML_NAME = "feedback.html"
 MARKDOWN_NAME = "feedback.md"
@@ -30,11 +30,11 @@ def write_reports(
 
     ``out_dir`` is the submission's result folder (or its staging twin): the artifacts the
     charts are drawn from are read relative to it. ``thresholds`` supplies the reference's loss
-    band when calibration recorded one (``plots.reference_loss_band``).
+    bands where calibration recorded them (``plots.reference_loss_bands``).
     """
-    band = reference_loss_band(thresholds, report.run.profile.name)
-    html = render_html(report, out_dir, student_view=student_view, band=band)
-    page = render_markdown(report, out_dir, student_view=student_view, band=band)
+    bands = reference_loss_bands(thresholds, report.run.profile.name)
+    html = render_html(report, out_dir, student_view=student_view, bands=bands)
+    page = render_markdown(report, out_dir, student_view=student_view, bands=bands)
     written = []
     for name, data in sorted(page.images.items()):
         write_bytes_atomic(data, out_dir / name)

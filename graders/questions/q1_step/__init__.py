@@ -8,7 +8,7 @@ import numpy as np
 
 from graders.models import ProbeInputs
 from graders.questions.api import ProbeContext, QuestionSpec
-from graders.questions.q1_step import checks
+from graders.questions.q1_step import checks, reference_runs
 
 # Smooth bounded functions the grader may hand to the student's approximator (part b). The
 # probe sees only the chosen expressions, at probe time, after the student's code has run.
@@ -62,5 +62,6 @@ SPEC = QuestionSpec(
         "box_approximation.npz",
     ),
     checks=checks.CHECKS,
+    reference_report=reference_runs.reference_report,
     package_dir=Path(__file__).resolve().parent,
 )

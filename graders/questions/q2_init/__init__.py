@@ -6,7 +6,7 @@ from pathlib import Path
 
 from graders.models import ProbeInputs
 from graders.questions.api import ProbeContext, QuestionSpec
-from graders.questions.q2_init import checks
+from graders.questions.q2_init import checks, reference_runs
 
 FUNCTIONS: dict[str, tuple[str, ...]] = {
     "activation_variance": ("n_in", "sigma2", "v2"),
@@ -66,5 +66,6 @@ SPEC = QuestionSpec(
     make_inputs=make_inputs,
     artifacts=("formulas.json",),
     checks=checks.CHECKS,
+    reference_report=reference_runs.reference_report,
     package_dir=Path(__file__).resolve().parent,
 )

@@ -9,7 +9,7 @@ import numpy as np
 
 from graders.models import ProbeInputs
 from graders.questions.api import ProbeContext, QuestionSpec
-from graders.questions.q3_fashion_mlp import checks
+from graders.questions.q3_fashion_mlp import checks, reference_runs
 from reference.datasets import find_file, load_split, raw_dir
 
 LAYERS = (784, 256, 128, 64, 10)
@@ -61,5 +61,7 @@ SPEC = QuestionSpec(
         "test_logits.npz",
     ),
     checks=checks.CHECKS,
+    thresholds=reference_runs.THRESHOLDS,
+    reference_report=reference_runs.reference_report,
     package_dir=Path(__file__).resolve().parent,
 )

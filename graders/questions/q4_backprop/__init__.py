@@ -9,7 +9,7 @@ import numpy as np
 
 from graders.models import ProbeInputs
 from graders.questions.api import ProbeContext, QuestionSpec
-from graders.questions.q4_backprop import checks
+from graders.questions.q4_backprop import checks, reference_runs
 from reference.datasets import load_scaled
 
 LAYERS = (784, 32, 32, 10)
@@ -83,5 +83,7 @@ SPEC = QuestionSpec(
         "input_scale.json",
     ),
     checks=checks.CHECKS,
+    thresholds=reference_runs.THRESHOLDS,
+    reference_report=reference_runs.reference_report,
     package_dir=Path(__file__).resolve().parent,
 )
