@@ -10,18 +10,20 @@ run the fixture's pure functions (no kernel, no data) against the closed forms a
 from __future__ import annotations
 
 import ast
-import importlib.util
 import re
+import subprocess
 import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import nbformat
 import numpy as np
 import pytest
 from nbformat import NotebookNode
+
+from graders.questions import load_questions
+from tools.notebooks import builder
 
 REPO = Path(__file__).resolve().parents[1]
 TEMPLATE_DIR = REPO / "student_template"
@@ -137,15 +139,6 @@ def top_level_names(source: str) -> set[str]:
         else:
             names.update(bound_names(stmt))
     return names
-
-
-def load_generator() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("make_notebooks", GENERATOR)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[spec.name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 @pytest.mark.parametrize("path", ALL_FILES, ids=lambda p: f"{p.parent.name}/{p.name}")
@@ -283,26 +276,43 @@ def test_all_correct_leaves_nothing_unanswered(name: str) -> None:
 
 
 def test_regenerating_gives_byte_identical_files(tmp_path: Path) -> None:
-    generator = load_generator()
-    rendered = generator.render_all()
+    rendered = builder.render_all()
     assert sorted(rendered) == sorted(str(p.relative_to(REPO)) for p in ALL_FILES)
-    assert generator.render_all() == rendered  # no random cell ids
-    generator.write_all(tmp_path)
+    assert builder.render_all() == rendered  # no random cell ids
+    builder.write_all(tmp_path)
     for relative in rendered:
         assert (tmp_path / relative).read_bytes() == (REPO / relative).read_bytes(), relative
-    assert generator.stale_files(REPO) == []
+    assert builder.stale_files(REPO) == []
     edited = next(iter(rendered))
     (tmp_path / edited).write_text("{}", encoding="utf-8")
-    assert generator.stale_files(tmp_path) == [edited]
+    assert builder.stale_files(tmp_path) == [edited]
+
+
+def test_command_line_checks_the_committed_notebooks_from_any_directory(tmp_path: Path) -> None:
+    """The documented command, run as a script from elsewhere and without PYTHONPATH."""
+    done = subprocess.run(
+        [sys.executable, str(GENERATOR), "--check"],
+        cwd=tmp_path,
+        env={"PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+
+
+def test_one_notebook_module_per_grader_question() -> None:
+    """The builder finds the question modules by name; each must be a question the grader has."""
+    found = [(spec.question, spec.filename) for spec in builder.question_specs()]
+    assert found == [(q.id, f"{q.notebook_stem}.ipynb") for q in load_questions()]
 
 
 def test_generator_rejects_unbalanced_solution_markers() -> None:
-    generator = load_generator()
     with pytest.raises(ValueError, match="never closed"):
-        generator.split_source("### BEGIN SOLUTION\nx = 1", solution=False)
+        builder.split_source("### BEGIN SOLUTION\nx = 1", solution=False)
     with pytest.raises(ValueError, match="without"):
-        generator.split_source("x = 1\n### END SOLUTION", solution=True)
-    template = generator.split_source(
+        builder.split_source("x = 1\n### END SOLUTION", solution=True)
+    template = builder.split_source(
         "def f():\n    ### BEGIN SOLUTION\n    return 1\n    ### END SOLUTION", solution=False
     )
     assert template == "def f():\n    # YOUR CODE HERE\n    raise NotImplementedError()"

@@ -9,7 +9,8 @@ weights and data, so a broken data pipeline costs only what depends on training.
 
 from __future__ import annotations
 
-from tools.make_notebooks import BEGIN_SOLUTION, END_SOLUTION, Q4_BACKWARD, Q4_INIT
+from tools.notebooks.cells import BEGIN_SOLUTION, END_SOLUTION
+from tools.notebooks.q4_backprop import Q4_BACKWARD, Q4_INIT
 from tools.scenarios import Edit, Scenario
 
 NOTEBOOK = "q4_numpy_backprop.ipynb"
