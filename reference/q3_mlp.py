@@ -51,7 +51,8 @@ class FashionMLP(torch.nn.Module):
         x = torch.relu(self.fc1(x))
         x = torch.relu(self.fc2(x))
         x = torch.relu(self.fc3(x))
-        return self.out(x)
+        logits: torch.Tensor = self.out(x)
+        return logits
 
 
 def flatten_images(x: torch.Tensor) -> torch.Tensor:
@@ -273,7 +274,7 @@ def _train_epoch(
     for idx in torch.split(order, batch_size):
         loss = torch.nn.functional.cross_entropy(model(x[idx]), y[idx])
         optimizer.zero_grad()
-        loss.backward()
+        torch.autograd.backward(loss)  # what loss.backward() calls (which is unannotated)
         optimizer.step()
         total += loss.detach()
         batches += 1

@@ -117,7 +117,8 @@ def sigmoid(x: ArrayLike) -> FloatArray:
     """
     x = np.clip(x, -500, 500)
     e = np.exp(-np.abs(x))
-    return np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+    out: FloatArray = np.where(x >= 0, 1 / (1 + e), e / (1 + e))
+    return out
 
 
 def dsigmoid(x: ArrayLike) -> FloatArray:
@@ -129,7 +130,8 @@ def softmax(x: ArrayLike) -> FloatArray:
     """Max-subtracted softmax over the last axis (for a 1-D input, exactly the course's)."""
     x = np.asarray(x, dtype=np.float64)
     y = np.exp(x - x.max(axis=-1, keepdims=True))
-    return y / y.sum(axis=-1, keepdims=True)
+    out: FloatArray = y / y.sum(axis=-1, keepdims=True)
+    return out
 
 
 def cross_entropy_loss(y: ArrayLike, y_hat: ArrayLike) -> float:

@@ -12,9 +12,9 @@ from __future__ import annotations
 
 import os
 import secrets
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import replace
-from typing import Any
+from typing import Any, Protocol
 
 from graders import GRADER_VERSION
 from graders.batch.tasks import GradeTask, TaskOutcome, run_task
@@ -38,12 +38,31 @@ def run_on_worker(task: GradeTask, host_threads: dict[str, int]) -> TaskOutcome:
     return run_task(replace(task, cores=cores))
 
 
+class _Client(Protocol):
+    """What the pool uses of ``distributed.Client`` (its constructor, ``nthreads`` and ``close``
+    are unannotated there)."""
+
+    def nthreads(self) -> dict[str, int]: ...
+
+    def submit(
+        self,
+        func: Callable[..., TaskOutcome],
+        *args: Any,
+        key: str,
+        resources: dict[str, int] | None,
+        pure: bool,
+    ) -> object: ...
+
+    def close(self) -> object: ...
+
+
 class DaskPool:
     def __init__(self, address: str, options: GradeOptions):
         from distributed import Client
 
-        self._client: Any = Client(address)
-        nthreads: dict[str, int] = self._client.nthreads()
+        connect: Callable[[str], _Client] = Client
+        self._client = connect(address)
+        nthreads = self._client.nthreads()
         self.slots = max(1, sum(nthreads.values()))
         self._host_threads: dict[str, int] = {}
         for worker, count in nthreads.items():
@@ -62,8 +81,10 @@ class DaskPool:
         )
 
     def wait(self, handles: Iterable[object], timeout: float) -> list[object]:
-        from distributed import wait
-        from distributed.utils import TimeoutError as DaskTimeout
+        from distributed import TimeoutError as DaskTimeout
+        from distributed import wait as dask_wait
+
+        wait: Callable[..., tuple[Iterable[object], Iterable[object]]] = dask_wait  # unannotated
 
         pending = list(handles)
         if not pending:

@@ -19,6 +19,8 @@ import json
 import os
 import resource
 import sys
+from collections.abc import Callable, Iterable
+from typing import Any
 
 _CAPABILITY_FIELDS = ("CapInh", "CapPrm", "CapEff", "CapAmb")
 
@@ -35,7 +37,7 @@ def _refuse_capabilities() -> None:
         raise SystemExit(f"kernel boot: refusing to start with capabilities ({', '.join(held)})")
 
 
-def _cap_processes(count) -> None:
+def _cap_processes(count: int | None) -> None:
     """RLIMIT_NPROC, set here because inside the kernel's own user namespace it counts the
     kernel's processes only (an ordinary user's other processes are not charged to it)."""
     if count:
@@ -43,7 +45,7 @@ def _cap_processes(count) -> None:
             resource.setrlimit(resource.RLIMIT_NPROC, (int(count), int(count)))
 
 
-def _hide_grader(hidden_roots: list, hidden_packages: list) -> None:
+def _hide_grader(hidden_roots: list[str], hidden_packages: list[str]) -> None:
     """Drop the grader's source root and editable-install mappings from the import system.
 
     Under bubblewrap none of it is on the kernel's file system at all; in the fallback mode
@@ -62,14 +64,14 @@ def _hide_grader(hidden_roots: list, hidden_packages: list) -> None:
         sys.modules.pop(pkg, None)
 
 
-def _use_prebound_sockets(ip: str, fds: dict) -> None:
+def _use_prebound_sockets(ip: str, fds: dict[str, int]) -> None:
     """Make ZeroMQ bind the kernel's channel addresses to the launcher's sockets."""
     import zmq
 
     by_address = {f"ipc://{ip}-{port}": int(fd) for port, fd in fds.items()}
     original = zmq.Socket.bind
 
-    def bind(self, addr, *args, **kwargs):
+    def bind(self: "zmq.Socket[Any]", addr: str, *args: Any, **kwargs: Any) -> Any:
         fd = by_address.pop(addr, None)
         if fd is not None:
             self.setsockopt(zmq.USE_FD, fd)
@@ -100,23 +102,27 @@ def _bounded_tracebacks() -> None:
     from ipykernel.ipkernel import IPythonKernel
     from ipykernel.zmqshell import ZMQInteractiveShell
 
-    def cut(text) -> str:
+    def cut(text: object) -> str:
         text = str(text)
         if len(text) <= _ERROR_TEXT_CHARS:
             return text
         return text[:_ERROR_TEXT_CHARS] + f"... ({len(text)} characters in all)"
 
-    def cut_lines(lines) -> list:
+    def cut_lines(lines: Iterable[object]) -> list[str]:
         return [str(line)[:_TRACEBACK_LINE_CHARS] for line in list(lines)[-_TRACEBACK_LINES:]]
 
-    shown = ZMQInteractiveShell._showtraceback
+    shown: Callable[..., Any] = ZMQInteractiveShell._showtraceback  # untyped in ipykernel
 
-    def bounded_shown(self, etype, evalue, stb):  # the error message on iopub
+    def bounded_shown(  # the error message on iopub
+        self: ZMQInteractiveShell, etype: object, evalue: object, stb: Iterable[object]
+    ) -> Any:
         return shown(self, etype, _Cut(cut(evalue)), cut_lines(stb))
 
-    executed = IPythonKernel.do_execute
+    executed: Callable[..., Any] = IPythonKernel.do_execute  # untyped in ipykernel
 
-    async def bounded_reply(self, *args, **kwargs):  # the execute_reply on shell
+    async def bounded_reply(  # the execute_reply on shell
+        self: IPythonKernel, *args: Any, **kwargs: Any
+    ) -> Any:
         reply = executed(self, *args, **kwargs)
         if inspect.isawaitable(reply):
             reply = await reply
@@ -129,7 +135,7 @@ def _bounded_tracebacks() -> None:
     IPythonKernel.do_execute = bounded_reply  # type: ignore[method-assign]
 
 
-def _connection_ip(kernel_args: list) -> str:
+def _connection_ip(kernel_args: list[str]) -> str:
     with open(kernel_args[kernel_args.index("-f") + 1], encoding="utf-8") as fh:
         return str(json.load(fh)["ip"])
 

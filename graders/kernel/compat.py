@@ -30,8 +30,19 @@ import importlib.util
 import os
 import sys
 import types
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any, TypeVar
 
-NOTICES: dict = {}
+if TYPE_CHECKING:  # numpy is imported where it is used (annotations naming it are quoted)
+    import numpy
+
+    _UInt8Array = numpy.ndarray[Any, numpy.dtype[numpy.uint8]]
+    _Splits = tuple[tuple[_UInt8Array, _UInt8Array], ...]
+    """What Keras's ``load_data`` returns: ((train images, labels), (test images, labels))."""
+
+_T = TypeVar("_T")
+
+NOTICES: dict[str, int] = {}
 """What the layer did for this notebook: a short message -> how many times."""
 
 _TF_MESSAGE = (
@@ -45,11 +56,11 @@ _FILES = {
 }
 
 
-def _note(message):
+def _note(message: str) -> None:
     NOTICES[message] = NOTICES.get(message, 0) + 1
 
 
-def _read_idx(path):
+def _read_idx(path: str) -> "_UInt8Array":
     import numpy
 
     opener = gzip.open if path.endswith(".gz") else open
@@ -60,7 +71,7 @@ def _read_idx(path):
     return numpy.frombuffer(data, dtype=numpy.uint8, offset=4 + 4 * dims).reshape(shape).copy()
 
 
-def _raw_file(data_root, dataset, stem):
+def _raw_file(data_root: str, dataset: str, stem: str) -> str:
     folder = os.path.join(data_root, dataset, "raw")
     for name in (stem, stem + ".gz"):
         if os.path.exists(os.path.join(folder, name)):
@@ -68,8 +79,8 @@ def _raw_file(data_root, dataset, stem):
     raise FileNotFoundError(f"the grader's {dataset} has no {stem} under {folder}")
 
 
-def _keras_loader(data_root, dataset, module_name):
-    def load_data(path=None, **_ignored):
+def _keras_loader(data_root: str, dataset: str, module_name: str) -> "Callable[..., _Splits]":
+    def load_data(path: object = None, **_ignored: object) -> "_Splits":
         """Keras's ``load_data``, from the grader's copy of the real files (``path`` unused)."""
         _note(f"{module_name}.load_data() was served from the grader's copy of {dataset}")
         splits = []
@@ -91,9 +102,9 @@ class _Stub(types.ModuleType):
     """A TensorFlow or Keras module that has the dataset loaders and nothing else
     (``tf.keras.datasets`` works as an attribute chain, as it does with TensorFlow)."""
 
-    provided: frozenset = frozenset()
+    provided: frozenset[str] = frozenset()
 
-    def __getattr__(self, name):
+    def __getattr__(self, name: str) -> types.ModuleType:
         if name.startswith("__"):
             raise AttributeError(name)
         child = f"{self.__name__}.{name}"
@@ -106,9 +117,9 @@ class _DatasetModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
     """``tensorflow`` and ``keras`` as stand-ins holding only ``datasets.mnist`` and
     ``datasets.fashion_mnist``; ``google.colab`` with a ``drive.mount`` that does nothing."""
 
-    def __init__(self, data_root):
+    def __init__(self, data_root: str) -> None:
         self.data_root = data_root
-        self.provided: dict = {}
+        self.provided: dict[str, dict[str, Callable[..., object]]] = {}
         for top in ("tensorflow", "keras"):
             keras = "tensorflow.keras" if top == "tensorflow" else "keras"
             self.provided[top] = {}
@@ -121,17 +132,22 @@ class _DatasetModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         self.provided["google.colab.drive"] = {"mount": self._mount}
         self.provided["google.colab.files"] = {"upload": self._upload, "download": self._no_op}
 
-    def _mount(self, *_args, **_kwargs):
+    def _mount(self, *_args: object, **_kwargs: object) -> None:
         _note("google.colab's drive.mount() does nothing in the grader")
 
-    def _upload(self, *_args, **_kwargs):
+    def _upload(self, *_args: object, **_kwargs: object) -> dict[str, bytes]:
         _note("google.colab's files.upload() returns nothing in the grader")
         return {}
 
-    def _no_op(self, *_args, **_kwargs):
+    def _no_op(self, *_args: object, **_kwargs: object) -> None:
         _note("google.colab's files.download() does nothing in the grader")
 
-    def find_spec(self, fullname, path=None, target=None):
+    def find_spec(
+        self,
+        fullname: str,
+        path: Sequence[str] | None = None,
+        target: types.ModuleType | None = None,
+    ) -> importlib.machinery.ModuleSpec | None:
         if fullname in self.provided:
             return importlib.machinery.ModuleSpec(fullname, self, is_package=True)
         top = fullname.split(".")[0]
@@ -139,14 +155,14 @@ class _DatasetModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
             raise ImportError(f"No module named {fullname!r}. {_TF_MESSAGE}")
         return None
 
-    def create_module(self, spec):
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
         if spec.name.split(".")[0] == "google":
             return None
         module = _Stub(spec.name)
         module.provided = frozenset(self.provided)
         return module
 
-    def exec_module(self, module):
+    def exec_module(self, module: types.ModuleType) -> None:
         module.__path__ = []
         for name, value in self.provided[module.__name__].items():
             setattr(module, name, value)
@@ -160,7 +176,12 @@ class _DatasetModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
 class _GoogleNamespace(importlib.abc.MetaPathFinder):
     """``google`` as an empty namespace when no real package provides one (for google.colab)."""
 
-    def find_spec(self, fullname, path=None, target=None):
+    def find_spec(
+        self,
+        fullname: str,
+        path: Sequence[str] | None = None,
+        target: types.ModuleType | None = None,
+    ) -> importlib.machinery.ModuleSpec | None:
         if fullname == "google":
             spec = importlib.machinery.ModuleSpec(fullname, None, is_package=True)
             spec.submodule_search_locations = []
@@ -171,11 +192,16 @@ class _GoogleNamespace(importlib.abc.MetaPathFinder):
 class _AfterImport(importlib.abc.MetaPathFinder):
     """Runs ``patch(module)`` right after ``name`` is imported, whoever imports it."""
 
-    def __init__(self, name, patch):
+    def __init__(self, name: str, patch: Callable[[types.ModuleType], object]) -> None:
         self.name = name
         self.patch = patch
 
-    def find_spec(self, fullname, path=None, target=None):
+    def find_spec(
+        self,
+        fullname: str,
+        path: Sequence[str] | None = None,
+        target: types.ModuleType | None = None,
+    ) -> importlib.machinery.ModuleSpec | None:
         if fullname != self.name:
             return None
         sys.meta_path.remove(self)
@@ -188,10 +214,12 @@ class _AfterImport(importlib.abc.MetaPathFinder):
         loader, patch = spec.loader, self.patch
 
         class Patched(importlib.abc.Loader):
-            def create_module(self, spec):
+            def create_module(
+                self, spec: importlib.machinery.ModuleSpec
+            ) -> types.ModuleType | None:
                 return loader.create_module(spec)
 
-            def exec_module(self, module):
+            def exec_module(self, module: types.ModuleType) -> None:
                 loader.exec_module(module)
                 patch(module)
 
@@ -199,11 +227,13 @@ class _AfterImport(importlib.abc.MetaPathFinder):
         return spec
 
 
-def _serve_torchvision(data_root):
-    def patch(module):
+def _serve_torchvision(data_root: str) -> Callable[[types.ModuleType], None]:
+    def patch(module: types.ModuleType) -> None:
         original = module.MNIST.__init__
 
-        def init(self, root=None, *args, download=False, **kwargs):
+        def init(
+            self: object, root: object = None, *args: Any, download: bool = False, **kwargs: Any
+        ) -> None:
             if download or os.path.realpath(str(root)) != os.path.realpath(data_root):
                 _note(
                     f"torchvision's {type(self).__name__} was served from the grader's copy "
@@ -216,7 +246,7 @@ def _serve_torchvision(data_root):
     return patch
 
 
-def _is_cuda(device):
+def _is_cuda(device: object) -> bool:
     if device is None or isinstance(device, bool):
         return False
     if isinstance(device, int):  # a bare device index means a CUDA device
@@ -225,20 +255,20 @@ def _is_cuda(device):
     return text.startswith("cuda")
 
 
-def _cuda_on_cpu(torch):
+def _cuda_on_cpu(torch: types.ModuleType) -> None:
     """``.cuda()``, ``.to("cuda")`` and ``device="cuda"`` on the CPU, each noted once."""
     message = "CUDA code ran on the CPU: the grader has no GPU"
 
-    def to_cpu(value):
+    def to_cpu(value: object) -> str:
         _note(message)
         return "cpu"
 
-    def tensor_cuda(self, *args, **kwargs):
+    def tensor_cuda(self: _T, *args: object, **kwargs: object) -> _T:
         _note(message)
         return self
 
-    def wrap_to(original):
-        def to(self, *args, **kwargs):
+    def wrap_to(original: Callable[..., Any]) -> Callable[..., Any]:
+        def to(self: object, *args: Any, **kwargs: Any) -> Any:
             # Only the first positional argument can be a device (``to(device, dtype,
             # non_blocking, copy)``); the others are flags, and a bool is an int.
             if args and not hasattr(args[0], "dtype") and _is_cuda(args[0]):
@@ -249,8 +279,8 @@ def _cuda_on_cpu(torch):
 
         return to
 
-    def wrap_factory(original):
-        def factory(*args, **kwargs):
+    def wrap_factory(original: Callable[..., Any]) -> Callable[..., Any]:
+        def factory(*args: Any, **kwargs: Any) -> Any:
             if _is_cuda(kwargs.get("device")):
                 kwargs["device"] = to_cpu(kwargs["device"])
             return original(*args, **kwargs)
@@ -269,12 +299,12 @@ def _cuda_on_cpu(torch):
             setattr(torch, name, wrap_factory(getattr(torch, name)))
 
 
-def _skip_installs(shell):
+def _skip_installs(shell: Any) -> None:
     """``!pip install`` and ``%pip``/``%conda`` do nothing (there is no network to use)."""
     installers = ("pip", "pip3", "conda", "mamba", "apt", "apt-get")
     system = shell.system
 
-    def guarded(command, *args, **kwargs):
+    def guarded(command: str, *args: Any, **kwargs: Any) -> Any:
         words = str(command).split()
         named = words[2] if words[:2] in (["python", "-m"], ["python3", "-m"]) else ""
         if words and (words[0] in installers or named == "pip"):
@@ -285,15 +315,16 @@ def _skip_installs(shell):
     shell.system = guarded
     shell.system_piped = guarded
 
-    def magic(line):
+    def magic(line: str) -> None:
         _note(f"`%pip/%conda {line}` was skipped: the grader installs nothing")
 
     for name in ("pip", "conda", "mamba"):
         shell.register_magic_function(magic, "line", name)
 
 
-def install(shell, data_root, device):
-    """Put the layer in place in this kernel; ``shell`` is IPython's."""
+def install(shell: Any, data_root: str, device: str) -> None:
+    """Put the layer in place in this kernel; ``shell`` is IPython's (Any: its methods are
+    replaced in place, and it comes from ``get_ipython()``, which only the kernel defines)."""
     sys.meta_path.insert(0, _DatasetModules(data_root))
     sys.meta_path.append(_GoogleNamespace())
     datasets = _AfterImport("torchvision.datasets.mnist", _serve_torchvision(data_root))

@@ -8,8 +8,18 @@ here as written; and names such as Q4's ``weights`` are copied the first time a 
 them, so the initial values can be checked after training replaced them.
 """
 
+from collections.abc import Mapping, Sequence
+from typing import Any
 
-def preamble(seed, threads, uses_torch, names, snapshots_name, compat=None):
+
+def preamble(
+    seed: int,
+    threads: int,
+    uses_torch: bool,
+    names: Sequence[str],
+    snapshots_name: str,
+    compat: Mapping[str, str] | None = None,
+) -> None:
     import contextlib
     import copy
     import random
@@ -25,12 +35,12 @@ def preamble(seed, threads, uses_torch, names, snapshots_name, compat=None):
         torch.set_num_threads(threads)
     shell = get_ipython()  # type: ignore[name-defined]  # noqa: F821  (IPython's, in the kernel)
     if compat is not None:  # the course's starter code as written (graders/kernel/compat.py)
-        layer: dict = {"__name__": "dlgrader_compat"}
+        layer: dict[str, Any] = {"__name__": "dlgrader_compat"}
         exec(compile(compat["source"], "<dlgrader compat>", "exec"), layer)
         layer["install"](shell, compat["data_root"], compat["device"])
-    snapshots = {}
+    snapshots: dict[str, Any] = {}
 
-    def keep_first(result=None):
+    def keep_first(result: object = None) -> None:
         for name in names:
             if name not in snapshots and name in shell.user_ns:
                 with contextlib.suppress(Exception):  # not copyable: no snapshot

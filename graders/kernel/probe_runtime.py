@@ -19,8 +19,18 @@ import math
 import os
 import signal
 import zipfile
+from collections.abc import Callable, Iterator, Mapping
+from types import FrameType
+from typing import Any, NoReturn, TypeAlias
 
 import numpy as np
+
+# Annotations are evaluated when this source runs in the kernel (no ``__future__`` import), so
+# they name only what is defined here: the standard library's typing and numpy.
+Array: TypeAlias = np.ndarray[Any, np.dtype[Any]]
+"""A numpy array of any shape and dtype."""
+Plain: TypeAlias = bool | str | int | float | list["Plain"] | dict[str, "Plain"] | None
+"""A JSON-safe value."""
 
 
 class MissingName(Exception):
@@ -35,7 +45,7 @@ class StepTimeout(BaseException):
     """Raised by the alarm when one probe step runs too long (BaseException: not swallowed)."""
 
 
-def _plain(value):
+def _plain(value: Any) -> Plain:
     """Convert numbers, arrays and tensors to JSON-safe Python values; refuse anything else."""
     if value is None or isinstance(value, bool | str):
         return value
@@ -54,7 +64,7 @@ def _plain(value):
     raise BadValue(f"a value of type {type(value).__name__} is not plain data")
 
 
-def as_array(value, what, *, dtype=np.float64):
+def as_array(value: Any, what: str, *, dtype: type[np.generic] = np.float64) -> Array:
     """A numeric numpy array from arrays, tensors, lists or scalars, or BadValue saying why not."""
     if hasattr(value, "detach"):
         value = value.detach().cpu().numpy()
@@ -68,30 +78,37 @@ def as_array(value, what, *, dtype=np.float64):
 class Context:
     """What a question's ``probe(ctx)`` works with."""
 
-    def __init__(self, user_ns, out_dir, in_dir, step_seconds, export=None):
+    def __init__(
+        self,
+        user_ns: dict[str, Any],
+        out_dir: str,
+        in_dir: str,
+        step_seconds: float,
+        export: Mapping[str, str] | None = None,
+    ):
         self.ns = user_ns
         self.out_dir = out_dir
-        self.export = export or {}
+        self.export: Mapping[str, str] = export or {}
         self.step_seconds = step_seconds
-        self.errors = []
-        self.written = []
-        self.snapshots = dict(user_ns.get("__dlgrader_snapshots__", {}))
+        self.errors: list[dict[str, str]] = []
+        self.written: list[str] = []
+        self.snapshots: dict[str, Any] = dict(user_ns.get("__dlgrader_snapshots__", {}))
         inputs_npz = os.path.join(in_dir, "inputs.npz")
         inputs_json = os.path.join(in_dir, "inputs.json")
-        self.arrays = {}
+        self.arrays: dict[str, Array] = {}
         if os.path.exists(inputs_npz):
             with np.load(inputs_npz, allow_pickle=False) as data:
                 self.arrays = {k: data[k] for k in data.files}
-        self.values = {}
+        self.values: dict[str, Any] = {}
         if os.path.exists(inputs_json):
             with open(inputs_json, encoding="utf-8") as fh:
                 self.values = json.load(fh)
 
     # -- the student's names -------------------------------------------------------------
-    def has(self, name):
+    def has(self, name: str) -> bool:
         return name in self.ns
 
-    def get(self, name, *, callable_=False):
+    def get(self, name: str, *, callable_: bool = False) -> Any:
         if name not in self.ns:
             raise MissingName(f"the notebook does not define `{name}`")
         value = self.ns[name]
@@ -101,7 +118,7 @@ class Context:
 
     # -- steps ---------------------------------------------------------------------------
     @contextlib.contextmanager
-    def step(self, name):
+    def step(self, name: str) -> Iterator[None]:
         """Run one probe step; its failure is recorded with a kind and a message, not raised."""
         self._progress(name)
         previous = signal.signal(signal.SIGALRM, self._alarm)
@@ -132,15 +149,15 @@ class Context:
             signal.setitimer(signal.ITIMER_REAL, 0)
             signal.signal(signal.SIGALRM, previous)
 
-    def _alarm(self, signum, frame):
+    def _alarm(self, signum: int, frame: FrameType | None) -> NoReturn:
         raise StepTimeout()
 
-    def _progress(self, name):
+    def _progress(self, name: str) -> None:
         with open(os.path.join(self.out_dir, "progress.json"), "w", encoding="utf-8") as fh:
             json.dump({"step": name}, fh)
         self._pack()
 
-    def _pack(self):
+    def _pack(self) -> None:
         """Everything written so far, as the results file (rewritten whole each time)."""
         archive = self.export.get("archive")
         if not archive:
@@ -150,8 +167,8 @@ class Context:
                 packed.write(os.path.join(self.out_dir, name), arcname=name)
 
     # -- plain-data writers --------------------------------------------------------------
-    def save_arrays(self, name, arrays):
-        clean = {}
+    def save_arrays(self, name: str, arrays: Mapping[str, Any]) -> None:
+        clean: dict[str, Array] = {}
         for key, value in arrays.items():
             array = np.asarray(value.detach().cpu().numpy() if hasattr(value, "detach") else value)
             if array.dtype == object or array.dtype.kind not in "biuf":
@@ -161,13 +178,13 @@ class Context:
         self.written.append(f"{name}.npz")
         self._pack()
 
-    def save_json(self, name, value):
+    def save_json(self, name: str, value: Any) -> None:
         with open(os.path.join(self.out_dir, f"{name}.json"), "w", encoding="utf-8") as fh:
             json.dump(_plain(value), fh)
         self.written.append(f"{name}.json")
         self._pack()
 
-    def finish(self):
+    def finish(self) -> None:
         with open(os.path.join(self.out_dir, "probe_errors.json"), "w", encoding="utf-8") as fh:
             json.dump(self.errors, fh)
         notices = self.ns.get("__dlgrader_compat__") or {}
@@ -179,7 +196,14 @@ class Context:
         self._pack()
 
 
-def run_probe(probe, user_ns, out_dir, in_dir, step_seconds, export=None):
+def run_probe(
+    probe: Callable[[Context], object],
+    user_ns: dict[str, Any],
+    out_dir: str,
+    in_dir: str,
+    step_seconds: float,
+    export: Mapping[str, str] | None = None,
+) -> None:
     ctx = Context(user_ns, out_dir, in_dir, step_seconds, export)
     try:
         probe(ctx)

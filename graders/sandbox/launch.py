@@ -30,6 +30,8 @@ import resource
 import signal
 import socket
 import sys
+from collections.abc import Mapping
+from typing import Any, NoReturn
 
 _PR_SET_PDEATHSIG = 1
 _CLONE_NEWNS = 0x00020000
@@ -39,7 +41,7 @@ _STAGE = "/tmp"
 namespace: a fresh tmpfs over this folder hides the host's own)."""
 
 
-def _fail(message: str) -> None:
+def _fail(message: str) -> NoReturn:
     print(f"dlgrade launcher: {message}", file=sys.stderr, flush=True)
     os._exit(70)
 
@@ -53,7 +55,7 @@ def _die_with_grader() -> None:
         os._exit(1)
 
 
-def _join_cgroups(procs_files: list) -> None:
+def _join_cgroups(procs_files: list[str]) -> None:
     for procs in procs_files:
         try:
             with open(procs, "w", encoding="ascii") as fh:
@@ -62,7 +64,7 @@ def _join_cgroups(procs_files: list) -> None:
             _fail(f"could not join the kernel's cgroup {procs}: {exc}")
 
 
-def _set_limits(limits: dict) -> None:
+def _set_limits(limits: Mapping[str, int]) -> None:
     for name, value in limits.items():
         which = getattr(resource, name, None)
         if which is None or int(value) <= 0:
@@ -75,7 +77,7 @@ def _set_limits(limits: dict) -> None:
             _fail(f"could not set {name}={value}: {exc}")
 
 
-def _become(run_as: dict) -> None:
+def _become(run_as: Mapping[str, int]) -> None:
     uid, gid = int(run_as["uid"]), int(run_as["gid"])
     os.setgroups([])
     os.setresgid(gid, gid, gid)
@@ -88,7 +90,7 @@ _KEYCTL_JOIN_SESSION_KEYRING = 1
 _PR_SET_NO_NEW_PRIVS, _PR_SET_SECCOMP, _SECCOMP_MODE_FILTER = 38, 22, 2
 
 
-def _fresh_session_keyring(number) -> None:
+def _fresh_session_keyring(number: int | None) -> None:
     """A new, empty session keyring: the kernel must not inherit the grader's (a TA's login
     session keeps keys there); the seccomp filter then refuses the keyring calls altogether."""
     if number:
@@ -110,15 +112,22 @@ def _apply_seccomp(program: bytes) -> None:
         _fail(f"could not install the seccomp filter: {os.strerror(ctypes.get_errno())}")
 
 
-def _mount(libc, source, target, fstype, flags: int, data=None) -> None:
-    def enc(value):
+def _mount(
+    libc: ctypes.CDLL,
+    source: str | None,
+    target: str,
+    fstype: str | None,
+    flags: int,
+    data: str | None = None,
+) -> None:
+    def enc(value: str | None) -> bytes | None:
         return None if value is None else value.encode()
 
     if libc.mount(enc(source), enc(target), enc(fstype), flags, enc(data)) != 0:
         _fail(f"mount {source} on {target}: {os.strerror(ctypes.get_errno())}")
 
 
-def _stage_sources(sources: list) -> dict:
+def _stage_sources(sources: list[str]) -> dict[str, str]:
     """Root only: bind each source under a private tmpfs that any user can traverse.
 
     The kernel's user cannot reach paths such as a Python under ``/root`` or pytest's 0700
@@ -133,7 +142,7 @@ def _stage_sources(sources: list) -> dict:
     _mount(libc, None, "/", None, _MS_REC | _MS_PRIVATE)
     fds = {src: os.open(src, os.O_PATH) for src in sources}
     _mount(libc, "tmpfs", _STAGE, "tmpfs", 0, "mode=0755,size=64k,nr_inodes=4096")
-    staged = {}
+    staged: dict[str, str] = {}
     for number, (src, fd) in enumerate(fds.items()):
         target = f"{_STAGE}/s{number}"
         if os.path.isdir(f"/proc/self/fd/{fd}"):
@@ -160,16 +169,17 @@ def _pipe_with(data: bytes) -> int:
 _CHANNELS = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
 
 
-def _read_connection(path: str) -> dict:
+def _read_connection(path: str) -> dict[str, Any]:
     with open(path, "rb") as fh:
-        return json.loads(fh.read())
+        info: dict[str, Any] = json.loads(fh.read())
+    return info
 
 
-def _bind_channels(info: dict) -> dict:
+def _bind_channels(info: Mapping[str, Any]) -> dict[str, int]:
     """Listening unix sockets at the grader's channel paths; port -> inheritable descriptor."""
     if info.get("transport") != "ipc":
         _fail("the kernel's channels must be unix sockets (transport ipc)")
-    fds = {}
+    fds: dict[str, int] = {}
     for channel in _CHANNELS:
         port = int(info[channel])
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -184,17 +194,17 @@ def _bind_channels(info: dict) -> dict:
     return fds
 
 
-def _kernel_connection(info: dict, kernel_ip: str) -> bytes:
+def _kernel_connection(info: Mapping[str, Any], kernel_ip: str) -> bytes:
     """The connection file as the kernel sees it: only an address string, never a host path."""
     return json.dumps({**info, "ip": kernel_ip}).encode()
 
 
-def _bwrap_argv(plan: dict, info: dict) -> list:
+def _bwrap_argv(plan: Mapping[str, Any], info: Mapping[str, Any]) -> list[str]:
     """bwrap's command line. Everything read from the host (the files to copy in) is opened
     before the staging hides ``/tmp``, where some of it may live."""
     box = plan["bwrap"]
     kernel_connection = _kernel_connection(info, plan["kernel_ip"])
-    opened = {}
+    opened: dict[str, int] = {}
     for mount in box["mounts"]:
         if mount["kind"] == "file":
             opened[mount["dest"]] = os.open(mount["src"], os.O_RDONLY)
@@ -229,7 +239,7 @@ def _bwrap_argv(plan: dict, info: dict) -> list:
     return argv
 
 
-def _connection_copy(info: dict, folder: str, run_as) -> str:
+def _connection_copy(info: Mapping[str, Any], folder: str, run_as: Mapping[str, int] | None) -> str:
     """The kernel's own copy of the connection file, in its working folder (the grader's copy
     lies in a folder the kernel's user cannot enter)."""
     copy = os.path.join(folder, ".dlgrade-connection.json")

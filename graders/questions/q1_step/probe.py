@@ -1,15 +1,17 @@
 # Kernel-side probe for Q1, run as source in the student's kernel (graders/kernel/probe_runtime.py).
 # It only calls the student's functions and stores what they return; the grader evaluates
 # the networks in its own process.
-from typing import TYPE_CHECKING
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 if TYPE_CHECKING:  # defined by the probe runtime the cell runs first; never imported in the kernel
-    from graders.kernel.probe_runtime import BadValue, as_array
+    from graders.kernel.probe_runtime import Array, BadValue, Context, as_array
+# Annotations naming the runtime's types are quoted: they stay unevaluated in the kernel.
 
 
-def network_arrays(params, what):
+def network_arrays(params: Any, what: str) -> "dict[str, Array]":
     """(w_hidden, b_hidden, w_out, b_out) as float arrays, or BadValue saying what is wrong."""
     if isinstance(params, dict):
         keys = ("w_hidden", "b_hidden", "w_out", "b_out")
@@ -28,7 +30,7 @@ def network_arrays(params, what):
     return arrays
 
 
-def float_bits(value):
+def float_bits(value: Any) -> int:
     """Bits of the float type an array came in (64 for lists, ints and Python floats).
 
     A float32 network (torch's default) has its edges at float32(delta): the grader needs to
@@ -37,14 +39,14 @@ def float_bits(value):
     try:
         if hasattr(value, "detach"):
             value = value.detach()
-            return 8 * value.element_size() if value.is_floating_point() else 64
+            return 8 * int(value.element_size()) if value.is_floating_point() else 64
         dtype = np.asarray(value).dtype
         return 8 * dtype.itemsize if dtype.kind == "f" and dtype.itemsize < 8 else 64
     except Exception:  # an exotic type: judge it at full precision
         return 64
 
 
-def step_values(step, u):
+def step_values(step: Callable[[Any], Any], u: "Array") -> "tuple[Array, bool]":
     """step at every u: one vectorised call, or one call per number for a scalar-only step.
 
     ``1.0 if u > 0 else 0.0`` is a correct answer too; it just cannot take an array.
@@ -62,7 +64,7 @@ def step_values(step, u):
     return np.array([float(y[0]) for y in values]), True
 
 
-def probe(ctx):
+def probe(ctx: "Context") -> None:
     with ctx.step("step"):
         step = ctx.get("step", callable_=True)
         u = ctx.arrays["step_u"]

@@ -1,11 +1,12 @@
 # Kernel-side probe for Q2: call each formula function at the grader's points.
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:  # defined by the probe runtime the cell runs first; never imported in the kernel
-    from graders.kernel.probe_runtime import BadValue, as_array
+    from graders.kernel.probe_runtime import BadValue, Context, as_array
+# Annotations naming the runtime's types are quoted: they stay unevaluated in the kernel.
 
 
-def one_number(value, what):
+def one_number(value: Any, what: str) -> float:
     """A formula's value as a float: numpy scalars, 0-d arrays, tensors and [x] all count."""
     if value is None:
         raise BadValue(f"{what} returned None (is a `return` missing?)")
@@ -15,7 +16,7 @@ def one_number(value, what):
     return float(array.reshape(-1)[0])
 
 
-def probe(ctx):
+def probe(ctx: "Context") -> None:
     results = {}
     for name, calls in ctx.values["calls"].items():
         fn = None

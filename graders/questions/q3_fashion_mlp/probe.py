@@ -5,12 +5,17 @@
 import copy
 import gzip
 import re
-from typing import TYPE_CHECKING
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 if TYPE_CHECKING:  # defined by the probe runtime the cell runs first; never imported in the kernel
-    from graders.kernel.probe_runtime import BadValue, MissingName, as_array
+    import torch
+
+    from graders.kernel.probe_runtime import Array, BadValue, Context, MissingName, as_array
+# Annotations naming the runtime's types (or torch's, imported only inside functions) are
+# quoted: they stay unevaluated in the kernel.
 
 
 HISTORY_ALIASES = {
@@ -39,7 +44,7 @@ PROBABILITY_ALIASES = (
 )  # fmt: skip
 
 
-def _series(value):
+def _series(value: Any) -> list[float] | None:
     """A history as floats (a list of numbers or 0-d tensors, or a 1-D array); None if not."""
     if isinstance(value, dict | str | bytes) or not hasattr(value, "__len__"):
         return None
@@ -50,7 +55,9 @@ def _series(value):
     return out
 
 
-def find_history(ns, canonical):
+def find_history(
+    ns: Mapping[str, Any], canonical: str
+) -> tuple[str, list[float]] | tuple[None, None]:
     """(name it was found under, values): the assignment's name, a name real students use,
     or a key of a dict such as ``history = {"train_loss": [...]}``; (None, None) if none."""
     for name in HISTORY_ALIASES[canonical]:
@@ -67,7 +74,7 @@ def find_history(ns, canonical):
     return None, None
 
 
-def _index_list(value, longest=64):
+def _index_list(value: Any, longest: int = 64) -> list[int] | None:
     try:
         array = np.asarray(value)
     except Exception:
@@ -77,7 +84,7 @@ def _index_list(value, longest=64):
     return [int(i) for i in array]
 
 
-def plotting_cell_names(ns):
+def plotting_cell_names(ns: Mapping[str, Any]) -> list[str]:
     """Identifiers used in the cells that drew images (``imshow``), from IPython's history."""
     cells = [c for c in ns.get("In", []) if isinstance(c, str) and "imshow" in c]
     names = []
@@ -88,7 +95,7 @@ def plotting_cell_names(ns):
     return names
 
 
-def find_indices(ns):
+def find_indices(ns: Mapping[str, Any]) -> tuple[str, list[int]] | tuple[None, None]:
     """(name, indices) of the sampled test images: `random_indices`, a usual other name, or
     an integer sequence the image-plotting cell uses; (None, None) if none."""
     for name in INDEX_ALIASES:
@@ -102,13 +109,15 @@ def find_indices(ns):
     return None, None
 
 
-def find_probabilities(ns, count):
+def find_probabilities(
+    ns: Mapping[str, Any], count: int | None
+) -> "tuple[str, Array] | tuple[None, None]":
     """(name, rows) of the sampled images' class probabilities: rows of 10 numbers, under the
     assignment's name or a usual other one; one holding ``count`` rows wins over the others
     (``probabilities`` is often the last image's row, ``probs`` the list of all of them)."""
     found = []
     for alias in PROBABILITY_ALIASES:
-        value = ns.get(alias)
+        value: Any = ns.get(alias)  # a student's value: anything
         if not (isinstance(value, list | tuple | np.ndarray) or hasattr(value, "detach")):
             continue
         try:
@@ -130,7 +139,7 @@ def find_probabilities(ns, count):
     return None, None
 
 
-def find_model(ctx):
+def find_model(ctx: "Context") -> "tuple[str, torch.nn.Module]":
     import torch
 
     value = ctx.ns.get("model")
@@ -147,13 +156,13 @@ def find_model(ctx):
     return found[0]
 
 
-def linears(model):
+def linears(model: "torch.nn.Module") -> "list[tuple[str, torch.nn.Linear]]":
     import torch
 
     return [(n, m) for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
 
 
-def read_idx_images(path):
+def read_idx_images(path: str) -> "Array":
     with open(path, "rb") as fh:
         opener = gzip.open if fh.read(2) == b"\x1f\x8b" else open
     with opener(path, "rb") as fh:
@@ -162,13 +171,13 @@ def read_idx_images(path):
     return np.frombuffer(data, dtype=np.uint8, offset=16).reshape(count, rows, cols)
 
 
-def cpu_eval_copy(model):
+def cpu_eval_copy(model: "torch.nn.Module") -> "torch.nn.Module":
     clone = copy.deepcopy(model).cpu()
     clone.eval()
     return clone
 
 
-def probe(ctx):
+def probe(ctx: "Context") -> None:
     import torch
 
     name, model = None, None
@@ -231,7 +240,7 @@ def probe(ctx):
             )  # fmt: skip
 
     with ctx.step("samples"):
-        samples = {}
+        samples: dict[str, object] = {}
         name, indices = find_indices(ctx.ns)
         if indices is not None:
             samples["random_indices"] = indices

@@ -13,12 +13,15 @@
 # turned back into the canonical (n_in, n_out) / (n,) layout the checks read.
 import inspect
 import re
-from typing import TYPE_CHECKING
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 if TYPE_CHECKING:  # defined by the probe runtime the cell runs first; never imported in the kernel
-    from graders.kernel.probe_runtime import BadValue, MissingName, as_array
+    from graders.kernel.probe_runtime import Array, BadValue, Context, MissingName, as_array
+# Annotations naming the runtime's types are quoted: they stay unevaluated in the kernel. The
+# student's values (globals, the keys of their dicts) are Any: a notebook may hold anything.
 
 WEIGHT_NAME = re.compile(r"^(?:w|W|weights?|Weights?|theta|Theta)_?(\d)$")
 BIAS_NAME = re.compile(r"^(?:b|B|bias|biases|Bias|Biases)_?(\d)$")
@@ -28,7 +31,7 @@ LEARNING_RATE_GLOBALS = ("LEARNING_RATE", "learning_rate", "lr")
 TRAIN_NAMES = ("x_train", "X_train", "train_images", "train_x", "x_tr", "images", "data")
 
 
-def layer_list(value, what):
+def layer_list(value: Any, what: str) -> "list[Array]":
     if isinstance(value, np.ndarray) and value.dtype != object:
         value = list(value) if value.ndim == 3 else [value]
     if not isinstance(value, list | tuple | np.ndarray):
@@ -38,13 +41,13 @@ def layer_list(value, what):
     return [as_array(v, f"{what}[{i}]") for i, v in enumerate(value)]
 
 
-def _is_layers(value):
+def _is_layers(value: Any) -> bool:
     return (isinstance(value, list | tuple) and len(value) > 0) or (
         isinstance(value, np.ndarray) and (value.dtype == object or value.ndim == 3)
     )
 
 
-def _numbered(keys, pattern):
+def _numbered(keys: Iterable[str], pattern: re.Pattern[str]) -> list[str]:
     """Keys matching ``pattern`` in layer order (the digit in the name), or [] if not all do."""
     found = []
     for key in keys:
@@ -58,7 +61,7 @@ def _numbered(keys, pattern):
     return [key for _, key in sorted(found)]
 
 
-def _dict_keys(value):
+def _dict_keys(value: Any) -> tuple[list[str], list[str]] | None:
     """(weight keys, bias keys) of a dict holding both, layer order; None if it does not."""
     if not isinstance(value, dict):
         return None
@@ -70,7 +73,7 @@ def _dict_keys(value):
     return None
 
 
-def _layer_dict_keys(value):
+def _layer_dict_keys(value: Any) -> list[Any] | None:
     """A dict of one kind (weights only or biases only), in layer order."""
     if not isinstance(value, dict) or not value:
         return None
@@ -87,7 +90,15 @@ def _layer_dict_keys(value):
 class Store:
     """Where and how the notebook keeps its weights and biases, to read and to replace them."""
 
-    def __init__(self, kind, describe, names, wkeys=(), bkeys=(), aliases=()):
+    def __init__(
+        self,
+        kind: str,
+        describe: str,
+        names: Iterable[str],
+        wkeys: Iterable[Any] = (),
+        bkeys: Iterable[Any] = (),
+        aliases: Iterable[str] = (),
+    ):
         self.kind = kind
         self.describe = describe
         self.names = tuple(names)  # the globals the store lives in
@@ -95,7 +106,7 @@ class Store:
         self.bkeys = tuple(bkeys)
         self.aliases = tuple(aliases)  # `weights`/`biases` lists beside separate globals
 
-    def read(self, ns, what=""):
+    def read(self, ns: Mapping[str, Any], what: str = "") -> "tuple[list[Array], list[Array]]":
         label = f" ({what})" if what else ""
         if self.kind == "lists":
             return (
@@ -119,7 +130,7 @@ class Store:
             [as_array(ns[k], f"`{k}`") for k in self.bkeys],
         )
 
-    def write(self, ns, ws, bs):
+    def write(self, ns: dict[str, Any], ws: "Sequence[Array]", bs: "Sequence[Array]") -> None:
         if self.kind == "lists":
             ns["weights"] = container_like(ns.get("weights", []), ws)
             ns["biases"] = container_like(ns.get("biases", []), bs)
@@ -143,8 +154,8 @@ class Store:
 TEMPLATE_STORE = ("weights", "biases")
 
 
-def candidate_stores(ns, n_layers):
-    found = []
+def candidate_stores(ns: Mapping[str, Any], n_layers: int) -> list[Store]:
+    found: list[Store] = []
     w, b = ns.get("weights"), ns.get("biases")
     if _is_layers(w) and _is_layers(b):
         found.append(Store("lists", "the lists `weights` and `biases`", ("weights", "biases")))
@@ -179,10 +190,10 @@ def candidate_stores(ns, n_layers):
     return found
 
 
-def referenced_names(ns, *function_names):
+def referenced_names(ns: Mapping[str, Any], *function_names: str) -> set[str]:
     """Global names the student's functions (and the functions they call) read."""
-    seen: set = set()
-    names: set = set()
+    seen: set[int] = set()
+    names: set[str] = set()
     todo = [ns.get(n) for n in function_names]
     while todo:
         fn = todo.pop()
@@ -199,7 +210,7 @@ def referenced_names(ns, *function_names):
     return names
 
 
-def find_store(ns, n_layers):
+def find_store(ns: Mapping[str, Any], n_layers: int) -> Store:
     stores = candidate_stores(ns, n_layers)
     if not stores:
         present = sorted(
@@ -220,7 +231,9 @@ def find_store(ns, n_layers):
     return stores[0]
 
 
-def layout(weights, biases, layers):
+def layout(
+    weights: "Sequence[Array]", biases: "Sequence[Array]", layers: Sequence[int]
+) -> tuple[str, str]:
     """How the student stores layer i: 'in_out' or 'out_in', and the bias shape."""
     first = weights[0].shape if weights else ()
     orient = "out_in" if first == (layers[1], layers[0]) else "in_out"
@@ -230,7 +243,7 @@ def layout(weights, biases, layers):
     return orient, bias_shape
 
 
-def to_student(w, b, orient, bias_shape):
+def to_student(w: "Array", b: "Array", orient: str, bias_shape: str) -> "tuple[Array, Array]":
     w = w.T.copy() if orient == "out_in" else w.copy()
     b = {"flat": b.copy(), "row": b.reshape(1, -1).copy(), "column": b.reshape(-1, 1).copy()}[
         bias_shape
@@ -238,11 +251,11 @@ def to_student(w, b, orient, bias_shape):
     return w, b
 
 
-def to_canonical(w, b, orient):
+def to_canonical(w: "Array", b: "Array", orient: str) -> "tuple[Array, Array]":
     return (w.T if orient == "out_in" else w), b.reshape(-1)
 
 
-def container_like(template, items):
+def container_like(template: Any, items: Sequence[Any]) -> "Array | tuple[Any, ...] | list[Any]":
     if isinstance(template, np.ndarray):
         out = np.empty(len(items), dtype=object)
         for i, item in enumerate(items):
@@ -251,9 +264,10 @@ def container_like(template, items):
     return type(template)(items) if isinstance(template, tuple) else list(items)
 
 
-def inject(ctx, store, orient, bias_shape):
+def inject(ctx: "Context", store: Store, orient: str, bias_shape: str) -> None:
     layers = ctx.values["layers"]
-    ws, bs = [], []
+    ws: list[Array] = []
+    bs: list[Array] = []
     for i in range(len(layers) - 1):
         w, b = to_student(ctx.arrays[f"w{i}"], ctx.arrays[f"b{i}"], orient, bias_shape)
         ws.append(w)
@@ -261,8 +275,10 @@ def inject(ctx, store, orient, bias_shape):
     store.write(ctx.ns, ws, bs)
 
 
-def save_params(ctx, name, weights, biases, orient):
-    arrays = {}
+def save_params(
+    ctx: "Context", name: str, weights: "Sequence[Array]", biases: "Sequence[Array]", orient: str
+) -> None:
+    arrays: dict[str, Array] = {}
     for i, (w, b) in enumerate(zip(weights, biases, strict=False)):
         w, b = to_canonical(w, b, orient) if w.ndim == 2 else (w, b.reshape(-1))
         arrays[f"w{i}"] = w
@@ -270,7 +286,7 @@ def save_params(ctx, name, weights, biases, orient):
     ctx.save_arrays(name, arrays)
 
 
-def call_helper(ctx, name):
+def call_helper(ctx: "Context", name: str) -> "Array":
     """sigmoid/dsigmoid on the whole vector of test points; softmax row by row (it is 1-D)."""
     fn = ctx.get(name, callable_=True)
     if name != "softmax":
@@ -281,7 +297,9 @@ def call_helper(ctx, name):
     return np.stack(rows)
 
 
-def extra_arguments(fn, ns, lead, *, lr=None):
+def extra_arguments(
+    fn: Callable[..., Any], ns: Mapping[str, Any], lead: int, *, lr: float | None = None
+) -> tuple[dict[str, Any] | None, str]:
     """Keyword arguments for ``fn``'s parameters after the ``lead`` (sample, label) ones: the
     learning rate for one named like it, the notebook's global of the same name (the injected
     weights) for the others. A required parameter neither can fill is named in the error."""
@@ -295,7 +313,8 @@ def extra_arguments(fn, ns, lead, *, lr=None):
     if any(p.kind == inspect.Parameter.POSITIONAL_ONLY for p in positional[lead:]):
         return None, "positional-only parameters"
     rest = positional[lead:] + [p for p in params if p.kind == inspect.Parameter.KEYWORD_ONLY]
-    kwargs, how = {}, "none"
+    kwargs: dict[str, Any] = {}
+    how = "none"
     for i, p in enumerate(rest):
         if lr is not None and p.name in LEARNING_RATE_NAMES:
             kwargs[p.name], how = lr, "keyword"
@@ -321,7 +340,7 @@ def extra_arguments(fn, ns, lead, *, lr=None):
     return kwargs, how
 
 
-def call(fn, leading, kwargs):
+def call(fn: Callable[..., Any], leading: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
     if "*" in kwargs:
         return fn(*leading, kwargs["*"])
     return fn(*leading, **kwargs)
@@ -330,7 +349,9 @@ def call(fn, leading, kwargs):
 FORWARD_SHAPES = (("flat", (784,)), ("row", (1, 784)), ("image", (28, 28)))
 
 
-def call_forward(fn, sample, y, kwargs):
+def call_forward(
+    fn: Callable[..., Any], sample: "Array", y: int, kwargs: Mapping[str, Any]
+) -> tuple[Any, str]:
     """feed_forward_sample on a flat 784-vector, else a (1, 784) row, else a 28x28 image; if
     every shape fails, the error of the flat one (what the assignment specifies)."""
     errors: list[Exception] = []
@@ -342,7 +363,7 @@ def call_forward(fn, sample, y, kwargs):
     raise errors[0]
 
 
-def arrays_in(value, depth=0):
+def arrays_in(value: Any, depth: int = 0) -> "list[Array]":
     """Every numeric array in a returned value (tuples, lists, dicts), in order."""
     if depth > 3:
         return []
@@ -355,14 +376,16 @@ def arrays_in(value, depth=0):
     return []
 
 
-def returned_params(returned, layers, orient):
+def returned_params(
+    returned: Any, layers: Sequence[int], orient: str
+) -> "tuple[list[Array], list[Array]] | None":
     """The updated (weights, biases) a train_one_sample returned instead of updating in place,
     told apart by shape (in any order: (weights, biases), (w1, b1, w2, ...), a dict); None if
     the value holds no full set."""
     sizes = [(layers[i], layers[i + 1]) for i in range(len(layers) - 1)]
     want = [(n_out, n_in) if orient == "out_in" else (n_in, n_out) for n_in, n_out in sizes]
-    ws: list = []
-    bs: list = []
+    ws: list[Array] = []
+    bs: list[Array] = []
     for a in arrays_in(returned):
         if len(ws) < len(want) and a.shape == want[len(ws)]:
             ws.append(a)
@@ -373,7 +396,7 @@ def returned_params(returned, layers, orient):
     return None
 
 
-def training_images(ns):
+def training_images(ns: Mapping[str, Any]) -> "tuple[str, Array] | tuple[None, None]":
     """The array the notebook trains on: MNIST-shaped images, a name with "train" first."""
     found = []
     for name, value in list(ns.items()):
@@ -391,7 +414,7 @@ def training_images(ns):
     return name, value
 
 
-def input_scale(ctx):
+def input_scale(ctx: "Context") -> None:
     """The range of the pixels the notebook trained on, so the grader can measure its network
     on the same preprocessing (the course's starter code never divides by 255)."""
     name, images = training_images(ctx.ns)
@@ -414,7 +437,7 @@ def input_scale(ctx):
     )
 
 
-def probe(ctx):
+def probe(ctx: "Context") -> None:
     layers = ctx.values["layers"]
     with ctx.step("input_scale"):
         input_scale(ctx)
