@@ -344,9 +344,11 @@ def test_probability_outputs_fail_architecture_only(
         images = torch.from_numpy(test_set[0][ns["random_indices"]] / 255.0).float()
         ns["sample_probabilities"] = list(torch.softmax(model(images), dim=1).numpy())
     outcomes = grade(ns, tmp_path)
-    assert outcomes["q3.architecture"].fraction == checks.SHAPES_PART
+    assert outcomes["q3.architecture"].fraction == checks.architecture.SHAPES_PART
     assert phrase in text(outcomes["q3.architecture"])
-    assert checks.REFERENCE_SOURCE in outcomes["q3.test_accuracy"].message  # the grader's own
+    assert (
+        checks.accuracy.REFERENCE_SOURCE in outcomes["q3.test_accuracy"].message
+    )  # the grader's own
     assert outcomes["q3.test_accuracy"].fraction == 1.0
     assert outcomes["q3.sample_probabilities"].fraction == 1.0
 
@@ -358,7 +360,7 @@ def test_probabilities_model_shown_as_is_costs_architecture_only(
     ns = student(trained, test_set)
     ns["model"] = Wrapped(trained.model, "softmax")
     outcomes = grade(ns, tmp_path)
-    assert outcomes["q3.architecture"].fraction == checks.SHAPES_PART
+    assert outcomes["q3.architecture"].fraction == checks.architecture.SHAPES_PART
     assert outcomes["q3.sample_probabilities"].fraction == 1.0
 
 
@@ -379,7 +381,7 @@ def test_activation_mistakes_are_named_per_layer(
     ns = student(trained, test_set)
     ns["model"] = MissingRelu(trained.model)
     outcome = grade(ns, tmp_path)["q3.architecture"]
-    assert outcome.fraction == checks.SHAPES_PART
+    assert outcome.fraction == checks.architecture.SHAPES_PART
     assert "no activation after hidden layer 2 (256 -> 128)" in outcome.message
     assert "sigmoid instead of relu after hidden layer 3 (128 -> 64)" in text(outcome)
 
@@ -438,7 +440,9 @@ def test_a_forward_pass_that_looks_up_the_labels_scores_what_its_weights_score(
     outcomes = grade(ns, tmp_path)
     accuracy = outcomes["q3.test_accuracy"]
     assert accuracy.fraction == 0.0, accuracy.message  # measured by the grader: at chance
-    assert checks.REFERENCE_SOURCE in accuracy.message  # the buffer did not force a fallback
+    assert (
+        checks.accuracy.REFERENCE_SOURCE in accuracy.message
+    )  # the buffer did not force a fallback
 
 
 # -- loss histories ------------------------------------------------------------------------------
@@ -470,7 +474,7 @@ def test_flat_training_loss_fails_the_trend(
     ns = student(trained, test_set)
     ns["train_loss_history"] = [2.3057, 2.3049, 2.3062, 2.3060]
     outcome = grade(ns, tmp_path)["q3.loss_histories"]
-    assert outcome.fraction == 2 * checks.HISTORY_PART
+    assert outcome.fraction == 2 * checks.histories.HISTORY_PART
     assert "did not go down" in outcome.message
 
 
@@ -628,11 +632,11 @@ def test_probabilities_of_another_image_cost_that_image(
 
 
 def test_the_checks_architecture_constants_match_the_reference() -> None:
-    from graders.questions.q3_fashion_mlp import checks as q3_checks
+    from graders.questions.q3_fashion_mlp.checks import shared
     from reference import q3_mlp
 
-    assert (q3_mlp.N_INPUTS, *q3_mlp.HIDDEN, q3_mlp.N_CLASSES) == q3_checks.LAYERS
-    assert q3_checks.N_CLASSES == q3_mlp.N_CLASSES
+    assert (q3_mlp.N_INPUTS, *q3_mlp.HIDDEN, q3_mlp.N_CLASSES) == shared.LAYERS
+    assert shared.N_CLASSES == q3_mlp.N_CLASSES
 
 
 def test_loading_the_questions_does_not_import_torch_or_matplotlib() -> None:

@@ -202,7 +202,9 @@ def test_softmax_without_the_max_overflows_near_900_and_costs_a_quarter(grade, g
     with np.errstate(all="ignore"):
         naive = np.stack([np.exp(r) / np.exp(r).sum() for r in inputs.arrays["softmax_in"]])
     assert not np.all(np.isfinite(naive))  # the input really does overflow
-    outcome = grade(checks.helpers, good | {"helpers": good["helpers"] | {"softmax": naive}})
+    outcome = grade(
+        checks.activations.helpers, good | {"helpers": good["helpers"] | {"softmax": naive}}
+    )
     assert outcome.fraction == 0.75
     assert "+900" in outcome.message and "nan/inf" in text(outcome)
     assert "x.max()" in outcome.hint
@@ -210,7 +212,9 @@ def test_softmax_without_the_max_overflows_near_900_and_costs_a_quarter(grade, g
 
 def test_dsigmoid_written_for_the_activation_is_named(grade, good, inputs):
     z = inputs.arrays["z"]
-    outcome = grade(checks.helpers, good | {"helpers": good["helpers"] | {"dsigmoid": z * (1 - z)}})
+    outcome = grade(
+        checks.activations.helpers, good | {"helpers": good["helpers"] | {"dsigmoid": z * (1 - z)}}
+    )
     assert outcome.fraction == 0.75
     assert "pre-activation" in outcome.message
 
@@ -222,14 +226,16 @@ def test_a_missing_helper_fails_its_part_with_the_probes_reason(grade, good):
         kind="missing_name",
         message="the notebook does not define `softmax`",
     )
-    outcome = grade(checks.helpers, good | {"helpers": helpers}, probe_errors=[error])
+    outcome = grade(checks.activations.helpers, good | {"helpers": helpers}, probe_errors=[error])
     assert outcome.fraction == 0.5
     assert "does not define `softmax`" in outcome.message
 
 
 def test_a_wrong_sigmoid_fails_its_part(grade, good, inputs):
     wrong = np.tanh(inputs.arrays["z"])
-    outcome = grade(checks.helpers, good | {"helpers": good["helpers"] | {"sigmoid": wrong}})
+    outcome = grade(
+        checks.activations.helpers, good | {"helpers": good["helpers"] | {"sigmoid": wrong}}
+    )
     assert outcome.fraction == 0.75 and "sigmoid(" in outcome.message
 
 
@@ -255,19 +261,21 @@ def std(n_in: int, n_out: int) -> float:
 
 
 def test_the_seeded_draws_in_out_in_shape_count_as_exact(grade, good):
-    outcome = grade(checks.init, good | {"init": draws(lambda i, o: (o, i), std)})
+    outcome = grade(checks.initial_weights.init, good | {"init": draws(lambda i, o: (o, i), std)})
     assert outcome.fraction == 1.0, outcome.message
 
 
 def test_the_right_distribution_from_another_seed_is_partial(grade, good):
-    outcome = grade(checks.init, good | {"init": draws(lambda i, o: (i, o), std, seed=1)})
-    assert outcome.fraction == checks.INIT_PARTIAL
+    outcome = grade(
+        checks.initial_weights.init, good | {"init": draws(lambda i, o: (i, o), std, seed=1)}
+    )
+    assert outcome.fraction == checks.initial_weights.INIT_PARTIAL
     assert "default_rng(80085)" in outcome.message
 
 
 def test_the_standard_deviation_used_as_the_variance_scores_zero(grade, good):
     wrong = draws(lambda i, o: (i, o), lambda i, o: 1 / max(i, o))
-    outcome = grade(checks.init, good | {"init": wrong})
+    outcome = grade(checks.initial_weights.init, good | {"init": wrong})
     assert outcome.fraction == 0.0
     assert "expected variance 1/784" in outcome.message
     assert "standard deviation" in text(outcome)
@@ -275,20 +283,23 @@ def test_the_standard_deviation_used_as_the_variance_scores_zero(grade, good):
 
 def test_variance_one_over_n_out_is_named(grade, good):
     wrong = draws(lambda i, o: (i, o), lambda i, o: float(np.sqrt(1 / o)))
-    outcome = grade(checks.init, good | {"init": wrong})
+    outcome = grade(checks.initial_weights.init, good | {"init": wrong})
     assert outcome.fraction == 0.0 and "1/n_out" in outcome.message
     assert "weights[0]" in outcome.message and "weights[1]" not in outcome.message
 
 
 def test_nonzero_biases_cost_half(grade, good):
     init = good["init"] | {"b1": np.full(32, 0.1)}
-    outcome = grade(checks.init, good | {"init": init})
-    assert outcome.fraction == checks.BIASES_NONZERO_PARTIAL and "biases" in outcome.message
+    outcome = grade(checks.initial_weights.init, good | {"init": init})
+    assert (
+        outcome.fraction == checks.initial_weights.BIASES_NONZERO_PARTIAL
+        and "biases" in outcome.message
+    )
 
 
 def test_wrong_shapes_score_zero_and_say_which(grade, good):
     init = good["init"] | {"w1": np.zeros((32, 16)), "b1": np.zeros(16)}
-    outcome = grade(checks.init, good | {"init": init})
+    outcome = grade(checks.initial_weights.init, good | {"init": init})
     assert outcome.fraction == 0.0
     assert "expected shape (32, 32)" in outcome.message and "(32, 16)" in outcome.message
 
@@ -296,11 +307,15 @@ def test_wrong_shapes_score_zero_and_say_which(grade, good):
 def test_the_variance_test_rarely_fails_correct_draws_and_always_catches_a_factor_two() -> None:
     rng = np.random.default_rng(0)
     for n in (320, 1024, 25088):  # the three layers' sizes
-        z_ok = [checks.variance_z(rng.normal(0, 1, size=n), 1.0) for _ in range(300)]
+        z_ok = [
+            checks.initial_weights.variance_z(rng.normal(0, 1, size=n), 1.0) for _ in range(300)
+        ]
         assert max(abs(z) for z in z_ok) < 4.5
         assert abs(np.mean(z_ok)) < 0.25 and 0.8 < np.std(z_ok) < 1.2  # ~ standard normal
         assert all(
-            abs(checks.variance_z(rng.normal(0, 1, size=n), 2.0)) > checks.INIT_Z for _ in range(20)
+            abs(checks.initial_weights.variance_z(rng.normal(0, 1, size=n), 2.0))
+            > checks.initial_weights.INIT_Z
+            for _ in range(20)
         )
 
 
@@ -323,13 +338,13 @@ def forward_with(params: ref.Params, inputs: ProbeInputs) -> Arrays:
 def test_a_forward_pass_without_biases_is_named(grade, good, inputs):
     params = injected(inputs)
     no_bias = ref.Params.of(params.weights, [np.zeros_like(b) for b in params.biases])
-    outcome = grade(checks.forward, good | {"forward": forward_with(no_bias, inputs)})
+    outcome = grade(checks.forward.forward, good | {"forward": forward_with(no_bias, inputs)})
     assert outcome.fraction < 1.0
     assert "without the biases" in outcome.message
 
 
 def test_a_forward_pass_ignoring_the_injected_weights_is_named(grade, good, inputs, trained):
-    outcome = grade(checks.forward, good | {"forward": forward_with(trained, inputs)})
+    outcome = grade(checks.forward.forward, good | {"forward": forward_with(trained, inputs)})
     assert outcome.fraction < 0.75
     assert "instead of the global `weights`" in outcome.message
 
@@ -340,7 +355,7 @@ def test_samples_that_raised_cost_their_share_only(grade, good):
         ProbeStepError(step=f"feed_forward_sample[{i}]", kind="raised", message="ValueError: boom")
         for i in (0, 1)
     ]
-    outcome = grade(checks.forward, good | {"forward": fwd}, probe_errors=errors)
+    outcome = grade(checks.forward.forward, good | {"forward": fwd}, probe_errors=errors)
     n = len(good["forward"]["losses"])
     assert outcome.fraction == pytest.approx((n - 2) / n)
     assert "ValueError: boom" in outcome.message
@@ -348,7 +363,7 @@ def test_samples_that_raised_cost_their_share_only(grade, good):
 
 def test_a_class_index_instead_of_a_one_hot_vector_fails_the_guesses(grade, good):
     fwd = good["forward"] | {"guesses": np.argmax(good["forward"]["guesses"], axis=1)[:, None]}
-    outcome = grade(checks.forward, good | {"forward": fwd})
+    outcome = grade(checks.forward.forward, good | {"forward": fwd})
     assert outcome.fraction == 0.5 and "expected (10,)" in outcome.message
 
 
@@ -373,7 +388,7 @@ def test_dsigmoid_on_the_activation_fails_the_hidden_layers_and_says_pre_activat
     grade, good, inputs
 ):
     steps = steps_with(mistake("dsigmoid_on_activation"), inputs)
-    outcome = grade(checks.backprop_step, good | {"train_step": steps})
+    outcome = grade(checks.backprop.backprop_step, good | {"train_step": steps})
     assert outcome.fraction == pytest.approx(1 / 3)  # the output layer is still right
     assert "pre-activation" in outcome.message and "dsigmoid" in outcome.message
     assert "weights[0]" in outcome.message and "weights[1]" in outcome.message
@@ -388,13 +403,16 @@ def test_dsigmoid_on_the_activation_fails_the_hidden_layers_and_says_pre_activat
     ],
 )
 def test_other_known_backprop_mistakes_are_named(grade, good, inputs, name, phrase):
-    outcome = grade(checks.backprop_step, good | {"train_step": steps_with(mistake(name), inputs)})
+    outcome = grade(
+        checks.backprop.backprop_step, good | {"train_step": steps_with(mistake(name), inputs)}
+    )
     assert outcome.fraction == pytest.approx(1 / 3) and phrase in outcome.message
 
 
 def test_an_unchanged_network_scores_zero(grade, good, inputs):
     outcome = grade(
-        checks.backprop_step, good | {"train_step": steps_with(lambda p, x, y, lr: p, inputs)}
+        checks.backprop.backprop_step,
+        good | {"train_step": steps_with(lambda p, x, y, lr: p, inputs)},
     )
     assert outcome.fraction == 0.0 and "did not change" in outcome.message
 
@@ -402,7 +420,7 @@ def test_an_unchanged_network_scores_zero(grade, good, inputs):
 @pytest.mark.parametrize(("factor", "phrase"), [(-1.0, "wrong sign"), (10 / 3, "3.333 times")])
 def test_a_scaled_update_is_named(grade, good, inputs, factor, phrase):
     outcome = grade(
-        checks.backprop_step,
+        checks.backprop.backprop_step,
         good
         | {
             "train_step": steps_with(
@@ -416,7 +434,7 @@ def test_a_scaled_update_is_named(grade, good, inputs, factor, phrase):
 def test_one_wrong_layer_costs_its_sixth_and_quotes_the_finite_difference(grade, good, inputs):
     steps = dict(good["train_step"])
     steps["s0.w1"] = steps["s0.w1"] + 1e-3 * np.random.default_rng(0).normal(size=(32, 32))
-    outcome = grade(checks.backprop_step, good | {"train_step": steps})
+    outcome = grade(checks.backprop.backprop_step, good | {"train_step": steps})
     assert outcome.fraction == pytest.approx(5 / 6)
     assert "weights[1]" in outcome.message and "finite differences" in outcome.message
 
@@ -424,7 +442,7 @@ def test_one_wrong_layer_costs_its_sixth_and_quotes_the_finite_difference(grade,
 def test_a_raising_train_one_sample_scores_zero_with_its_error(grade, good):
     errors = [ProbeStepError(step="train_one_sample[0]", kind="raised", message="IndexError: nope")]
     outcome = grade(
-        checks.backprop_step,
+        checks.backprop.backprop_step,
         {k: v for k, v in good.items() if k != "train_step"},
         probe_errors=errors,
     )
@@ -464,11 +482,13 @@ def test_the_accuracy_is_the_graders_own_and_compared_with_the_threshold(grade, 
     x, y = load_scaled(FIXTURE_DATA_ROOT, "MNIST", train=False, limit=1000)
     _, correct = ref.evaluate_dataset(trained, x, y)
     passed = grade(
-        checks.final_accuracy, good, thresholds={"q4.min_test_accuracy": correct / len(y)}
+        checks.accuracy.final_accuracy, good, thresholds={"q4.min_test_accuracy": correct / len(y)}
     )
     assert passed.fraction == 1.0 and passed.details["correct"] == correct
     failed = grade(
-        checks.final_accuracy, good, thresholds={"q4.min_test_accuracy": (correct + 1) / len(y)}
+        checks.accuracy.final_accuracy,
+        good,
+        thresholds={"q4.min_test_accuracy": (correct + 1) / len(y)},
     )
     assert failed.fraction == 0.0
     assert percent(correct / len(y)) in failed.message
@@ -483,7 +503,7 @@ def test_untrained_weights_fail_on_the_threshold_and_the_cell_error_is_named(gra
     )
     untrained = good | {"final": good["init"]}
     outcome = grade(
-        checks.final_accuracy,
+        checks.accuracy.final_accuracy,
         untrained,
         cell_errors=[error],
         thresholds={"q4.min_test_accuracy": 0.5},
@@ -495,7 +515,7 @@ def test_untrained_weights_fail_on_the_threshold_and_the_cell_error_is_named(gra
 def test_only_the_threshold_decides_even_for_untrained_weights(grade, good):
     """Initialized and trained in one cell, the snapshot equals the final weights: no penalty."""
     same = good | {"init": good["final"]}
-    outcome = grade(checks.final_accuracy, same, thresholds={"q4.min_test_accuracy": 0.0})
+    outcome = grade(checks.accuracy.final_accuracy, same, thresholds={"q4.min_test_accuracy": 0.0})
     assert outcome.fraction == 1.0
 
 
@@ -504,7 +524,7 @@ def test_missing_final_weights_say_why(grade, good):
         step="final_weights", kind="missing_name", message="the notebook does not define `weights`"
     )
     without = {k: v for k, v in good.items() if k != "final"}
-    outcome = grade(checks.final_accuracy, without, probe_errors=[error])
+    outcome = grade(checks.accuracy.final_accuracy, without, probe_errors=[error])
     assert outcome.fraction == 0.0 and "does not define `weights`" in outcome.message
 
 
@@ -513,20 +533,20 @@ def test_no_forward_artifact_says_why(grade, good):
         step="feed_forward_sample", kind="missing_name", message="the notebook does not define x"
     )
     without = {k: v for k, v in good.items() if k != "forward"}
-    outcome = grade(checks.forward, without, probe_errors=[error])
+    outcome = grade(checks.forward.forward, without, probe_errors=[error])
     assert outcome.fraction == 0.0 and "does not define x" in outcome.message
 
 
 def test_final_weights_with_nan_fail_without_crashing(grade, good):
     final = good["final"] | {"w2": np.full((32, 10), np.nan)}
-    outcome = grade(checks.final_accuracy, good | {"final": final})
+    outcome = grade(checks.accuracy.final_accuracy, good | {"final": final})
     assert outcome.fraction == 0.0 and "NaN" in outcome.message
 
 
 def test_a_missing_threshold_is_a_configuration_fault(tmp_path, inputs, quick_profile, good):
     ctx = make_context(tmp_path, inputs, quick_profile, good, thresholds={})
     with pytest.raises(ConfigError, match=r"q4\.min_test_accuracy"):
-        run_check(checks.final_accuracy, ctx)
+        run_check(checks.accuracy.final_accuracy, ctx)
 
 
 # -- accepted variations, through the real probe ------------------------------------------------
@@ -804,7 +824,12 @@ def test_accepted_layouts_get_full_marks_on_the_function_checks(
     assert store in artifacts["layout"]["store"]
     assert set(artifacts["forward_meta"]["input_shapes"]) == {input_shape}
     ctx = make_context(tmp_path / "ctx", inputs, quick_profile, artifacts, probe_errors=errors)
-    for definition in (checks.helpers, checks.init, checks.forward, checks.backprop_step):
+    for definition in (
+        checks.activations.helpers,
+        checks.initial_weights.init,
+        checks.forward.forward,
+        checks.backprop.backprop_step,
+    ):
         outcome, crashed = run_check(definition, ctx)
         assert not crashed and outcome.fraction == 1.0, (definition.id, outcome.message)
 

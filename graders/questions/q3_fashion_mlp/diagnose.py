@@ -28,7 +28,8 @@ activation or output transform moves the outputs by far more than 1e-3 of their 
 
 def log_softmax(x: FloatArray) -> FloatArray:
     shifted = x - x.max(axis=1, keepdims=True)
-    return shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    result: FloatArray = shifted - np.log(np.exp(shifted).sum(axis=1, keepdims=True))
+    return result
 
 
 def softmax(x: FloatArray) -> FloatArray:
@@ -37,7 +38,8 @@ def softmax(x: FloatArray) -> FloatArray:
 
 def logsumexp(x: FloatArray) -> FloatArray:
     peak = x.max(axis=1)
-    return peak + np.log(np.exp(x - peak[:, None]).sum(axis=1))
+    result: FloatArray = peak + np.log(np.exp(x - peak[:, None]).sum(axis=1))
+    return result
 
 
 HIDDEN: Mapping[str, Transform] = {

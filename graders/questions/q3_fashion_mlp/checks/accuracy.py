@@ -1,0 +1,168 @@
+"""Q3's ``q3.test_accuracy``, and the grader's own measure of the trained weights that it, the
+history comparison and the sample probabilities are all scored on.
+
+No number the student's code computed is used: the trained weights the probe saved go into the
+reference network when they fit it (extra tensors such as a buffer are passed over), else into
+an MLP of the student's own layer sizes with ReLU between them, so that a wrong architecture
+costs the architecture test and not every test after it. The probe's own run of the student's
+model on the test images is never scored: a forward pass can return anything (one looked the
+labels up in the test set's file).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from itertools import pairwise
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from graders.questions.api import CheckContext, Outcome, check
+from graders.questions.common import load_test_set
+from graders.questions.q3_fashion_mlp.checks.shared import (
+    DATASET,
+    LAYERS,
+    N_CLASSES,
+    FloatArray,
+    parameter,
+    reference_model,
+    why,
+)
+from graders.render.numbers import number
+
+if TYPE_CHECKING:
+    import torch
+
+    from reference.q3_mlp import FashionMLP
+
+UNTRAINED_BELOW = 0.2
+"""Accuracies below this are called untrained in the message: 300 random initialisations of the
+network scored 0.05-0.19 on the 1,000-image test slice (mean 0.10)."""
+
+
+# -- the grader's own measure of the trained weights ---------------------------------------------
+
+
+@dataclass(frozen=True, kw_only=True)
+class Measure:
+    """The trained model's outputs on the grader's test set, and what they score."""
+
+    logits: FloatArray
+    labels: np.ndarray
+    accuracy: float
+    loss: float
+    source: str
+    """Which forward pass produced ``logits``, in words for the student."""
+
+
+REFERENCE_SOURCE = "the reference 784-256-128-64-10 network loaded with your trained weights"
+
+
+def _mapped(ctx: CheckContext) -> tuple[FashionMLP | None, str]:
+    """The student's trained weights in the reference network, or None and why not."""
+    state = ctx.npz("state_dict")
+    if state is None:
+        return None, f"no trained weights were saved ({why(ctx, 'model')})"
+    try:
+        return reference_model().model_from_state(state), ""
+    except ValueError as exc:
+        return None, f"your weights do not fit the reference network: {exc}"
+
+
+def _linear_chain(state: Mapping[str, np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The (weight, bias) pairs of a stack of Linear layers from 784 inputs to 10 outputs, in
+    the order the state holds them (torch's (out, in) weights); [] when there is none."""
+    pairs: list[tuple[np.ndarray, np.ndarray]] = []
+    values = list(state.values())
+    width = LAYERS[0]
+    for weight, bias in pairwise(values):
+        if weight.ndim == 2 and bias.shape == (weight.shape[0],) and weight.shape[1] == width:
+            pairs.append((weight, bias))
+            width = weight.shape[0]
+            if width == N_CLASSES:
+                return pairs
+    return []
+
+
+def _chain_model(pairs: list[tuple[np.ndarray, np.ndarray]]) -> torch.nn.Module:
+    """An MLP with the student's layer sizes, ReLU between the layers, their weights loaded."""
+    import torch
+
+    layers: list[torch.nn.Module] = [torch.nn.Flatten()]
+    for position, (weight, bias) in enumerate(pairs):
+        linear = torch.nn.Linear(weight.shape[1], weight.shape[0])
+        with torch.no_grad():
+            linear.weight.copy_(torch.as_tensor(np.array(weight, dtype=np.float32)))
+            linear.bias.copy_(torch.as_tensor(np.array(bias, dtype=np.float32)))
+        layers.append(linear)
+        if position < len(pairs) - 1:
+            layers.append(torch.nn.ReLU())
+    return torch.nn.Sequential(*layers).eval()
+
+
+def measure_trained(ctx: CheckContext) -> Measure | Outcome:
+    """The student's trained weights measured by the grader: in the reference network when they
+    fit it, else in an MLP of their own layer sizes; never the student's own forward pass."""
+    images, labels = load_test_set(ctx, DATASET)
+    mapped, not_mapped = _mapped(ctx)
+    model: torch.nn.Module | None = mapped
+    source = REFERENCE_SOURCE
+    if model is None:
+        state = ctx.npz("state_dict")
+        pairs = _linear_chain(state) if state is not None else []
+        if not pairs:
+            if state is None:
+                return Outcome.failed(f"No trained model to measure: {why(ctx, 'model')}")
+            return Outcome.failed(
+                f"The grader could not measure your trained model: {not_mapped}, and its "
+                "weights are not a stack of Linear layers from 784 inputs to 10 outputs either. "
+                "The grader measures the weights itself; it does not take the outputs your own "
+                "code computes.",
+                hint="Keep your trained model in `model` (an nn.Module of Linear layers) and "
+                "make sure every cell runs from top to bottom on a machine without a GPU.",
+            )
+        model = _chain_model(pairs)
+        sizes = "-".join(str(n) for n in (LAYERS[0], *(w.shape[0] for w, _ in pairs)))
+        source = (
+            f"an MLP of your own layer sizes ({sizes}, ReLU between them) loaded with your "
+            "trained weights, because they do not fit the assignment's network"
+        )
+    loss, accuracy, logits = reference_model().evaluate(model, images, labels)
+    return Measure(
+        logits=logits.astype(np.float64),
+        labels=labels,
+        accuracy=accuracy,
+        loss=loss,
+        source=source,
+    )
+
+
+# -- q3.test_accuracy ----------------------------------------------------------------------------
+
+
+@check("q3.test_accuracy", "Test accuracy of your trained model, measured by the grader")
+def test_accuracy(ctx: CheckContext) -> Outcome:
+    need = ctx.threshold("q3.min_test_accuracy")
+    measure = measure_trained(ctx)
+    if isinstance(measure, Outcome):
+        return measure
+    n = len(measure.labels)
+    details = {"accuracy": measure.accuracy, "threshold": need, "test_images": n}
+    found = (
+        f"The grader measured a test accuracy of {number(measure.accuracy)} on all {n} test images "
+        f"with {measure.source}"
+    )
+    if measure.accuracy >= need:
+        return Outcome.passed(f"{found}; at least {number(need)} was needed.", **details)
+    untrained = " (about chance, 0.10: the weights look untrained)"
+    epochs = parameter(ctx, "EPOCHS", 0)
+    return Outcome.failed(
+        f"{found}{untrained if measure.accuracy < UNTRAINED_BELOW else ''}; at least "
+        f"{number(need)} is needed under the {ctx.profile.name!r} profile"
+        f"{f' after {epochs} epochs' if epochs else ''}.",
+        hint="Train with CrossEntropyLoss on the logits and SGD(model.parameters(), "
+        "lr=LEARNING_RATE), calling zero_grad(), backward() and step() for every batch, for "
+        "EPOCHS epochs, and keep the trained model in `model`.",
+        **details,
+    )

@@ -1,0 +1,175 @@
+"""Q3's checks of the random test images the notebook shows: ``q3.random_samples`` (distinct
+indices drawn from the whole test set, not from the number of batches) and
+``q3.sample_probabilities`` (each image's class probabilities are the softmax of what the
+grader's own measure of the trained weights gives for that image).
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from graders.questions.api import CheckContext, Outcome, check
+from graders.questions.common import array_text, load_test_set
+from graders.questions.q3_fashion_mlp import diagnose
+from graders.questions.q3_fashion_mlp.checks.accuracy import measure_trained
+from graders.questions.q3_fashion_mlp.checks.shared import (
+    DATASET,
+    N_CLASSES,
+    FloatArray,
+    failing_cell,
+    parameter,
+    shown_name,
+    why,
+)
+from graders.render.numbers import number
+
+PROBABILITY_ATOL = 2e-3
+SUM_ATOL = 1e-3
+DEFAULT_N_SAMPLES = 3
+"""The assignment asks for 3 random test images; a profile may inject N_SAMPLES."""
+DEFAULT_BATCH_SIZE = 64
+BATCH_ODDS_LIMIT = 1e-4
+"""Flag indices drawn from the number of batches only when a correct draw from the whole test
+set would look like that with less than this probability (3 of 10,000 below 157: 4e-6)."""
+
+
+# -- q3.random_samples ---------------------------------------------------------------------------
+
+
+def _indices(ctx: CheckContext) -> list[int] | None:
+    samples = ctx.json("samples")
+    found = samples.get("random_indices") if isinstance(samples, dict) else None
+    if not isinstance(found, list) or not all(isinstance(i, int) for i in found):
+        return None
+    return found
+
+
+@check("q3.random_samples", "Random test images drawn from the whole test set")
+def random_samples(ctx: CheckContext) -> Outcome:
+    indices = _indices(ctx)
+    if indices is None:
+        return Outcome.failed(f"No sampled indices to check: {why(ctx, 'samples')}")
+    samples = ctx.json("samples")
+    found_as = {"random_indices": samples.get("name")} if isinstance(samples, dict) else {}
+    label = shown_name(found_as, "random_indices")
+    n_test = len(load_test_set(ctx, DATASET)[1])
+    k = parameter(ctx, "N_SAMPLES", DEFAULT_N_SAMPLES)
+    details = {"random_indices": indices, "test_images": n_test}
+    hint = "Draw them with np.random.choice(len(testdata), N_SAMPLES, replace=False)."
+    if len(indices) != k:
+        return Outcome.failed(
+            f"{label} holds {len(indices)} indices {indices}; expected {k}.",
+            hint=hint,
+            **details,
+        )
+    if len(set(indices)) != k:
+        return Outcome.failed(
+            f"{label} {indices} repeats an index; expected {k} distinct images.",
+            hint=hint,
+            **details,
+        )
+    outside = [i for i in indices if not 0 <= i < n_test]
+    if outside:
+        return Outcome.failed(
+            f"{label} {indices}: {outside} lie outside the test set (0 to {n_test - 1}).",
+            hint=hint,
+            **details,
+        )
+    batch = parameter(ctx, "BATCH_SIZE", DEFAULT_BATCH_SIZE) or DEFAULT_BATCH_SIZE
+    n_batches = math.ceil(n_test / batch)
+    odds = math.comb(n_batches, k) / math.comb(n_test, k)
+    if max(indices) < n_batches and odds < BATCH_ODDS_LIMIT:
+        return Outcome.failed(
+            f"All {k} indices {indices} are below {n_batches}, the number of test batches "
+            f"(len(testDataLoader) = ceil({n_test} / {batch})), not the number of test images "
+            f"({n_test}): the indices come from the number of batches, not images. Drawn from "
+            f"the whole test set, all {k} would land below {n_batches} with probability "
+            f"C({n_batches}, {k}) / C({n_test}, {k}) = {number(odds, 2)}.",
+            hint="len(testDataLoader) counts batches; draw from len(testdata) (the images) "
+            "so that every test image can be picked.",
+            odds=odds,
+            **details,
+        )
+    return Outcome.passed(
+        f"{k} distinct indices {indices} from the {n_test} test images.", **details
+    )
+
+
+# -- q3.sample_probabilities ---------------------------------------------------------------------
+
+
+def _are_probabilities(rows: FloatArray) -> bool:
+    return bool(
+        np.all(np.isfinite(rows))
+        and np.all(rows >= -1e-6)
+        and np.allclose(rows.sum(axis=1), 1.0, atol=SUM_ATOL)
+    )
+
+
+@check("q3.sample_probabilities", "Class probabilities of the sampled images")
+def sample_probabilities(ctx: CheckContext) -> Outcome:
+    indices = _indices(ctx)
+    if indices is None:
+        return Outcome.failed(f"No sampled images to check: {why(ctx, 'samples')}")
+    stored = ctx.npz("sample_probabilities")
+    if stored is None or "probabilities" not in stored:
+        return Outcome.failed(
+            "`sample_probabilities` is not defined or empty"
+            + (f" ({failing_cell(ctx)})" if failing_cell(ctx) else ""),
+            hint="Append each sampled image's 10 class probabilities (torch.softmax of the "
+            "logits) to sample_probabilities.",
+        )
+    probs = np.asarray(stored["probabilities"], dtype=np.float64)
+    if probs.shape != (len(indices), N_CLASSES):
+        return Outcome.failed(
+            f"sample_probabilities has shape {probs.shape}; expected ({len(indices)}, 10): one "
+            "row of 10 probabilities per index in random_indices."
+        )
+    sums = probs.sum(axis=1)
+    if not _are_probabilities(probs):
+        return Outcome.failed(
+            "The rows of sample_probabilities are not probabilities "
+            f"(row sums {array_text(sums, decimals=3)}, "
+            f"smallest value {number(float(np.nanmin(probs)), 3)}).",
+            hint="Apply torch.softmax(logits, dim=1) to the model's logits.",
+        )
+    measure = measure_trained(ctx)
+    if isinstance(measure, Outcome):
+        return measure
+    n_test = len(measure.labels)
+    if not all(0 <= i < n_test for i in indices):
+        return Outcome.failed(f"random_indices {indices} are not all test-set indices.")
+    outputs = measure.logits[indices]
+    expected = diagnose.softmax(outputs)
+    agree = [
+        bool(np.allclose(p, e, atol=PROBABILITY_ATOL)) for p, e in zip(probs, expected, strict=True)
+    ]
+    if not all(agree):
+        # A model whose forward pass already ends in a softmax (an architecture mistake,
+        # charged there), its outputs put through softmax once more by the sample cell: the
+        # grader computes that picture too, from its own logits, rather than charge it twice.
+        twice = diagnose.softmax(expected)
+        again = [
+            bool(np.allclose(p, e, atol=PROBABILITY_ATOL))
+            for p, e in zip(probs, twice, strict=True)
+        ]
+        agree = again if all(again) else agree
+    if all(agree):
+        return Outcome.passed(
+            f"The probabilities of test images {indices} match the grader's softmax of "
+            f"{measure.source}."
+        )
+    lines = [
+        f"image {i}: yours {array_text(p, decimals=2)}, the grader's {array_text(e, decimals=2)}"
+        for i, p, e, ok in zip(indices, probs, expected, agree, strict=True)
+        if not ok
+    ]
+    return Outcome(
+        fraction=sum(agree) / len(agree),
+        message=f"{len(lines)} of {len(indices)} sampled images have probabilities that differ "
+        f"from the grader's softmax of {measure.source}: " + "; ".join(lines),
+        hint="For each index take testdata[idx], run the final trained model on it in eval "
+        "mode and append torch.softmax(logits, dim=1) for that same image.",
+    )

@@ -1,0 +1,31 @@
+"""Q4's tests: the helpers, the initial weights, one forward pass and one backprop step on the
+grader's own weights, and the grader's own test accuracy of the trained weights.
+
+Every number a student is held to is recomputed here from ``reference.q4_numpy`` on the exact
+inputs the probe used; nothing the notebook printed is read. The probe has already turned
+weights stored ``(out, in)`` and biases shaped ``(1, n)`` or ``(n, 1)`` into the canonical
+``(in, out)`` / ``(n,)`` layout, so the checks see one layout only.
+
+One module per thing checked: ``activations`` (q4.helpers: sigmoid, dsigmoid, softmax),
+``initial_weights`` (q4.init), ``forward`` (q4.forward), ``backprop`` (q4.backprop_step) and
+``accuracy`` (q4.final_accuracy); ``shared`` holds what several of them read. ``CHECKS`` is the
+order of the rubric and of every report.
+"""
+
+from __future__ import annotations
+
+from graders.questions.q4_backprop.checks import (
+    accuracy,
+    activations,
+    backprop,
+    forward,
+    initial_weights,
+)
+
+CHECKS = (
+    activations.helpers,
+    initial_weights.init,
+    forward.forward,
+    backprop.backprop_step,
+    accuracy.final_accuracy,
+)

@@ -1,0 +1,155 @@
+"""Q4's ``q4.final_accuracy``: the grader's own test accuracy of the trained weights, on the real
+MNIST test set, against the threshold calibrated for the profile.
+
+Recomputed from the final weights with ``reference.q4_numpy``; the accuracy the notebook printed
+is never read. The test images are put through the same pixel scaling the notebook trained on,
+and a low accuracy is explained by its likeliest cause (a network never trained, a failing cell).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+
+from graders.questions.api import CheckContext, Outcome, check
+from graders.questions.common import first_cell_error, load_test_set
+from graders.questions.q4_backprop.checks.shared import canonical_params
+from graders.render.numbers import number, percent
+from reference import q4_numpy as ref
+
+
+@dataclass(frozen=True, kw_only=True)
+class Pixels:
+    """The preprocessing a notebook trained on, as an affine map of the 0-255 pixel values.
+
+    The network is measured on the grader's test images put through the same map, and held
+    to the threshold calibrated for that kind of input: the course's starter code never
+    divides by 255, and a correct backprop on raw pixels learns more slowly (saturated
+    sigmoids), so it has its own calibrated threshold.
+    """
+
+    scale: float
+    shift: float
+    kind: str
+    """``unit`` (x / 255), ``raw`` (0-255 as stored) or ``affine`` (another linear rescaling)."""
+    words: str
+    """How the report names it."""
+
+    @property
+    def threshold_key(self) -> str:
+        raw = self.kind == "raw" or (self.kind == "affine" and 255 * self.scale + self.shift > 10)
+        return "q4.min_test_accuracy_raw" if raw else "q4.min_test_accuracy"
+
+
+UNIT_WORDS = "pixels divided by 255, as the assignment loads them"
+
+
+def _pixels(ctx: CheckContext) -> tuple[Pixels, str]:
+    """The notebook's pixel scale from the range of its training images, and a note when the
+    grader had to assume the assignment's ``/ 255``."""
+    unit = Pixels(scale=1 / 255, shift=0.0, kind="unit", words=UNIT_WORDS)
+    info = ctx.json("input_scale")
+    fields = info if isinstance(info, dict) else {}
+    low, high, name = fields.get("min"), fields.get("max"), fields.get("name")
+    if not all(isinstance(v, int | float) and math.isfinite(v) for v in (low, high)):
+        if info is None:
+            why = ctx.why_missing("input_scale")
+        elif "min" in fields:
+            why = "their range is not finite"
+        else:
+            why = "no global array of shape (N, 784) or (N, 28, 28), such as `x_train`"
+        return unit, f"The training images were not found ({why}): /255 assumed."
+    assert isinstance(low, int | float) and isinstance(high, int | float)
+    where = f"`{name}`" if isinstance(name, str) and name.isidentifier() else "the training images"
+    if abs(low) <= 1e-3 and abs(high - 1.0) <= 1e-3:
+        return unit, ""
+    if abs(low) <= 1e-3 and abs(high - 255.0) <= 0.5:
+        words = f"raw 0-255 pixels, as {where} holds them (never divided by 255)"
+        return Pixels(scale=1.0, shift=0.0, kind="raw", words=words), ""
+    if high <= low:
+        return unit, f"{where} holds one value only ({number(low)}): /255 assumed."
+    words = (
+        f"pixels rescaled to [{number(low)}, {number(high)}], as {where} holds them "
+        f"(the grader applies the same linear map to its test images)"
+    )
+    return Pixels(scale=(high - low) / 255.0, shift=float(low), kind="affine", words=words), ""
+
+
+def _test_set(ctx: CheckContext, pixels: Pixels) -> tuple[np.ndarray, np.ndarray]:
+    limit = ctx.profile.parameters_for("q4").get("TEST_LIMIT")
+    if pixels.kind in ("unit", "raw"):  # exactly as the notebook computes them
+        return load_test_set(ctx, "MNIST", pixels=pixels.kind, limit=limit)
+    raw, labels = load_test_set(ctx, "MNIST", pixels="raw", limit=limit)
+    return raw.astype(np.float64) * pixels.scale + pixels.shift, labels
+
+
+def _never_trained(ctx: CheckContext, final: ref.Params) -> bool:
+    initial, _ = canonical_params(ctx.npz("init") or {})
+    return initial is not None and all(
+        np.array_equal(a, b)
+        for a, b in zip(
+            (*initial.weights, *initial.biases), (*final.weights, *final.biases), strict=True
+        )
+    )
+
+
+def _why_low(ctx: CheckContext, final: ref.Params) -> tuple[str, str]:
+    """The likeliest cause of a low accuracy, as (sentence, hint)."""
+    cause = first_cell_error(ctx)
+    if _never_trained(ctx, final):
+        return (
+            "Your final weights are exactly your initial weights: the network was never "
+            f"trained{f' ({cause})' if cause else ''}.",
+            "Run the training cell: EPOCHS epochs of train_one_epoch() over x_train, with the "
+            "data read from DATA_ROOT.",
+        )
+    return (
+        f"Note: {cause}." if cause else "",
+        "Train for EPOCHS epochs with train_one_sample over the whole training set, in order; "
+        "check q4.init and q4.backprop_step first.",
+    )
+
+
+@check("q4.final_accuracy", "The grader's own test accuracy of the trained weights")
+def final_accuracy(ctx: CheckContext) -> Outcome:
+    """Recomputed from the final weights on the real test set; printed numbers are never read.
+
+    The threshold alone decides. Final weights equal to the initial ones only explain a
+    failure: a notebook that initializes and trains in one cell has its snapshot taken after
+    training, and must not fail for it.
+    """
+    if not ctx.has("final"):
+        return Outcome.failed(f"Could not be checked: {ctx.why_missing('final_weights')}")
+    params, problem = canonical_params(ctx.npz("final") or {})
+    if params is None:
+        return Outcome.failed(
+            f"Final weights: {problem}",
+            hint="Keep the trained network in the global lists `weights` and `biases`.",
+        )
+    pixels, note = _pixels(ctx)
+    x, y = _test_set(ctx, pixels)
+    with np.errstate(all="ignore"):
+        loss, correct = ref.evaluate_dataset(params, x, y)
+    accuracy = correct / len(y)
+    required = ctx.threshold(pixels.threshold_key)
+    details = {
+        "accuracy": accuracy,
+        "correct": correct,
+        "total": len(y),
+        "mean_loss": loss,
+        "pixels": pixels.kind,
+        "threshold_key": pixels.threshold_key,
+    }
+    measured = (
+        f"The grader's test accuracy of your final weights is {percent(accuracy)} "
+        f"({correct} / {len(y)} test images, mean loss {number(loss)}) on {pixels.words}; at "
+        f"least {percent(required)} is required for that input (profile {ctx.profile.name})."
+    )
+    if note:
+        measured = f"{measured} {note}"
+    if accuracy >= required:
+        return Outcome.passed(measured, **details)
+    why, hint = _why_low(ctx, params)
+    return Outcome.failed(f"{measured} {why}".strip(), hint=hint, **details)
