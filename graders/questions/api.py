@@ -1,10 +1,11 @@
 """What a question package is made of: its spec, its checks, and what a check may read.
 
 The one module a question imports from the harness. A question's ``__init__.py`` builds a
-``QuestionSpec``; its ``checks.py`` declares tests with ``@check(...)``, each taking a
-``CheckContext`` (the question's run, the probe's plain-data artifacts, the exact inputs the
-probe was given, the profile and its calibrated thresholds) and returning an ``Outcome``: the
-fraction of its points earned and a message naming what was expected and what was found.
+``QuestionSpec``; its ``checks`` (a module, or a package of them) declare tests with
+``@check(...)``, each taking a ``CheckContext`` (the question's run, the probe's plain-data
+artifacts, the exact inputs the probe was given, the profile and its calibrated thresholds) and
+returning an ``Outcome``: the fraction of its points earned and a message naming what was
+expected and what was found.
 Points come from the rubric, never from the check.
 """
 
@@ -109,7 +110,7 @@ class QuestionSpec:
     """The file names its probe writes (``name.npz`` / ``name.json``); the grader refuses any
     other file in the probe's results, whatever the kernel put there."""
     checks: tuple[CheckDef, ...] = ()
-    """The question's tests (``checks.py`` beside it); points are in the rubric."""
+    """The question's tests (its ``checks`` beside it); points are in the rubric."""
     thresholds: tuple[ThresholdTarget, ...] = ()
     """The calibrated thresholds its checks read, and how to train the reference for each."""
     reference_report: ReferenceRun | None = None
