@@ -69,6 +69,55 @@ CASES: dict[str, str] = {
         "RESULT['n'] = len(ds)\n"
         "RESULT['made'] = os.path.exists('./data/FashionMNIST')\n"
     ),
+    "tensor_path": (
+        "import numpy as np, torch, torchvision\n"
+        "from torch.utils.data import DataLoader, Subset\n"
+        "from torchvision import transforms as T\n"
+        f"root = {str(FIXTURE_DATA_ROOT)!r}\n"
+        "original = torchvision.datasets.mnist.MNIST.__getitem__.__wrapped__\n"
+        "def same(a, b):\n"
+        "    (xa, ya), (xb, yb) = a, b\n"
+        "    if type(xa) is not type(xb) or type(ya) is not type(yb) or ya != yb:\n"
+        "        return False\n"
+        "    if isinstance(xa, torch.Tensor):\n"
+        "        return xa.dtype == xb.dtype and xa.shape == xb.shape and torch.equal(xa, xb)\n"
+        "    return bool((np.asarray(xa) == np.asarray(xb)).all())\n"
+        "transforms = {\n"
+        "    'to_tensor': T.ToTensor(),\n"
+        "    'normalize': T.Compose([T.ToTensor(), T.Normalize((0.2860,), (0.3530,))]),\n"
+        "    'pil_first': T.Compose([T.CenterCrop(28), T.ToTensor()]),\n"
+        "    'none': None,\n"
+        "}\n"
+        "mismatches, checked = [], 0\n"
+        "for cls in (torchvision.datasets.MNIST, torchvision.datasets.FashionMNIST):\n"
+        "    for train in (True, False):\n"
+        "        for name, tf in transforms.items():\n"
+        "            tt = (lambda t: t + 100) if name == 'normalize' else None\n"
+        "            ds = cls(root, train=train, download=False, transform=tf,"
+        " target_transform=tt)\n"
+        "            for i in range(len(ds)):\n"
+        "                checked += 1\n"
+        "                if not same(ds[i], original(ds, i)):\n"
+        "                    mismatches.append((cls.__name__, train, name, i))\n"
+        "            if tf is None:\n"
+        "                continue\n"
+        "            part = Subset(ds, list(range(len(ds) - 1, -1, -3)))\n"
+        "            start = 0\n"
+        "            for xb, yb in DataLoader(part, batch_size=64):\n"
+        "                idx = part.indices[start:start + len(yb)]\n"
+        "                start += len(yb)\n"
+        "                want = [original(ds, i) for i in idx]\n"
+        "                if not (torch.equal(xb, torch.stack([w[0] for w in want]))"
+        " and yb.tolist() == [w[1] for w in want]):\n"
+        "                    mismatches.append((cls.__name__, train, name, 'batch', start))\n"
+        "torch.set_default_dtype(torch.float64)\n"
+        "ds = torchvision.datasets.MNIST(root, train=False, download=False,"
+        " transform=T.ToTensor())\n"
+        "RESULT['float64'] = same(ds[5], original(ds, 5)) and ds[5][0].dtype == torch.float64\n"
+        "torch.set_default_dtype(torch.float32)\n"
+        "RESULT['mismatches'] = mismatches[:10]\n"
+        "RESULT['checked'] = checked\n"
+    ),
     "pip": "!pip install torch\nRESULT['after'] = 1\n",
     "python_m_pip": "!python -m pip install -q numpy\nRESULT['after'] = 1\n",
     "pip_magic": "%pip install tensorflow\nRESULT['after'] = 1\n",
@@ -174,3 +223,14 @@ def test_installs_are_skipped_with_a_notice(ran: dict[str, dict], case: str) -> 
     assert "error" not in result, result
     assert result["after"] == 1
     assert any("the grader installs nothing" in n for n in result["notices"])
+
+
+def test_torchvision_items_skip_pil_with_the_same_values_and_types(ran: dict[str, dict]) -> None:
+    """Every item of both datasets' slices, each split, through ToTensor, a Compose that starts
+    with it (and a target_transform), one that does not, and no transform: the fast path gives
+    exactly torchvision's own items, and a DataLoader over a Subset the same batches."""
+    result = ran["tensor_path"]
+    assert "error" not in result, result
+    assert result["mismatches"] == []
+    assert result["checked"] == 4 * 2 * (2000 + 1000)  # the slices: 2000 train, 1000 test
+    assert result["float64"] is True
