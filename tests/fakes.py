@@ -12,16 +12,19 @@ round.
 
 from __future__ import annotations
 
+import ast
 import asyncio
 import io
 import json
+import math
 import tempfile
 import zipfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import nbformat
 import numpy as np
 from nbformat import NotebookNode
 from nbformat.v4 import new_output
@@ -32,6 +35,7 @@ from graders.kernel import source as kernel_source
 from graders.models import (
     Artifact,
     ExecutionRecord,
+    ProbeInputs,
     ProbeRecord,
     ProbeStatus,
     ProbeStepError,
@@ -244,14 +248,18 @@ PROBE_RUNTIME_SOURCE = kernel_source("probe_runtime")
 PROBE_BOOKKEEPING = {"probe_errors.json", "probe_done.json", "progress.json"}
 
 
+def probe_inputs(spec: QuestionSpec, seed: int = 0, root: Path = Path(".")) -> ProbeInputs:
+    """The inputs ``spec`` draws for its probe from a generator seeded with ``seed``."""
+    assert spec.make_inputs is not None
+    rng = np.random.default_rng(seed)
+    return spec.make_inputs(ProbeContext(profile=Profile(name="test"), data_root=root, rng=rng))
+
+
 def probe_context(
     spec: QuestionSpec, namespace: Mapping[str, Any], root: Path, seed: int = 0
 ) -> CheckContext:
     """Run ``spec``'s probe on ``namespace`` in this process; the CheckContext of its artifacts."""
-    assert spec.make_inputs is not None
-    inputs = spec.make_inputs(
-        ProbeContext(profile=Profile(name="test"), data_root=root, rng=np.random.default_rng(seed))
-    )
+    inputs = probe_inputs(spec, seed, root)
     in_dir, out_dir = root / "probe_in", root / "artifacts" / spec.id
     write_inputs(inputs, in_dir)
     out_dir.mkdir(parents=True)
@@ -291,3 +299,28 @@ def probe_context(
         thresholds={},
         data_root=root,
     )
+
+
+CORRECT_SUBMISSION = (
+    Path(__file__).resolve().parents[1] / "fixtures" / "submissions" / "all_correct"
+)
+
+
+def code_numbers(notebook: str) -> set[float]:
+    """Every number the code cells of the correct submission's ``notebook`` write, as a student
+    could pick it up instead of an argument: literals (without their sign) and ``np.pi``."""
+    nb = nbformat.read(str(CORRECT_SUBMISSION / notebook), as_version=4)
+    found: set[float] = set()
+    for cell in nb.cells:
+        if cell.cell_type != "code":
+            continue
+        for node in ast.walk(ast.parse(cell.source)):
+            if isinstance(node, ast.Constant) and type(node.value) in (int, float):
+                found.add(abs(float(node.value)))
+            elif isinstance(node, ast.Attribute) and node.attr == "pi":
+                found.add(math.pi)
+    return found
+
+
+def near_any(value: float, numbers: Iterable[float], rel: float) -> bool:
+    return any(abs(value - n) <= rel * abs(n) for n in numbers)

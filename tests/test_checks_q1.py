@@ -9,13 +9,14 @@ verdicts and messages are tested together, in milliseconds, with no kernel.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 import pytest
-from fakes import probe_context
+from fakes import code_numbers, near_any, probe_context, probe_inputs
 
 from graders.check import run_check
 from graders.questions.api import CheckContext, CheckDef, Outcome
@@ -215,7 +216,7 @@ def test_a_step_with_a_tolerance_fails_at_the_tiny_inputs(tmp_path: Path) -> Non
     assert "exactly" in step.hint
 
 
-def test_a_wrong_interior_gets_no_edge_credit_either(tmp_path: Path) -> None:
+def test_a_network_that_is_0_everywhere_gets_no_edge_credit(tmp_path: Path) -> None:
     def zero_box(h: float, delta: float) -> tuple[Any, ...]:
         return np.array([1.0, -1.0]), np.array([0.0, delta]), np.zeros(2), 0.0
 
@@ -224,6 +225,51 @@ def test_a_wrong_interior_gets_no_edge_credit_either(tmp_path: Path) -> None:
     assert "just right of x = 0 the output is 0, expected 1" in results["box_interior"].message
     assert results["box_edges"].fraction == 0.0
     assert "cannot be credited" in results["box_edges"].message
+    assert "0 all through (0, delta)" in results["box_edges"].message
+
+
+def wrong_sign_box(h: float, delta: float) -> tuple[Any, ...]:
+    """-h inside (0, delta), exactly 0 at both edges and outside."""
+    w_hidden, b_hidden, w_out, b_out = reference_box(h, delta)
+    return w_hidden, b_hidden, -w_out, -b_out
+
+
+def half_width_box(h: float, delta: float) -> tuple[Any, ...]:
+    """h on (0, delta/2) only: 0 at both edges, wrong on [delta/2, delta)."""
+    return reference_box(h, delta / 2)
+
+
+@pytest.mark.parametrize("box", [wrong_sign_box, half_width_box], ids=lambda f: f.__name__)
+def test_a_box_wrong_inside_but_0_at_both_edges_loses_the_interior_test_only(
+    tmp_path: Path, box: Callable[..., Any]
+) -> None:
+    results = grade(answer(box_network=box), tmp_path, only=PART_A)
+    assert results["box_interior"].fraction == 0.0
+    assert results["box_edges"].fraction == 1.0, results["box_edges"].message
+    assert results["step_function"].fraction == 1.0
+
+
+H_GLOBAL, DELTA_GLOBAL, B_GLOBAL = 2.0, 0.5, math.pi
+"""What the template's self-checks leave in the notebook's h, delta and B."""
+
+
+@pytest.mark.parametrize(
+    ("name", "box", "edges"),
+    [
+        ("h", lambda h, delta: reference_box(H_GLOBAL, delta), 1.0),
+        # the one random delta below 0.5 sees the box still on at x = delta
+        ("delta", lambda h, delta: reference_box(h, DELTA_GLOBAL), 3 / 4),
+    ],
+    ids=["h", "delta"],
+)
+def test_a_box_that_ignores_an_argument_is_wrong_at_every_case_and_asked_about_it(
+    tmp_path: Path, name: str, box: Callable[..., Any], edges: float
+) -> None:
+    results = grade(answer(box_network=box), tmp_path, only=PART_A)
+    interior = results["box_interior"]
+    assert interior.fraction == 0.0
+    assert f"does box_network use its argument {name}," in interior.message
+    assert results["box_edges"].fraction == pytest.approx(edges)
 
 
 def test_box_cases_are_credited_one_by_one(tmp_path: Path) -> None:
@@ -327,3 +373,87 @@ def test_an_approximator_that_always_raises_is_told_once(tmp_path: Path) -> None
     neurons = grade(answer(box_approximation=not_done), tmp_path, only=("approx_neurons",))
     message = neurons["approx_neurons"].message
     assert message == "Could not be checked: every call failed: NotImplementedError: TODO"
+
+
+# --- the grader's inputs: a function that ignores an argument cannot pass ----------------------
+
+
+def inputs(seed: int) -> dict[str, Any]:
+    return probe_inputs(SPEC, seed).values
+
+
+SEEDS = range(40)
+
+
+def test_no_argument_is_a_number_the_template_uses() -> None:
+    """h = 2.0, delta = 0.5, B = pi, n = 5 ... 80: a function using the notebook's global
+    instead of its argument must be wrong at every random case."""
+    template = code_numbers("q1_step_network.ipynb")
+    assert {0.5, 2.0, math.pi, 20.0} <= template
+    for seed in SEEDS:
+        values = inputs(seed)
+        for h, delta in values["box_cases"][1:]:
+            assert not near_any(abs(h), template, 0.04), (seed, h)
+            assert not near_any(delta, template, 0.04), (seed, delta)
+        for spec in values["functions"]:
+            assert not near_any(spec["B"], template, 0.04), (seed, spec)
+        assert not any(near_any(n, template, 0.05) for n in values["ns"])
+
+
+def test_b_falls_on_both_sides_of_every_b_a_student_might_hard_code() -> None:
+    """One B above pi (a network tiling [-pi, pi] is 0 on (pi, B]); one so small that tiling
+    [-1, 1] already makes the boxes more than BOUND_FACTOR times too wide."""
+    for seed in SEEDS:
+        small, large = sorted(spec["B"] for spec in inputs(seed)["functions"])
+        assert large > 1.1 * math.pi, seed
+        assert small * checks.BOUND_FACTOR < 1.0, seed
+
+
+def test_box_cases_straddle_the_templates_h_and_delta_and_take_both_signs() -> None:
+    for seed in SEEDS:
+        cases = inputs(seed)["box_cases"]
+        hs = [h for h, _ in cases]
+        deltas = [d for _, d in cases]
+        assert min(hs) < 0 < max(hs)
+        assert min(abs(h) for h in hs) < 1 < 2 < max(abs(h) for h in hs)
+        assert sum(d < 0.5 for d in deltas) == 1 and max(deltas) > 1
+
+
+@pytest.mark.parametrize("c", [1.0, 2.0, math.pi], ids=["1", "2", "pi"])
+@pytest.mark.parametrize("seed", [0, 1])
+def test_an_approximator_that_ignores_b_fails_for_both_functions(
+    tmp_path: Path, c: float, seed: int
+) -> None:
+    """It tiles [-c, c] with n boxes (c = the self-check's B = pi left in the notebook)."""
+    results = grade(
+        answer(box_approximation=lambda f, big_b, n: reference_approx(f, c, n)), tmp_path, seed
+    )
+    assert results["approx_neurons"].fraction == 1.0
+    converges = results["approx_converges"]
+    assert converges.fraction == 0.0, converges.message
+    assert "0 of 2 functions converge like 1/n" in converges.message
+
+
+def test_one_box_too_many_costs_only_the_neuron_count(tmp_path: Path) -> None:
+    results = grade(
+        answer(box_approximation=lambda f, big_b, n: reference_approx(f, big_b, n + 1)), tmp_path
+    )
+    assert results["approx_neurons"].fraction == 0.0
+    assert "n = 16: 34 hidden neurons, expected 32" in results["approx_neurons"].message
+    assert results["approx_converges"].fraction == 1.0
+
+
+def test_an_approximator_that_ignores_an_argument_is_asked_about_it(tmp_path: Path) -> None:
+    results = grade(
+        answer(box_approximation=lambda f, big_b, n: reference_approx(f, B_GLOBAL, n)), tmp_path
+    )
+    converges = results["approx_converges"].message
+    assert converges.count("does box_approximation use its argument B,") == 2
+    assert "edges run from -3.14159 to 3.14159" in converges
+    neurons = grade(answer(box_approximation=fixed_ten), tmp_path / "n")["approx_neurons"]
+    assert "gives 20 hidden neurons whatever n is" in neurons.message
+
+
+def test_a_wrong_answer_that_uses_its_arguments_is_not_asked_about_them(tmp_path: Path) -> None:
+    results = grade(answer(box_network=wrong_sign_box, box_approximation=increments), tmp_path)
+    assert all("use its argument" not in r.message for r in results.values())

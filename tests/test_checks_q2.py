@@ -8,7 +8,9 @@ with the numbers the functions gave.
 
 from __future__ import annotations
 
+import itertools
 import math
+import re
 from collections.abc import Callable, Mapping
 from fractions import Fraction
 from pathlib import Path
@@ -16,11 +18,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from fakes import probe_context
+from fakes import code_numbers, near_any, probe_context, probe_inputs
 
 from graders.check import run_check
 from graders.questions.api import Outcome
-from graders.questions.q2_init import FUNCTIONS, SPEC, checks
+from graders.questions.q2_init import FUNCTIONS, SPEC, TEMPLATE_NUMBERS, checks
 from reference import q2_init as ref
 
 FORMULA_CHECKS = ("activation_variance", "forward_rule", "relu_factor", "backward_rule")
@@ -86,9 +88,13 @@ def test_the_stack_uses_the_rules_values_at_its_own_widths(tmp_path: Path) -> No
         "backward_variance",
         "xavier_variance",
     }
+    expected = {s.rule: s.expected for s in checks._stacks(stack)}
     for name, values in moments.items():
         assert len(values) == len(stack["widths"]) - 1
-        assert all(0.5 < v < 2 for v in values), (name, values)
+        ratios = [v / e for v, e in zip(values, expected[name], strict=True)]
+        assert all(0.5 < r < 2 for r in ratios), (name, values)
+    assert all(e == pytest.approx(1.0) for e in expected["relu_forward_variance"])
+    assert expected["xavier_variance"][-1] < 0.2  # Glorot's rule shrinks this stack's signal
 
 
 RETURN_TYPES: dict[str, Callable[[float], Any]] = {
@@ -164,7 +170,10 @@ def test_half_of_xavier_fails_and_vanishes(tmp_path: Path) -> None:
     assert "0.5 times the expected one" in results["xavier_rule"].message
     assert "expected 2/(n_in + n_out) = " in results["xavier_rule"].message
     assert results["monte_carlo"].fraction == 0.75
-    assert "vanishes, by about x0.5" in results["monte_carlo"].message
+    drift = re.search(
+        r"the signal vanishes, by about x([0-9.]+) per layer", results["monte_carlo"].message
+    )
+    assert drift is not None and 0.45 < float(drift[1]) < 0.55
 
 
 def test_a_backward_rule_that_ignores_n_out_is_told_so(tmp_path: Path) -> None:
@@ -189,12 +198,12 @@ def test_the_fan_in_for_the_backward_rule_is_wrong_at_almost_every_point(tmp_pat
 
 def test_points_are_credited_one_by_one(tmp_path: Path) -> None:
     def forward(n_in: int) -> float:
-        return 1.0 / n_in if n_in < 2000 else 1.0 / 2000
+        return 1.0 / n_in if n_in < 1000 else 1.0 / 1000
 
     ctx = probe_context(SPEC, answer(forward_variance=forward), tmp_path)
     args = [a[0] for a in ctx.inputs.values["calls"]["forward_variance"]]
     outcome = run_check(checks.forward_rule, ctx)[0]
-    right = sum(a <= 2000 for a in args)
+    right = sum(a <= 1000 for a in args)
     assert 0 < right < len(args)
     assert outcome.fraction == pytest.approx(right / len(args))
     assert "1/n_in" in outcome.message
@@ -253,3 +262,115 @@ def test_a_missing_record_says_why_instead_of_crashing(tmp_path: Path) -> None:
         outcome, crashed = run_check(definition, ctx)
         assert not crashed
         assert outcome.fraction == 0.0
+
+
+# --- the grader's inputs: a formula that ignores an argument cannot pass -----------------------
+
+
+def inputs(seed: int) -> dict[str, Any]:
+    return probe_inputs(SPEC, seed).values
+
+
+SEEDS = range(40)
+
+
+def test_no_argument_is_a_number_the_template_uses() -> None:
+    """The notebook's globals n_in, n_out = 300, 100, its examples sigma2, v2 = 0.01, 1.0 and
+    0.002, 4.0, its width 256: a formula that uses one of them instead of its argument must be
+    wrong at every point, the stacks' widths included."""
+    template = code_numbers("q2_initialization.ipynb")
+    assert {0.002, 0.01, 4.0, 100.0, 256.0, 300.0} <= template
+    assert template - {0.0} <= set(TEMPLATE_NUMBERS)
+    for seed in SEEDS:
+        values = inputs(seed)
+        for name, calls in values["calls"].items():
+            for args in calls:
+                assert not any(near_any(a, template, 0.05) for a in args), (seed, name, args)
+
+
+def test_every_argument_falls_on_both_sides_of_the_templates_values() -> None:
+    for seed in SEEDS:
+        calls = inputs(seed)["calls"]
+        n_in, sigma2, v2 = zip(*calls["activation_variance"][:6], strict=True)
+        for values, numbers in ((n_in, (100, 300)), (sigma2, (0.002, 0.01)), (v2, (1.0, 4.0))):
+            assert min(values) < min(numbers) and max(values) > max(numbers), (seed, values)
+        for name in ("forward_variance", "relu_forward_variance", "backward_variance"):
+            widths = [a[0] for a in calls[name][:6]]
+            assert min(widths) < 100 and max(widths) > 300, (seed, name, widths)
+
+
+def test_xavier_is_asked_about_layers_far_from_square_only() -> None:
+    for seed in SEEDS:
+        values = inputs(seed)
+        for n_in, n_out in values["calls"]["xavier_variance"]:
+            assert max(n_in, n_out) / min(n_in, n_out) > 3, (seed, n_in, n_out)
+        widths = values["stack"]["xavier_widths"]
+        assert all(max(a, b) / min(a, b) > 3 for a, b in itertools.pairwise(widths)), widths
+
+
+OTHER_MEANS: dict[str, Callable[[int, int], float]] = {
+    "1/n_in": lambda n_in, n_out: 1 / n_in,
+    "1/n_out": lambda n_in, n_out: 1 / n_out,
+    "1/sqrt(n_in n_out)": lambda n_in, n_out: 1 / math.sqrt(n_in * n_out),
+}
+
+
+def _trajectory(widths: list[int], rule: Callable[[int, int], float]) -> np.ndarray:
+    return np.cumprod([n_in * rule(n_in, n_out) for n_in, n_out in itertools.pairwise(widths)])
+
+
+def test_the_xavier_stack_tells_the_symmetric_means_apart() -> None:
+    """At the stack's own layers, what 1/n_in, 1/n_out or 1/sqrt(n_in n_out) predicts ends far
+    outside the band around what 2/(n_in + n_out) predicts (no Monte Carlo: the closed forms)."""
+    for seed in SEEDS:
+        widths = inputs(seed)["stack"]["xavier_widths"]
+        glorot = _trajectory(widths, ref.xavier_variance)
+        for name, rule in OTHER_MEANS.items():
+            off = np.max(np.abs(np.log(_trajectory(widths, rule) / glorot)))
+            assert off > math.log(1.5 * checks.BAND), (seed, name, math.exp(off))
+
+
+@pytest.mark.parametrize("mean", sorted(OTHER_MEANS))
+def test_another_mean_for_xavier_fails_the_stack(tmp_path: Path, mean: str) -> None:
+    results = grade(answer(xavier_variance=OTHER_MEANS[mean]), tmp_path)
+    assert results["xavier_rule"].fraction == 0.0
+    mc = results["monte_carlo"]
+    assert mc.fraction == 0.75, mc.message
+    assert "times what 2/(n_in + n_out) gives" in mc.message
+    assert "xavier_variance" in mc.hint
+
+
+GLOBALS: dict[str, Callable[[int, int], float]] = {
+    "1/n_out with n_out = 100": lambda n_in, _: 1 / 100,
+    "1/n_in with n_in = 300": lambda n_in, _: 1 / 300,
+    "2/(n_in + n_out) with n_out = 100": lambda n_in, _: 2 / (n_in + 100),
+}
+"""Forward rules reading the notebook's globals n_in, n_out = 300, 100, as (n_in, n_out) rules."""
+
+
+def test_forward_rules_that_use_the_notebooks_globals_leave_the_band() -> None:
+    for seed in SEEDS:
+        widths = inputs(seed)["stack"]["widths"]
+        for name, rule in GLOBALS.items():
+            off = np.max(np.abs(np.log(_trajectory(widths, rule))))
+            assert off > math.log(1.5 * checks.BAND), (seed, name, math.exp(off))
+
+
+def test_a_forward_rule_using_the_global_n_out_fails_both_tests(tmp_path: Path) -> None:
+    n_out = 100  # the notebook's global at grading time
+    results = grade(answer(forward_variance=lambda n_in: 1 / n_out), tmp_path)
+    assert results["forward_rule"].fraction == 0.0
+    assert "whatever its arguments" in results["forward_rule"].message
+    assert results["monte_carlo"].fraction == 0.75
+    assert "explodes" in results["monte_carlo"].message
+
+
+@pytest.mark.parametrize("ignored", ["sigma2", "v2"])
+def test_an_activation_variance_that_ignores_an_argument_is_wrong_everywhere(
+    tmp_path: Path, ignored: str
+) -> None:
+    def formula(n_in: int, sigma2: float, v2: float) -> float:
+        return n_in * (v2 if ignored == "sigma2" else sigma2)
+
+    outcome = grade(answer(activation_variance=formula), tmp_path, only=("activation_variance",))
+    assert outcome["activation_variance"].fraction == 0.0

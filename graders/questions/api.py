@@ -39,6 +39,36 @@ class ProbeContext:
     """Seeded per submission and question, so a regrade probes with the same inputs."""
 
 
+AWAY = 0.05
+"""How far (relative) ``draw_away`` keeps a probe argument from each number it must avoid."""
+
+
+def draw_away(
+    rng: np.random.Generator,
+    low: float,
+    high: float,
+    avoid: tuple[float, ...] = (),
+    *,
+    log: bool = False,
+    digits: int | None = None,
+) -> float:
+    """A random number in [low, high] (log-uniform with ``log``), rounded to ``digits``, that is
+    more than ``AWAY`` (relative) from every number in ``avoid``.
+
+    ``avoid`` holds the numbers a notebook itself uses (its example arguments, its globals): a
+    function that ignores its argument and picks one of those up instead must not happen to give
+    the right answer at the grader's point.
+    """
+    for _ in range(1000):
+        u = rng.uniform(np.log(low), np.log(high)) if log else rng.uniform(low, high)
+        value = float(np.exp(u)) if log else float(u)
+        if digits is not None:
+            value = round(value, digits)
+        if low <= value <= high and all(abs(value - a) > AWAY * abs(a) for a in avoid):
+            return value
+    raise ValueError(f"[{low}, {high}] holds no number {AWAY:.0%} away from all of {avoid}")
+
+
 @dataclass(frozen=True, kw_only=True)
 class Budget:
     """What a profile asks a notebook to do for one question; the reference gets the same."""

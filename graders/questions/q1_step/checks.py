@@ -5,7 +5,10 @@ assignment's strict step (sigma(0) = 0), never with the student's own ``step``: 
 activation costs ``q1.step_function`` and nothing else, and a right network is right whatever
 the student's helper does. Each part (a) case is graded apart (partial credit per case), and
 the edges apart from the rest of the box, because the design gives most credit for the
-interior and wants the boundary explained on its own.
+interior and wants the boundary explained on its own. The edges are credited on f(0) and
+f(delta) alone, so a box that is wrong inside (the wrong height, too narrow) loses the interior
+test and only that; a network that is 0 all through (0, delta) is no box at all and has no
+edges to credit.
 """
 
 from __future__ import annotations
@@ -34,6 +37,10 @@ FLOAT_TOL_ULPS = 8
 """A reduced-precision box is held to this many of its type's epsilons (times max(1, |h|))."""
 LIPSCHITZ_GRID = 100_001
 """Points used to estimate max|f'| on [-B, B] by finite differences."""
+SPAN_TOL = 0.01
+"""How far (relative to B) the outermost box edges may be from -B and B before it is said."""
+INTERIOR = np.linspace(0.0, 1.0, 65)[1:-1]
+"""Where, as fractions of delta, ``box_edges`` looks for a network that never switches on."""
 
 
 EXACT_DIGITS = 6
@@ -100,6 +107,12 @@ class _Box:
     delta: float
     report: ref.BoundaryReport | None
     problem: str = ""
+    peak: float = 0.0
+    """The largest |output| strictly inside (0, delta): 0 for a network that never switches on."""
+    middle: float = 0.0
+    """The output at delta / 2."""
+    switches: tuple[float, ...] = ()
+    """Where the network's neurons switch (its breakpoints)."""
 
     @property
     def label(self) -> str:
@@ -122,8 +135,38 @@ def _boxes(ctx: CheckContext) -> list[_Box]:
         except ValueError as exc:  # a shape or NaN the reference refuses, in its own words
             boxes.append(_Box(h=h, delta=delta, report=None, problem=str(exc)))
             continue
-        boxes.append(_Box(h=h, delta=delta, report=report))
+        net = ref.as_network([arrays[k] for k in keys], n_hidden=2)
+        inside = net(INTERIOR * delta)
+        boxes.append(
+            _Box(
+                h=h,
+                delta=delta,
+                report=report,
+                peak=float(max(abs(report.inside_zero), abs(report.inside_delta), *abs(inside))),
+                middle=float(net(np.array([delta / 2]))[0]),
+                switches=tuple(float(x) for x in net.breakpoints()),
+            )
+        )
     return boxes
+
+
+def _unused_argument(boxes: Sequence[_Box]) -> str:
+    """Words for boxes that are all the same whatever the grader's h (or delta), else ''."""
+    seen = [b for b in boxes if b.report is not None]
+    if len(seen) < 2:
+        return ""
+    if len({b.middle for b in seen}) == 1 and len({b.h for b in seen}) > 1 and seen[0].middle:
+        same = f"is {_g(seen[0].middle)} in the middle of every box, whatever h is"
+        name = "h"
+    elif len({b.switches for b in seen}) == 1 and len({b.delta for b in seen}) > 1:
+        same = f"switches at x = {_list(seen[0].switches)} for every box, whatever delta is"
+        name = "delta"
+    else:
+        return ""
+    return (
+        f" Your network {same}: does box_network use its argument {name}, or a variable from "
+        "elsewhere in the notebook?"
+    )
 
 
 def _report(
@@ -218,7 +261,8 @@ def box_interior(ctx: CheckContext) -> Outcome:
         fraction=right / len(boxes),
         message=f"{right} of {len(boxes)} boxes are right inside and outside. "
         + " | ".join(lines)
-        + ".",
+        + "."
+        + _unused_argument(boxes),
         hint=(
             "The grader computes w_out . step(w_hidden * x + b_hidden) + b_out with step(0) = 0. "
             "Work out by hand which hidden neuron is on for x < 0, 0 < x < delta and x > delta."
@@ -241,11 +285,11 @@ def box_edges(ctx: CheckContext) -> Outcome:
         if r is None:
             lines.append(f"{box.label}: could not be evaluated: {box.problem}")
             continue
-        if not (abs(r.inside_zero - r.h) <= r.tol and abs(r.inside_delta - r.h) <= r.tol):
+        if box.peak <= r.tol:
             lines.append(
-                f"{box.label}: the edges cannot be credited because the network is not h just "
-                f"inside them (it gives {_g(r.inside_zero)} just right of 0 and "
-                f"{_g(r.inside_delta)} just left of delta; see the interior test)"
+                f"{box.label}: the edges cannot be credited because the network is 0 all "
+                "through (0, delta) as well: there is no box whose edges could be open (see "
+                "the interior test)"
             )
             continue
         wrong = [
@@ -261,8 +305,8 @@ def box_edges(ctx: CheckContext) -> Outcome:
         hints.update(_edge_hint(n, v, r.h, r.tol) for n, v in wrong)
     if right == len(boxes):
         return Outcome.passed(
-            f"For all {len(boxes)} of the grader's boxes, f(0) = 0 and f(delta) = 0 exactly, "
-            "with f = h just inside both edges: the box is open, as asked."
+            f"For all {len(boxes)} of the grader's boxes, f(0) = 0 and f(delta) = 0 exactly: "
+            "the box is open, as asked."
         )
     why = (
         ". The box is open: f(x) = h only for 0 < x < delta, so at x = 0 and at x = delta "
@@ -322,6 +366,7 @@ def approx_neurons(ctx: CheckContext) -> Outcome:
     ns: Sequence[int] = ctx.inputs.values["ns"]
     wrong: list[str] = []
     reasons: set[str] = set()
+    sizes: set[int] = set()
     total = 0
     for j, _ in enumerate(ctx.inputs.values["functions"]):
         for n in ns:
@@ -330,18 +375,27 @@ def approx_neurons(ctx: CheckContext) -> Outcome:
             if isinstance(net, str):
                 wrong.append(f"n = {n}: {net}")
                 reasons.add(net)
-            elif net.n_hidden != 2 * n:
+                continue
+            sizes.add(net.n_hidden)
+            if net.n_hidden != 2 * n:
                 wrong.append(f"n = {n}: {net.n_hidden} hidden neurons, expected {2 * n}")
     if len(wrong) == total and len(reasons) == 1:
         return Outcome.failed(f"Could not be checked: every call failed: {reasons.pop()}")
     if not wrong:
         return Outcome.passed(f"2n hidden neurons for every n the grader tried ({_list(ns)}).")
     more = f" (and {len(wrong) - 4} more)" if len(wrong) > 4 else ""
+    same = (
+        f". box_approximation gives {sizes.pop()} hidden neurons whatever n is: does it use "
+        "its argument n, or a variable from elsewhere in the notebook?"
+        if len(sizes) == 1 and len(wrong) == total
+        else ""
+    )
     return Outcome(
         fraction=(total - len(wrong)) / total,
         message=f"{len(wrong)} of {total} calls did not give 2n hidden neurons: "
         + "; ".join(wrong[:4])
-        + more,
+        + more
+        + same,
         hint="n boxes need 2n hidden neurons, two per box, as in part (a).",
         details={"wrong": len(wrong), "total": total},
     )
@@ -380,6 +434,21 @@ def _edge_spike(f: Callable[[np.ndarray], np.ndarray], net: ref.StepNetwork, big
         f"{_g(float(f(np.array([x[at]]))[0]))}; just beside it the error is at most "
         f"{_g(float(np.max(err[~on_edge], initial=0.0)))}. Neighbouring boxes must meet without "
         "a gap or an overlap: make each box half-open, e.g. [e_k, e_(k+1))."
+    )
+
+
+def _span_note(net: ref.StepNetwork, big_b: float) -> str:
+    """Words for a network whose edges do not run from -B to B (B ignored, most likely)."""
+    edges = net.breakpoints()
+    if edges.size == 0:
+        return ""
+    low, high = float(edges[0]), float(edges[-1])
+    if abs(low + big_b) <= SPAN_TOL * big_b and abs(high - big_b) <= SPAN_TOL * big_b:
+        return ""
+    return (
+        f" Your boxes' edges run from {_g(low)} to {_g(high)}, not from -B to B = {_g(big_b)}: "
+        "does box_approximation use its argument B, or a variable from elsewhere in the "
+        "notebook?"
     )
 
 
@@ -422,7 +491,7 @@ def _convergence(ctx: CheckContext, j: int, spec: Mapping[str, Any]) -> _Converg
         f"{number(worst, 3)} (allowed {number(bound, 3)})"
     )
     if not ok:
-        text += "." + _edge_spike(f, nets[-1], big_b)
+        text += "." + _edge_spike(f, nets[-1], big_b) + _span_note(nets[-1], big_b)
     return _Convergence(ok=ok, text=text, errors=tuple(errors), slope=slope)
 
 
