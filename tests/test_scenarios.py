@@ -69,6 +69,10 @@ def test_scenario_scores_and_messages(scenario: str, tmp_path: Path) -> None:
         assert result.score < result.max_score, f"{check_id} should fail in {scenario}"
         text = f"{result.message} {result.hint}".lower()
         assert phrase.lower() in text, f"{check_id}: {result.message!r} lacks {phrase!r}"
+    named = set(expected.get("messages", {}))
+    if named:  # a mutation loses points exactly in the checks it names, nowhere else
+        lost = {c.id for c in checks.values() if c.max_score > 0 and c.score < c.max_score}
+        assert lost <= named, f"{scenario} also loses points in {sorted(lost - named)}"
     runs = {q.question: q for q in report.run.questions}
     for qid, phrases in expected.get("notices", {}).items():
         # A notebook written for the course's starter code must run as written: a cell error
