@@ -10,13 +10,16 @@ from __future__ import annotations
 import copy
 import itertools
 import json
+import re
 import textwrap
 from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
+import nbformat
 import numpy as np
 import pytest
+from nbformat import NotebookNode
 
 from graders import probe as probe_module
 from graders.check import run_check
@@ -35,7 +38,15 @@ from graders.models import (
     RunStatus,
 )
 from graders.questions.api import CheckContext, CheckDef, Outcome, ProbeContext
-from graders.questions.q4_backprop import SPEC, checks, diagnose, make_inputs
+from graders.questions.q4_backprop import (
+    ROUND_RATES,
+    SPEC,
+    TEMPLATE_LEARNING_RATES,
+    checks,
+    diagnose,
+    make_inputs,
+    probe_learning_rate,
+)
 from graders.render.numbers import percent
 from reference import q4_numpy as ref
 from reference.datasets import load_scaled
@@ -77,8 +88,36 @@ def trained() -> ref.Params:
     return params
 
 
+def template_report(params: ref.Params, *, heading: str = "test") -> str:
+    """What the template's feed_forward_test_data() prints for ``params`` on the grader's 1,000
+    test images (feed_forward_dataset's own print statements, reproduced)."""
+    x, y = load_scaled(FIXTURE_DATA_ROOT, "MNIST", train=False, limit=1000)
+    loss, correct = ref.evaluate_dataset(params, x, y)
+    share = format(correct / len(y) * 100, ".2f")
+    return (
+        f"Feeding forward all {heading} data...\n\nAverage loss: {np.round(loss, decimals=2)}\n"
+        f"Accuracy (# of correct guesses): {float(correct)} / {len(y)} ( {share} %)\n\n"
+    )
+
+
+def printed(*outputs: str) -> NotebookNode:
+    """An executed notebook whose code cells printed ``outputs``, one cell each, after a
+    markdown cell and a grader-injected cell (neither counted in the student's numbering)."""
+    nb = nbformat.v4.new_notebook()
+    injected_cell = nbformat.v4.new_code_cell("# preamble")
+    injected_cell.metadata["tags"] = ["dlgrader-injected"]
+    injected_cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text="Accuracy: 1%\n")]
+    nb.cells = [injected_cell, nbformat.v4.new_markdown_cell("# Q4")]
+    for text in outputs:
+        cell = nbformat.v4.new_code_cell("test_and_train()")
+        cell.outputs = [nbformat.v4.new_output("stream", name="stdout", text=text)]
+        nb.cells.append(cell)
+    return nb
+
+
 def reference_artifacts(inputs: ProbeInputs, final: ref.Params) -> dict[str, Any]:
-    """What the probe records for a correct notebook, computed by the reference."""
+    """What the probe records for a correct notebook, computed by the reference (and, under
+    ``executed``, the executed notebook with the template's last test report)."""
     a, params, lr = inputs.arrays, injected(inputs), inputs.values["learning_rate"]
     forward = [
         ref.feed_forward_sample(params, x, int(y))
@@ -103,6 +142,7 @@ def reference_artifacts(inputs: ProbeInputs, final: ref.Params) -> dict[str, Any
         "forward_meta": {"input_shapes": ["flat"] * len(forward), "count": len(forward)},
         "layout": {"orientation": "in_out", "bias_shape": "flat"},
         "train_step": steps,
+        "executed": printed(template_report(ref.init_params()), template_report(final)),
     }
 
 
@@ -115,11 +155,18 @@ def make_context(
     probe_errors: Sequence[ProbeStepError] = (),
     cell_errors: Sequence[CellError] = (),
     thresholds: Mapping[str, float] | None = None,
+    output_truncated: bool = False,
 ) -> CheckContext:
     folder = tmp_path / "artifacts" / "q4"
     folder.mkdir(parents=True, exist_ok=True)
     records = []
+    executed = None
     for name, value in artifacts.items():
+        if isinstance(value, NotebookNode) and name == "executed":
+            (tmp_path / "executed").mkdir(exist_ok=True)
+            nbformat.write(value, str(tmp_path / "executed" / "q4.ipynb"))
+            executed = "executed/q4.ipynb"
+            continue
         if isinstance(value, dict) and all(isinstance(v, np.ndarray) for v in value.values()):
             path = folder / f"{name}.npz"
             np.savez(path, **value)
@@ -135,7 +182,13 @@ def make_context(
         question="q4",
         title=SPEC.title,
         notebook=None,
-        execution=ExecutionRecord(question="q4", status=status, cell_errors=tuple(cell_errors)),
+        execution=ExecutionRecord(
+            question="q4",
+            status=status,
+            cell_errors=tuple(cell_errors),
+            executed_notebook=executed,
+            output_truncated=output_truncated,
+        ),
         probe=ProbeRecord(
             question="q4",
             status=ProbeStatus.PARTIAL if probe_errors else ProbeStatus.OK,
@@ -186,6 +239,7 @@ def test_spec_declares_exactly_the_rubric_ids() -> None:
         "q4.forward",
         "q4.backprop_step",
         "q4.final_accuracy",
+        "q4.reported_consistent",
     ]
 
 
@@ -263,6 +317,30 @@ def std(n_in: int, n_out: int) -> float:
 def test_the_seeded_draws_in_out_in_shape_count_as_exact(grade, good):
     outcome = grade(checks.initial_weights.init, good | {"init": draws(lambda i, o: (o, i), std)})
     assert outcome.fraction == 1.0, outcome.message
+
+
+def as_float32(arrays: Arrays) -> Arrays:
+    """What the probe hands over for arrays the notebook stored as float32: their float32
+    values, as float64 (``as_array``)."""
+    return {k: v.astype(np.float32).astype(np.float64) for k, v in arrays.items()}
+
+
+@pytest.mark.parametrize(
+    "shape", [lambda i, o: (i, o), lambda i, o: (o, i)], ids=["in_out", "out_in"]
+)
+def test_the_seeded_draws_stored_as_float32_count_as_exact(grade, good, shape):
+    outcome = grade(checks.initial_weights.init, good | {"init": as_float32(draws(shape, std))})
+    assert outcome.fraction == 1.0, outcome.message
+
+
+def test_float32_draws_from_another_seed_or_scaled_slightly_off_are_not_exact(grade, good):
+    other = as_float32(draws(lambda i, o: (i, o), std, seed=1))
+    outcome = grade(checks.initial_weights.init, good | {"init": other})
+    assert outcome.fraction == checks.initial_weights.INIT_PARTIAL
+    # The right draws, but scaled 1e-5 off: far above float32's rounding, so not the same draws.
+    off = as_float32({k: v * (1 + 1e-5) for k, v in draws(lambda i, o: (i, o), std).items()})
+    outcome = grade(checks.initial_weights.init, good | {"init": off})
+    assert outcome.fraction == checks.initial_weights.INIT_PARTIAL
 
 
 def test_the_right_distribution_from_another_seed_is_partial(grade, good):
@@ -475,6 +553,67 @@ def test_a_wrong_reference_gradient_is_a_reference_error(inputs, monkeypatch):
         )
 
 
+def test_an_update_made_with_the_templates_rate_does_not_scale_with_the_rate_passed(
+    grade, good, inputs
+):
+    steps = steps_with(lambda p, x, y, lr: ref.train_one_sample(p, x, y, 0.003), inputs)
+    outcome = grade(checks.backprop.backprop_step, good | {"train_step": steps})
+    assert outcome.fraction == 0.0
+    assert "did not scale with the learning rate passed" in outcome.message
+    assert "0.003 (the template's default)" in outcome.message
+    assert "learning_rate argument" in outcome.hint
+
+
+def test_a_known_mistake_made_at_the_notebooks_own_rate_names_both(grade, good, inputs):
+    wrong = mistake("dsigmoid_on_activation")
+    steps = steps_with(lambda p, x, y, lr: wrong(p, x, y, 0.003), inputs)
+    meta = {"learning_rate_passed": "keyword", "notebook_rates": {"LEARNING_RATE": 0.003}}
+    outcome = grade(checks.backprop.backprop_step, good | {"train_step": steps, "train_meta": meta})
+    assert outcome.fraction == 0.0
+    assert "did not scale with the learning rate passed" in outcome.message
+    assert "pre-activation" in outcome.message and "the global LEARNING_RATE" in outcome.message
+
+
+def test_hostile_train_meta_is_ignored_not_trusted(grade, good, inputs):
+    steps = steps_with(lambda p, x, y, lr: ref.train_one_sample(p, x, y, 0.003), inputs)
+    meta = {
+        "learning_rate_passed": ["x"],
+        "globals_set": "LEARNING_RATE",
+        "notebook_rates": {"<b>x</b>": 0.5, "lr": "0.003", "eta": True, "alpha": -1, "LR": 1e999},
+    }
+    outcome = grade(checks.backprop.backprop_step, good | {"train_step": steps, "train_meta": meta})
+    assert outcome.fraction == 0.0 and "<b>" not in outcome.message
+    assert "did not scale with the learning rate passed" in outcome.message
+
+
+def test_an_update_off_by_more_than_rounding_is_not_called_a_rate_problem(grade, good, inputs):
+    steps = steps_with(lambda p, x, y, lr: ref.train_one_sample(p, x, y, lr * (1 + 1e-4)), inputs)
+    outcome = grade(checks.backprop.backprop_step, good | {"train_step": steps})
+    assert outcome.fraction == 0.0
+    assert "differs from -lr * the loss gradient" in outcome.message
+    assert "did not scale" not in outcome.message and " 1 times" not in outcome.message
+
+
+def test_the_probes_rate_is_off_every_default_and_round_literal() -> None:
+    """A notebook that ignores its learning_rate argument (the template's 0.003, the global
+    LEARNING_RATE, a typed-in 0.01) must not match the rate the grader passes."""
+    rates = [probe_learning_rate(np.random.default_rng(seed)) for seed in range(300)]
+    for rate in rates:
+        assert all(abs(rate / c - 1) > 0.05 for c in (*TEMPLATE_LEARNING_RATES, *ROUND_RATES))
+        assert rate >= 4 * max(TEMPLATE_LEARNING_RATES)
+    assert len(set(rates)) > 50  # drawn, not one fixed value a notebook could learn
+
+
+def test_make_inputs_passes_the_drawn_rate_and_keeps_the_arrays(quick_profile, inputs):
+    again = make_inputs(
+        ProbeContext(
+            profile=quick_profile, data_root=FIXTURE_DATA_ROOT, rng=np.random.default_rng(7)
+        )
+    )
+    assert again.values["learning_rate"] == inputs.values["learning_rate"]  # regrades agree
+    assert inputs.values["learning_rate"] not in TEMPLATE_LEARNING_RATES
+
+
 # -- q4.final_accuracy ---------------------------------------------------------------------------
 
 
@@ -519,12 +658,17 @@ def test_only_the_threshold_decides_even_for_untrained_weights(grade, good):
     assert outcome.fraction == 1.0
 
 
-def test_missing_final_weights_say_why(grade, good):
+@pytest.mark.parametrize(
+    "definition",
+    [checks.accuracy.final_accuracy, checks.reported.reported_consistent],
+    ids=lambda c: c.id,
+)
+def test_missing_final_weights_say_why(grade, good, definition):
     error = ProbeStepError(
         step="final_weights", kind="missing_name", message="the notebook does not define `weights`"
     )
     without = {k: v for k, v in good.items() if k != "final"}
-    outcome = grade(checks.accuracy.final_accuracy, without, probe_errors=[error])
+    outcome = grade(definition, without, probe_errors=[error])
     assert outcome.fraction == 0.0 and "does not define `weights`" in outcome.message
 
 
@@ -855,3 +999,221 @@ def test_parameters_kept_nowhere_the_grader_looks_say_what_was_expected(tmp_path
     (final,) = [e for e in errors if e.step == "final_weights"]
     assert "`weights`" in final.message and "w1, w2, w3" in final.message
     assert "params" in final.message
+
+
+# -- the learning rate passed, through the real probe --------------------------------------------
+
+FUNCTION_CHECKS = (
+    checks.activations.helpers,
+    checks.initial_weights.init,
+    checks.forward.forward,
+    checks.backprop.backprop_step,
+)
+
+
+def probed_outcomes(
+    tmp_path: Path, inputs: ProbeInputs, profile: Profile, student: str
+) -> dict[str, Outcome]:
+    artifacts, errors = run_probe(tmp_path, inputs, textwrap.dedent(student))
+    assert errors == []
+    ctx = make_context(tmp_path / "ctx", inputs, profile, artifacts, probe_errors=errors)
+    outcomes = {}
+    for definition in FUNCTION_CHECKS:
+        outcome, crashed = run_check(definition, ctx)
+        assert not crashed, outcome.message
+        outcomes[definition.id] = outcome
+    return outcomes
+
+
+IN_PLACE_UPDATE = "weights[i] -= gw * learning_rate\n        biases[i] -= gb * learning_rate"
+
+
+@pytest.mark.parametrize(
+    ("rate", "holder"),
+    [("LEARNING_RATE", "the global LEARNING_RATE, the template's default"), ("0.003", "default")],
+    ids=["the_global", "a_literal"],
+)
+def test_a_function_ignoring_its_learning_rate_fails_backprop_and_says_so(
+    tmp_path, inputs, quick_profile, rate, holder
+):
+    student = SEED_OBJECT_ARRAYS.replace(
+        IN_PLACE_UPDATE, f"weights[i] -= gw * {rate}\n        biases[i] -= gb * {rate}"
+    )
+    outcomes = probed_outcomes(tmp_path, inputs, quick_profile, student)
+    step = outcomes["q4.backprop_step"]
+    assert step.fraction == 0.0
+    assert "did not scale with the learning rate passed" in step.message
+    assert holder in step.message and "learning_rate argument" in step.hint
+    assert all(o.fraction == 1.0 for k, o in outcomes.items() if k != "q4.backprop_step")
+
+
+def test_without_a_rate_parameter_the_global_it_reads_is_set_to_the_graders(
+    tmp_path, inputs, quick_profile
+):
+    """Course notebooks: train_one_sample(sample, y) reading a global rate, here `eta`."""
+    student = (
+        SEED_OBJECT_ARRAYS.replace("def train_one_sample(sample, y, learning_rate=0.003):",
+                                   "eta = 0.003\n\ndef train_one_sample(sample, y):")
+        .replace(IN_PLACE_UPDATE, "weights[i] -= gw * eta\n        biases[i] -= gb * eta")
+    )  # fmt: skip
+    (tmp_path / "meta").mkdir()
+    artifacts, _ = run_probe(tmp_path / "meta", inputs, textwrap.dedent(student))
+    assert "eta" in artifacts["train_meta"]["globals_set"]  # beside LEARNING_RATE, always set
+    assert artifacts["train_meta"]["notebook_rates"]["eta"] == 0.003
+    outcomes = probed_outcomes(tmp_path, inputs, quick_profile, student)
+    assert all(o.fraction == 1.0 for o in outcomes.values()), outcomes
+
+
+def test_without_a_rate_parameter_or_global_the_update_is_named(tmp_path, inputs, quick_profile):
+    student = SEED_OBJECT_ARRAYS.replace(
+        "def train_one_sample(sample, y, learning_rate=0.003):", "def train_one_sample(sample, y):"
+    ).replace(IN_PLACE_UPDATE, "weights[i] -= gw * 0.01\n        biases[i] -= gb * 0.01")
+    step = probed_outcomes(tmp_path, inputs, quick_profile, student)["q4.backprop_step"]
+    assert step.fraction == 0.0
+    assert "did not scale with the learning rate passed" in step.message
+    assert "as if the rate were 0.01" in step.message
+    assert "takes no learning-rate parameter" in step.hint
+
+
+FLOAT32_EVERYWHERE = """
+rng = default_rng(80085)
+weights, biases = [], []
+for n_in, n_out in [(784, 32), (32, 32), (32, 10)]:
+    w = rng.normal(loc=0, scale=np.sqrt(1 / max(n_in, n_out)), size=(n_in, n_out))
+    weights.append(w.astype(np.float32))
+    biases.append(np.zeros(n_out, dtype=np.float32))
+
+def layers32(sample):
+    acts, zs = [np.asarray(sample, dtype=np.float32).reshape(-1)], []
+    for i in range(3):
+        zs.append(acts[-1] @ weights[i].astype(np.float32) + biases[i].astype(np.float32))
+        out = sigmoid(zs[-1]) if i < 2 else softmax(zs[-1])
+        acts.append(out.astype(np.float32))
+    return acts, zs
+
+def feed_forward_sample(sample, y):
+    out = layers32(sample)[0][-1]
+    guess = np.zeros(10)
+    guess[np.argmax(out)] = 1
+    return -np.log(out[y]), guess
+
+def train_one_sample(sample, y, learning_rate=0.003):
+    acts, zs = layers32(sample)
+    delta = acts[-1] - one_hot(y).astype(np.float32)
+    lr = np.float32(learning_rate)
+    for i in (2, 1, 0):
+        grad_w, grad_b = np.outer(acts[i], delta), delta
+        if i:
+            delta = (delta @ weights[i].astype(np.float32).T) * acts[i] * (1 - acts[i])
+        weights[i] = weights[i].astype(np.float32) - lr * grad_w
+        biases[i] = biases[i].astype(np.float32) - lr * grad_b
+"""
+
+
+def test_float32_storage_and_arithmetic_get_full_marks(tmp_path, inputs, quick_profile):
+    (tmp_path / "raw").mkdir()
+    artifacts, _ = run_probe(tmp_path / "raw", inputs, textwrap.dedent(FLOAT32_EVERYWHERE))
+    stored = artifacts["train_step"]["s0.w1"]
+    assert np.array_equal(stored.astype(np.float32).astype(np.float64), stored)  # really float32
+    outcomes = probed_outcomes(tmp_path, inputs, quick_profile, FLOAT32_EVERYWHERE)
+    assert all(o.fraction == 1.0 for o in outcomes.values()), {
+        k: o.message for k, o in outcomes.items()
+    }
+
+
+def test_float32_precision_is_no_cover_for_a_wrong_update(tmp_path, inputs, quick_profile):
+    student = FLOAT32_EVERYWHERE.replace(
+        "biases[i] = biases[i].astype(np.float32) - lr * grad_b",
+        "biases[i] = biases[i].astype(np.float32)",
+    )
+    step = probed_outcomes(tmp_path, inputs, quick_profile, student)["q4.backprop_step"]
+    assert step.fraction == pytest.approx(0.5)
+    assert "biases[0], biases[1], biases[2]" in step.message
+
+
+# -- q4.reported_consistent --------------------------------------------------------------------
+
+
+def reported(grade, artifacts: Mapping[str, Any], *outputs: str, **kwargs: Any) -> Outcome:
+    return grade(
+        checks.reported.reported_consistent, {**artifacts, "executed": printed(*outputs)}, **kwargs
+    )
+
+
+def test_the_last_printed_test_report_is_held_to_the_graders_measurement(grade, good, trained):
+    outcome = grade(checks.reported.reported_consistent, good)
+    assert outcome.fraction == 1.0, outcome.message
+    assert "cell 2" in outcome.message  # the student's numbering: the injected cell not counted
+    assert outcome.details["reported_correct"] == outcome.details["measured_correct"]
+
+
+def test_a_typed_in_percentage_is_named_and_costs_half(grade, good, trained):
+    text = template_report(trained)
+    typed = re.sub(r"\( [0-9.]+ %\)", "( 97.50 %)", text)
+    assert typed != text
+    outcome = reported(grade, good, typed)
+    assert outcome.fraction == 0.5
+    assert "97.5 %" in outcome.message and "accuracy is wrong" in outcome.message
+    assert "average loss agrees" in outcome.message
+
+
+def test_a_report_from_before_training_disagrees_with_the_final_weights(grade, good, trained):
+    outcome = reported(
+        grade,
+        good,
+        template_report(ref.init_params()),
+        template_report(trained, heading="training"),
+    )
+    assert outcome.fraction == 0.0
+    assert "cell 1" in outcome.message and "accuracy and average loss are wrong" in outcome.message
+
+
+def test_a_report_before_a_failing_cell_says_the_weights_may_have_changed(grade, good, trained):
+    error = CellError(cell_index=4, ename="KeyboardInterrupt", evalue="", source_excerpt="train")
+    outcome = reported(grade, good, template_report(ref.init_params()), cell_errors=[error])
+    assert outcome.fraction == 0.0
+    assert "cell 4 raised KeyboardInterrupt" in outcome.message
+
+
+def test_no_report_and_only_training_reports_get_clear_messages(grade, good, trained):
+    nothing = reported(grade, good, "Training for one epoch...\nFinished training.\n")
+    assert nothing.fraction == 0.0
+    assert "No reported test accuracy" in nothing.message and "feed_forward_dataset" in nothing.hint
+    training = reported(grade, good, template_report(trained, heading="training"))
+    assert training.fraction == 0.0 and "training data only" in training.message
+    truncated = reported(grade, good, "", output_truncated=True)
+    assert "size cap" in truncated.message
+
+
+def test_a_nan_loss_leaves_the_accuracy_to_decide(grade, good, trained):
+    text = re.sub(r"Average loss: [0-9.]+", "Average loss: nan", template_report(trained))
+    outcome = reported(grade, good, text)
+    assert outcome.fraction == 1.0 and "only the accuracy is compared" in outcome.message
+
+
+def test_a_report_over_fewer_images_is_measured_on_as_many(grade, good, trained):
+    x, y = load_scaled(FIXTURE_DATA_ROOT, "MNIST", train=False, limit=300)
+    loss, correct = ref.evaluate_dataset(trained, x, y)
+    text = f"Accuracy (# of correct guesses): {float(correct)} / 300 ( {correct / 3:.2f} %)\n"
+    outcome = reported(grade, good, f"Average loss: {loss:.2f}\n" + text)
+    assert outcome.fraction == 1.0, outcome.message
+    assert outcome.details["measured_total"] == 300
+    too_many = reported(grade, good, "Accuracy (# of correct guesses): 10.0 / 5000 ( 0.20 %)\n")
+    assert too_many.fraction == 0.0 and "the test set has 1000" in too_many.message
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "Accuracy: " + "9" * 400 + " / 1000\n",
+        "Accuracy (# of correct guesses): 1e999 / 1000 ( 1e999 %)\nAverage loss: 1e999\n",
+        "accuracy" * 5000 + "\n" + "Accuracy: 1 / 0\n",
+        "Average loss: -inf\nAccuracy : 0.0 / 1000 (0 %)\x00\x1b[31m\n",
+        "<script>alert(1)</script> Accuracy 55 % " + "/" * 10000,
+    ],
+    ids=["long_number", "overflowing", "huge_line_then_zero", "control_characters", "markup"],
+)
+def test_hostile_printed_text_never_crashes_or_is_echoed(grade, good, text):
+    outcome = reported(grade, good, text)
+    assert outcome.fraction < 1.0
+    assert "<script>" not in outcome.message and "\x1b" not in outcome.message

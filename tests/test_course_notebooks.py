@@ -139,7 +139,7 @@ def test_one_notebook_holding_q3_and_q4_grades_both_in_full(tmp_path: Path) -> N
     nbformat.write(parts[0], str(folder / "Homework 1.ipynb"))
     report = grade(folder, tmp_path / "out", GradeOptions(profile="quick", only=("q3", "q4")))
     scores = {q.question: (q.score, q.max_score) for q in report.questions}
-    assert scores == {"q3": (10, 10), "q4": (12, 12)}, scores
+    assert scores == {"q3": (10, 10), "q4": (13, 13)}, scores
     for run in report.run.questions:
         assert run.notebook is not None and run.notebook.original_name == "Homework 1.ipynb"
         assert run.execution.status.value == "ok", run.execution.message

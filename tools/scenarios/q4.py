@@ -14,6 +14,8 @@ from tools.notebooks.q4_backprop import Q4_BACKWARD, Q4_INIT
 from tools.scenarios import Edit, Scenario
 
 NOTEBOOK = "q4_numpy_backprop.ipynb"
+FULL = 13
+"""Q4's points in graders/config/rubric.toml (make_scenarios states every score in full)."""
 
 DATA_TORCHVISION = """\
 mnist_train = torchvision.datasets.MNIST(DATA_ROOT, train=True, download=False)
@@ -121,7 +123,7 @@ SCENARIOS = (
                 new="* dsigmoid(activations[i + 1])",
             ),
         ),
-        expected_scores={"q4": 9.333},  # backprop_step: 4 * 1/3, rounded as scored
+        expected_scores={"q4": FULL - 2.667},  # backprop_step keeps 4 * 1/3, as rounded
         expected_failures={"q4.backprop_step": "pre-activation"},
     ),
     Scenario(
@@ -133,7 +135,7 @@ SCENARIOS = (
         ),
         notebook=NOTEBOOK,
         edits=(Edit(old="std = np.sqrt(1 / max(n_in, n_out))", new="std = 1 / max(n_in, n_out)"),),
-        expected_scores={"q4": 12 - 2 - 3},
+        expected_scores={"q4": FULL - 2 - 3},
         expected_failures={
             "q4.init": "expected variance 1/784",
             "q4.final_accuracy": "test accuracy",
@@ -148,7 +150,7 @@ SCENARIOS = (
         ),
         notebook=NOTEBOOK,
         edits=(Edit(old="    b = x.max()\n    y = np.exp(x - b)\n", new="    y = np.exp(x)\n"),),
-        expected_scores={"q4": 12 - 0.25},
+        expected_scores={"q4": FULL - 0.25},
         expected_failures={"q4.helpers": "+900"},
     ),
     Scenario(
@@ -169,7 +171,7 @@ SCENARIOS = (
                 new="    a = sample\n\n    # We will store",
             ),
         ),
-        expected_scores={"q4": 12 - 3},
+        expected_scores={"q4": FULL - 3},
         expected_failures={"q4.final_accuracy": "never trained"},
     ),
     Scenario(
@@ -260,7 +262,7 @@ SCENARIOS = (
                 "        biases[i] += bias_gradients[i] * learning_rate",
             ),
         ),
-        expected_scores={"q4": 12 - 4 - 3},
+        expected_scores={"q4": FULL - 4 - 3},
         expected_failures={
             "q4.backprop_step": "update",
             "q4.final_accuracy": "raw 0-255 pixels",
@@ -313,6 +315,300 @@ SCENARIOS = (
                 "            x_train[i], y_train[i], weights, biases, learning_rate\n"
                 "        )",
             ),
+        ),
+    ),
+)
+
+UPDATE = (
+    "weights[i] -= weight_gradients[i] * learning_rate\n"
+    "        biases[i] -= bias_gradients[i] * learning_rate"
+)
+"""The template's update loop body: what a notebook ignoring its learning rate changes."""
+
+BACKWARD_AND_UPDATE = """\
+        weight_gradients[i] = np.outer(activations[i], delta)
+        bias_gradients[i] = delta
+
+    for i in range(len(weights)):
+        weights[i] -= weight_gradients[i] * learning_rate
+        biases[i] -= bias_gradients[i] * learning_rate"""
+
+UPDATE_WHILE_BACKPROPAGATING = """\
+        weights[i] -= np.outer(activations[i], delta) * learning_rate
+        biases[i] -= delta * learning_rate"""
+
+TRAIN_SIGNATURE = "def train_one_sample(sample, y, learning_rate=0.003):"
+EPOCH_CALL = "train_one_sample(x_train[i], y_train[i], learning_rate)"
+TRAIN_INPUT = "    a = sample.flatten()\n\n    # We will store"
+FORWARD_INPUT = "    a = sample.flatten()\n    for i in range(len(weights)):"
+TRAIN_Z = "z = np.dot(activations[-1], weights[i]) + biases[i]"
+FORWARD_Z = "z = np.dot(a, weights[i]) + biases[i]"
+HIDDEN_DELTA = "delta = delta.dot(weights[i + 1].T) * dsigmoid(pre_activations[i])"
+WEIGHT_GRADIENT = "weight_gradients[i] = np.outer(activations[i], delta)"
+OUTPUT_DELTA = "delta = activations[-1] - integer_to_one_hot(y, 10)"
+INIT_DRAW = "weights.append(rng.normal(loc=0, scale=std, size=(n_in, n_out)))"
+INIT_BIAS = "biases.append(np.zeros(n_out))"
+
+SCENARIOS += (
+    # -- the learning rate the grader passes --------------------------------------------------
+    Scenario(
+        name="q4_lr_literal",
+        description=(
+            "train_one_sample updates with a typed-in 0.003 instead of its learning_rate "
+            "argument: it trains as the template does, but the grader passes another rate and "
+            "backprop_step fails every layer, saying the update did not scale with it."
+        ),
+        notebook=NOTEBOOK,
+        edits=(Edit(old=UPDATE, new=UPDATE.replace("* learning_rate", "* 0.003")),),
+        expected_scores={"q4": FULL - 4},
+        expected_failures={"q4.backprop_step": "did not scale with the learning rate passed"},
+    ),
+    Scenario(
+        name="q4_lr_global_ignores_argument",
+        description=(
+            "train_one_sample takes learning_rate but updates with the global LEARNING_RATE: "
+            "backprop_step fails, naming the global the update was made with."
+        ),
+        notebook=NOTEBOOK,
+        edits=(Edit(old=UPDATE, new=UPDATE.replace("* learning_rate", "* LEARNING_RATE")),),
+        expected_scores={"q4": FULL - 4},
+        expected_failures={"q4.backprop_step": "the global LEARNING_RATE"},
+    ),
+    Scenario(
+        name="q4_course_rate_global_no_parameter",
+        description=(
+            "Accepted: train_one_sample(sample, y) with no learning-rate parameter, updating "
+            "with a global `eta` the notebook sets from LEARNING_RATE: the grader sets that "
+            "global to its own rate before each call, and the notebook scores in full."
+        ),
+        notebook=NOTEBOOK,
+        edits=(
+            Edit(
+                old=TRAIN_SIGNATURE, new="eta = LEARNING_RATE\n\n\ndef train_one_sample(sample, y):"
+            ),
+            Edit(old=UPDATE, new=UPDATE.replace("* learning_rate", "* eta")),
+            Edit(old=EPOCH_CALL, new="train_one_sample(x_train[i], y_train[i])"),
+        ),
+    ),
+    # -- float32 ------------------------------------------------------------------------------
+    Scenario(
+        name="q4_weights_float32",
+        description=(
+            "Accepted: the seeded draws and the zero biases stored as float32 (and trained so): "
+            "init compares them with the reference's draws at float32 precision; full marks."
+        ),
+        notebook=NOTEBOOK,
+        edits=(
+            Edit(old=INIT_DRAW, new=INIT_DRAW[:-1] + ".astype(np.float32))"),
+            Edit(old=INIT_BIAS, new="biases.append(np.zeros(n_out, dtype=np.float32))"),
+        ),
+    ),
+    Scenario(
+        name="q4_float32_arithmetic",
+        description=(
+            "Accepted: the forward pass and backprop computed in float32 (inputs and weights "
+            "cast, the updated weights stored back as float32): correct to float32 precision, "
+            "so full marks."
+        ),
+        notebook=NOTEBOOK,
+        edits=(
+            Edit(
+                old=FORWARD_INPUT,
+                new=FORWARD_INPUT.replace("flatten()", "flatten().astype(np.float32)"),
+            ),
+            Edit(
+                old=TRAIN_INPUT,
+                new=TRAIN_INPUT.replace("flatten()", "flatten().astype(np.float32)"),
+            ),
+            Edit(
+                old=TRAIN_Z,
+                new="z = activations[-1] @ weights[i].astype(np.float32) + biases[i].astype("
+                "np.float32)",
+            ),
+            Edit(
+                old=OUTPUT_DELTA,
+                new="delta = (activations[-1] - integer_to_one_hot(y, 10)).astype(np.float32)",
+            ),
+            Edit(
+                old=UPDATE,
+                new="lr = np.float32(learning_rate)\n"
+                "        weights[i] = (weights[i] - weight_gradients[i] * lr).astype(np.float32)\n"
+                "        biases[i] = (biases[i] - bias_gradients[i] * lr).astype(np.float32)",
+            ),
+        ),
+    ),
+    # -- the numbers the notebook reports -----------------------------------------------------
+    Scenario(
+        name="q4_reported_typed_in",
+        description=(
+            "feed_forward_dataset prints a typed-in percentage (91.20 %, from another run) "
+            "beside the real count: reported_consistent loses the accuracy's half and names it; "
+            "the printed loss still agrees."
+        ),
+        notebook=NOTEBOOK,
+        edits=(
+            Edit(
+                old='correct_guess_percent = format((correct_guesses / y.shape[0]) * 100, ".2f")',
+                new='correct_guess_percent = "91.20"  # what I got on Colab',
+            ),
+        ),
+        expected_scores={"q4": FULL - 0.5},
+        expected_failures={"q4.reported_consistent": "accuracy is wrong"},
+    ),
+    Scenario(
+        name="q4_reports_training_accuracy",
+        description=(
+            "test_and_train evaluates the training data after each epoch, so the last test "
+            "accuracy the notebook printed is the untrained network's: reported_consistent "
+            "finds it disagrees with the final weights."
+        ),
+        notebook=NOTEBOOK,
+        edits=(
+            Edit(
+                old="    train_one_epoch()\n    feed_forward_test_data()",
+                new="    train_one_epoch()\n    feed_forward_training_data()",
+            ),
+        ),
+        expected_scores={"q4": FULL - 1},
+        expected_failures={"q4.reported_consistent": "does not match the trained weights"},
+    ),
+    # -- backprop mistakes --------------------------------------------------------------------
+    Scenario(
+        name="q4_update_inside_backward_loop",
+        description=(
+            "Each layer is updated inside the backward loop, before the next delta is "
+            "propagated through it (the layers in the wrong order: update before backprop): "
+            "the hidden layers' updates are off, backprop_step keeps the output layer's third."
+        ),
+        notebook=NOTEBOOK,
+        edits=(Edit(old=BACKWARD_AND_UPDATE, new=UPDATE_WHILE_BACKPROPAGATING),),
+        expected_scores={"q4": FULL - 2.667},
+        expected_failures={"q4.backprop_step": "already updated"},
+    ),
+    Scenario(
+        name="q4_missing_bias_update",
+        description=(
+            "The update loop forgets the biases: they stay zero, backprop_step loses the "
+            "biases' half of every layer; the weights alone still learn past the threshold."
+        ),
+        notebook=NOTEBOOK,
+        edits=(
+            Edit(
+                old=UPDATE,
+                new="weights[i] -= weight_gradients[i] * learning_rate",
+            ),
+        ),
+        expected_scores={"q4": FULL - 2},
+        expected_failures={"q4.backprop_step": "did not change"},
+    ),
+    # -- correct, written differently ---------------------------------------------------------
+    Scenario(
+        name="q4_derivative_from_activation",
+        description=(
+            "Accepted: the hidden layers' derivative written a * (1 - a) from the stored "
+            "activations (equal to dsigmoid(z)), not dsigmoid(z) itself: full marks."
+        ),
+        notebook=NOTEBOOK,
+        edits=(
+            Edit(
+                old="* dsigmoid(pre_activations[i])",
+                new="* activations[i + 1] * (1 - activations[i + 1])",
+            ),
+        ),
+    ),
+    Scenario(
+        name="q4_vectorized_rows",
+        description=(
+            "Accepted: samples as (1, 784) rows and the gradients as matrix products "
+            "(a.T @ delta, the bias gradient delta summed over the batch axis), with @ for "
+            "the layers: full marks."
+        ),
+        notebook=NOTEBOOK,
+        edits=(
+            Edit(old=FORWARD_Z, new="z = a @ weights[i] + biases[i]"),
+            Edit(old=TRAIN_INPUT, new=TRAIN_INPUT.replace("flatten()", "reshape(1, -1)")),
+            Edit(old=TRAIN_Z, new="z = activations[-1] @ weights[i] + biases[i]"),
+            Edit(old=WEIGHT_GRADIENT, new="weight_gradients[i] = activations[i].T @ delta"),
+            Edit(old="bias_gradients[i] = delta", new="bias_gradients[i] = delta.sum(axis=0)"),
+        ),
+    ),
+    Scenario(
+        name="q4_einsum_products",
+        description=(
+            "Accepted: every product written with np.einsum (the layers, the deltas, the outer "
+            "products of the gradients): full marks."
+        ),
+        notebook=NOTEBOOK,
+        edits=(
+            Edit(old=FORWARD_Z, new='z = np.einsum("i,ij->j", a, weights[i]) + biases[i]'),
+            Edit(
+                old=TRAIN_Z,
+                new='z = np.einsum("i,ij->j", activations[-1], weights[i]) + biases[i]',
+            ),
+            Edit(
+                old=HIDDEN_DELTA,
+                new='delta = np.einsum("j,ij->i", delta, weights[i + 1]) * '
+                "dsigmoid(pre_activations[i])",
+            ),
+            Edit(
+                old=WEIGHT_GRADIENT,
+                new='weight_gradients[i] = np.einsum("i,j->ij", activations[i], delta)',
+            ),
+        ),
+    ),
+    Scenario(
+        name="q4_reshape_products",
+        description=(
+            "Accepted: the weight gradient as a broadcast product of a column and a row "
+            "(reshape(-1, 1) * reshape(1, -1)) instead of np.outer: full marks."
+        ),
+        notebook=NOTEBOOK,
+        edits=(
+            Edit(
+                old=WEIGHT_GRADIENT,
+                new="weight_gradients[i] = activations[i].reshape(-1, 1) * delta.reshape(1, -1)",
+            ),
+        ),
+    ),
+    Scenario(
+        name="q4_renamed_locals",
+        description=(
+            "Accepted: the backward pass's local names changed throughout (zs, outputs, err, "
+            "grads_w, grads_b): full marks."
+        ),
+        notebook=NOTEBOOK,
+        edits=(
+            Edit(old="pre_activations", new="zs", rename=True),
+            Edit(old="activations", new="outputs", rename=True),
+            Edit(old="delta", new="err", rename=True),
+            Edit(old="weight_gradients", new="grads_w", rename=True),
+            Edit(old="bias_gradients", new="grads_b", rename=True),
+        ),
+    ),
+    Scenario(
+        name="q4_out_in_column_vectors",
+        description=(
+            "Accepted: weights stored (n_out, n_in), biases and activations as column vectors "
+            "(n, 1), z = W @ a + b and the gradient delta @ a.T: full marks."
+        ),
+        notebook=NOTEBOOK,
+        edits=(
+            Edit(old=INIT_DRAW, new=INIT_DRAW[:-1] + ".T)"),
+            Edit(old=INIT_BIAS, new="biases.append(np.zeros((n_out, 1)))"),
+            Edit(old=FORWARD_INPUT, new=FORWARD_INPUT.replace("flatten()", "reshape(-1, 1)")),
+            Edit(old=FORWARD_Z, new="z = weights[i] @ a + biases[i]"),
+            Edit(
+                old="loss = cross_entropy_loss(integer_to_one_hot(y, 10), a)",
+                new="loss = cross_entropy_loss(integer_to_one_hot(y, 10), a.ravel())",
+            ),
+            Edit(old=TRAIN_INPUT, new=TRAIN_INPUT.replace("flatten()", "reshape(-1, 1)")),
+            Edit(old=TRAIN_Z, new="z = weights[i] @ activations[-1] + biases[i]"),
+            Edit(old=OUTPUT_DELTA, new=OUTPUT_DELTA + ".reshape(-1, 1)"),
+            Edit(
+                old=HIDDEN_DELTA,
+                new="delta = weights[i + 1].T @ delta * dsigmoid(pre_activations[i])",
+            ),
+            Edit(old=WEIGHT_GRADIENT, new="weight_gradients[i] = delta @ activations[i].T"),
         ),
     ),
 )

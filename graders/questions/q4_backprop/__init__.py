@@ -10,6 +10,7 @@ import numpy as np
 from graders.models import ProbeInputs
 from graders.questions.api import ProbeContext, QuestionSpec
 from graders.questions.q4_backprop import checks, reference_runs
+from reference import q4_numpy
 from reference.datasets import load_scaled
 
 LAYERS = (784, 32, 32, 10)
@@ -30,12 +31,35 @@ SNAPSHOT_NAMES = (
 holds them: see probe.py)."""
 N_FORWARD = 8
 N_TRAIN_STEPS = 2
-LEARNING_RATE = 0.003
+TEMPLATE_LEARNING_RATES = (q4_numpy.LEARNING_RATE,)
+"""The learning rates the template holds (``train_one_sample``'s default and ``LEARNING_RATE``):
+the probe's rate is drawn away from them, so a function that ignores its argument shows."""
+LEARNING_RATE_RANGE = (0.012, 0.088)
+"""Where the probe's rate is drawn: at least 4 times the template's 0.003, small enough that one
+step stays a small change of the weights."""
+ROUND_RATES = tuple(
+    k * 10.0**e for e in (-3, -2, -1) for k in (1, 1.5, 2, 2.5, 3, 4, 5, 6, 7, 8, 9)
+)
+"""Literals a student might type in instead of using the argument (0.01, 0.05, ...)."""
+LITERAL_MARGIN = 0.05
+"""The drawn rate differs from each of those (and from the template's) by more than 5 %."""
+
+
+def probe_learning_rate(rng: np.random.Generator) -> float:
+    """A learning rate no default or likely literal of a notebook holds, to 3 significant figures:
+    an update that does not scale with it (the global or a typed-in 0.003 used instead) then
+    differs from the reference by a factor of 4 or more."""
+    avoid = (*TEMPLATE_LEARNING_RATES, *ROUND_RATES)
+    while True:
+        rate = float(f"{rng.uniform(*LEARNING_RATE_RANGE):.3g}")
+        if all(abs(rate / literal - 1) > LITERAL_MARGIN for literal in avoid):
+            return rate
 
 
 def make_inputs(ctx: ProbeContext) -> ProbeInputs:
-    """Grader-chosen weights (not the seeded init, so a copied table cannot match) and real
-    test images; the same arrays are used by the checks to compute the reference answers."""
+    """Grader-chosen weights (not the seeded init, so a copied table cannot match), real test
+    images and a learning rate off the template's defaults; the same inputs are used by the
+    checks to compute the reference answers."""
     rng = ctx.rng
     arrays: dict[str, np.ndarray] = {}
     for i, (n_in, n_out) in enumerate(itertools.pairwise(LAYERS)):
@@ -51,8 +75,9 @@ def make_inputs(ctx: ProbeContext) -> ProbeInputs:
         [[-1000.0, -60.0, -1.0, 0.0, 1.0, 60.0, 1000.0], rng.normal(0, 3, size=9)]
     )
     arrays["softmax_in"] = np.stack([rng.normal(0, 2, size=10), rng.normal(0, 2, size=10) + 900.0])
+    learning_rate = probe_learning_rate(rng)  # drawn last: the arrays above stay as they were
     return ProbeInputs(
-        arrays=arrays, values={"learning_rate": LEARNING_RATE, "layers": list(LAYERS)}
+        arrays=arrays, values={"learning_rate": learning_rate, "layers": list(LAYERS)}
     )
 
 

@@ -12,6 +12,7 @@
 # The injected weights are given in the student's own place and layout; everything saved is
 # turned back into the canonical (n_in, n_out) / (n,) layout the checks read.
 import inspect
+import math
 import re
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,10 @@ BIAS_NAME = re.compile(r"^(?:b|B|bias|biases|Bias|Biases)_?(\d)$")
 PARAMS_DICTS = ("params", "parameters", "network", "net", "nn", "model", "theta", "weights_dict")
 LEARNING_RATE_NAMES = ("learning_rate", "lr", "eta", "alpha", "rate", "step_size", "LEARNING_RATE")
 LEARNING_RATE_GLOBALS = ("LEARNING_RATE", "learning_rate", "lr")
+"""Globals set to the grader's rate when train_one_sample takes none, wherever they are read."""
+READ_RATE_GLOBALS = ("LR", "eta", "ETA", "alpha", "ALPHA", "step_size", "STEP_SIZE", "rate")
+"""Further names of a global rate, set only when train_one_sample (or a helper it calls) reads
+them: a notebook may use such a name for something else."""
 TRAIN_NAMES = ("x_train", "X_train", "train_images", "train_x", "x_tr", "images", "data")
 
 
@@ -340,6 +345,20 @@ def extra_arguments(
     return kwargs, how
 
 
+def notebook_rates(ns: Mapping[str, Any]) -> dict[str, float]:
+    """The notebook's globals named like a learning rate that hold one number (not a bool),
+    so the grader can tell an update made with one of them instead of the rate it passed."""
+    found: dict[str, float] = {}
+    for name in (*LEARNING_RATE_GLOBALS, *READ_RATE_GLOBALS):
+        value: Any = ns.get(name)
+        if type(value) not in (int, float, np.float64, np.float32, np.int64, np.int32):
+            continue  # exact types: a subclass could run the student's code in float()
+        number = float(value)
+        if math.isfinite(number):
+            found[name] = number
+    return found
+
+
 def call(fn: Callable[..., Any], leading: tuple[Any, ...], kwargs: Mapping[str, Any]) -> Any:
     if "*" in kwargs:
         return fn(*leading, kwargs["*"])
@@ -528,6 +547,8 @@ def probe(ctx: "Context") -> None:
         arrays = {}
         lr = ctx.values["learning_rate"]
         how = "none"
+        rate_globals = notebook_rates(ctx.ns)  # the notebook's own values, before any is set
+        globals_set: list[str] = []
         for i, (sample, y) in enumerate(
             zip(ctx.arrays["train_samples"], ctx.arrays["train_labels"], strict=False)
         ):
@@ -537,9 +558,11 @@ def probe(ctx: "Context") -> None:
                 if kwargs is None:
                     raise BadValue("train_one_sample has positional-only extra parameters")
                 if how == "none":  # the student's function reads a global learning rate
-                    for name in LEARNING_RATE_GLOBALS:
-                        if name in ctx.ns and isinstance(ctx.ns[name], int | float):
-                            ctx.ns[name] = lr
+                    globals_set = [n for n in rate_globals if n in LEARNING_RATE_GLOBALS]
+                    read = referenced_names(ctx.ns, "train_one_sample")
+                    globals_set += [n for n in rate_globals if n in read and n not in globals_set]
+                    for name in globals_set:
+                        ctx.ns[name] = lr
                 returned = call(train, (sample.copy(), int(y)), kwargs)
                 new_w, new_b = inject_store.read(ctx.ns)
                 injected = [ctx.arrays[f"w{k}"] for k in range(len(new_w))]
@@ -558,6 +581,13 @@ def probe(ctx: "Context") -> None:
                     w, b = to_canonical(w, b, orient)
                     arrays[f"s{i}.w{k}"] = w
                     arrays[f"s{i}.b{k}"] = b
-        ctx.save_json("train_meta", {"learning_rate_passed": how})
+        ctx.save_json(
+            "train_meta",
+            {
+                "learning_rate_passed": how,
+                "globals_set": globals_set,
+                "notebook_rates": rate_globals,
+            },
+        )
         if arrays:
             ctx.save_arrays("train_step", arrays)

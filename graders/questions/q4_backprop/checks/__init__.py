@@ -1,15 +1,16 @@
 """Q4's tests: the helpers, the initial weights, one forward pass and one backprop step on the
-grader's own weights, and the grader's own test accuracy of the trained weights.
+grader's own weights, the grader's own test accuracy of the trained weights, and the accuracy the
+notebook reported held to it.
 
 Every number a student is held to is recomputed here from ``reference.q4_numpy`` on the exact
-inputs the probe used; nothing the notebook printed is read. The probe has already turned
-weights stored ``(out, in)`` and biases shaped ``(1, n)`` or ``(n, 1)`` into the canonical
-``(in, out)`` / ``(n,)`` layout, so the checks see one layout only.
+inputs the probe used; what the notebook printed is read only to be compared with it. The probe
+has already turned weights stored ``(out, in)`` and biases shaped ``(1, n)`` or ``(n, 1)`` into
+the canonical ``(in, out)`` / ``(n,)`` layout, so the checks see one layout only.
 
 One module per thing checked: ``activations`` (q4.helpers: sigmoid, dsigmoid, softmax),
-``initial_weights`` (q4.init), ``forward`` (q4.forward), ``backprop`` (q4.backprop_step) and
-``accuracy`` (q4.final_accuracy); ``shared`` holds what several of them read. ``CHECKS`` is the
-order of the rubric and of every report.
+``initial_weights`` (q4.init), ``forward`` (q4.forward), ``backprop`` (q4.backprop_step),
+``accuracy`` (q4.final_accuracy) and ``reported`` (q4.reported_consistent); ``shared`` holds what
+several of them read. ``CHECKS`` is the order of the rubric and of every report.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from graders.questions.q4_backprop.checks import (
     backprop,
     forward,
     initial_weights,
+    reported,
 )
 
 CHECKS = (
@@ -28,4 +30,5 @@ CHECKS = (
     forward.forward,
     backprop.backprop_step,
     accuracy.final_accuracy,
+    reported.reported_consistent,
 )

@@ -2,8 +2,9 @@
 MNIST test set, against the threshold calibrated for the profile.
 
 Recomputed from the final weights with ``reference.q4_numpy``; the accuracy the notebook printed
-is never read. The test images are put through the same pixel scaling the notebook trained on,
-and a low accuracy is explained by its likeliest cause (a network never trained, a failing cell).
+is not read here (``q4.reported_consistent`` holds it to this measurement). The test images are
+put through the same pixel scaling the notebook trained on, and a low accuracy is explained by
+its likeliest cause (a network never trained, a failing cell).
 """
 
 from __future__ import annotations
@@ -77,8 +78,13 @@ def _pixels(ctx: CheckContext) -> tuple[Pixels, str]:
     return Pixels(scale=(high - low) / 255.0, shift=float(low), kind="affine", words=words), ""
 
 
-def _test_set(ctx: CheckContext, pixels: Pixels) -> tuple[np.ndarray, np.ndarray]:
-    limit = ctx.profile.parameters_for("q4").get("TEST_LIMIT")
+def _test_set(
+    ctx: CheckContext, pixels: Pixels, limit: int | None = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """The grader's test images on the notebook's pixel scale: the first ``limit`` (else the
+    profile's TEST_LIMIT, as the notebook is told)."""
+    if limit is None:
+        limit = ctx.profile.parameters_for("q4").get("TEST_LIMIT")
     if pixels.kind in ("unit", "raw"):  # exactly as the notebook computes them
         return load_test_set(ctx, "MNIST", pixels=pixels.kind, limit=limit)
     raw, labels = load_test_set(ctx, "MNIST", pixels="raw", limit=limit)
@@ -112,14 +118,27 @@ def _why_low(ctx: CheckContext, final: ref.Params) -> tuple[str, str]:
     )
 
 
-@check("q4.final_accuracy", "The grader's own test accuracy of the trained weights")
-def final_accuracy(ctx: CheckContext) -> Outcome:
-    """Recomputed from the final weights on the real test set; printed numbers are never read.
+@dataclass(frozen=True, kw_only=True)
+class Measured:
+    """The grader's own measurement of the final weights on its test images."""
 
-    The threshold alone decides. Final weights equal to the initial ones only explain a
-    failure: a notebook that initializes and trains in one cell has its snapshot taken after
-    training, and must not fail for it.
-    """
+    params: ref.Params
+    correct: int
+    total: int
+    loss: float
+    """Mean cross-entropy; inf where a softmax output underflowed to 0 for a true class."""
+    pixels: Pixels
+    note: str
+    """Said when the pixel scale had to be assumed ("" otherwise)."""
+
+    @property
+    def accuracy(self) -> float:
+        return self.correct / self.total
+
+
+def measure_final(ctx: CheckContext, limit: int | None = None) -> Measured | Outcome:
+    """The final weights measured on the first ``limit`` test images (else the profile's
+    TEST_LIMIT), or the failed Outcome saying why they cannot be."""
     if not ctx.has("final"):
         return Outcome.failed(f"Could not be checked: {ctx.why_missing('final_weights')}")
     params, problem = canonical_params(ctx.npz("final") or {})
@@ -129,27 +148,44 @@ def final_accuracy(ctx: CheckContext) -> Outcome:
             hint="Keep the trained network in the global lists `weights` and `biases`.",
         )
     pixels, note = _pixels(ctx)
-    x, y = _test_set(ctx, pixels)
+    x, y = _test_set(ctx, pixels, limit)
     with np.errstate(all="ignore"):
         loss, correct = ref.evaluate_dataset(params, x, y)
-    accuracy = correct / len(y)
-    required = ctx.threshold(pixels.threshold_key)
+    return Measured(
+        params=params, correct=correct, total=len(y), loss=loss, pixels=pixels, note=note
+    )
+
+
+@check("q4.final_accuracy", "The grader's own test accuracy of the trained weights")
+def final_accuracy(ctx: CheckContext) -> Outcome:
+    """Recomputed from the final weights on the real test set; printed numbers are never read
+    here (``q4.reported_consistent`` holds them to this measurement).
+
+    The threshold alone decides. Final weights equal to the initial ones only explain a
+    failure: a notebook that initializes and trains in one cell has its snapshot taken after
+    training, and must not fail for it.
+    """
+    m = measure_final(ctx)
+    if isinstance(m, Outcome):
+        return m
+    required = ctx.threshold(m.pixels.threshold_key)
     details = {
-        "accuracy": accuracy,
-        "correct": correct,
-        "total": len(y),
-        "mean_loss": loss,
-        "pixels": pixels.kind,
-        "threshold_key": pixels.threshold_key,
+        "accuracy": m.accuracy,
+        "correct": m.correct,
+        "total": m.total,
+        "mean_loss": m.loss,
+        "pixels": m.pixels.kind,
+        "threshold_key": m.pixels.threshold_key,
     }
     measured = (
-        f"The grader's test accuracy of your final weights is {percent(accuracy)} "
-        f"({correct} / {len(y)} test images, mean loss {number(loss)}) on {pixels.words}; at "
-        f"least {percent(required)} is required for that input (profile {ctx.profile.name})."
+        f"The grader's test accuracy of your final weights is {percent(m.accuracy)} "
+        f"({m.correct} / {m.total} test images, mean loss {number(m.loss)}) on "
+        f"{m.pixels.words}; at least {percent(required)} is required for that input (profile "
+        f"{ctx.profile.name})."
     )
-    if note:
-        measured = f"{measured} {note}"
-    if accuracy >= required:
+    if m.note:
+        measured = f"{measured} {m.note}"
+    if m.accuracy >= required:
         return Outcome.passed(measured, **details)
-    why, hint = _why_low(ctx, params)
+    why, hint = _why_low(ctx, m.params)
     return Outcome.failed(f"{measured} {why}".strip(), hint=hint, **details)

@@ -13,12 +13,15 @@ import math
 import numpy as np
 
 from graders.questions.api import CheckContext, Outcome, check
-from graders.questions.q4_backprop.checks.shared import LAYERS, canonical_params
+from graders.questions.q4_backprop.checks.shared import LAYERS, canonical_params, stored_as_float32
 from graders.render.numbers import number
 from reference import q4_numpy as ref
 
 INIT_RTOL = 1e-10
 """Same draws from the same generator; only the last bits may differ (``z * s`` vs ``z / n``)."""
+INIT_RTOL_FLOAT32 = 4 * float(np.finfo(np.float32).eps)
+"""The same draws stored as float32: rounded once to float32 (scaled before or after the cast),
+so within a few float32 units in the last place; different draws differ in the first digit."""
 INIT_Z = 5.0
 """How many standard errors a layer's second moment may stray from the required variance."""
 INIT_PARTIAL = 0.75
@@ -27,13 +30,19 @@ BIASES_NONZERO_PARTIAL = 0.5
 
 
 def _seeded_draws(w: np.ndarray, expected: np.ndarray) -> bool:
-    """The generator's stream, whether drawn with ``size=(n_in, n_out)`` or ``(n_out, n_in)``.
+    """The generator's stream, whether drawn with ``size=(n_in, n_out)`` or ``(n_out, n_in)``,
+    compared at the precision the notebook stored it in.
 
     The probe hands over ``(in, out)``; a matrix drawn as ``(out, in)`` and stored so holds the
     same numbers in the same order once transposed back, so both count as the seeded draws.
+    Stored as float32, the draws are compared with the reference's cast to float32.
     """
+    if stored_as_float32(w):
+        want, rtol = expected.astype(np.float32).astype(np.float64), INIT_RTOL_FLOAT32
+    else:
+        want, rtol = expected, INIT_RTOL
     return any(
-        np.allclose(candidate, expected, rtol=INIT_RTOL, atol=0.0)
+        np.allclose(candidate, want, rtol=rtol, atol=0.0)
         for candidate in (w, w.T.reshape(expected.shape))
     )
 

@@ -41,6 +41,13 @@ def canonical_params(arrays: Mapping[str, np.ndarray]) -> tuple[ref.Params | Non
     return ref.Params.of(found_w, [b.reshape(-1) for b in found_b]), ""
 
 
+def stored_as_float32(values: np.ndarray) -> bool:
+    """Every entry exactly a float32 value: an array the notebook stored as float32 (the probe
+    hands every array over as float64, and computed float64 values never all are)."""
+    with np.errstate(all="ignore"):
+        return bool(np.array_equal(values.astype(np.float32).astype(np.float64), values))
+
+
 def injected_params(ctx: CheckContext) -> ref.Params:
     """The weights the probe put into the student's globals before calling their functions."""
     arrays = ctx.inputs.arrays
