@@ -8,7 +8,6 @@ from pathlib import Path
 
 from graders import sandbox
 from graders.batch.options import BatchOptions
-from graders.batch.runner import run_batch
 from graders.config import GradeOptions
 from graders.errors import ConfigError
 from graders.questions import load_questions
@@ -83,6 +82,8 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.scheduler is None:  # a machine that cannot confine student code stops here, once
         sandbox.choose(args.sandbox, allow_unconfined=args.allow_unconfined)
+    from graders.batch.runner import run_batch  # SQLite, Dask, matplotlib: only when run
+
     result = run_batch(options, stream=sys.stderr)
     print(
         f"{result.total} submissions: {result.graded} graded now, {result.crashed} crashed, "
