@@ -46,6 +46,8 @@ from graders.score import grade_report
 
 HOSTILE = "<script>alert('x')</script> | `code` **bold**"
 """Student-controlled text: must stay text in every format."""
+FORMULA = r"$\sigma^2 = \frac{2}{n_{in} + n_{out}}$"
+"""LaTeX in an answer: MathML on the HTML pages, as typed in the Markdown one."""
 TRAIN = [2.0, 1.2, float("nan"), 0.7]
 TEST = [2.1, 1.4, 1.1, 0.9]
 INDICES = [3, 7, 5000]
@@ -221,7 +223,7 @@ def build_report(result_dir: Path, *, root: Path | None = None) -> GradeReport:
                 title="What the sampled predictions show",
                 max_score=1.0,
                 answered=True,
-                text=f"My answer:\n\n{HOSTILE}\n```\nnot a fence\n```",
+                text=f"My answer: {FORMULA}\n\n{HOSTILE}\n```\nnot a fence\n```",
             ),
             ManualItem(
                 question="q3",
