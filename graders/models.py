@@ -58,6 +58,9 @@ class Submission:
     """The folder holding the (unpacked) files."""
     notebooks: tuple[NotebookRef, ...] = ()
     problems: tuple[LoadProblem, ...] = ()
+    found: tuple[str, ...] = ()
+    """Every notebook file the loader saw (paths as the student named them), readable or not:
+    what a student is told was found when a question has no notebook."""
 
     def notebook_for(self, question: str) -> NotebookRef | None:
         return next((nb for nb in self.notebooks if nb.question == question), None)
@@ -183,6 +186,25 @@ class FreeResponse:
 
 
 @dataclass(frozen=True, kw_only=True)
+class MissingNotebook:
+    """A question that no notebook of the submission answers.
+
+    Every report shows it as its one ``message`` and counts the question's points as lost,
+    instead of a failed test per check each repeating why; the checks are not run.
+    """
+
+    question: str
+    expected: str
+    """The file name the template gives the question's notebook."""
+    found: tuple[str, ...]
+    """The notebooks the submission did hold (``Submission.found``)."""
+    unreadable: str = ""
+    """A notebook meant for this question that could not be read, with the reason; or ""."""
+    message: str
+    """The one line, e.g. "no notebook for q1: expected q1_step_network.ipynb; found: a.ipynb"."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class QuestionRun:
     """Everything one question's run produced, ready for the checks."""
 
@@ -192,6 +214,8 @@ class QuestionRun:
     execution: ExecutionRecord
     probe: ProbeRecord
     free_responses: tuple[FreeResponse, ...] = ()
+    missing: MissingNotebook | None = None
+    """Set when no notebook answers the question (then ``notebook`` is None and nothing ran)."""
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -11,6 +11,7 @@ from graders.models import (
     CheckStatus,
     GradeReport,
     ManualItem,
+    MissingNotebook,
     QuestionResult,
     QuestionRun,
     SubmissionRun,
@@ -76,13 +77,32 @@ def cuda_deduction(run: QuestionRun, rubric: Rubric, earned: float) -> CheckResu
     )
 
 
+def missing_check(definition: CheckDef, missing: MissingNotebook, rubric: Rubric) -> CheckResult:
+    """A test of a question without a notebook: not run, its points lost, the one reason."""
+    entry = rubric.entry(definition.id)
+    return CheckResult(
+        question=missing.question,
+        id=definition.id,
+        title=definition.title,
+        score=0.0,
+        max_score=entry.points,
+        status=CheckStatus.FAILED,
+        visibility=entry.visibility,
+        message=missing.message,
+    )
+
+
 def score_question(
     checks: tuple[CheckDef, ...], ctx: CheckContext, rubric: Rubric
 ) -> QuestionResult:
-    results = tuple(score_check(d, ctx, rubric) for d in checks)
-    deduction = cuda_deduction(ctx.run, rubric, sum(r.score for r in results))
-    if deduction is not None:
-        results = (*results, deduction)
+    missing = ctx.run.missing
+    if missing is not None:
+        results = tuple(missing_check(d, missing, rubric) for d in checks)
+    else:
+        results = tuple(score_check(d, ctx, rubric) for d in checks)
+        deduction = cuda_deduction(ctx.run, rubric, sum(r.score for r in results))
+        if deduction is not None:
+            results = (*results, deduction)
     answers = {fr.id: fr for fr in ctx.run.free_responses}
     manual = tuple(
         ManualItem(

@@ -15,7 +15,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from graders.models import CheckStatus, GradeReport, RunStatus
+from graders.models import CheckStatus, GradeReport, MissingNotebook, RunStatus
 from graders.render.atomic import write_text_atomic
 from graders.render.numbers import points
 from graders.rubric import Rubric, load_rubric
@@ -61,10 +61,13 @@ def _test_columns(rubric: Rubric, reports: Sequence[GradeReport]) -> list[str]:
 
 
 def submission_status(report: GradeReport) -> str:
-    """``errors`` beats ``load problems``: it is what a TA must look at first.
+    """``errors`` beats ``load problems``, which beats ``missing notebook``: what a TA must
+    look at first comes first.
 
     errors: a test the grader could not evaluate, or a notebook that timed out or killed its
-    kernel. Cell errors alone are the student's mistakes, and already cost points.
+    kernel. Cell errors alone are the student's mistakes, and already cost points. A missing
+    notebook is a question the submission does not answer at all (the notes say which file
+    was expected and what was found).
     """
     checks = (c for q in report.questions for c in q.checks)
     if any(c.status is CheckStatus.ERROR for c in checks) or any(
@@ -74,11 +77,25 @@ def submission_status(report: GradeReport) -> str:
         return "errors"
     if report.run.submission.problems:
         return "load problems"
+    if _missing(report):
+        return "missing notebook"
     return "ok"
 
 
+def _missing(report: GradeReport) -> list[MissingNotebook]:
+    return [q.missing for q in report.run.questions if q.missing is not None]
+
+
 def _notes(report: GradeReport) -> str:
-    notes = [p.message for p in report.run.submission.problems]
+    """One note per problem: a missing question's line replaces the load problem it explains."""
+    missing = _missing(report)
+    explained = {m.unreadable for m in missing}
+    notes = [
+        p.message
+        for p in report.run.submission.problems
+        if f"{p.path}: {p.message}" not in explained
+    ]
+    notes += [m.message for m in missing]
     notes += [
         f"{q.question}: {q.execution.status.value}"
         for q in report.run.questions

@@ -21,7 +21,7 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from graders.errors import ConfigError, SubmissionError
 from graders.models import (
@@ -29,14 +29,13 @@ from graders.models import (
     CheckStatus,
     GradeReport,
     ManualItem,
+    MissingNotebook,
+    QuestionResult,
     RunStatus,
     Visibility,
 )
 from graders.render.atomic import write_text_atomic
 from graders.render.numbers import amount, data, points
-
-if TYPE_CHECKING:
-    pass
 
 JsonDict = dict[str, Any]
 
@@ -145,10 +144,39 @@ def _manual_test(item: ManualItem, number: str) -> JsonDict:
     }
 
 
+def _missing_test(question: QuestionResult, missing: MissingNotebook, number: str) -> JsonDict:
+    """One test for a question without a notebook: its points lost, the one reason why.
+
+    Gradescope needs no test per check (the top-level ``score`` is always written), and none
+    of them ran; one visible test still shows the question's points, so the tests' maxima add
+    up to the assignment's, and reveals nothing of a hidden test but its share of the points.
+    """
+    return {
+        "name": f"{question.question.upper()} {question.title}: no notebook",
+        "number": number,
+        "score": 0.0,
+        "max_score": _points(question.max_score),
+        "status": "failed",
+        "output": _clean(missing.message),
+        "output_format": OUTPUT_FORMAT,
+        "visibility": Visibility.VISIBLE.value,
+        "tags": [question.question, "missing_notebook"],
+    }
+
+
+def _missing(report: GradeReport, qid: str) -> MissingNotebook | None:
+    run = report.run.question(qid)
+    return run.missing if run is not None else None
+
+
 def _tests(report: GradeReport, hidden: Visibility) -> list[JsonDict]:
     tests: list[JsonDict] = []
     for position, question in enumerate(report.questions, start=1):
         qnum = _question_number(question.question, position)
+        missing = _missing(report, question.question)
+        if missing is not None:
+            tests.append(_missing_test(question, missing, f"{qnum}.1"))
+            continue
         index = 0
         for check in question.checks:
             index += 1
@@ -162,7 +190,13 @@ def _tests(report: GradeReport, hidden: Visibility) -> list[JsonDict]:
 def _score_line(report: GradeReport, hidden: Visibility) -> str:
     """The total only when every test is visible: Gradescope itself hides it otherwise."""
     checks = [c for q in report.questions for c in q.checks]
-    shown = [c for c in checks if _test_visibility(c, hidden) == Visibility.VISIBLE.value]
+    shown = [
+        c
+        for q in report.questions
+        for c in q.checks
+        if _missing(report, q.question) is not None
+        or _test_visibility(c, hidden) == Visibility.VISIBLE.value
+    ]
     if len(shown) == len(checks):
         return f"Autograder score: {_fmt(report.score)} / {_fmt(report.max_score)} points."
     later = _count(len(checks) - len(shown), "more test")
@@ -200,7 +234,9 @@ def _summary(report: GradeReport, hidden: Visibility) -> str:
         lines += [
             f"  - {p.path + ': ' if p.path else ''}{p.message}" for p in run.submission.problems
         ]
-    troubled = [q for q in run.questions if q.execution.status is not RunStatus.OK]
+    troubled = [
+        q for q in run.questions if q.execution.status is not RunStatus.OK and q.missing is None
+    ]
     if troubled:
         lines += ["", "How the notebooks ran:"]
         lines += [

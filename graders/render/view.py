@@ -44,6 +44,7 @@ PROBE_WORDS = {
     ProbeStatus.FAILED: "could not run",
     ProbeStatus.NOT_RUN: "did not run",
 }
+NO_NOTEBOOK = "no notebook"
 STATUS_LABELS = {
     CheckStatus.PASSED: "passed",
     CheckStatus.PARTIAL: "partial",
@@ -97,6 +98,8 @@ class QuestionView:
     manual: tuple[ManualItem, ...]
     outcome: str
     """``full``, ``some``, ``none`` or ``empty`` (nothing to score): the colour of the score."""
+    missing: str = ""
+    """No notebook answers the question: this one line is all a page shows of it."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -161,6 +164,12 @@ def _notebook_note(run: QuestionRun | None) -> str:
     return nb.original_name
 
 
+def _run_words(run: QuestionRun | None) -> str:
+    if run is not None and run.missing is not None:
+        return NO_NOTEBOOK
+    return RUN_WORDS[run.execution.status if run else RunStatus.NOT_RUN]
+
+
 def _run_message(run: QuestionRun | None) -> str:
     if run is None:
         return ""
@@ -182,8 +191,12 @@ def question_view(
     *,
     student_view: bool,
 ) -> QuestionView:
-    shown = [c for c in result.checks if not (student_view and is_hidden(c))]
-    withheld = [c for c in result.checks if student_view and is_hidden(c)]
+    missing = run.missing.message if run is not None and run.missing is not None else ""
+    # A question without a notebook ran no test, so there is nothing to withhold: all of its
+    # points are shown as lost.
+    withhold = student_view and not missing
+    shown = [c for c in result.checks if not (withhold and is_hidden(c))]
+    withheld = [c for c in result.checks if withhold and is_hidden(c)]
     score, max_score = result.score, result.max_score
     if withheld:
         score, max_score = _total(c.score for c in shown), _total(c.max_score for c in shown)
@@ -196,7 +209,7 @@ def question_view(
         hidden_tests=len(withheld),
         hidden_points=sum(c.max_score for c in withheld),
         run=run,
-        run_words=RUN_WORDS[run.execution.status] if run else RUN_WORDS[RunStatus.NOT_RUN],
+        run_words=_run_words(run),
         run_message=_run_message(run),
         probe_words=PROBE_WORDS[run.probe.status] if run else PROBE_WORDS[ProbeStatus.NOT_RUN],
         notebook_note=_notebook_note(run),
@@ -209,6 +222,7 @@ def question_view(
         charts=charts,
         manual=result.manual,
         outcome=_outcome(score, max_score),
+        missing=missing,
     )
 
 
