@@ -324,6 +324,25 @@ class ManualItem:
     max_score: float
     answered: bool
     text: str
+    points: float | None = None
+    """What a TA awarded (``dlgrade batch --manual-scores``); None: not graded yet."""
+    comment: str = ""
+    """The TA's words to the student about this answer."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ManualScore:
+    """A TA's points (and comment) for one free-response part of one submission.
+
+    Read from the CSV the manual-grading page downloads, kept in the batch's state apart from
+    the automatic result (a regrade does not lose it), and merged into every output.
+    """
+
+    question: str
+    item: str
+    """The part's id in the rubric (``q2a``)."""
+    points: float
+    comment: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -346,6 +365,8 @@ class GradeReport:
     max_score: float
     manual_max_score: float
     """Points left to the TA (free-response parts), not included in ``max_score``."""
+    manual_score: float = 0.0
+    """Points TAs have awarded so far (the parts' ``ManualItem.points``), not in ``score``."""
 
     def question(self, qid: str) -> QuestionResult | None:
         return next((q for q in self.questions if q.question == qid), None)

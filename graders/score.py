@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 
 from graders.check import run_check
@@ -11,6 +12,7 @@ from graders.models import (
     CheckStatus,
     GradeReport,
     ManualItem,
+    ManualScore,
     MissingNotebook,
     QuestionResult,
     QuestionRun,
@@ -132,7 +134,30 @@ def grade_report(run: SubmissionRun, questions: tuple[QuestionResult, ...]) -> G
         score=round(sum(q.score for q in questions), 3),
         max_score=sum(q.max_score for q in questions),
         manual_max_score=sum(m.max_score for q in questions for m in q.manual),
+        manual_score=round(
+            sum(m.points for q in questions for m in q.manual if m.points is not None), 3
+        ),
     )
+
+
+def with_manual_scores(report: GradeReport, scores: Iterable[ManualScore]) -> GradeReport:
+    """``report`` with the TAs' points and comments on its free-response parts, totals again.
+
+    Scores for parts the report does not have are left out (the batch has already told the
+    TA about them, by file and line); a part without a score keeps ``points`` None.
+    """
+    by_part = {(s.question, s.item): s for s in scores}
+
+    def scored(item: ManualItem) -> ManualItem:
+        found = by_part.get((item.question, item.id))
+        if found is None:
+            return item
+        return replace(item, points=found.points, comment=found.comment)
+
+    questions = tuple(
+        replace(q, manual=tuple(scored(m) for m in q.manual)) for q in report.questions
+    )
+    return grade_report(report.run, questions)
 
 
 def merge_reports(base: GradeReport, new: GradeReport) -> GradeReport:

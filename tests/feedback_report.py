@@ -269,6 +269,8 @@ def build_report(result_dir: Path, *, root: Path | None = None) -> GradeReport:
                 max_score=1.0,
                 answered=True,
                 text=f"My answer: {FORMULA}\n\n{HOSTILE}\n```\nnot a fence\n```",
+                points=0.5,
+                comment=f"Half right: name the classes it confuses.\n{HOSTILE}",
             ),
             ManualItem(
                 question="q3",

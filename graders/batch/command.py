@@ -46,6 +46,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scheduler", default=None, metavar="ADDRESS", help="grade on this Dask scheduler"
     )
+    parser.add_argument(
+        "--manual-scores",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE.csv",
+        help="merge TA scores for free-response answers (the CSV that manual_grading.html "
+        "downloads) into the state and every output; repeatable",
+    )
     sandbox.add_arguments(parser)
 
 
@@ -72,6 +81,7 @@ def run(args: argparse.Namespace) -> int:
         regrade_all=args.regrade_all,
         regrade_questions=_question_ids(args.regrade_question, args.only or []),
         scheduler=args.scheduler,
+        manual_scores=tuple(args.manual_scores),
         grade=GradeOptions(
             profile=args.profile,
             profiles_file=args.profiles,
@@ -90,4 +100,17 @@ def run(args: argparse.Namespace) -> int:
     )
     for label, path in result.files.items():
         print(f"  {label}: {path}")
+    if args.manual_scores:
+        print(
+            f"  manual scores: {result.manual_merged} taken from {len(args.manual_scores)} file(s)"
+        )
+    for problem in result.problems:
+        print(f"dlgrade: not merged: {problem}", file=sys.stderr)
+    if result.problems:
+        print(
+            f"dlgrade: {len(result.problems)} row(s) not merged (fix them and rerun with the "
+            "same file: rows already merged are taken again unchanged)",
+            file=sys.stderr,
+        )
+        return ConfigError.exit_code
     return 0

@@ -31,6 +31,8 @@ class BatchOptions:
     scheduler: str | None = None
     """A Dask scheduler address: grade on that cluster instead of local processes."""
     similarity_threshold: float = 0.8
+    manual_scores: tuple[Path, ...] = ()
+    """CSV files of TA scores (the manual-grading page's download) to merge into the state."""
 
     @property
     def state_path(self) -> Path:

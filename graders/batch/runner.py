@@ -24,11 +24,13 @@ from pathlib import Path
 from typing import Protocol, TextIO
 
 from graders import GRADER_VERSION
+from graders.batch.csv_input import InputProblem
 from graders.batch.discover import Discovery, discover
+from graders.batch.manual_scores import parts_of, read_manual_scores
 from graders.batch.options import BatchOptions
 from graders.batch.progress import Progress
-from graders.batch.reports import write_batch_reports
-from graders.batch.store import RowStatus, Store, owner_token
+from graders.batch.reports import collect, refresh_result_folders, write_batch_reports
+from graders.batch.store import Row, RowStatus, Store, owner_token
 from graders.batch.tasks import GradeTask, TaskOutcome, run_task
 from graders.config import CONFIG_DIR, GradeOptions
 from graders.questions import load_questions
@@ -43,6 +45,10 @@ class BatchResult:
     """Graded by this run (the rest were unchanged, or graded by another batch)."""
     crashed: int
     files: dict[str, Path]
+    manual_merged: int = 0
+    """TA scores taken from ``--manual-scores`` files by this run."""
+    problems: tuple[InputProblem, ...] = ()
+    """Rows of those files that were not taken, each with its file, line and reason."""
 
 
 class Pool(Protocol):
@@ -268,7 +274,35 @@ def run_batch(options: BatchOptions, *, stream: TextIO | None = None) -> BatchRe
         graded, crashed = _grade_pending(store, discovery, options, stream)
         _wait_for_others(store, names, owner_token(), stream)
         rows = store.rows(names)
+        merged, problems = _merge_manual_scores(store, rows, discovery, options)
         if not store.running():
             _remove_leftovers(options.out)
-    files = write_batch_reports(rows, discovery, options)
-    return BatchResult(total=len(names), graded=graded, crashed=crashed, files=files)
+        manual = store.manual_scores()
+        collected = collect(rows, discovery, manual)
+        refresh_result_folders(store, rows, collected.reports, manual, options)
+    files = write_batch_reports(rows, discovery, options, collected)
+    return BatchResult(
+        total=len(names),
+        graded=graded,
+        crashed=crashed,
+        files=files,
+        manual_merged=merged,
+        problems=tuple(problems),
+    )
+
+
+def _merge_manual_scores(
+    store: Store, rows: list[Row], discovery: Discovery, options: BatchOptions
+) -> tuple[int, list[InputProblem]]:
+    """Take every good row of the ``--manual-scores`` files into the state; list the rest."""
+    if not options.manual_scores:
+        return 0, []
+    graded = collect(rows, discovery).reports
+    parts = parts_of(graded)
+    ungraded = {r.name for r in rows} - set(parts)
+    merged, problems = 0, []
+    for path in options.manual_scores:
+        taken, bad = read_manual_scores(path, parts, ungraded)
+        merged += store.save_manual_scores(taken)
+        problems += bad
+    return merged, problems

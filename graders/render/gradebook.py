@@ -1,4 +1,4 @@
-"""The CSV gradebook: one row per submission, one column per question and per test.
+"""The CSV gradebook: one row per submission, one column per question, test and free-response part.
 
 Columns follow the rubric's order (question, then its tests), so two gradebooks of the same
 assignment line up column for column whatever subset of questions each run graded; a test the
@@ -15,12 +15,24 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from graders.models import CheckStatus, GradeReport, MissingNotebook, RunStatus
+from graders.models import CheckStatus, GradeReport, ManualItem, MissingNotebook, RunStatus
 from graders.render.atomic import write_text_atomic
 from graders.render.numbers import points
 from graders.rubric import Rubric, load_rubric
 
-FIXED_COLUMNS = ("submission", "status", "profile", "total", "max_total")
+FIXED_COLUMNS = (
+    "submission",
+    "status",
+    "profile",
+    "total",
+    "max_total",
+    "automatic",
+    "max_automatic",
+    "manual",
+    "max_manual",
+)
+"""``total`` is the grade: the automatic tests' points plus those TAs awarded so far for the
+free-response parts (``manual``, empty until one is scored); ``max_total`` counts both."""
 NOTES_COLUMN = "notes"
 
 
@@ -46,18 +58,24 @@ def _num(value: float) -> str:
 
 
 def _test_columns(rubric: Rubric, reports: Sequence[GradeReport]) -> list[str]:
-    """Question id, then its test ids, in rubric order; unknown ids appended, sorted."""
+    """Question id, then its test ids and its free-response parts (``q2.q2a``), in rubric
+    order; unknown ids appended, sorted."""
     columns: list[str] = []
-    for test_id in rubric.tests:
-        question = test_id.split(".", 1)[0]
-        if question not in columns:
-            columns.append(question)
-        columns.append(test_id)
+    questions = list(dict.fromkeys([t.split(".", 1)[0] for t in rubric.tests] + [*rubric.manual]))
+    for question in questions:
+        columns.append(question)
+        columns += [t for t in rubric.tests if t.split(".", 1)[0] == question]
+        columns += [f"{question}.{m.id}" for m in rubric.manual.get(question, ())]
     extra_questions = sorted({q.question for r in reports for q in r.questions} - set(columns))
     columns += extra_questions
     known = set(columns)
     extra_tests = sorted({c.id for r in reports for q in r.questions for c in q.checks} - known)
-    return columns + extra_tests
+    extra_parts = sorted({_part(m) for r in reports for q in r.questions for m in q.manual})
+    return columns + extra_tests + [p for p in extra_parts if p not in known]
+
+
+def _part(item: ManualItem) -> str:
+    return f"{item.question}.{item.id}"
 
 
 def submission_status(report: GradeReport) -> str:
@@ -115,14 +133,23 @@ def _report_row(report: GradeReport) -> dict[str, str]:
         "submission": _text(report.run.submission.name),
         "status": submission_status(report),
         "profile": _text(report.run.profile.name),
-        "total": _num(report.score),
-        "max_total": _num(report.max_score),
+        "total": _num(report.score + report.manual_score),
+        "max_total": _num(report.max_score + report.manual_max_score),
+        "automatic": _num(report.score),
+        "max_automatic": _num(report.max_score),
+        "manual": _num(report.manual_score) if _scored(report) else "",
+        "max_manual": _num(report.manual_max_score),
         NOTES_COLUMN: _text(_notes(report)),
     }
     for question in report.questions:
         row[question.question] = _num(question.score)
         row.update({c.id: _num(c.score) for c in question.checks})
+        row.update({_part(m): _num(m.points) for m in question.manual if m.points is not None})
     return row
+
+
+def _scored(report: GradeReport) -> bool:
+    return any(m.points is not None for q in report.questions for m in q.manual)
 
 
 def _crash_row(crash: CrashedSubmission) -> dict[str, str]:
@@ -130,7 +157,8 @@ def _crash_row(crash: CrashedSubmission) -> dict[str, str]:
 
 
 def gradebook_csv(reports: Iterable[Row], rubric: Rubric | None = None) -> str:
-    """The gradebook as CSV text; an empty cell is a test that was not graded for that row."""
+    """The gradebook as CSV text; an empty cell is a test that was not graded for that row,
+    or a free-response part no TA has scored yet."""
     rows = sorted(
         reports, key=lambda r: r.name if isinstance(r, CrashedSubmission) else r.run.submission.name
     )

@@ -125,23 +125,38 @@ def _check_test(check: CheckResult, number: str, hidden: Visibility) -> JsonDict
 
 
 def _manual_test(item: ManualItem, number: str) -> JsonDict:
-    """Informational: no score, max_score or status, so Gradescope counts no points for it."""
-    lines = [
-        f"Graded manually by course staff: up to {_count(item.max_score, 'point')}, not part "
-        "of the autograder's score."
-    ]
+    """Informational (no score, max_score or status: Gradescope counts no points for it) until
+    a TA has scored it (``dlgrade batch --manual-scores``); then a test with those points."""
+    if item.points is None:
+        lines = [
+            f"Graded manually by course staff: up to {_count(item.max_score, 'point')}, not "
+            "part of the autograder's score."
+        ]
+    else:
+        lines = [
+            f"Graded by course staff: {_fmt(item.points)} / {_count(item.max_score, 'point')}."
+        ]
+        lines += [f"Comment: {item.comment}"] if item.comment else []
     if item.answered:
         lines += ["Your answer, as collected:", "", _clean(item.text.strip(), MAX_ANSWER_ECHO)]
     else:
         lines.append("No answer was found in this part's answer cell.")
-    return {
+    test: JsonDict = {
         "name": f"{item.question.upper()} {item.title} (free response)",
         "number": number,
-        "output": _clean("\n".join(lines)),
-        "output_format": OUTPUT_FORMAT,
-        "visibility": Visibility.VISIBLE.value,
-        "tags": [item.question, f"{item.question}.{item.id}", "manual"],
     }
+    if item.points is not None:
+        test["score"] = _points(item.points)
+        test["max_score"] = _points(item.max_score)
+    test.update(
+        {
+            "output": _clean("\n".join(lines)),
+            "output_format": OUTPUT_FORMAT,
+            "visibility": Visibility.VISIBLE.value,
+            "tags": [item.question, f"{item.question}.{item.id}", "manual"],
+        }
+    )
+    return test
 
 
 def _missing_test(question: QuestionResult, missing: MissingNotebook, number: str) -> JsonDict:
@@ -224,7 +239,16 @@ def _summary(report: GradeReport, hidden: Visibility) -> str:
         "",
     ]
     lines.append(_score_line(report, hidden))
-    if report.manual_max_score:
+    items = [m for q in report.questions for m in q.manual]
+    scored = [m for m in items if m.points is not None]
+    if scored:
+        todo = len(items) - len(scored)
+        later = f"; {todo} of {len(items)} parts are still to grade" if todo else ""
+        lines.append(
+            f"Free-response answers, graded by course staff: {_fmt(report.manual_score)} / "
+            f"{_count(report.manual_max_score, 'point')}, included in the score{later}."
+        )
+    elif report.manual_max_score:
         lines.append(
             f"Free-response answers ({_count(report.manual_max_score, 'point')}) are graded "
             "by course staff and are not included."
@@ -267,7 +291,8 @@ def gradescope_results(
     """The results.json for one graded submission (a plain dict, ready for ``json.dumps``)."""
     hidden = resolve_visibility(hidden_visibility)
     stdout = resolve_visibility(stdout_visibility, "stdout_visibility")
-    results = _envelope(report.score, report.run.seconds, _summary(report, hidden), stdout)
+    score = report.score + report.manual_score  # 0 until a TA scores a free-response part
+    results = _envelope(score, report.run.seconds, _summary(report, hidden), stdout)
     results["tests"] = _tests(report, hidden)
     results["extra_data"] = {
         "submission": report.run.submission.name,
@@ -276,6 +301,7 @@ def gradescope_results(
         "grader_version": report.run.grader_version,
         "max_score": _points(report.max_score),
         "manual_max_score": _points(report.manual_max_score),
+        "manual_score": _points(report.manual_score),
     }
     return results
 

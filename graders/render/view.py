@@ -115,6 +115,14 @@ class FeedbackView:
     problems: tuple[LoadProblem, ...]
     questions: tuple[QuestionView, ...]
     outcome: str
+    manual_score: float = 0.0
+    """Points TAs awarded for free-response parts so far."""
+    manual_scored: int = 0
+    """Free-response parts a TA has scored; 0: the totals below are the automatic ones."""
+    manual_parts: int = 0
+    total: float = 0.0
+    """The grade shown: the automatic points plus the TAs' (once any part is scored)."""
+    max_total: float = 0.0
 
 
 def is_hidden(check: CheckResult) -> bool:
@@ -253,6 +261,12 @@ def feedback_view(
     if any(q.hidden_tests for q in questions):
         score = _total(q.score for q in questions)
         max_score = _total(q.max_score for q in questions)
+    items = [m for q in report.questions for m in q.manual]
+    scored = sum(m.points is not None for m in items)
+    total, max_total = score, max_score
+    if scored:
+        total = _total((score, report.manual_score))
+        max_total = _total((max_score, report.manual_max_score))
     return FeedbackView(
         report=report,
         student_view=student_view,
@@ -264,5 +278,10 @@ def feedback_view(
         manual_max_score=report.manual_max_score,
         problems=report.run.submission.problems,
         questions=tuple(questions),
-        outcome=_outcome(score, max_score),
+        outcome=_outcome(total, max_total),
+        manual_score=report.manual_score,
+        manual_scored=scored,
+        manual_parts=len(items),
+        total=total,
+        max_total=max_total,
     )
