@@ -346,6 +346,32 @@ class ManualScore:
 
 
 @dataclass(frozen=True, kw_only=True)
+class RosterEntry:
+    """Who a submission belongs to, from the course's roster (``dlgrade batch --roster``).
+
+    The fields are Canvas's: a gradebook exported from Canvas, with a ``submission`` column
+    added, is a roster as it is, and the Canvas gradebook the batch writes matches students
+    by them on import.
+    """
+
+    submission: str
+    """The submission's name in the batch (its folder, file or Gradescope name)."""
+    student: str = ""
+    """The student's name as the LMS shows it (Canvas: "Last, First")."""
+    id: str = ""
+    """The LMS's own user id (Canvas's ``ID``)."""
+    sis_user_id: str = ""
+    """The university's student id."""
+    sis_login_id: str = ""
+    section: str = ""
+
+    @property
+    def student_id(self) -> str:
+        """The id a person reads: the university's, else the LMS's, else the login."""
+        return self.sis_user_id or self.id or self.sis_login_id
+
+
+@dataclass(frozen=True, kw_only=True)
 class QuestionResult:
     question: str
     title: str

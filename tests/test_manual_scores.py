@@ -216,22 +216,42 @@ def test_a_ta_grades_in_the_browser_and_the_batch_merges_it_everywhere(
     scores.write_text(downloaded + bad, encoding="utf-8")
     good_lines = len(downloaded.splitlines())
 
+    roster = tmp_path / "roster.csv"
+    roster.write_text(
+        "Student,ID,SIS User ID,SIS Login ID,Section,submission\n"
+        '"Ann, A.",11,S11,ann,DL,ann\n"Ben, B.",12,S12,ben,DL,ben\n"Cara, C.",13,S13,cara,DL,\n',
+        encoding="utf-8",
+    )
     capsys.readouterr()
-    assert _batch(folder, out, "--manual-scores", str(scores)) == ConfigError.exit_code
+    merge = ["--manual-scores", str(scores), "--roster", str(roster)]
+    assert _batch(folder, out, *merge, "--canvas-assignment", "A1 (77)") == ConfigError.exit_code
     printed = capsys.readouterr()
     assert "manual scores: 2 taken from 1 file(s)" in printed.out
-    reported = [line for line in printed.err.splitlines() if line.startswith("dlgrade: not")]
+    assert "no graded submission (Canvas grade left empty): Cara, C." in printed.out
+    reported = [
+        line for line in printed.err.splitlines() if line.startswith("dlgrade: row not taken")
+    ]
     assert reported == [
-        f"dlgrade: not merged: {scores}:{good_lines + 1}: no submission named 'nobody' in "
+        f"dlgrade: row not taken: {scores}:{good_lines + 1}: no submission named 'nobody' in "
         "this batch",
-        f"dlgrade: not merged: {scores}:{good_lines + 2}: 'ann' has no free-response part "
+        f"dlgrade: row not taken: {scores}:{good_lines + 2}: 'ann' has no free-response part "
         "q1/q1z (its parts: q1/q1a, q1/q1b, q1/q1c, q2/q2a, q2/q2b, q2/q2c, q2/q2d, q2/q2e)",
-        f"dlgrade: not merged: {scores}:{good_lines + 3}: 7 points for q2/q2a, which is worth "
+        f"dlgrade: row not taken: {scores}:{good_lines + 3}: 7 points for q2/q2a, which is worth "
         "0 to 1",
-        f"dlgrade: not merged: {scores}:{good_lines + 4}: points 'lots' for q2/q2b is not a number",
+        f"dlgrade: row not taken: {scores}:{good_lines + 4}: points 'lots' for q2/q2b is not "
+        "a number",
     ]
 
     rows = _rows(out)
+    with (out / "canvas_gradebook.csv").open(encoding="utf-8") as fh:
+        canvas = list(csv.reader(fh))
+    assert canvas[0] == ["Student", "ID", "SIS User ID", "SIS Login ID", "Section", "A1 (77)"]
+    assert canvas[1][0].strip() == "Points Possible"
+    assert float(canvas[1][5]) == float(rows["ann"]["max_total"])
+    assert [r[0] for r in canvas[2:]] == ["Ann, A.", "Ben, B.", "Cara, C."]
+    assert canvas[2][5] == rows["ann"]["total"] and canvas[3][5] == rows["ben"]["total"]
+    assert canvas[4][5] == ""
+    assert (rows["ann"]["student"], rows["ann"]["student_id"]) == ("Ann, A.", "S11")
     for name, manual in (("ann", 1.0), ("ben", 0.0)):
         assert float(rows[name]["manual"]) == manual
         assert float(rows[name]["total"]) == pytest.approx(float(rows[name]["automatic"]) + manual)

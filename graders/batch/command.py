@@ -55,6 +55,21 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         help="merge TA scores for free-response answers (the CSV that manual_grading.html "
         "downloads) into the state and every output; repeatable",
     )
+    parser.add_argument(
+        "--roster",
+        type=Path,
+        default=None,
+        metavar="ROSTER.csv",
+        help="map submission names to students (a 'submission' column beside Canvas's Student, "
+        "ID, SIS User ID, SIS Login ID, Section); also writes OUT/canvas_gradebook.csv",
+    )
+    parser.add_argument(
+        "--canvas-assignment",
+        default="Deep Learning Assignment 1",
+        metavar="NAME",
+        help="the Canvas gradebook's assignment column (use 'Name (id)' as Canvas exports it "
+        "to update that assignment)",
+    )
     sandbox.add_arguments(parser)
 
 
@@ -82,6 +97,8 @@ def run(args: argparse.Namespace) -> int:
         regrade_questions=_question_ids(args.regrade_question, args.only or []),
         scheduler=args.scheduler,
         manual_scores=tuple(args.manual_scores),
+        roster=args.roster,
+        canvas_assignment=args.canvas_assignment,
         grade=GradeOptions(
             profile=args.profile,
             profiles_file=args.profiles,
@@ -104,12 +121,19 @@ def run(args: argparse.Namespace) -> int:
         print(
             f"  manual scores: {result.manual_merged} taken from {len(args.manual_scores)} file(s)"
         )
+    if result.unrostered:
+        names = ", ".join(result.unrostered)
+        print(f"dlgrade: not in the roster (left out of the Canvas gradebook): {names}")
+    if result.unsubmitted:
+        names = ", ".join(result.unsubmitted)
+        print(f"dlgrade: no graded submission (Canvas grade left empty): {names}")
     for problem in result.problems:
-        print(f"dlgrade: not merged: {problem}", file=sys.stderr)
+        print(f"dlgrade: row not taken: {problem}", file=sys.stderr)
     if result.problems:
         print(
-            f"dlgrade: {len(result.problems)} row(s) not merged (fix them and rerun with the "
-            "same file: rows already merged are taken again unchanged)",
+            f"dlgrade: {len(result.problems)} row(s) not taken; everything else was, and every "
+            "output is written (fix those rows and rerun with the same files: rows already "
+            "merged are taken again unchanged)",
             file=sys.stderr,
         )
         return ConfigError.exit_code

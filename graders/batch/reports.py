@@ -19,12 +19,14 @@ from pathlib import Path
 from graders.batch.decode import report_from_plain
 from graders.batch.discover import Discovery
 from graders.batch.options import BatchOptions
+from graders.batch.roster import Roster
 from graders.batch.similarity import find_similar
 from graders.batch.store import Row, RowStatus, Store
 from graders.batch.summary import summary_view, write_summary_html
 from graders.config import load_thresholds
 from graders.models import GradeReport, ManualScore
 from graders.pipeline import write_outputs
+from graders.render.canvas import CANVAS_NAME, write_canvas_gradebook
 from graders.render.gradebook import CrashedSubmission, write_gradebook
 from graders.render.json_result import to_plain
 from graders.render.manual import write_manual_html
@@ -100,7 +102,11 @@ def refresh_result_folders(
 
 
 def write_batch_reports(
-    rows: list[Row], discovery: Discovery, options: BatchOptions, collected: Collected
+    rows: list[Row],
+    discovery: Discovery,
+    options: BatchOptions,
+    collected: Collected,
+    roster: Roster | None = None,
 ) -> dict[str, Path]:
     files = {
         "gradebook": options.out / GRADEBOOK,
@@ -108,7 +114,13 @@ def write_batch_reports(
         "summary": options.out / SUMMARY,
     }
     reports, crashed = collected.reports, collected.crashed
-    write_gradebook([*reports, *crashed], files["gradebook"])
+    people = {e.submission: e for e in roster.entries if e.submission} if roster else None
+    write_gradebook([*reports, *crashed], files["gradebook"], roster=people)
+    if roster is not None:
+        files["canvas"] = options.out / CANVAS_NAME
+        write_canvas_gradebook(
+            reports, roster.entries, files["canvas"], assignment=options.canvas_assignment
+        )
     write_manual_html(reports, files["manual"])
     graded = {r.run.submission.name for r in reports}
     sources = [(row.name, Path(row.source)) for row in rows if row.name in graded]

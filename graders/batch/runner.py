@@ -30,6 +30,7 @@ from graders.batch.manual_scores import parts_of, read_manual_scores
 from graders.batch.options import BatchOptions
 from graders.batch.progress import Progress
 from graders.batch.reports import collect, refresh_result_folders, write_batch_reports
+from graders.batch.roster import read_roster
 from graders.batch.store import Row, RowStatus, Store, owner_token
 from graders.batch.tasks import GradeTask, TaskOutcome, run_task
 from graders.config import CONFIG_DIR, GradeOptions
@@ -48,7 +49,12 @@ class BatchResult:
     manual_merged: int = 0
     """TA scores taken from ``--manual-scores`` files by this run."""
     problems: tuple[InputProblem, ...] = ()
-    """Rows of those files that were not taken, each with its file, line and reason."""
+    """Rows of those files (and of the roster) that were not taken, each with its file, line
+    and reason."""
+    unrostered: tuple[str, ...] = ()
+    """Graded submissions the roster does not list (left out of the Canvas gradebook)."""
+    unsubmitted: tuple[str, ...] = ()
+    """Roster students without a graded submission (their Canvas grade is left empty)."""
 
 
 class Pool(Protocol):
@@ -261,6 +267,7 @@ def _remove_leftovers(out: Path) -> None:
 
 def run_batch(options: BatchOptions, *, stream: TextIO | None = None) -> BatchResult:
     """Grade every changed submission of ``options.folder``; write the batch's reports."""
+    roster, roster_problems = read_roster(options.roster) if options.roster else (None, [])
     discovery = discover(options.folder)
     options.out.mkdir(parents=True, exist_ok=True)
     names = [e.name for e in discovery.entries]
@@ -280,14 +287,22 @@ def run_batch(options: BatchOptions, *, stream: TextIO | None = None) -> BatchRe
         manual = store.manual_scores()
         collected = collect(rows, discovery, manual)
         refresh_result_folders(store, rows, collected.reports, manual, options)
-    files = write_batch_reports(rows, discovery, options, collected)
+    files = write_batch_reports(rows, discovery, options, collected, roster)
+    graded_names = {r.run.submission.name for r in collected.reports}
+    listed = {e.submission for e in roster.entries} if roster else set()
     return BatchResult(
         total=len(names),
         graded=graded,
         crashed=crashed,
         files=files,
         manual_merged=merged,
-        problems=tuple(problems),
+        problems=(*roster_problems, *problems),
+        unrostered=tuple(sorted(graded_names - listed)) if roster else (),
+        unsubmitted=tuple(
+            e.student or e.student_id
+            for e in (roster.entries if roster else ())
+            if e.submission not in graded_names
+        ),
     )
 
 

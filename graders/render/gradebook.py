@@ -11,11 +11,18 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from graders.models import CheckStatus, GradeReport, ManualItem, MissingNotebook, RunStatus
+from graders.models import (
+    CheckStatus,
+    GradeReport,
+    ManualItem,
+    MissingNotebook,
+    RosterEntry,
+    RunStatus,
+)
 from graders.render.atomic import write_text_atomic
 from graders.render.numbers import points
 from graders.rubric import Rubric, load_rubric
@@ -48,7 +55,7 @@ class CrashedSubmission:
 Row = GradeReport | CrashedSubmission
 
 
-def _text(value: str) -> str:
+def spreadsheet_text(value: str) -> str:
     """Defuse spreadsheet formulas: names and messages come from student-chosen file names."""
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
@@ -130,16 +137,16 @@ def _notes(report: GradeReport) -> str:
 
 def _report_row(report: GradeReport) -> dict[str, str]:
     row = {
-        "submission": _text(report.run.submission.name),
+        "submission": spreadsheet_text(report.run.submission.name),
         "status": submission_status(report),
-        "profile": _text(report.run.profile.name),
+        "profile": spreadsheet_text(report.run.profile.name),
         "total": _num(report.score + report.manual_score),
         "max_total": _num(report.max_score + report.manual_max_score),
         "automatic": _num(report.score),
         "max_automatic": _num(report.max_score),
         "manual": _num(report.manual_score) if _scored(report) else "",
         "max_manual": _num(report.manual_max_score),
-        NOTES_COLUMN: _text(_notes(report)),
+        NOTES_COLUMN: spreadsheet_text(_notes(report)),
     }
     for question in report.questions:
         row[question.question] = _num(question.score)
@@ -153,28 +160,58 @@ def _scored(report: GradeReport) -> bool:
 
 
 def _crash_row(crash: CrashedSubmission) -> dict[str, str]:
-    return {"submission": _text(crash.name), "status": "crashed", NOTES_COLUMN: _text(crash.error)}
+    return {
+        "submission": spreadsheet_text(crash.name),
+        "status": "crashed",
+        NOTES_COLUMN: spreadsheet_text(crash.error),
+    }
 
 
-def gradebook_csv(reports: Iterable[Row], rubric: Rubric | None = None) -> str:
+def _name(item: Row) -> str:
+    return item.name if isinstance(item, CrashedSubmission) else item.run.submission.name
+
+
+def _student(entry: RosterEntry | None) -> dict[str, str]:
+    if entry is None:
+        return {"student": "", "student_id": ""}
+    return {
+        "student": spreadsheet_text(entry.student),
+        "student_id": spreadsheet_text(entry.student_id),
+    }
+
+
+def gradebook_csv(
+    reports: Iterable[Row],
+    rubric: Rubric | None = None,
+    *,
+    roster: Mapping[str, RosterEntry] | None = None,
+) -> str:
     """The gradebook as CSV text; an empty cell is a test that was not graded for that row,
-    or a free-response part no TA has scored yet."""
-    rows = sorted(
-        reports, key=lambda r: r.name if isinstance(r, CrashedSubmission) else r.run.submission.name
-    )
+    or a free-response part no TA has scored yet. With a ``roster`` (submission name ->
+    student), each row also names its student (``student``, ``student_id``; empty when the
+    roster does not list the submission)."""
+    rows = sorted(reports, key=_name)
     graded = [r for r in rows if isinstance(r, GradeReport)]
     columns = _test_columns(rubric or load_rubric(), graded)
-    header = [*FIXED_COLUMNS, *columns, NOTES_COLUMN]
+    people = ["student", "student_id"] if roster is not None else []
+    header = [FIXED_COLUMNS[0], *people, *FIXED_COLUMNS[1:], *columns, NOTES_COLUMN]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=header, restval="", lineterminator="\n")
     writer.writeheader()
     for item in rows:
-        writer.writerow(
-            _crash_row(item) if isinstance(item, CrashedSubmission) else _report_row(item)
-        )
+        row = _crash_row(item) if isinstance(item, CrashedSubmission) else _report_row(item)
+        if roster is not None:
+            row |= _student(roster.get(_name(item)))
+        writer.writerow(row)
     return buffer.getvalue()
 
 
-def write_gradebook(reports: Iterable[Row], path: Path, *, rubric: Rubric | None = None) -> None:
+def write_gradebook(
+    reports: Iterable[Row],
+    path: Path,
+    *,
+    rubric: Rubric | None = None,
+    roster: Mapping[str, RosterEntry] | None = None,
+) -> None:
     """Write the gradebook atomically: a spreadsheet open on the old file never sees half."""
-    write_text_atomic(gradebook_csv(reports, rubric), path)
+    write_text_atomic(gradebook_csv(reports, rubric, roster=roster), path)
