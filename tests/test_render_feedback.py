@@ -238,13 +238,33 @@ def test_write_reports_writes_the_pages_and_pngs_and_leaves_no_temporary_file(bu
 
 def test_the_summary_lines_name_each_question_with_its_score(built):
     report, _ = built
-    lines = report_lines(report)
+    lines = report_lines(report, verbose=True)
     assert lines[0].startswith(f"student_<b>: {grade_text(report)} points")
     assert "  q1 Step-activation networks: 1.5 / 4" in lines
     assert "  ! notes.txt: notes.txt is not a notebook" in lines
     assert "    [ERR ] test_accuracy works (0/2)" in lines
+    assert "    [PASS] box_interior works (1.5/1.5)" in lines
     assert not any("\x1b[" in line for line in lines)
     assert "  results: " + str(report.run.output_dir / "result.json") in lines
+
+
+def test_the_short_summary_is_a_line_per_question_and_per_test_not_passed(built):
+    report, _ = built
+    lines = report_lines(report)
+    assert lines[0] == report_lines(report, verbose=True)[0]
+    questions = [line for line in lines if re.match(r"  q\d ", line)]
+    assert questions == [
+        "  q1 Step-activation networks: 1.5 / 4, 1 of 2 tests passed",
+        "  q2 Choosing the scale of initialization: 0 / 2, no notebook for q2: expected "
+        "q2_initialization.ipynb; found: q1.ipynb, mlp.ipynb",
+        "  q3 FashionMNIST multilayer perceptron: 0.5 / 3, 0 of 2 tests passed; cell errors",
+    ]
+    tests = [line for line in lines if line.startswith("    [")]
+    not_passed = [c for q in report.questions for c in q.checks if c.status.value != "passed"]
+    assert len(tests) == len(not_passed) - 2, "q2's tests are its one line"
+    assert "    [ERR ] test_accuracy works (0/2): The grader could not evaluate" in "\n".join(tests)
+    assert not any("[PASS]" in line or "hint:" in line or "profile" in line for line in lines)
+    assert len(lines) < len(report_lines(report, verbose=True))
 
 
 def test_colour_only_when_asked_for_and_no_color_wins():
