@@ -35,7 +35,7 @@ from graders.config import (
 from graders.data import default_data_root
 from graders.errors import DataError, MergeMismatchError
 from graders.execute import Executor, KernelJob, NbclientExecutor
-from graders.load import load_submission
+from graders.load import load_submission, missing_notebook
 from graders.models import (
     ExecutionRecord,
     GradeReport,
@@ -71,23 +71,16 @@ def _probe_seed(submission: Submission, question: str, seed: int) -> int:
     return int.from_bytes(digest[:8], "little")
 
 
-def _not_run(spec: QuestionSpec, message: str) -> QuestionRun:
+def _not_run(spec: QuestionSpec, submission: Submission) -> QuestionRun:
+    missing = missing_notebook(submission, spec)
+    message = missing.message
     return QuestionRun(
         question=spec.id,
         title=spec.title,
         notebook=None,
         execution=ExecutionRecord(question=spec.id, status=RunStatus.NOT_RUN, message=message),
         probe=ProbeRecord(question=spec.id, status=ProbeStatus.NOT_RUN, message=message),
-    )
-
-
-def _missing_message(spec: QuestionSpec, submission: Submission) -> str:
-    for problem in submission.problems:
-        if problem.question == spec.id:
-            return f"{problem.path}: {problem.message}"
-    return (
-        f"no notebook for {spec.id} ({spec.title}) was found; "
-        f"expected a file named like {spec.notebook_stem}.ipynb"
+        missing=missing,
     )
 
 
@@ -178,7 +171,7 @@ async def _run_all(
     async def one(spec: QuestionSpec) -> QuestionRun:
         ref = ctx.submission.notebook_for(spec.id)
         if ref is None:
-            return _not_run(spec, _missing_message(spec, ctx.submission))
+            return _not_run(spec, ctx.submission)
         async with gate:
             return await _run_question(spec, ref, inputs[spec.id], ctx)
 
@@ -303,14 +296,14 @@ def grade(
                 result = merge_reports(base, result)
                 kept = [r for r in result.run.questions if r.question not in now]
                 _carry_artifacts(kept, out_dir / submission.name, staging)
-            _write_outputs(result, staging, rubric, all_thresholds)
+            write_outputs(result, staging, rubric, all_thresholds)
             _swap_into_place(staging, out_dir / submission.name)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return result
 
 
-def _write_outputs(
+def write_outputs(
     result: GradeReport, folder: Path, rubric: Rubric, thresholds: Thresholds
 ) -> None:
     """Every format of one graded submission, into its (staging) result folder."""

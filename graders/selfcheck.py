@@ -81,6 +81,8 @@ def _question_lines(result: QuestionResult, run: QuestionRun | None) -> list[str
     score = sum(c.score for c in shown)
     top = sum(c.max_score for c in shown)
     lines = [f"  {result.question} {result.title}: {points(score)} / {points(top)} public points"]
+    if run is not None and run.missing is not None:  # one line, not a failed test per check
+        return [*lines, f"    {run.missing.message}"]
     lines += _run_lines(run) if run is not None else []
     for c in shown:
         lines.append(f"    [{_MARK[c.status]}] {c.title} ({points(c.score)}/{points(c.max_score)})")
