@@ -20,6 +20,7 @@ import shutil
 import statistics
 import tempfile
 import time
+from collections.abc import Mapping
 from dataclasses import replace
 from pathlib import Path
 
@@ -59,13 +60,29 @@ VARIANTS = {
 """(workers, kernels per submission); None: the batch's plan (cores / workers kernels)."""
 
 
-def main() -> None:
+def measure(
+    folder: Path,
+    options: GradeOptions,
+    repeats: int,
+    scratch: Path,
+    variants: Mapping[str, tuple[int, int | None]] = VARIANTS,
+) -> dict[str, list[float]]:
+    """Submissions per minute of each variant, the variants taking turns in every repeat."""
+    rates: dict[str, list[float]] = {v: [] for v in variants}
+    for _ in range(repeats):
+        for variant, (workers, kernels) in variants.items():
+            variant_options = replace(options, parallel=kernels)
+            rates[variant].append(throughput(folder, workers, variant_options, scratch))
+    return rates
+
+
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--submissions", type=int, default=12)
     parser.add_argument("--repeats", type=int, default=1)
     parser.add_argument("--workload", choices=[*WORKLOADS, "both"], default="both")
     parser.add_argument("--profile", default="quick")
-    args = parser.parse_args()
+    args = parser.parse_args(argv)
     print(f"{os.cpu_count()} cores, {args.submissions} submissions, profile {args.profile}")
     workloads = list(WORKLOADS) if args.workload == "both" else [args.workload]
     with tempfile.TemporaryDirectory(prefix="dlgrade-bench-") as tmp:
@@ -74,11 +91,7 @@ def main() -> None:
         make_batch(folder, args.submissions)
         for workload in workloads:
             options = GradeOptions(profile=args.profile, only=WORKLOADS[workload])
-            rates: dict[str, list[float]] = {v: [] for v in VARIANTS}
-            for _ in range(args.repeats):
-                for variant, (workers, kernels) in VARIANTS.items():
-                    variant_options = replace(options, parallel=kernels)
-                    rates[variant].append(throughput(folder, workers, variant_options, scratch))
+            rates = measure(folder, options, args.repeats, scratch)
             medians = {v: statistics.median(r) for v, r in rates.items()}
             cells = "   ".join(f"{v} {m:6.1f}/min" for v, m in medians.items())
             serial, one, two = medians.values()

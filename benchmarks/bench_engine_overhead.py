@@ -495,6 +495,13 @@ def report_causes(plan: Plan, repeats: int) -> None:
     )
 
 
+def parallel_floor(singles: Mapping[str, float]) -> float:
+    """The least time these questions can take in parallel kernels on this machine: the slowest
+    alone, or, with fewer cores than kernels, the work itself spread over the cores."""
+    cores = os.cpu_count() or 1
+    return max(max(singles.values()), sum(singles.values()) / min(cores, len(singles)))
+
+
 def report_targets(
     plan: Plan, samples: Samples, overheads: list[float], harness: dict[str, float]
 ) -> None:
@@ -511,8 +518,7 @@ def report_targets(
     slowest = max(singles, key=singles.__getitem__)
     together = median(samples["grade:all"])
     cores = os.cpu_count() or 1
-    # With fewer cores than kernels the work itself sets a floor: the sum over the cores.
-    floor = max(singles[slowest], sum(singles.values()) / min(cores, len(ids)))
+    floor = parallel_floor(singles)
     print(
         f"target: {len(ids)} questions in about the time of the slowest alone: "
         f"{together:.2f} s together vs {singles[slowest]:.2f} s for {slowest} alone "

@@ -60,27 +60,39 @@ def one_kernel(plan: sandbox.SandboxPlan) -> float:
     return time.perf_counter() - started
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--repeats", type=int, default=10)
-    args = parser.parse_args(argv)
+def measure(repeats: int) -> dict[str, list[float]]:
+    """Seconds per kernel under bubblewrap and unconfined, alternating, after one warm-up each."""
     confined = sandbox.choose(data_root=FIXTURE_DATA_ROOT)
     bare = sandbox.choose("unconfined", allow_unconfined=True, data_root=FIXTURE_DATA_ROOT)
     if confined.mode is not SandboxMode.BUBBLEWRAP:
         raise SystemExit(f"bubblewrap is not what this machine uses ({confined.mode.value})")
     one_kernel(confined), one_kernel(bare)  # warm the page cache and the imports
     times: dict[str, list[float]] = {"bubblewrap": [], "unconfined": []}
-    for _ in range(args.repeats):
+    for _ in range(repeats):
         times["bubblewrap"].append(one_kernel(confined))
         times["unconfined"].append(one_kernel(bare))
+    return times
+
+
+def report(times: dict[str, list[float]]) -> float:
+    """Print the medians and ranges; return what the sandbox adds per kernel (median s)."""
     medians = {name: statistics.median(values) for name, values in times.items()}
-    print(f"machine: {platform.node()} {platform.machine()}, {args.repeats} repeats, alternating")
+    repeats = len(times["bubblewrap"])
+    print(f"machine: {platform.node()} {platform.machine()}, {repeats} repeats, alternating")
     for name, value in medians.items():
         spread = f"{min(times[name]):.3f}-{max(times[name]):.3f}"
         print(f"  {name:<11} median {value:.3f} s  (range {spread} s)")
     extra = medians["bubblewrap"] - medians["unconfined"]
     ratio = medians["bubblewrap"] / medians["unconfined"]
     print(f"  the sandbox adds {extra:+.3f} s per kernel ({ratio:.2f}x)")
+    return extra
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeats", type=int, default=10)
+    args = parser.parse_args(argv)
+    report(measure(args.repeats))
     return 0
 
 
