@@ -421,6 +421,25 @@ def test_a_forged_setup_file_is_a_difference_not_a_crash(
     assert "has no fixed batch_size" in said and "a dropout layer the assignment" in said
 
 
+def test_when_forward_could_not_be_traced_every_module_counts_as_used(
+    trained: Trained, test_set: Any, tmp_path: Path
+) -> None:
+    """A dropout the trace did not see (forward raised on the grader's images) is charged: the
+    grader cannot tell it is unused."""
+    model = Wrapped(trained.model)
+    model.unused_drop = torch.nn.Dropout(0.5)
+
+    def untraced(folder: Path) -> None:
+        path = folder / "training_setup.json"
+        setup = json.loads(path.read_text(encoding="utf-8"))
+        setup["traced"] = False
+        path.write_text(json.dumps(setup), encoding="utf-8")
+
+    outcomes = grade(with_model(student(trained, test_set), model), tmp_path, tamper=untraced)
+    assert outcomes["q3.training_setup"].fraction == 0.0
+    assert "a dropout(p=0.5) layer the assignment did not ask for" in _setup(outcomes)
+
+
 def test_a_forged_model_summary_is_read_as_unreadable(
     trained: Trained, test_set: Any, tmp_path: Path
 ) -> None:

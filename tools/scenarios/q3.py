@@ -176,6 +176,16 @@ def setup_mistake(name: str, description: str, old: str, new: str, phrase: str) 
     )
 
 
+def accepted_model(name: str, description: str, model_class: str) -> Scenario:
+    """A correct FashionMLP written another way: full marks."""
+    return Scenario(
+        name=name,
+        description=description,
+        notebook=NOTEBOOK,
+        edits=(Edit(old=CORRECT_CLASS, new=model_class),),
+    )
+
+
 SCENARIOS = (
     Scenario(
         name="q3_random_indices_from_loader",
@@ -481,30 +491,22 @@ SCENARIOS = (
         expected_failures={"q3.history_consistent": "the last test_loss_history entry"},
     ),
     # -- correct variants: full marks ----------------------------------------------------------
-    Scenario(
-        name="q3_out_layer_created_first",
-        description=(
-            "Accepted: `self.out` created before the hidden layers; forward applies them in the "
-            "right order, which is the order the grader reads."
-        ),
-        notebook=NOTEBOOK,
-        edits=(Edit(old=CORRECT_CLASS, new=OUT_FIRST_CLASS),),
+    accepted_model(
+        "q3_out_layer_created_first",
+        "Accepted: `self.out` created before the hidden layers; forward applies them in the "
+        "right order, which is the order the grader reads.",
+        OUT_FIRST_CLASS,
     ),
-    Scenario(
-        name="q3_layers_registered_in_reverse",
-        description=(
-            "Accepted: layers registered last-first under names of their own (layer4 ... "
-            "layer1), F.relu and torch.flatten in forward."
-        ),
-        notebook=NOTEBOOK,
-        edits=(Edit(old=CORRECT_CLASS, new=REVERSED_CLASS),),
+    accepted_model(
+        "q3_layers_registered_in_reverse",
+        "Accepted: layers registered last-first under names of their own (layer4 ... layer1), "
+        "F.relu and torch.flatten in forward.",
+        REVERSED_CLASS,
     ),
-    Scenario(
-        name="q3_sequential_inside_module",
-        description="Accepted: an nn.Sequential kept inside FashionMLP, forward flattens with "
-        "torch.flatten.",
-        notebook=NOTEBOOK,
-        edits=(Edit(old=CORRECT_CLASS, new=SEQUENTIAL_INSIDE_CLASS),),
+    accepted_model(
+        "q3_sequential_inside_module",
+        "Accepted: an nn.Sequential kept inside FashionMLP, forward flattens with torch.flatten.",
+        SEQUENTIAL_INSIDE_CLASS,
     ),
     Scenario(
         name="q3_loss_weighted_per_image",

@@ -404,8 +404,9 @@ def training_setup(ctx: "Context", model: "torch.nn.Module") -> dict[str, Any]:
     """The set-up the notebook trained with, from the live objects: the optimizer(s), the
     training DataLoader, the model's modules, the loss module(s), and the notebook's own
     LEARNING_RATE and BATCH_SIZE."""
-    calls, _ = traced_copy_calls(model, ctx.arrays["images"])
+    calls, error = traced_copy_calls(model, ctx.arrays["images"])
     setup: dict[str, Any] = {
+        "traced": not error,
         "optimizers": find_optimizers(ctx.ns, {id(p) for p in model.parameters()}),
         "model_params": len(list(model.parameters())),
         "train_loader": find_train_loader(ctx.ns),

@@ -210,13 +210,14 @@ def _layers(ctx: CheckContext, setup: dict[str, object]) -> list[Difference]:
     entries = [m for m in modules[:200] if isinstance(m, dict)] if isinstance(modules, list) else []
     extra: dict[str, list[dict[str, object]]] = {}
     unused: list[str] = []
+    traced = setup.get("traced") is not False  # forward raised: every module counts as used
     for entry in entries:
         kind = text_of(entry.get("type"))
         if kind is None or entry.get("torch") is not True or kind in ALLOWED_LAYERS:
             continue  # the student's own classes are containers; their contents are listed too
         if kind.endswith("Loss"):
             continue  # a loss kept as an attribute computes nothing in forward
-        if entry.get("used") is not True:
+        if traced and entry.get("used") is not True:
             unused.append(f"{kind} `{text_of(entry.get('name'))}`")
             continue
         extra.setdefault(kind, []).append(entry)
