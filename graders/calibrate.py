@@ -10,6 +10,11 @@ measures the gap between the threshold and a model that never learns (untrained 
 always answering the commonest class) and says loudly when the budget is too small to tell the
 two apart. Everything it used goes into the TOML as provenance, so a TA can see why a number is
 what it is and rerun the exact command.
+
+A question may also declare *bands* (``BandTarget``): a number of the reference's training that
+a correct submission's must lie near on both sides (Q3: the last reported training loss over the
+loss the grader measures on the trained weights). The same seeds give a two-sided prediction
+bound, widened by the margin the question states, written as ``<key>_low`` and ``<key>_high``.
 """
 
 from __future__ import annotations
@@ -38,7 +43,7 @@ from graders.config import CONFIG_DIR, Profile, load_profiles
 from graders.data import as_data_error, default_data_root
 from graders.errors import ConfigError
 from graders.questions import load_questions
-from graders.questions.api import Budget, ThresholdTarget
+from graders.questions.api import BandTarget, Budget, ThresholdTarget
 from reference.datasets import find_file, raw_dir, read_idx
 
 FAILURE_RATE: Final = 1e-3
@@ -51,11 +56,13 @@ THRESHOLDS_FILE: Final = CONFIG_DIR / "thresholds.toml"
 HEADER: Final = """\
 # Pass thresholds per profile, written by `dlgrade calibrate --profile NAME --write`.
 #
-# Each value is the grader's own test accuracy that a student's trained weights must reach.
-# It comes from training the reference solution over several seeds at the profile's budget;
-# the provenance table under it says how (seeds, accuracies, rule, margin, data, device, date,
-# command). Do not edit a value by hand: change profiles.toml, then rerun the command
-# (docs/profiles.md). Reading this file ignores the provenance tables.
+# Each `min_` value is the grader's own test accuracy that a student's trained weights must
+# reach; each `_low` / `_high` pair is a band a number of the student's training must lie in
+# (q3.train_loss_ratio: the last reported training loss over the grader's own loss of the
+# trained weights). Both come from training the reference solution over several seeds at the
+# profile's budget; the provenance table under each says how (seeds, values, rule, margin,
+# data, device, date, command). Do not edit a value by hand: change profiles.toml, then rerun
+# the command (docs/profiles.md). Reading this file ignores the provenance tables.
 """
 
 Progress = Callable[[str], None]
@@ -129,6 +136,47 @@ def targets() -> tuple[Target, ...]:
     return tuple(
         Target(question=spec.id, threshold=t) for spec in load_questions() for t in spec.thresholds
     )
+
+
+@dataclass(frozen=True, kw_only=True)
+class Band:
+    """One calibrated band this command measures: a question's ``BandTarget`` and its id."""
+
+    question: str
+    band: BandTarget
+
+    @property
+    def key(self) -> str:
+        return self.band.key
+
+    def device_words(self, budget: Budget) -> str:
+        words = self.band.device_words
+        return words(budget) if words is not None else budget.device
+
+
+def bands() -> tuple[Band, ...]:
+    """Every calibrated band the questions declare, in assignment order."""
+    return tuple(Band(question=spec.id, band=b) for spec in load_questions() for b in spec.bands)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BandRun:
+    seed: int
+    value: float
+    seconds: float
+    cpu_seconds: float
+
+
+@dataclass(frozen=True, kw_only=True)
+class BandCalibration:
+    """One band measured at one profile's budget."""
+
+    target: Band
+    budget: Budget
+    runs: tuple[BandRun, ...]
+    rule: BandRule
+    train_size: int
+    device: str
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -249,6 +297,64 @@ def threshold_rule(
     )
 
 
+@dataclass(frozen=True, kw_only=True)
+class BandRule:
+    """The band rule applied to one sample of a statistic, with every number it used."""
+
+    n: int
+    min: float
+    max: float
+    mean: float
+    std: float
+    k: float
+    """t quantile (1 - failure rate / 2, n - 1 degrees of freedom) times sqrt(1 + 1/n)."""
+    margin: float
+    failure_rate: float
+    low: float
+    high: float
+
+    @property
+    def rule(self) -> str:
+        return (
+            "low = floor4(min(min_run, mean - k * std) / (1 + margin)), high = "
+            "ceil4(max(max_run, mean + k * std) * (1 + margin)); k = t(1 - "
+            f"{self.failure_rate:g} / 2, n - 1) * sqrt(1 + 1/n) = {self.k:.3f} for n = {self.n}: "
+            "a two-sided normal prediction bound for one more correct run, widened by the margin"
+        )
+
+
+def band_rule(
+    values: Sequence[float], *, margin: float, failure_rate: float = FAILURE_RATE
+) -> BandRule:
+    """The band one more correct run leaves with probability ``failure_rate`` (both sides
+    together), under the normal model of ``threshold_rule``, then widened by ``margin``
+    (relative, on both sides: the ratio of two losses is off by a factor, not a difference)."""
+    if len(values) < 2:
+        raise ValueError(f"need at least 2 runs to estimate a spread, got {len(values)}")
+    if margin < 0 or not 0 < failure_rate < 0.5:
+        raise ValueError(
+            f"need margin >= 0 and 0 < failure rate < 0.5, got {margin}, {failure_rate}"
+        )
+    n = len(values)
+    mean = statistics.fmean(values)
+    std = statistics.stdev(values)
+    k = student_t_quantile(1.0 - failure_rate / 2, n - 1) * math.sqrt(1.0 + 1.0 / n)
+    low = min(min(values), mean - k * std) / (1.0 + margin)
+    high = max(max(values), mean + k * std) * (1.0 + margin)
+    return BandRule(
+        n=n,
+        min=min(values),
+        max=max(values),
+        mean=mean,
+        std=std,
+        k=k,
+        margin=margin,
+        failure_rate=failure_rate,
+        low=math.floor(low * 1e4) / 1e4,
+        high=math.ceil(high * 1e4) / 1e4,
+    )
+
+
 # --- running the reference --------------------------------------------------------------------
 
 
@@ -341,16 +447,10 @@ def calibrate_profile(
 ) -> list[Calibration]:
     """Every threshold of ``profile`` (or of the chosen questions or threshold keys, e.g.
     ``q4`` or ``q4.min_test_accuracy_raw``), measured on ``data_root``."""
-    known_targets = targets()
+    _check_known(questions)
     chosen = [
-        t for t in known_targets if not questions or t.question in questions or t.key in questions
+        t for t in targets() if not questions or t.question in questions or t.key in questions
     ]
-    known = {t.question for t in known_targets} | {t.key for t in known_targets}
-    unknown = set(questions) - known
-    if unknown:
-        raise ConfigError(
-            f"nothing to calibrate for {sorted(unknown)}; known: {', '.join(sorted(known))}"
-        )
     budgets = {
         t.question: budget_for(profile, t.question, (overrides or {}).get(t.question))
         for t in chosen
@@ -363,12 +463,96 @@ def calibrate_profile(
     ]
 
 
+def _check_known(questions: Sequence[str]) -> None:
+    """A ConfigError naming what can be chosen, for a question or key nothing declares."""
+    known = {t.question for t in targets()} | {t.key for t in targets()}
+    known |= {b.question for b in bands()} | {b.key for b in bands()}
+    unknown = set(questions) - known
+    if unknown:
+        raise ConfigError(
+            f"nothing to calibrate for {sorted(unknown)}; known: {', '.join(sorted(known))}"
+        )
+
+
+def calibrate_band(
+    target: Band,
+    budget: Budget,
+    data_root: Path,
+    *,
+    seeds: int,
+    progress: Progress = print,
+) -> BandCalibration:
+    """Train the reference ``seeds`` times at ``budget`` and apply the band rule to the values."""
+    with as_data_error():
+        labels = _labels(data_root, target.band.dataset, train=True, limit=budget.train_limit)
+        train_size = len(labels)
+        progress(
+            f"{target.key}: {seeds} seeds x {budget.epochs} epochs on {train_size:,} "
+            f"{target.band.dataset} images ({target.band.what})"
+        )
+        runs = []
+        for i in range(seeds):
+            seed = target.band.first_seed + i
+            start, cpu_start = time.perf_counter(), time.process_time()
+            value = target.band.measure(budget, data_root, seed)
+            runs.append(
+                BandRun(
+                    seed=seed,
+                    value=value,
+                    seconds=time.perf_counter() - start,
+                    cpu_seconds=time.process_time() - cpu_start,
+                )
+            )
+            progress(
+                f"  {target.key} run {i + 1}/{seeds} (seed {seed}): {value:.4f}  "
+                f"{runs[-1].seconds:.1f} s ({runs[-1].cpu_seconds:.1f} s CPU)"
+            )
+    return BandCalibration(
+        target=target,
+        budget=budget,
+        runs=tuple(runs),
+        rule=band_rule([r.value for r in runs], margin=target.band.margin),
+        train_size=train_size,
+        device=target.device_words(budget),
+    )
+
+
+def calibrate_bands(
+    profile: Profile,
+    data_root: Path,
+    *,
+    seeds: int = DEFAULT_SEEDS,
+    questions: Sequence[str] = (),
+    overrides: Mapping[str, Mapping[str, int]] | None = None,
+    progress: Progress = print,
+) -> list[BandCalibration]:
+    """Every band of ``profile`` (or of the chosen questions or band keys), on ``data_root``."""
+    _check_known(questions)
+    chosen = [b for b in bands() if not questions or b.question in questions or b.key in questions]
+    return [
+        calibrate_band(
+            b,
+            budget_for(profile, b.question, (overrides or {}).get(b.question)),
+            data_root,
+            seeds=seeds,
+            progress=progress,
+        )
+        for b in chosen
+    ]
+
+
 # --- reporting --------------------------------------------------------------------------------
 
 
-def format_report(profile: str, calibrations: Sequence[Calibration]) -> str:
-    """Per-seed results, then one line per threshold with the numbers the rule used."""
-    lines = [f"profile {profile}: per-seed test accuracy of the reference"]
+def format_report(
+    profile: str,
+    calibrations: Sequence[Calibration],
+    band_calibrations: Sequence[BandCalibration] = (),
+) -> str:
+    """Per-seed results, then one line per threshold with the numbers the rule used; then
+    each band's runs and the band."""
+    heading = ": per-seed test accuracy of the reference" if calibrations else ""
+    lines = [f"profile {profile}{heading}"]
     for cal in calibrations:
         lines.append(f"  {cal.target.label}  seed      accuracy  untrained  wall s   CPU s")
         lines += [
@@ -376,13 +560,15 @@ def format_report(profile: str, calibrations: Sequence[Calibration]) -> str:
             f"{r.seconds:6.1f}  {r.cpu_seconds:6.1f}"
             for r in cal.runs
         ]
-    lines.append(
-        f"thresholds (one more correct run fails with probability < {FAILURE_RATE:g}, normal model)"
-    )
-    lines.append(
-        "  key                         n     min    mean     std      k  margin  threshold"
-        "  never-learns  gap"
-    )
+    if calibrations:
+        lines.append(
+            f"thresholds (one more correct run fails with probability < {FAILURE_RATE:g}, "
+            "normal model)"
+        )
+        lines.append(
+            "  key                         n     min    mean     std      k  margin  threshold"
+            "  never-learns  gap"
+        )
     for cal in calibrations:
         r = cal.rule
         verdict = "" if cal.separated else f"  TOO SMALL (< {MIN_SEPARATION:.2f})"
@@ -400,15 +586,59 @@ def format_report(profile: str, calibrations: Sequence[Calibration]) -> str:
                 "itself barely learns. "
                 "Raise this profile's EPOCHS (or its data) in profiles.toml and calibrate again."
             )
+    for band in band_calibrations:
+        b = band.rule
+        lines.append(f"band {band.target.key}: {band.target.band.what}")
+        lines.append("      seed     value  wall s   CPU s")
+        lines += [
+            f"  {run.seed:>8}  {run.value:8.4f}  {run.seconds:6.1f}  {run.cpu_seconds:6.1f}"
+            for run in band.runs
+        ]
+        lines.append(
+            f"  n {b.n}  min {b.min:.4f}  max {b.max:.4f}  mean {b.mean:.4f}  std {b.std:.4f}  "
+            f"k {b.k:.2f}  margin {b.margin:g}  ->  [{b.low:.4f}, {b.high:.4f}]"
+        )
     return "\n".join(lines)
 
 
-def provenance(cal: Calibration, *, date: str, command: str) -> dict[str, Any]:
-    """Everything a TA needs to judge a threshold and to reproduce it."""
+def _versions() -> str:
     import platform
 
     import torch
 
+    return f"python {platform.python_version()}, numpy {np.__version__}, torch {torch.__version__}"
+
+
+def band_provenance(cal: BandCalibration, *, date: str, command: str) -> dict[str, Any]:
+    """Everything a TA needs to judge a band and to reproduce it."""
+    r = cal.rule
+    return {
+        "kind": "band",
+        "what": cal.target.band.what,
+        "seeds": [run.seed for run in cal.runs],
+        "values": [round(run.value, 6) for run in cal.runs],
+        "min": round(r.min, 6),
+        "max": round(r.max, 6),
+        "mean": round(r.mean, 6),
+        "std": round(r.std, 6),
+        "k": round(r.k, 4),
+        "margin": r.margin,
+        "failure_rate": r.failure_rate,
+        "rule": r.rule,
+        "low": r.low,
+        "high": r.high,
+        "epochs": cal.budget.epochs,
+        "train_size": cal.train_size,
+        "device": cal.device,
+        "cpu_seconds_per_run": round(statistics.fmean(run.cpu_seconds for run in cal.runs), 1),
+        "versions": _versions(),
+        "date": date,
+        "command": command,
+    }
+
+
+def provenance(cal: Calibration, *, date: str, command: str) -> dict[str, Any]:
+    """Everything a TA needs to judge a threshold and to reproduce it."""
     r = cal.rule
     return {
         "seeds": [run.seed for run in cal.runs],
@@ -429,8 +659,7 @@ def provenance(cal: Calibration, *, date: str, command: str) -> dict[str, Any]:
         "test_size": cal.test_size,
         "device": cal.device,
         "cpu_seconds_per_run": round(statistics.fmean(run.cpu_seconds for run in cal.runs), 1),
-        "versions": f"python {platform.python_version()}, numpy {np.__version__}, "
-        f"torch {torch.__version__}",
+        "versions": _versions(),
         "date": date,
         "command": command,
     }
@@ -567,7 +796,12 @@ def _updated_text(old_text: str, path: Path, profile: str, tables: Mapping[str, 
 
 
 def write_thresholds(
-    path: Path, profile: str, calibrations: Sequence[Calibration], *, command: str
+    path: Path,
+    profile: str,
+    calibrations: Sequence[Calibration],
+    *,
+    command: str,
+    band_calibrations: Sequence[BandCalibration] = (),
 ) -> None:
     """Update ``profile``'s thresholds in ``path``; other profiles and other keys stay as they were.
 
@@ -575,13 +809,13 @@ def write_thresholds(
     differently, nothing is written.
     """
     date = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
-    tables = {
-        "values": {cal.target.key: cal.rule.value for cal in calibrations},
-        "provenance": {
-            cal.target.key: provenance(cal, date=date, command=command) for cal in calibrations
-        },
-        "comment": f"calibrated {date}: {command}",
-    }
+    values = {cal.target.key: cal.rule.value for cal in calibrations}
+    prov = {cal.target.key: provenance(cal, date=date, command=command) for cal in calibrations}
+    for band in band_calibrations:
+        values[band.target.band.low_key] = band.rule.low
+        values[band.target.band.high_key] = band.rule.high
+        prov[band.target.key] = band_provenance(band, date=date, command=command)
+    tables = {"values": values, "provenance": prov, "comment": f"calibrated {date}: {command}"}
     with _locked(path.parent):
         old_text = path.read_text(encoding="utf-8") if path.exists() else ""
         _atomic_write(path, _updated_text(old_text, path, profile, tables))
@@ -625,7 +859,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         "--only",
         action="append",
         metavar="QID",
-        help="calibrate only this question (e.g. q3) or threshold (e.g. q4.min_test_accuracy_raw)",
+        help="calibrate only this question (e.g. q3), threshold (e.g. q4.min_test_accuracy_raw) "
+        "or band (e.g. q3.train_loss_ratio)",
     )
     parser.add_argument(
         "--set",
@@ -671,8 +906,22 @@ def run(args: argparse.Namespace) -> int:
         overrides=overrides,
         progress=lambda line: print(line, flush=True),
     )
-    print(format_report(profile.name, calibrations))
+    band_calibrations = calibrate_bands(
+        profile,
+        data_root,
+        seeds=args.seeds,
+        questions=tuple(args.only or ()),
+        overrides=overrides,
+        progress=lambda line: print(line, flush=True),
+    )
+    print(format_report(profile.name, calibrations, band_calibrations))
     if args.write:
-        write_thresholds(args.thresholds, profile.name, calibrations, command=_command_line(args))
+        write_thresholds(
+            args.thresholds,
+            profile.name,
+            calibrations,
+            command=_command_line(args),
+            band_calibrations=band_calibrations,
+        )
         print(f"wrote profile {profile.name!r} to {args.thresholds}")
     return 0

@@ -13,8 +13,11 @@ import pytest
 from graders import calibrate
 from graders.calibrate import (
     MIN_SEPARATION,
+    BandCalibration,
+    BandRun,
     Calibration,
     SeedRun,
+    band_rule,
     budget_for,
     render_profile_table,
     replace_profile,
@@ -28,6 +31,9 @@ from graders.errors import ConfigError
 from graders.questions.api import Budget
 
 KEYS = ("q3.min_test_accuracy", "q4.min_test_accuracy", "q4.min_test_accuracy_raw")
+BANDS = ("q3.train_loss_ratio",)
+"""Calibrated bands: each writes ``<key>_low`` and ``<key>_high``, its provenance under ``key``."""
+BAND_KEYS = tuple(f"{b}_{side}" for b in BANDS for side in ("low", "high"))
 
 
 # --- the rule ---------------------------------------------------------------------------------
@@ -98,6 +104,35 @@ def test_rule_rejects_too_few_runs_and_bad_margins() -> None:
         threshold_rule([0.9, 0.8], margin=-0.1)
 
 
+def test_band_holds_every_run_and_the_two_sided_bound_widened_by_the_margin() -> None:
+    values = [1.02, 1.03, 1.025, 1.04, 1.031]
+    band = band_rule(values, margin=0.1)
+    k = student_t_quantile(1 - 0.001 / 2, 4) * math.sqrt(1.2)
+    assert band.k == pytest.approx(k)
+    assert band.low <= min(values) / 1.1 and band.high >= max(values) * 1.1
+    assert band.low == pytest.approx((band.mean - k * band.std) / 1.1, abs=1e-4)
+    assert band.high == pytest.approx((band.mean + k * band.std) * 1.1, abs=1e-4)
+    assert band.low == math.floor(band.low * 1e4) / 1e4  # rounded outwards, 4 decimals
+    assert "two-sided" in band.rule
+
+
+def test_band_leaves_a_correct_run_outside_rarely_under_its_model() -> None:
+    rng = random.Random(2)
+    outside, trials = 0, 4000
+    for _ in range(trials):
+        runs = [rng.gauss(1.03, 0.01) for _ in range(8)]
+        band = band_rule(runs, margin=0.0)
+        outside += not band.low <= rng.gauss(1.03, 0.01) <= band.high
+    assert outside / trials < 0.004  # 1/1000 expected
+
+
+def test_band_rejects_too_few_runs_and_bad_margins() -> None:
+    with pytest.raises(ValueError, match="at least 2"):
+        band_rule([1.0], margin=0.1)
+    with pytest.raises(ValueError, match="margin"):
+        band_rule([1.0, 1.1], margin=-0.1)
+
+
 # --- budgets ----------------------------------------------------------------------------------
 
 
@@ -140,6 +175,20 @@ def _calibration(key: str, accuracies: list[float]) -> Calibration:
     )
 
 
+def _band(key: str, values: list[float]) -> BandCalibration:
+    target = next(b for b in calibrate.bands() if b.key == key)
+    return BandCalibration(
+        target=target,
+        budget=Budget(epochs=2, train_limit=100),
+        runs=tuple(
+            BandRun(seed=i, value=v, seconds=1.0, cpu_seconds=1.0) for i, v in enumerate(values)
+        ),
+        rule=band_rule(values, margin=target.band.margin),
+        train_size=100,
+        device="cpu",
+    )
+
+
 OTHERS = """\
 # my own header, kept
 # second line
@@ -173,6 +222,22 @@ def test_writing_one_profile_keeps_the_others_and_the_header(tmp_path: Path) -> 
     prov = loaded.provenance["quick"][KEYS[0]]
     assert prov["accuracies"] == [0.6, 0.62, 0.61]
     assert prov["command"].endswith("--write")
+
+
+def test_a_band_is_written_as_two_thresholds_and_its_provenance(tmp_path: Path) -> None:
+    path = tmp_path / "thresholds.toml"
+    path.write_text(OTHERS, encoding="utf-8")
+    band = _band(BANDS[0], [1.02, 1.03, 1.04])
+    write_thresholds(
+        path, "cpu", [_calibration(KEYS[1], [0.9, 0.91])], command="c", band_calibrations=[band]
+    )
+    loaded = load_thresholds(path)
+    cpu = loaded.for_profile("cpu")
+    assert (cpu[BAND_KEYS[0]], cpu[BAND_KEYS[1]]) == (band.rule.low, band.rule.high)
+    assert cpu[KEYS[0]] == 0.75  # the keys not recalibrated are kept
+    prov = loaded.provenance["cpu"][BANDS[0]]
+    assert prov["kind"] == "band" and prov["values"] == [1.02, 1.03, 1.04]
+    assert (prov["low"], prov["high"]) == (band.rule.low, band.rule.high)
 
 
 def test_rewriting_a_profile_in_the_middle_keeps_its_place(tmp_path: Path) -> None:
@@ -222,10 +287,13 @@ def test_every_profile_is_calibrated_with_provenance() -> None:
     shipped = load_thresholds()
     for name, profile in profiles.profiles.items():
         redo = f"run `dlgrade calibrate --profile {name} --write`"
-        for key in KEYS:
+        for key in BAND_KEYS:
             assert key in shipped.for_profile(name), f"{name}: no {key}; {redo}"
+        for key in (*KEYS, *BANDS):
             prov = shipped.provenance[name][key]
-            for field in ("seeds", "accuracies", "min", "mean", "margin", "rule", "date"):
+            values = "values" if prov.get("kind") == "band" else "accuracies"
+            assert key in BANDS or key in shipped.for_profile(name), f"{name}: no {key}; {redo}"
+            for field in ("seeds", values, "min", "mean", "margin", "rule", "date"):
                 assert field in prov, f"{name} {key}: provenance lacks {field}; {redo}"
             budget = budget_for(profile, key.split(".")[0])
             assert prov["epochs"] == budget.epochs, f"{name} {key}: EPOCHS changed; {redo}"
@@ -238,6 +306,12 @@ def test_shipped_thresholds_follow_the_rule_from_their_own_runs() -> None:
     shipped = load_thresholds()
     for name, by_key in shipped.provenance.items():
         for key, prov in by_key.items():
+            if prov.get("kind") == "band":
+                band = band_rule(prov["values"], margin=prov["margin"])
+                values = shipped.for_profile(name)
+                assert (values[f"{key}_low"], values[f"{key}_high"]) == (band.low, band.high)
+                assert band.low <= min(prov["values"]) and max(prov["values"]) <= band.high
+                continue
             result = threshold_rule(prov["accuracies"], margin=prov["margin"])
             assert shipped.for_profile(name)[key] == pytest.approx(result.value, abs=1.5e-4)
             assert shipped.for_profile(name)[key] <= min(prov["accuracies"]) - prov["margin"]
@@ -248,6 +322,8 @@ def test_shipped_thresholds_separate_learning_from_not_learning() -> None:
     shipped = load_thresholds()
     for name, by_key in shipped.provenance.items():
         for key, prov in by_key.items():
+            if prov.get("kind") == "band":
+                continue  # a band is no pass threshold: nothing that never learns to sit above
             gap = shipped.for_profile(name)[key] - prov["never_learns"]
             assert gap >= MIN_SEPARATION, (
                 f"{name} {key}: threshold only {gap:+.3f} above a model that never learns "
@@ -283,8 +359,10 @@ def test_calibrate_command_end_to_end(tmp_path: Path, capsys: pytest.CaptureFixt
     assert "q3 run 2/2 (seed 1)" in printed and "q4 run 1/2 (seed 80085)" in printed
     assert "q4 (raw 0-255 pixels) run 2/2 (seed 80086)" in printed
     assert "TOO SMALL" in printed  # one epoch on 128 images cannot separate
+    assert "q3.train_loss_ratio run 2/2 (seed 1)" in printed
     loaded = load_thresholds(out)
-    assert set(loaded.for_profile("tiny")) == set(KEYS)
+    assert set(loaded.for_profile("tiny")) == {*KEYS, *BAND_KEYS}
+    assert loaded.provenance["tiny"][BANDS[0]]["train_size"] == 128
     prov = loaded.provenance["tiny"][KEYS[1]]
     assert prov["seeds"] == [80085, 80086]
     assert (prov["train_size"], prov["test_size"], prov["epochs"]) == (64, 100, 1)
@@ -311,6 +389,10 @@ def test_one_threshold_can_be_calibrated_alone_and_raw_pixels_train_differently(
     assert [r.accuracy for r in raw.runs] != [r.accuracy for r in unit.runs]
     with pytest.raises(ConfigError, match=r"q4\.min_test_accuracy_raw"):
         calibrate.calibrate_profile(tiny, root, seeds=2, questions=("q5",), progress=quiet)
+    assert calibrate.calibrate_bands(tiny, root, seeds=2, questions=(KEYS[2],)) == []
+    (band,) = calibrate.calibrate_bands(tiny, root, seeds=2, questions=BANDS, progress=quiet)
+    assert band.target.key == BANDS[0] and [r.seed for r in band.runs] == [0, 1]
+    assert band.rule.low <= min(r.value for r in band.runs)
 
 
 def test_what_if_overrides_are_never_written(

@@ -3,198 +3,59 @@
 Each test builds a student's namespace (a model, histories, sampled indices, probabilities)
 from the reference solution, runs ``graders/questions/q3_fashion_mlp/probe.py`` on it exactly as
 the kernel would (through the probe runtime, on the grader's inputs from ``make_inputs``), and
-grades the artifacts with the question's checks. The committed 1,000-image test slice is the
-test set, as under the quick profile.
+grades the artifacts with the question's checks (``q3_support``). The committed 1,000-image test
+slice is the test set, as under the quick profile. The training set-up, the layer order and the
+training-loss band have their own module, ``test_checks_q3_setup.py``.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import nbformat
 import numpy as np
 import pytest
 import torch
-from nbformat.v4 import new_code_cell, new_notebook, new_output
-
-from graders.check import run_check
-from graders.config import FIXTURE_DATA_ROOT, Profile
-from graders.errors import ConfigError
-from graders.models import (
-    Artifact,
-    CellError,
-    ExecutionRecord,
-    ProbeRecord,
-    ProbeStatus,
-    ProbeStepError,
-    QuestionRun,
-    RunStatus,
+from q3_support import (
+    EPOCHS,
+    FULL,
+    LEARNING_RATE,
+    PLOT_CELL,
+    THRESHOLDS,
+    Trained,
+    grade,
+    load_test_slice,
+    notebook,
+    scores,
+    single_thread,
+    student,
+    text,
+    train_reference,
 )
-from graders.probe import write_inputs
-from graders.questions.api import CheckContext, Outcome, ProbeContext
-from graders.questions.q3_fashion_mlp import SPEC, checks, make_inputs
+
+from graders.errors import ConfigError
+from graders.models import CellError
+from graders.questions.api import Outcome
+from graders.questions.q3_fashion_mlp import checks
 from graders.render.numbers import number
 from reference import q3_mlp as ref
-from reference.datasets import load_split
-
-RUNTIME = Path(__file__).resolve().parents[1] / "graders" / "kernel" / "probe_runtime.py"
-EPOCHS = 4
-MIN_ACCURACY = 0.3
-"""For these tests only: the trained reference below scores well above it, chance (0.1) below."""
-PNG = (
-    "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mNkYPhfDwAChwGA60e6"
-    "kgAAAABJRU5ErkJggg=="
-)
-PLOT_CELL = "plt.plot(train_loss_history)\nplt.plot(test_loss_history)\nplt.show()"
-
-
-@dataclass(frozen=True)
-class Trained:
-    model: ref.FashionMLP
-    result: ref.TrainResult
 
 
 @pytest.fixture(scope="module", autouse=True)
 def one_thread() -> Iterator[None]:
-    """These forward passes are small; torch's default threads only fight the machine's load."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+    yield from single_thread()
 
 
 @pytest.fixture(scope="module")
 def trained() -> Trained:
-    config = ref.TrainConfig(epochs=EPOCHS, lr=0.1, train_limit=2000, seed=2, threads=1)
-    result = ref.train(config, FIXTURE_DATA_ROOT)
-    return Trained(model=ref.model_from_state(result.state), result=result)
+    return train_reference()
 
 
 @pytest.fixture(scope="module")
 def test_set() -> tuple[np.ndarray, np.ndarray]:
-    return load_split(FIXTURE_DATA_ROOT, "FashionMNIST", train=False)
-
-
-def student(trained: Trained, test_set: tuple[np.ndarray, np.ndarray]) -> dict[str, Any]:
-    """A correct student's namespace, as the notebook leaves it."""
-    indices = np.random.default_rng(7).choice(len(test_set[1]), 3, replace=False)
-    probabilities = ref.class_probabilities(trained.model, test_set[0][indices])
-    return {
-        "model": trained.model,
-        "train_loss_history": list(trained.result.train_losses),
-        "test_loss_history": list(trained.result.test_losses),
-        "test_accuracy_history": list(trained.result.test_accuracies),
-        "random_indices": indices,
-        "sample_probabilities": [p.astype(np.float32) for p in probabilities],
-        "EPOCHS": EPOCHS,
-        "BATCH_SIZE": 64,
-    }
-
-
-def notebook(*cells: tuple[str, bool, str]) -> nbformat.NotebookNode:
-    """Code cells as (source, drew an image, error ename or "")."""
-    nb_cells = []
-    for source, image, error in cells:
-        outputs = []
-        if image:
-            outputs.append(new_output("display_data", data={"image/png": PNG}))
-        if error:
-            outputs.append(new_output("error", ename=error, evalue="boom", traceback=[]))
-        nb_cells.append(new_code_cell(source, outputs=outputs))
-    return new_notebook(cells=nb_cells)
-
-
-def run_probe(ns: dict[str, Any], tmp_path: Path) -> tuple[Any, tuple[Artifact, ...], list[Any]]:
-    """The real probe on ``ns``; returns the inputs and what it wrote, as ``collect`` would."""
-    rng = np.random.default_rng(11)
-    inputs = make_inputs(
-        ProbeContext(profile=Profile(name="t"), data_root=FIXTURE_DATA_ROOT, rng=rng)
-    )
-    in_dir, out_dir = tmp_path / "in", tmp_path / "artifacts" / "q3"
-    write_inputs(inputs, in_dir)
-    out_dir.mkdir(parents=True)
-    runtime: dict[str, Any] = {"__name__": "probe_runtime"}
-    exec(compile(RUNTIME.read_text(encoding="utf-8"), "runtime", "exec"), runtime)
-    question = dict(runtime)
-    exec(compile(SPEC.probe_source, "probe", "exec"), question)
-    runtime["run_probe"](question["probe"], ns, str(out_dir), str(in_dir), 30.0)
-    errors = json.loads((out_dir / "probe_errors.json").read_text())
-    artifacts = tuple(
-        Artifact(name=p.stem, path=str(p.relative_to(tmp_path)), kind=p.suffix[1:], bytes=1)
-        for p in sorted(out_dir.iterdir())
-        if p.name not in {"probe_errors.json", "probe_done.json", "progress.json"}
-    )
-    return inputs, artifacts, errors
-
-
-def grade(
-    ns: dict[str, Any],
-    tmp_path: Path,
-    *,
-    nb: nbformat.NotebookNode | None = None,
-    cell_errors: tuple[CellError, ...] = (),
-    parameters: Mapping[str, object] | None = None,
-    thresholds: Mapping[str, float] | None = None,
-) -> dict[str, Outcome]:
-    inputs, artifacts, errors = run_probe(ns, tmp_path)
-    nb = nb if nb is not None else notebook((PLOT_CELL, True, ""))
-    (tmp_path / "executed").mkdir()
-    nbformat.write(nb, str(tmp_path / "executed" / "q3.ipynb"))
-    run = QuestionRun(
-        question="q3",
-        title=SPEC.title,
-        notebook=None,
-        execution=ExecutionRecord(
-            question="q3",
-            status=RunStatus.CELL_ERRORS if cell_errors else RunStatus.OK,
-            cell_errors=cell_errors,
-            executed_notebook="executed/q3.ipynb",
-            parameters=dict(parameters if parameters is not None else {"EPOCHS": EPOCHS}),
-        ),
-        probe=ProbeRecord(
-            question="q3",
-            status=ProbeStatus.PARTIAL if errors else ProbeStatus.OK,
-            artifacts=artifacts,
-            errors=tuple(ProbeStepError(**e) for e in errors),
-        ),
-    )
-    ctx = CheckContext(
-        run=run,
-        result_dir=tmp_path,
-        inputs=inputs,
-        profile=Profile(name="t"),
-        thresholds=thresholds if thresholds is not None else {"q3.min_test_accuracy": MIN_ACCURACY},
-        data_root=FIXTURE_DATA_ROOT,
-    )
-    outcomes = {}
-    for definition in checks.CHECKS:
-        outcome, crashed = run_check(definition, ctx)
-        assert not crashed, outcome.details.get("traceback")
-        outcomes[definition.id] = outcome
-    return outcomes
-
-
-def scores(outcomes: Mapping[str, Outcome]) -> dict[str, float]:
-    return {k.removeprefix("q3."): round(v.fraction, 3) for k, v in outcomes.items()}
-
-
-def text(outcome: Outcome) -> str:
-    return f"{outcome.message} {outcome.hint}".lower()
-
-
-FULL = {
-    "architecture": 1.0,
-    "loss_histories": 1.0,
-    "test_accuracy": 1.0,
-    "history_consistent": 1.0,
-    "loss_plot": 1.0,
-    "random_samples": 1.0,
-    "sample_probabilities": 1.0,
-}
+    return load_test_slice()
 
 
 # -- the reference and accepted variations -------------------------------------------------------
@@ -294,6 +155,7 @@ def test_sequential_under_another_name_is_accepted(
     ns = student(trained, test_set)
     del ns["model"]
     ns["net"] = _copy_weights(net, trained.model)
+    ns["optimizer"] = torch.optim.SGD(net.parameters(), lr=LEARNING_RATE)
     ns["loss"] = torch.nn.CrossEntropyLoss()
     assert scores(grade(ns, tmp_path)) == FULL
 
@@ -301,6 +163,7 @@ def test_sequential_under_another_name_is_accepted(
 def test_seed_layer_names_are_accepted(trained: Trained, test_set: Any, tmp_path: Path) -> None:
     ns = student(trained, test_set)
     ns["model"] = _copy_weights(Seedlike(), trained.model)
+    ns["optimizer"] = torch.optim.SGD(ns["model"].parameters(), lr=LEARNING_RATE)
     assert scores(grade(ns, tmp_path)) == FULL
 
 
@@ -471,7 +334,10 @@ def test_malformed_train_history_costs_its_quarter(
 def test_flat_training_loss_fails_the_trend(
     trained: Trained, test_set: Any, tmp_path: Path
 ) -> None:
+    """An honest history of a model that never learned: the right loss, not going down."""
     ns = student(trained, test_set)
+    ns["model"] = untrained = ref.build_model(3)
+    ns["optimizer"] = torch.optim.SGD(untrained.parameters(), lr=LEARNING_RATE)
     ns["train_loss_history"] = [2.3057, 2.3049, 2.3062, 2.3060]
     outcome = grade(ns, tmp_path)["q3.loss_histories"]
     assert outcome.fraction == 2 * checks.histories.HISTORY_PART
@@ -526,11 +392,13 @@ def test_typed_in_accuracy_is_a_mismatch_naming_both_numbers(
     assert "0.8613" in outcome.message and number(measured) in outcome.message
 
 
+@pytest.mark.parametrize("missing", sorted(THRESHOLDS))
 def test_missing_threshold_is_a_configuration_fault(
-    trained: Trained, test_set: Any, tmp_path: Path
+    trained: Trained, test_set: Any, tmp_path: Path, missing: str
 ) -> None:
-    with pytest.raises(ConfigError, match=r"q3\.min_test_accuracy"):
-        grade(student(trained, test_set), tmp_path, thresholds={})
+    others = {k: v for k, v in THRESHOLDS.items() if k != missing}
+    with pytest.raises(ConfigError, match=missing.replace(".", r"\.")):
+        grade(student(trained, test_set), tmp_path, thresholds=others)
 
 
 def test_no_model_explains_the_failing_cell(
@@ -549,12 +417,18 @@ def test_no_model_explains_the_failing_cell(
     assert scores(outcomes) == {
         **FULL,
         "architecture": 0.0,
+        "training_setup": 0.0,
         "loss_histories": 0.0,
         "test_accuracy": 0.0,
         "history_consistent": 0.0,
         "sample_probabilities": 0.0,
     }
-    for key in ("q3.architecture", "q3.test_accuracy", "q3.history_consistent"):
+    for key in (
+        "q3.architecture",
+        "q3.training_setup",
+        "q3.test_accuracy",
+        "q3.history_consistent",
+    ):
         assert ".to(device), not .cuda()" in text(outcomes[key]), outcomes[key].message
 
 

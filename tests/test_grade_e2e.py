@@ -32,6 +32,7 @@ ARTIFACTS = {
         "sample_probabilities",
         "reference_logits",
         "test_logits",
+        "training_setup",
     },
     "q4": {
         "helpers",

@@ -102,6 +102,36 @@ class ThresholdTarget:
 
 
 @dataclass(frozen=True, kw_only=True)
+class BandTarget:
+    """A calibrated two-sided band for a number the reference's training gives that is not an
+    accuracy (Q3: the last reported training loss over the loss the grader measures on the
+    trained weights). ``dlgrade calibrate`` trains the reference over seeds at the profile's
+    budget, takes a two-sided prediction bound for one more correct run, widens it by
+    ``margin`` and writes ``low_key`` and ``high_key``; the provenance goes under ``key``."""
+
+    key: str
+    """E.g. ``q3.train_loss_ratio``: the band's name, and its provenance table's key."""
+    dataset: str
+    first_seed: int
+    measure: Callable[[Budget, Path, int], float]
+    """(budget, data root, seed) -> the number, for one reference run."""
+    margin: float
+    """Relative widening: the band is [low / (1 + margin), high * (1 + margin)]. The
+    question says why in its own docstring (what a correct run may do that the seeds do not)."""
+    what: str
+    """The number in words, for the printed table and the provenance."""
+    device_words: Callable[[Budget], str] | None = None
+
+    @property
+    def low_key(self) -> str:
+        return f"{self.key}_low"
+
+    @property
+    def high_key(self) -> str:
+        return f"{self.key}_high"
+
+
+@dataclass(frozen=True, kw_only=True)
 class ReferenceReport:
     """What ``dlgrade reference`` prints for one question: proof the reference does what the
     assignment says. ``ok`` False when a result the assignment pins down did not reproduce."""
@@ -143,6 +173,8 @@ class QuestionSpec:
     """The question's tests (its ``checks`` beside it); points are in the rubric."""
     thresholds: tuple[ThresholdTarget, ...] = ()
     """The calibrated thresholds its checks read, and how to train the reference for each."""
+    bands: tuple[BandTarget, ...] = ()
+    """The calibrated bands its checks read (two thresholds each: low and high)."""
     reference_report: ReferenceRun | None = None
     """Its part of ``dlgrade reference`` (None: the question has nothing to show there)."""
     package_dir: Path

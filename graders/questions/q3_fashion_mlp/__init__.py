@@ -59,9 +59,11 @@ SPEC = QuestionSpec(
         "sample_probabilities.npz",
         "reference_logits.npz",
         "test_logits.npz",
+        "training_setup.json",
     ),
     checks=checks.CHECKS,
     thresholds=reference_runs.THRESHOLDS,
+    bands=reference_runs.BANDS,
     reference_report=reference_runs.reference_report,
     package_dir=Path(__file__).resolve().parent,
 )

@@ -1,7 +1,12 @@
 # Kernel-side probe for Q3: the trained model's weights and structure, its histories, the
 # sampled images, the logits of the student's model with the grader's weights loaded (the
-# architecture judged by behaviour), and the trained model's logits on the whole test set
-# (read by the probe from the raw IDX file, not from the student's dataset objects).
+# architecture judged by behaviour), the trained model's logits on the whole test set (read by
+# the probe from the raw IDX file, not from the student's dataset objects), and the training
+# set-up read from the live objects (the optimizer, the training DataLoader, the model's modules).
+#
+# The Linear layers are taken in the order forward applies them (forward hooks on a CPU copy,
+# on the grader's images), not in the order __init__ created them: a model that creates
+# `self.out` first is the same network.
 import copy
 import gzip
 import re
@@ -145,10 +150,13 @@ def find_model(ctx: "Context") -> "tuple[str, torch.nn.Module]":
     value = ctx.ns.get("model")
     if isinstance(value, torch.nn.Module):
         return "model", value
-    found = [
+    found = [  # a loss module, or a module without weights (an nn.ReLU()), is not the model
         (k, v)
         for k, v in ctx.ns.items()
-        if isinstance(v, torch.nn.Module) and not k.startswith("_")
+        if isinstance(v, torch.nn.Module)
+        and not isinstance(v, torch.nn.modules.loss._Loss)
+        and any(True for _ in v.parameters())
+        and not k.startswith("_")
     ]
     if not found:
         raise MissingName("no torch.nn.Module instance found (expected one named `model`)")
@@ -157,9 +165,56 @@ def find_model(ctx: "Context") -> "tuple[str, torch.nn.Module]":
 
 
 def linears(model: "torch.nn.Module") -> "list[tuple[str, torch.nn.Linear]]":
+    """The Linear layers in the order they were registered (``named_modules``)."""
     import torch
 
     return [(n, m) for n, m in model.named_modules() if isinstance(m, torch.nn.Linear)]
+
+
+def traced_calls(model: "torch.nn.Module", images: "Array") -> tuple[list[str], str]:
+    """The names of the modules a forward pass over ``images`` calls, in the order their calls
+    return (a leaf such as a Linear layer: the order forward applies it), one entry per call;
+    and the error the pass raised, or ""."""
+    import torch
+
+    calls: list[str] = []
+    handles = [
+        module.register_forward_hook(lambda _m, _i, _o, name=name: calls.append(name))
+        for name, module in model.named_modules()
+    ]
+    try:
+        with torch.no_grad():
+            model(torch.from_numpy(images))
+    except Exception as exc:
+        return calls, f"{type(exc).__name__}: {str(exc)[:300]}"
+    finally:
+        for handle in handles:
+            handle.remove()
+    return calls, ""
+
+
+def traced_copy_calls(model: "torch.nn.Module", images: "Array") -> tuple[list[str], str]:
+    """``traced_calls`` on a CPU copy in eval mode (the student's model is left as it is)."""
+    try:
+        clone = cpu_eval_copy(model)
+    except Exception as exc:
+        return [], f"the model could not be copied ({type(exc).__name__}: {str(exc)[:200]})"
+    return traced_calls(clone, images)
+
+
+def linears_in_use(
+    model: "torch.nn.Module", images: "Array"
+) -> "tuple[list[tuple[str, torch.nn.Linear]], str, str]":
+    """(the Linear layers of ``model`` in the order forward applies them, one entry per
+    application; how the order was found: "forward" or "definition"; the forward pass's error
+    or ""), traced on a CPU copy. When the pass raises or applies no Linear module
+    (``F.linear`` on the weights), the registration order stands in."""
+    defined = dict(linears(model))
+    calls, error = traced_copy_calls(model, images)
+    used = [(name, defined[name]) for name in calls if name in defined]
+    if error or not used:
+        return list(defined.items()), "definition", error
+    return used, "forward", ""
 
 
 def read_idx_images(path: str) -> "Array":
@@ -177,13 +232,202 @@ def cpu_eval_copy(model: "torch.nn.Module") -> "torch.nn.Module":
     return clone
 
 
+SETUP_FIELDS = ("lr", "initial_lr", "momentum", "dampening", "weight_decay", "nesterov")
+"""What the probe reads of each of the optimizer's param_groups (a scheduler adds initial_lr)."""
+LOSS_NAMES = ("loss", "criterion", "loss_fn", "loss_function", "lossfn")
+
+
+def _setting(value: Any) -> "bool | float | str | None":
+    """A param_group entry as plain data: a bool, a number (a tensor lr included), or its
+    type's name when it is neither."""
+    if value is None or isinstance(value, bool):
+        return value
+    try:
+        return float(value)
+    except Exception:
+        return type(value).__name__
+
+
+def describe_optimizer(name: str, optimizer: Any, model_params: set[int]) -> dict[str, Any]:
+    groups, held, total = [], 0, 0
+    for group in list(optimizer.param_groups)[:20]:
+        params = list(group.get("params", []))
+        entry: dict[str, Any] = {k: _setting(group[k]) for k in SETUP_FIELDS if k in group}
+        entry["params"] = len(params)
+        groups.append(entry)
+        total += len(params)
+        held += sum(id(p) in model_params for p in params)
+    return {
+        "name": name,
+        "class": type(optimizer).__name__,
+        "module": type(optimizer).__module__,
+        "groups": groups,
+        "params": total,
+        "model_params_held": held,
+    }
+
+
+def find_optimizers(ns: Mapping[str, Any], model_params: set[int]) -> list[dict[str, Any]]:
+    """Every torch optimizer in the namespace: `optimizer` first, then the one holding most of
+    the model's parameters."""
+    import torch
+
+    found = [
+        describe_optimizer(k, v, model_params)
+        for k, v in ns.items()
+        if isinstance(v, torch.optim.Optimizer) and not k.startswith("_")
+    ]
+    found.sort(key=lambda d: (d["name"] != "optimizer", -d["model_params_held"]))
+    return found[:5]
+
+
+def _base_dataset(dataset: Any) -> Any:
+    import torch
+
+    for _ in range(10):
+        if not isinstance(dataset, torch.utils.data.Subset):
+            break
+        dataset = dataset.dataset
+    return dataset
+
+
+def describe_loader(name: str, loader: Any, training_data: Any) -> dict[str, Any]:
+    batch_size = loader.batch_size
+    if batch_size is None:  # a batch_sampler of its own
+        batch_size = getattr(loader.batch_sampler, "batch_size", None)
+    base = _base_dataset(loader.dataset)
+    try:
+        size = len(loader.dataset)
+    except Exception:
+        size = None
+    train = getattr(base, "train", None)
+    return {
+        "name": name,
+        "batch_size": batch_size if isinstance(batch_size, int) else None,
+        "dataset_size": size,
+        "train": train if isinstance(train, bool) else None,
+        "wraps_training_data": training_data is not None
+        and (loader.dataset is training_data or base is training_data),
+        "drop_last": bool(loader.drop_last),
+        "sampler": type(loader.sampler).__name__,
+    }
+
+
+def find_train_loader(ns: Mapping[str, Any]) -> "dict[str, Any] | None":
+    """`trainDataLoader`, else the DataLoader over the training dataset (`trainingdata`, or a
+    dataset built with train=True), else one whose name says train; None if there is none."""
+    import torch
+
+    loaders = [
+        (k, v)
+        for k, v in ns.items()
+        if isinstance(v, torch.utils.data.DataLoader) and not k.startswith("_")
+    ]
+    training_data = ns.get("trainingdata")
+    found = [describe_loader(k, v, training_data) for k, v in loaders[:20]]
+    ranked = sorted(
+        found,
+        key=lambda d: (
+            d["name"] != "trainDataLoader",
+            not d["wraps_training_data"],
+            d["train"] is not True,
+            "train" not in d["name"].lower(),
+        ),
+    )
+    best = ranked[0] if ranked else None
+    if best is None or (
+        best["name"] != "trainDataLoader"
+        and not best["wraps_training_data"]
+        and best["train"] is not True
+        and "train" not in best["name"].lower()
+    ):
+        return None
+    return best
+
+
+def describe_modules(model: "torch.nn.Module", called: set[str]) -> list[dict[str, Any]]:
+    """Each submodule: its name and type, whether torch defines the type, whether forward called
+    it, and a dropout's p."""
+    import torch
+
+    modules = []
+    for name, module in list(model.named_modules())[1:200]:
+        entry: dict[str, Any] = {
+            "name": name,
+            "type": type(module).__name__,
+            "torch": type(module).__module__.startswith("torch."),
+            "used": name in called,
+        }
+        if isinstance(module, torch.nn.modules.dropout._DropoutNd):
+            entry["p"] = float(module.p)
+        modules.append(entry)
+    return modules
+
+
+def random_in_training(model: "torch.nn.Module", images: "Array") -> "bool | None":
+    """Whether two forward passes over the same images differ in training mode (dropout, in a
+    module or through F.dropout); None when the pass raises."""
+    import torch
+
+    x = torch.from_numpy(images)
+    try:
+        clone = copy.deepcopy(model).cpu()
+        clone.train()
+        with torch.no_grad(), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(0)
+            first, second = clone(x), clone(x)
+        return not bool(torch.equal(first, second))
+    except Exception:
+        return None
+
+
+def find_losses(ns: Mapping[str, Any]) -> list[dict[str, Any]]:
+    import torch
+
+    found = []
+    for k, v in ns.items():
+        if isinstance(v, torch.nn.modules.loss._Loss) and not k.startswith("_"):
+            smoothing = getattr(v, "label_smoothing", 0.0)
+            found.append(
+                {
+                    "name": k,
+                    "class": type(v).__name__,
+                    "label_smoothing": _setting(smoothing),
+                    "reduction": str(getattr(v, "reduction", "")),
+                }
+            )
+    found.sort(key=lambda d: d["name"] not in LOSS_NAMES)
+    return found[:5]
+
+
+def training_setup(ctx: "Context", model: "torch.nn.Module") -> dict[str, Any]:
+    """The set-up the notebook trained with, from the live objects: the optimizer(s), the
+    training DataLoader, the model's modules, the loss module(s), and the notebook's own
+    LEARNING_RATE and BATCH_SIZE."""
+    calls, error = traced_copy_calls(model, ctx.arrays["images"])
+    setup: dict[str, Any] = {
+        "traced": not error,
+        "optimizers": find_optimizers(ctx.ns, {id(p) for p in model.parameters()}),
+        "model_params": len(list(model.parameters())),
+        "train_loader": find_train_loader(ctx.ns),
+        "modules": describe_modules(model, set(calls)),
+        "random_in_training": random_in_training(model, ctx.arrays["images"]),
+        "losses": find_losses(ctx.ns),
+    }
+    for key in ("LEARNING_RATE", "BATCH_SIZE"):
+        value = ctx.ns.get(key)
+        setup[key] = value if isinstance(value, int | float | type(None)) else str(value)[:100]
+    return setup
+
+
 def probe(ctx: "Context") -> None:
     import torch
 
     name, model = None, None
     with ctx.step("model"):
         name, model = find_model(ctx)
-        layers = linears(model)
+        layers, order, forward_error = linears_in_use(model, ctx.arrays["images"])
+        used = {n for n, _ in layers}
         params = list(model.parameters())
         ctx.save_json(
             "model_summary",
@@ -199,6 +443,13 @@ def probe(ctx: "Context") -> None:
                     }
                     for n, m in layers
                 ],
+                "order": order,
+                "forward_error": forward_error,
+                "unused_linear_layers": [
+                    {"name": n, "in": m.in_features, "out": m.out_features}
+                    for n, m in linears(model)
+                    if n not in used
+                ][:20],
                 "module_types": sorted({type(m).__name__ for m in model.modules()}),
                 "parameter_count": int(sum(p.numel() for p in params)),
                 "device": str(params[0].device) if params else "none",
@@ -260,15 +511,18 @@ def probe(ctx: "Context") -> None:
     if model is None:
         return
 
+    with ctx.step("training_setup"):
+        ctx.save_json("training_setup", training_setup(ctx, model))
+
     with ctx.step("reference_weights_logits"):
         clone = cpu_eval_copy(model)
-        layers = linears(clone)
+        layers, _, _ = linears_in_use(clone, ctx.arrays["images"])
         want = list(zip(ctx.values["layers"][:-1], ctx.values["layers"][1:], strict=False))
         have = [(m.in_features, m.out_features) for _, m in layers]
         if have != want:
             raise BadValue(f"the model's Linear layers are {have}; expected {want}")
         with torch.no_grad():
-            for i, (_, m) in enumerate(layers):
+            for i, (_, m) in enumerate(layers):  # by position, in the order forward uses them
                 m.weight.copy_(torch.from_numpy(ctx.arrays[f"ref.w{i}"]))
                 if m.bias is not None:
                     m.bias.copy_(torch.from_numpy(ctx.arrays[f"ref.b{i}"]))

@@ -4,7 +4,9 @@ history comparison and the sample probabilities are all scored on.
 No number the student's code computed is used: the trained weights the probe saved go into the
 reference network when they fit it (extra tensors such as a buffer are passed over), else into
 an MLP of the student's own layer sizes with ReLU between them, so that a wrong architecture
-costs the architecture test and not every test after it. The probe's own run of the student's
+costs the architecture test and not every test after it. The Linear layers are loaded in the
+order the student's forward applies them (the probe traced it), not the order ``__init__``
+created them in. The probe's own run of the student's
 model on the test images is never scored: a forward pass can return anything (one looked the
 labels up in the test set's file).
 """
@@ -27,6 +29,7 @@ from graders.questions.q3_fashion_mlp.checks.shared import (
     FloatArray,
     parameter,
     reference_model,
+    used_order_state,
     why,
 )
 from graders.render.numbers import number
@@ -61,7 +64,7 @@ REFERENCE_SOURCE = "the reference 784-256-128-64-10 network loaded with your tra
 
 def _mapped(ctx: CheckContext) -> tuple[FashionMLP | None, str]:
     """The student's trained weights in the reference network, or None and why not."""
-    state = ctx.npz("state_dict")
+    state = used_order_state(ctx)
     if state is None:
         return None, f"no trained weights were saved ({why(ctx, 'model')})"
     try:
@@ -72,7 +75,8 @@ def _mapped(ctx: CheckContext) -> tuple[FashionMLP | None, str]:
 
 def _linear_chain(state: Mapping[str, np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
     """The (weight, bias) pairs of a stack of Linear layers from 784 inputs to 10 outputs, in
-    the order the state holds them (torch's (out, in) weights); [] when there is none."""
+    the order the state holds them (torch's (out, in) weights; ``used_order_state`` puts them
+    in the order forward applies them); [] when there is none."""
     pairs: list[tuple[np.ndarray, np.ndarray]] = []
     values = list(state.values())
     width = LAYERS[0]
@@ -101,15 +105,23 @@ def _chain_model(pairs: list[tuple[np.ndarray, np.ndarray]]) -> torch.nn.Module:
     return torch.nn.Sequential(*layers).eval()
 
 
-def measure_trained(ctx: CheckContext) -> Measure | Outcome:
-    """The student's trained weights measured by the grader: in the reference network when they
-    fit it, else in an MLP of their own layer sizes; never the student's own forward pass."""
-    images, labels = load_test_set(ctx, DATASET)
+@dataclass(frozen=True, kw_only=True)
+class Measuring:
+    """The network the grader measures the student's trained weights with, and in words."""
+
+    model: torch.nn.Module
+    source: str
+
+
+def measuring_model(ctx: CheckContext) -> Measuring | Outcome:
+    """The student's trained weights in the reference network when they fit it, else in an MLP
+    of their own layer sizes; an Outcome saying why when neither can be built. Never the
+    student's own forward pass."""
     mapped, not_mapped = _mapped(ctx)
     model: torch.nn.Module | None = mapped
     source = REFERENCE_SOURCE
     if model is None:
-        state = ctx.npz("state_dict")
+        state = used_order_state(ctx)
         pairs = _linear_chain(state) if state is not None else []
         if not pairs:
             if state is None:
@@ -128,13 +140,22 @@ def measure_trained(ctx: CheckContext) -> Measure | Outcome:
             f"an MLP of your own layer sizes ({sizes}, ReLU between them) loaded with your "
             "trained weights, because they do not fit the assignment's network"
         )
-    loss, accuracy, logits = reference_model().evaluate(model, images, labels)
+    return Measuring(model=model, source=source)
+
+
+def measure_trained(ctx: CheckContext) -> Measure | Outcome:
+    """The student's trained weights measured by the grader on its own copy of the test set."""
+    measuring = measuring_model(ctx)
+    if isinstance(measuring, Outcome):
+        return measuring
+    images, labels = load_test_set(ctx, DATASET)
+    loss, accuracy, logits = reference_model().evaluate(measuring.model, images, labels)
     return Measure(
         logits=logits.astype(np.float64),
         labels=labels,
         accuracy=accuracy,
         loss=loss,
-        source=source,
+        source=measuring.source,
     )
 
 

@@ -5,6 +5,11 @@ The shapes alone would pass a model without its ReLUs or with a softmax on its o
 behaviour alone could not say which layer is wrong. So each is half the points, and when the
 behaviour is wrong the grader replays its weights through the usual mistakes (``diagnose``) to
 name the one the student made.
+
+The layers are the ones forward applies, in the order it applies them (the probe traces a
+forward pass): any registration order and any attribute names pass, a layer applied twice
+counts twice, and a layer ``__init__`` creates but forward never applies is named and costs
+nothing (it does not change what the model computes).
 """
 
 from __future__ import annotations
@@ -20,7 +25,10 @@ from graders.questions.q3_fashion_mlp import diagnose
 from graders.questions.q3_fashion_mlp.checks.shared import (
     LAYERS,
     FloatArray,
+    LinearLayer,
+    linear_layers,
     reference_model,
+    text_of,
     why,
 )
 
@@ -119,6 +127,41 @@ def _behaviour(ctx: CheckContext, *, explain: bool = True) -> Behaviour:
     )
 
 
+def behaves_as_reference(ctx: CheckContext) -> bool | None:
+    """Whether the student's model, loaded with the grader's weights, gives the reference logits
+    (None: it could not be run): ``q3.training_setup`` leaves to this check any extra layer
+    that changes what the model computes."""
+    return _behaviour(ctx, explain=False).matches
+
+
+def _order_notes(summary: dict[str, object], layers: list[LinearLayer]) -> str:
+    """What to add about how the layers were found: an unused or reused layer, or forward
+    failing (so the layers are in the order __init__ created them)."""
+    notes = []
+    if summary.get("order") == "definition":
+        error = text_of(summary.get("forward_error"), 200)
+        if not error:
+            why_not = "forward applies no Linear module the grader could trace (F.linear?)"
+        elif error.startswith("the model could not be copied"):
+            why_not = error
+        else:
+            why_not = f"forward raised {error} on the grader's images"
+        notes.append(f"{why_not}, so the layers are taken in the order your __init__ creates them")
+    names = [layer.name for layer in layers]
+    for name in dict.fromkeys(names):
+        if names.count(name) > 1:
+            notes.append(f"forward applies `{name}` {names.count(name)} times")
+    unused = linear_layers(summary, "unused_linear_layers") or []
+    if unused:
+        listed = ", ".join(f"`{u.name}` (Linear({u.n_in}, {u.n_out}))" for u in unused[:5])
+        verb = "is" if len(unused) == 1 else "are"
+        notes.append(
+            f"{listed} {verb} created but never applied by forward, so "
+            f"{'it does' if len(unused) == 1 else 'they do'} not change what the model computes"
+        )
+    return "".join(f"; {note}" for note in notes)
+
+
 # -- q3.architecture -----------------------------------------------------------------------------
 
 
@@ -127,39 +170,49 @@ def architecture(ctx: CheckContext) -> Outcome:
     summary = ctx.json("model_summary")
     if not isinstance(summary, dict):
         return Outcome.failed(f"No model to check: {why(ctx, 'model')}")
-    layers = summary.get("linear_layers", [])
-    have = [(int(layer["in"]), int(layer["out"])) for layer in layers]
+    layers = linear_layers(summary)
+    if layers is None:
+        return Outcome.failed("The grader could not read your model's Linear layers.")
+    have = [(layer.n_in, layer.n_out) for layer in layers]
     want = list(pairwise(LAYERS))
-    details = {"linear_layers": have, "module_types": summary.get("module_types", [])}
+    types = summary.get("module_types")
+    details = {
+        "linear_layers": have,
+        "module_types": [t for t in types[:50] if isinstance(t, str)]
+        if isinstance(types, list)
+        else [],
+    }
+    notes = _order_notes(summary, layers)
+    model_name, model_class = text_of(summary.get("name")), text_of(summary.get("class"))
     if have != want:
         return Outcome.failed(
             f"Expected Linear layers {_chain(want)}, found {_chain(have)} "
-            f"(in `{summary.get('name')}`, a {summary.get('class')})",
+            f"(in `{model_name}`, a {model_class}){notes}",
             hint="Three hidden Linear layers of 256, 128 and 64 units, each followed by a "
             "ReLU, and an output Linear layer of 10: Linear(784, 256), Linear(256, 128), "
             "Linear(128, 64), Linear(64, 10).",
             **details,
         )
-    no_bias = [layer["name"] for layer in layers if not layer.get("bias", True)]
+    no_bias = [layer.name for layer in layers if not layer.bias]
     behaviour = _behaviour(ctx)
     if no_bias:
         return Outcome(
             fraction=SHAPES_PART / 2,
             message=f"The Linear layers have the right sizes ({_chain(have)}), but "
             f"{', '.join(no_bias)} {'has' if len(no_bias) == 1 else 'have'} no bias; "
-            f"{behaviour.message}",
+            f"{behaviour.message}{notes}",
             hint="Keep the default bias=True in every torch.nn.Linear.",
             details=details,
         )
     if behaviour.matches:
         return Outcome.passed(
             f"Linear layers {_chain(have)}, and {behaviour.message} (so the ReLUs are in place "
-            "and the output is logits)",
+            f"and the output is logits){notes}",
             **details,
         )
     return Outcome(
         fraction=SHAPES_PART,
-        message=f"The Linear layers are right ({_chain(have)}), but {behaviour.message}",
+        message=f"The Linear layers are right ({_chain(have)}), but {behaviour.message}{notes}",
         hint=behaviour.hint,
         details=details,
     )

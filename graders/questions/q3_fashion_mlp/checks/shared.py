@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from dataclasses import dataclass
 from types import ModuleType
 
 import numpy as np
@@ -62,6 +63,91 @@ def parameter(ctx: CheckContext, name: str, default: int) -> int:
         except (ValueError, OverflowError):
             return default
     return default
+
+
+def injected(ctx: CheckContext, name: str) -> object:
+    """A setting the grader injected for this run (the profile's parameters), or None."""
+    return ctx.run.execution.parameters.get(name)
+
+
+def real(value: object) -> float | None:
+    """A finite number from the kernel's JSON (never a bool), or None."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    return float(value) if math.isfinite(value) else None
+
+
+def count(value: object) -> int | None:
+    """A non-negative integer from the kernel's JSON (never a bool), or None."""
+    if isinstance(value, bool) or not isinstance(value, int) or value < 0:
+        return None
+    return value
+
+
+def text_of(value: object, limit: int = 80) -> str | None:
+    """A short string from the kernel's JSON, or None."""
+    return value[:limit] if isinstance(value, str) else None
+
+
+@dataclass(frozen=True, kw_only=True)
+class LinearLayer:
+    """One Linear layer as the probe saw it: its attribute path, sizes and bias."""
+
+    name: str
+    n_in: int
+    n_out: int
+    bias: bool
+
+
+def linear_layers(summary: object, key: str = "linear_layers") -> list[LinearLayer] | None:
+    """The summary's Linear layers (``linear_layers``: in the order forward applies them, one
+    entry per application), validated: the kernel wrote them, so a malformed entry makes the
+    whole list None rather than a crash."""
+    entries = summary.get(key) if isinstance(summary, dict) else None
+    if not isinstance(entries, list):
+        return None
+    layers = []
+    for entry in entries[:100]:
+        if not isinstance(entry, dict):
+            return None
+        name = text_of(entry.get("name"), 200)
+        n_in, n_out = count(entry.get("in")), count(entry.get("out"))
+        if name is None or n_in is None or n_out is None:
+            return None
+        layers.append(
+            LinearLayer(name=name, n_in=n_in, n_out=n_out, bias=entry.get("bias", True) is True)
+        )
+    return layers
+
+
+def used_order_state(ctx: CheckContext) -> dict[str, np.ndarray] | None:
+    """The trained weights, the Linear layers' tensors in the order forward applies them and
+    named by position (``layer0.weight``, ``layer0.bias``, ...), so that the grader's
+    measurement loads them the way the model uses them, whatever order ``__init__`` created
+    them in (``state_dict`` keeps that order) and whatever their names. A layer applied twice
+    is taken once, at its first use. Without a usable order (no summary, a name the state does
+    not hold) the state as stored."""
+    state = ctx.npz("state_dict")
+    if state is None:
+        return None
+    layers = linear_layers(ctx.json("model_summary"))
+    if not layers:
+        return state
+    ordered: dict[str, np.ndarray] = {}
+    seen: list[str] = []
+    for layer in layers:
+        if layer.name in seen:
+            continue
+        seen.append(layer.name)
+        position = len(seen) - 1
+        weight = state.get(f"{layer.name}.weight" if layer.name else "weight")
+        if weight is None:
+            return state
+        ordered[f"layer{position}.weight"] = weight
+        bias = state.get(f"{layer.name}.bias" if layer.name else "bias")
+        if bias is not None:
+            ordered[f"layer{position}.bias"] = bias
+    return ordered
 
 
 def plain(value: float | None) -> float | None:
