@@ -75,7 +75,10 @@ class Sandbox:
     """The launcher's environment (the kernel's own is in the plan)."""
     connection_file: Path
     ip: str
-    """The unix-socket prefix of the kernel's channels, as the grader connects to it."""
+    """The unix-socket prefix of the kernel's channels, as the grader connects to it (the
+    relay listens there, ``graders/sandbox/relay.py``)."""
+    kernel_prefix: str
+    """The prefix of the kernel's own sockets, which the launcher binds and the relay opens."""
     runtime: Path
     """The grader's socket folder (the launcher binds the kernel's channels there)."""
     probe_in: Path
@@ -249,6 +252,7 @@ def prepare(
     launch["env"] = env
     launch["boot"] = boot_config
     launch["kernel_ip"] = layout.KERNEL_IP
+    launch["bind_prefix"] = str(runtime / "kernel")
     filter_program = seccomp.program()
     launch["seccomp"] = filter_program.hex() if filter_program else None
     launch["keyctl"] = seccomp.syscall_number("keyctl")
@@ -263,6 +267,7 @@ def prepare(
         env={"PATH": "/usr/bin:/bin", **{k: v for k, v in env.items() if k in _PASSED_THROUGH}},
         connection_file=base / "connection.json",
         ip=str(runtime / "k"),
+        kernel_prefix=str(runtime / "kernel"),
         runtime=runtime,
         probe_in=probe_in,
         probe_archive=host.probe_archive,
