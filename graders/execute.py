@@ -35,6 +35,7 @@ from graders.errors import ExecutionError
 from graders.inject import PreparedNotebook
 from graders.models import KernelStatus
 from graders.sandbox import Sandbox, cgroups
+from graders.sandbox.relay import KernelRelay
 from graders.sandbox.watchdog import MemoryWatchdog
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
@@ -224,10 +225,13 @@ class BoundedKernelClient(AsyncKernelClient):
         hb: bool = True,
         control: bool = True,
     ) -> None:
-        """Every channel but stdin: notebooks get no input, so the grader reads none, and a
-        channel nobody reads is one a kernel could queue messages on."""
-        del stdin
-        super().start_channels(shell, iopub, False, hb, control)
+        """Shell, iopub and control only. No stdin: notebooks get no input, and a channel
+        nobody reads is one a kernel could queue messages on. No heartbeat: the manager tells
+        a dead kernel by its process, and jupyter_client's heartbeat socket has no size limit
+        (a kernel that answered its ping with a 1 GiB frame grew the grader by 2 GiB, and one
+        left it waiting for the rest of a reply at shutdown, forever)."""
+        del stdin, hb
+        super().start_channels(shell, iopub, False, False, control)
 
     async def reconnect(self, timeout_s: float = 30.0) -> None:
         """New sockets for every channel (a dropped connection stays dropped otherwise)."""
@@ -329,18 +333,25 @@ class _LogTail:
         os.close(self._read)
 
     def close_writer(self) -> None:
-        with contextlib.suppress(OSError):
-            os.close(self.write_fd)
+        """Close the write end once (called again, it must not close whatever descriptor the
+        number has been given to since: the relay's sockets were cut that way)."""
+        fd, self.write_fd = self.write_fd, -1
+        if fd >= 0:
+            with contextlib.suppress(OSError):
+                os.close(fd)
 
     def text(self, wait_s: float = 1.0) -> str:
         self._thread.join(wait_s)
         return bytes(self._tail).decode("utf-8", "replace").strip()
 
 
-def _manager_class(box: Sandbox) -> type[AsyncKernelManager]:
+def _manager_class(box: Sandbox, relays: list[KernelRelay]) -> type[AsyncKernelManager]:
     """A kernel manager that starts the sandbox's command and talks to it over unix sockets
-    (the kernel has no network, not even loopback), interrupting it by message: under
-    bubblewrap the kernel is in its own session, where a signal to the group would not reach."""
+    (the kernel has no network, not even loopback), through a relay that holds every message
+    of the kernel's to ``MAX_MESSAGE_BYTES`` (``graders/sandbox/relay.py``, started once the
+    ports are chosen and kept in ``relays`` for the caller to close), interrupting it by
+    message: under bubblewrap the kernel is in its own session, where a signal to the group
+    would not reach."""
 
     class SandboxKernelManager(AsyncKernelManager):
         def __init__(self, **kwargs: Any) -> None:
@@ -353,6 +364,11 @@ def _manager_class(box: Sandbox) -> type[AsyncKernelManager]:
                 self.kernel_spec.interrupt_mode = "message"
 
         def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
+            relay = KernelRelay(box.ip, box.kernel_prefix, budget=MAX_MESSAGE_BYTES)
+            relays.append(relay)
+            relay.start(
+                (self.shell_port, self.iopub_port, self.stdin_port, self.hb_port, self.control_port)
+            )
             return [a.replace("{connection_file}", self.connection_file) for a in box.argv]
 
     return SandboxKernelManager
@@ -391,6 +407,7 @@ class NbclientExecutor:
         nb = job.prepared.notebook
         limits = job.limits
         box = job.sandbox
+        relays: list[KernelRelay] = []
         client = CappedClient(
             nb,
             cap_bytes=limits.output_cap_kb * 1024,
@@ -401,7 +418,7 @@ class NbclientExecutor:
             interrupt_on_timeout=True,
             error_on_timeout={"ename": TIMEOUT_ENAME, "evalue": "", "traceback": []},
             record_timing=False,
-            kernel_manager_class=_manager_class(box),
+            kernel_manager_class=_manager_class(box, relays),
             resources={"metadata": {"path": str(box.base)}},
         )
         state = _RunState()
@@ -441,6 +458,8 @@ class NbclientExecutor:
             state.probe_message = f"kernel machinery failed: {exc}"
         finally:
             log.close_writer()
+            for relay in relays:
+                relay.close()
             memory_killed = groups.oom_kills() > 0 or bool(watchdog and watchdog.killed)
             cgroups.remove(groups)
         return KernelRun(

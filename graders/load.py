@@ -23,6 +23,12 @@ from nbformat.validator import ValidationError
 
 from graders.errors import InvalidSubmissionError, UnsafeSubmissionError
 from graders.models import LoadProblem, MatchedBy, MissingNotebook, NotebookRef, Submission
+from graders.plain_data import (
+    ZIP_TAIL_BYTES,
+    PlainDataError,
+    ZipDirectoryTooLarge,
+    check_zip_directory,
+)
 from graders.questions.api import QuestionSpec
 
 MAX_ZIP_FILES = 500
@@ -49,9 +55,29 @@ def _safe_member(name: str) -> PurePosixPath | None:
     return path
 
 
+def _check_directory(archive: Path) -> None:
+    """The archive's central directory, bounded before ``zipfile`` reads it: a 53 MB upload
+    whose directory listed a million entries cost 378 MiB and 13 s before the count below
+    could refuse it (``plain_data.check_zip_directory``, which ZIP64 records cannot fool)."""
+    try:
+        total = archive.stat().st_size
+        with archive.open("rb") as fh:
+            fh.seek(max(0, total - ZIP_TAIL_BYTES))
+            tail = fh.read()
+    except OSError as exc:
+        raise InvalidSubmissionError(f"not a readable zip archive: {exc}", path=archive) from None
+    try:
+        check_zip_directory(tail, total, name="the archive", max_entries=MAX_ZIP_FILES)
+    except ZipDirectoryTooLarge as exc:
+        raise UnsafeSubmissionError(str(exc), path=archive) from None
+    except PlainDataError as exc:
+        raise InvalidSubmissionError(f"not a readable zip archive: {exc}", path=archive) from None
+
+
 def unpack_zip(archive: Path, dest: Path) -> list[LoadProblem]:
     """Extract safely: no absolute or ``..`` paths, no links, bounded count and size."""
     problems: list[LoadProblem] = []
+    _check_directory(archive)
     try:
         zf = zipfile.ZipFile(archive)
     except (zipfile.BadZipFile, OSError) as exc:

@@ -6,7 +6,8 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from collections.abc import Iterator
+import threading
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -134,3 +135,32 @@ def grade_with_the_cli(tmp_path: Path, *sources: Path) -> tuple[int, dict[str, A
     )
     results = {p.parent.name: json.loads(p.read_text()) for p in out.glob("*/result.json")}
     return code, results
+
+
+def _rss_kib() -> int:
+    """The grader's (this process's) resident size now."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
+
+
+def _peak_rss_growth_kib(action: Callable[[], GradeReport]) -> tuple[GradeReport, int]:
+    """``action``'s report and how far the grader's resident size rose above where it started
+    while it ran (sampled every 50 ms: a message held for an instant counts)."""
+    baseline = _rss_kib()
+    peak = [baseline]
+    done = threading.Event()
+
+    def watch() -> None:
+        while not done.wait(0.05):
+            peak[0] = max(peak[0], _rss_kib())
+
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        report = action()
+    finally:
+        done.set()
+        watcher.join()
+    return report, peak[0] - baseline

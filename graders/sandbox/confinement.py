@@ -28,7 +28,7 @@ from pathlib import Path
 from graders.config import PROJECT_ROOT, Limits
 from graders.errors import SandboxError
 from graders.models import Confinement, SandboxMode
-from graders.sandbox import cgroups, layout
+from graders.sandbox import cgroups, layout, seccomp
 from graders.sandbox.users import KERNEL_UID_BASE, can_reach
 from graders.sandbox.workspace import SandboxPlan, prepare
 
@@ -169,10 +169,14 @@ def _limit_lines(plan: SandboxPlan, limits: Limits) -> tuple[str, ...]:
             f"/dev/shm in memory; on the host only the probe's results file "
             f"(at most {limits.max_file_mb} MB)"
         )
-        network = "network: none (an empty network namespace)"
+        network = "network: none (an empty network namespace, and no inet sockets)"
     else:
         disk = f"disk: at most {limits.max_file_mb} MB per file, no total cap"
-        network = "network: not isolated"
+        network = (
+            "network: no inet sockets (a seccomp filter); unix sockets as file permissions allow"
+            if plan.mode is SandboxMode.USER and seccomp.program() is not None
+            else "network: not isolated"
+        )
     return (memory, processes, cpu, disk, network)
 
 
@@ -220,7 +224,12 @@ def _reason(plan: SandboxPlan, requested: str) -> str:
         return (
             f"unprivileged user ({asked}): bubblewrap could not be used here, so each kernel "
             "ran as an unprivileged uid of its own; file permissions keep it from the grader's "
-            "files and from other kernels, and the network is not isolated"
+            "files and from other kernels"
+            + (
+                ", and a seccomp filter from the network"
+                if seccomp.program() is not None
+                else "; the network is not isolated"
+            )
         )
     return (
         "unconfined: nothing confined student code (the grader was told --allow-unconfined); "

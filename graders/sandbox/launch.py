@@ -15,9 +15,10 @@ cannot be raised again), and then start the kernel in the way the plan's mode sa
 * ``unconfined``: exec the boot code as the grader's own user.
 
 In every mode the kernel's five channel sockets are made here, on the host, in the grader's
-own socket folder, and handed down as file descriptors (``graders/kernel/boot.py`` tells
-ZeroMQ to use them): the kernel never sees, let alone writes, the folder the grader connects
-through.
+own socket folder (at the plan's ``bind_prefix``, where the grader's relay connects: see
+``graders/sandbox/relay.py``), and handed down as file descriptors (``graders/kernel/boot.py``
+tells ZeroMQ to use them): the kernel never sees, let alone writes, the folder the grader
+connects through.
 
 Standard library only, and self-contained: it is run as a script, never imported.
 """
@@ -175,15 +176,16 @@ def _read_connection(path: str) -> dict[str, Any]:
     return info
 
 
-def _bind_channels(info: Mapping[str, Any]) -> dict[str, int]:
-    """Listening unix sockets at the grader's channel paths; port -> inheritable descriptor."""
+def _bind_channels(info: Mapping[str, Any], prefix: str) -> dict[str, int]:
+    """Listening unix sockets at ``prefix-<port>`` (the grader's relay connects there); port ->
+    inheritable descriptor."""
     if info.get("transport") != "ipc":
         _fail("the kernel's channels must be unix sockets (transport ipc)")
     fds: dict[str, int] = {}
     for channel in _CHANNELS:
         port = int(info[channel])
         listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-        path = f"{info['ip']}-{port}"
+        path = f"{prefix}-{port}"
         with contextlib.suppress(FileNotFoundError):
             os.unlink(path)
         listener.bind(path)
@@ -263,7 +265,7 @@ def main() -> None:
     _set_limits(plan.get("rlimits", {}))
     _fresh_session_keyring(plan.get("keyctl"))
     os.umask(0o077)
-    boot_config = {**plan["boot"], "socket_fds": _bind_channels(info)}
+    boot_config = {**plan["boot"], "socket_fds": _bind_channels(info, plan["bind_prefix"])}
     boot = [plan["python"], "-I", "-c", plan["boot_source"], json.dumps(boot_config)]
     mode = plan["mode"]
     run_as = plan.get("run_as")

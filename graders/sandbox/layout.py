@@ -5,7 +5,7 @@ programs and libraries (``/usr`` and its merged-``/usr`` links), a handful of ``
 the dynamic loader and Python read, the Python installation and the kernel's environment
 (with the grader's own packages masked where they are installed into it), and the profile's
 data (its IDX folders only). Writable, each a tmpfs of a fixed size: the working folder,
-``/tmp`` and ``/dev/shm``.
+``/tmp`` and ``/dev/shm``; nothing else (the root and ``/dev`` are remounted read-only).
 Shared with the grader: the probe's inputs (read-only) and its results file, a single
 pre-made file, so that nothing else can be created on the host. The kernel's channels are not on its
 file system at all (inherited sockets, see ``graders/kernel/boot.py``). A private ``/proc`` and
@@ -193,6 +193,10 @@ def kernel_mounts(
             "dest": f"{KERNEL_PROBE_OUT}/{host.probe_archive.name}",
         },
         {"kind": "connection", "dest": KERNEL_CONNECTION},
+        # Last, once every mount point below them exists: the root and bwrap's /dev are
+        # tmpfs folders too, /dev's without a size (half the machine's memory). Read-only,
+        # the kernel writes only in its budgeted folders (/dev/shm is a mount of its own).
+        {"kind": "remount-ro", "dest": "/dev"},
         {"kind": "remount-ro", "dest": "/"},
     ]
     return [_resolve_masks(m, host) for m in mounts]

@@ -4,9 +4,12 @@ An ordinary user usually cannot make cgroups, and RLIMIT_DATA binds each process
 children of a kernel each kept their own gigabyte under a 1 GiB limit). So, where the kernel
 has no memory cgroup, a thread of the grader sums, four times a second, what the kernel's
 tree holds: the proportional set size (PSS: shared library pages split between the processes
-that map them) of the kernel process and all its descendants, the anonymous files they hold
-open (``memfd_create``: four of 1 GiB each were invisible to PSS) and what the sandbox's tmpfs
-folders hold; it kills the whole sandbox once the sum passes the limit.
+that map them) and the page tables of the kernel process and all its descendants, the
+anonymous files they hold open (``memfd_create``: four of 1 GiB each were invisible to PSS)
+and what the sandbox's tmpfs folders hold; it kills the whole sandbox once the sum passes the
+limit. What it cannot see (kernel memory in socket buffers, System V segments, files in flight
+over a socket) the sandbox bounds or refuses where the watchdog is the limit
+(``graders/sandbox/seccomp.py``, ``workspace.WATCHED_OPEN_FILES``).
 It is a fallback: between two looks a fast allocation can overshoot, which a cgroup never
 lets happen; every report says which of the two held.
 """
@@ -51,15 +54,29 @@ def tree_of(root: int) -> list[int]:
     return found
 
 
+def _page_tables(pid: int) -> int:
+    """The kernel memory a process's page tables take (``VmPTE``): a read-only mapping touched
+    once every 2 MiB maps only the shared zero page, so it costs no PSS, but 400,000 touches
+    held 1.6 GB of page tables."""
+    with contextlib.suppress(OSError, ValueError, IndexError):
+        for line in Path(f"/proc/{pid}/status").read_text(encoding="ascii").splitlines():
+            if line.startswith("VmPTE:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
 def _memory(pid: int) -> int:
-    """A process's PSS in bytes (its resident size where smaps_rollup cannot be read)."""
+    """A process's PSS in bytes (its resident size where smaps_rollup cannot be read), and its
+    page tables."""
+    tables = _page_tables(pid)
     with contextlib.suppress(OSError, ValueError):
         for line in Path(f"/proc/{pid}/smaps_rollup").read_text(encoding="ascii").splitlines():
             if line.startswith("Pss:"):
-                return int(line.split()[1]) * 1024
+                return int(line.split()[1]) * 1024 + tables
     with contextlib.suppress(OSError, ValueError, IndexError):
-        return int(Path(f"/proc/{pid}/statm").read_text(encoding="ascii").split()[1]) * _PAGE
-    return 0
+        statm = Path(f"/proc/{pid}/statm").read_text(encoding="ascii").split()
+        return int(statm[1]) * _PAGE + tables
+    return tables
 
 
 _SANDBOX_TMPFS = ("/workspace", "/tmp", "/dev/shm")

@@ -36,6 +36,11 @@ _PASSED_THROUGH = ("LANG", "LC_ALL", "TZ", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZ
 _MAX_SOCKET_PATH = 100
 """A unix socket's path must fit in 108 bytes; jupyter_client appends ``-<port>``."""
 HIDDEN_PACKAGES = ("graders", "reference", "reports")
+WATCHED_OPEN_FILES = 1024
+"""RLIMIT_NOFILE of a kernel whose memory the watchdog measures: every socket holds buffers no
+process's memory shows (two of them at the system's default size each), and the files a
+kernel has in flight over unix sockets are capped by this number too. 1024 is Linux's usual
+default; a kernel uses about 60."""
 ARCHIVE_NAME = "artifacts.zip"
 
 
@@ -75,7 +80,10 @@ class Sandbox:
     """The launcher's environment (the kernel's own is in the plan)."""
     connection_file: Path
     ip: str
-    """The unix-socket prefix of the kernel's channels, as the grader connects to it."""
+    """The unix-socket prefix of the kernel's channels, as the grader connects to it (the
+    relay listens there, ``graders/sandbox/relay.py``)."""
+    kernel_prefix: str
+    """The prefix of the kernel's own sockets, which the launcher binds and the relay opens."""
     runtime: Path
     """The grader's socket folder (the launcher binds the kernel's channels there)."""
     probe_in: Path
@@ -192,11 +200,11 @@ def prepare(
         "hidden_roots": [str(PROJECT_ROOT)],
         "hidden_packages": list(HIDDEN_PACKAGES),
     }
+    process_limits = rlimits(limits)
     launch: dict[str, object] = {
         "mode": plan.mode.value,
         "python": layout.kernel_python(),
         "boot_source": boot_source if boot_source is not None else kernel_source("boot"),
-        "rlimits": rlimits(limits),
         "run_as": None if run_as is None else {"uid": run_as.uid, "gid": run_as.gid},
     }
     if plan.mode is SandboxMode.BUBBLEWRAP:
@@ -237,7 +245,7 @@ def prepare(
         workdir.chmod(0o700)
         env = kernel_env(home=str(workdir), tmp=str(workdir), threads=threads, device=device)
         boot_config.update(cwd=str(workdir), no_capabilities=run_as is not None)
-        launch["rlimits"] = {**rlimits(limits), "RLIMIT_NPROC": limits.max_processes}
+        process_limits["RLIMIT_NPROC"] = limits.max_processes
         kernel = KernelPaths(
             workdir=str(workdir),
             probe_in=str(probe_in),
@@ -249,7 +257,14 @@ def prepare(
     launch["env"] = env
     launch["boot"] = boot_config
     launch["kernel_ip"] = layout.KERNEL_IP
-    filter_program = seccomp.program()
+    launch["bind_prefix"] = str(runtime / "kernel")
+    confined = plan.mode in (SandboxMode.BUBBLEWRAP, SandboxMode.USER)
+    watched = confined and plan.cgroups.memory is None
+    if watched:  # the watchdog measures memory: bound what it cannot see (seccomp.py)
+        process_limits["RLIMIT_NOFILE"] = WATCHED_OPEN_FILES
+    launch["rlimits"] = process_limits
+    policy = seccomp.Policy(unix_sockets_only=confined, uncounted_memory=watched)
+    filter_program = seccomp.program(policy)
     launch["seccomp"] = filter_program.hex() if filter_program else None
     launch["keyctl"] = seccomp.syscall_number("keyctl")
     plan_file = base / "launch.json"
@@ -263,6 +278,7 @@ def prepare(
         env={"PATH": "/usr/bin:/bin", **{k: v for k, v in env.items() if k in _PASSED_THROUGH}},
         connection_file=base / "connection.json",
         ip=str(runtime / "k"),
+        kernel_prefix=str(runtime / "kernel"),
         runtime=runtime,
         probe_in=probe_in,
         probe_archive=host.probe_archive,
