@@ -5,7 +5,9 @@ network gives exactly 0 at x = 0 and at x = delta. The seed's ``h*(s(x) - s(x - 
 right everywhere except x = delta (it gives h there); ``h*s(x) + h*s(delta - x) - h`` is exact
 because ``s(delta - x)`` switches off *at* delta, not after it. The grader gives most credit for
 the interior, so ``boundary_report`` measures the interior, the exterior and each edge apart and
-words what it finds.
+words what it finds. Evaluating a given network (``StepNetwork``, ``as_network``,
+``boundary_report``) is the grader's machinery, in ``graders.numerics.step_networks``; this
+module holds the answers, and re-exports those names for its callers.
 
 Part (b) needs boxes that tile [-B, B] with no gaps and no overlaps: n open boxes would leave
 every interior edge at 0, a spike of size |f(edge)| that a grid missing the edges never sees.

@@ -9,8 +9,10 @@ Whatever the kit imports must come from the kit.
 
 from __future__ import annotations
 
+import functools
 import json
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -26,12 +28,27 @@ def kit_env(kit: Path) -> dict[str, str]:
     return env
 
 
+@functools.cache
+def offline_prefix() -> tuple[str, ...] | None:
+    """A command prefix that runs a process without any network (a network namespace of its
+    own, only a loopback that is down), or None where this machine cannot make one."""
+    binary = shutil.which("unshare")
+    if binary is None:
+        return None
+    prefix = (binary, "-n") if os.geteuid() == 0 else (binary, "-rn")
+    works = subprocess.run([*prefix, "true"], capture_output=True, check=False)
+    return prefix if works.returncode == 0 else None
+
+
 def run_kit(
-    kit: Path, *args: str, cwd: Path | None = None, timeout: float = 900
+    kit: Path, *args: str, cwd: Path | None = None, timeout: float = 900, offline: bool = False
 ) -> subprocess.CompletedProcess[str]:
-    """``dlgrade-check ARGS`` from the kit, isolated from the checkout."""
+    """``dlgrade-check ARGS`` from the kit, isolated from the checkout (and, ``offline``, from
+    the network: the caller skips where ``offline_prefix()`` is None)."""
+    prefix = offline_prefix() if offline else ()
+    assert prefix is not None, "no network namespace here"
     return subprocess.run(
-        [sys.executable, "-S", "-m", "graders.selfcheck", *args],
+        [*prefix, sys.executable, "-S", "-m", "graders.selfcheck", *args],
         env=kit_env(kit),
         cwd=cwd or kit,
         capture_output=True,

@@ -130,9 +130,12 @@ def hidden_modules() -> list[Path]:
 
 
 def test_the_zip_unpacks_to_the_folder_build(student_kit: Path, tmp_path: Path) -> None:
-    """One build, two forms: the folder and the zip hold the same files, byte for byte."""
-    folder = tmp_path / "kit"
+    """One build, two forms: the folder and the zip hold the same files, byte for byte; and the
+    same checkout always builds the same zip."""
+    folder, again = tmp_path / "kit", tmp_path / "again.zip"
     build_kit(folder, say=lambda _m: None)
+    build_kit(again, say=lambda _m: None)
+    assert again.read_bytes() == (student_kit.parents[1] / "kit.zip").read_bytes()
     files = {p.relative_to(folder): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
     unpacked = {
         p.relative_to(student_kit): p.read_bytes() for p in student_kit.rglob("*") if p.is_file()

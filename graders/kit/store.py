@@ -10,6 +10,7 @@ listed in ``expected.json``. Arrays are read with ``allow_pickle=False``.
 from __future__ import annotations
 
 import json
+import zipfile
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -35,6 +36,7 @@ STORED_DIR = Path(__file__).resolve().parent / "stored"
 DATA_DIR = Path(__file__).resolve().parent / "data"
 """Where an installed kit keeps the quick profile's data slices."""
 MANIFEST = "manifest.json"
+_NPZ_TIME = (1980, 1, 1, 0, 0, 0)
 INDEX = "expected.json"
 
 
@@ -87,11 +89,21 @@ def _file_name(name: str, arguments: Mapping[str, Argument], number: int) -> str
     return name if not arguments else f"{name}.{number}"
 
 
+def write_npz(path: Path, arrays: Mapping[str, np.ndarray]) -> None:
+    """``np.savez``'s format with one fixed timestamp, so the same values give the same bytes
+    (``np.savez`` stamps each member with the time of writing)."""
+    with zipfile.ZipFile(path, "w", compression=zipfile.ZIP_STORED) as archive:
+        for key, array in arrays.items():
+            info = zipfile.ZipInfo(f"{key}.npy", date_time=_NPZ_TIME)
+            with archive.open(info, "w", force_zip64=True) as member:
+                np.lib.format.write_array(member, np.asanyarray(array), allow_pickle=False)
+
+
 def write_value(folder: Path, stem: str, value: Any) -> str:
     """One value as ``stem.npz`` (a dict of arrays) or ``stem.json``; returns the file name."""
     folder.mkdir(parents=True, exist_ok=True)
     if is_arrays(value):
-        np.savez(folder / f"{stem}.npz", **value)
+        write_npz(folder / f"{stem}.npz", value)
         return f"{stem}.npz"
     (folder / f"{stem}.json").write_text(json.dumps(value, allow_nan=True), encoding="utf-8")
     return f"{stem}.json"
@@ -107,8 +119,7 @@ def write_question(
     folder = root / question
     folder.mkdir(parents=True, exist_ok=True)
     if inputs.arrays:
-        arrays = {k: np.asarray(v) for k, v in inputs.arrays.items()}
-        np.savez(folder / "inputs.npz", **arrays)  # type: ignore[arg-type]
+        write_npz(folder / "inputs.npz", {k: np.asarray(v) for k, v in inputs.arrays.items()})
     (folder / "inputs.json").write_text(json.dumps(dict(inputs.values)), encoding="utf-8")
     index = []
     for number, (name, arguments, value) in enumerate(values):

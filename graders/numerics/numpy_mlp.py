@@ -28,7 +28,7 @@ class Params:
     """Weights ``(n_in, n_out)`` and biases ``(n_out,)``, layer by layer, in float64.
 
     Frozen so the functional API cannot rebind layers behind a caller's back; the arrays
-    themselves stay writable because ``train_epoch`` updates them in place for speed.
+    themselves stay writable because the reference's training loop updates them in place.
     """
 
     weights: tuple[FloatArray, ...]
