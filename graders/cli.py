@@ -39,7 +39,7 @@ def _grade(args: argparse.Namespace) -> int:
             print(f"dlgrade: {exc}", file=sys.stderr)
             worst = max(worst, exc.exit_code)
             continue
-        print_report_summary(result)
+        print_report_summary(result, verbose=args.verbose)
     return worst
 
 
@@ -146,6 +146,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p_grade.add_argument(
         "--parallel", type=int, default=None, help="kernels at once (default: one per question)"
+    )
+    p_grade.add_argument(
+        "-v",
+        "--verbose",
+        action="store_true",
+        help="the full summary: how each notebook ran, every test, hints and notices",
     )
     sandbox.add_arguments(p_grade)
     p_grade.set_defaults(func=_grade)

@@ -7,10 +7,11 @@ No module-level mutable state: callers load a ``Profiles`` once and hand the cho
 
 from __future__ import annotations
 
+import glob
 import math
 import os
 import tomllib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from types import MappingProxyType
@@ -144,9 +145,24 @@ def load_profiles(path: Path | None = None) -> Profiles:
     return Profiles(source=source, profiles=MappingProxyType(profiles))
 
 
+GPU_DEVICE_NODES = ("/dev/nvidiactl", "/dev/nvidia[0-9]*", "/dev/dxg", "/dev/kfd")
+"""Device files a GPU driver creates (NVIDIA; WSL's GPU bridge; ROCm, which torch also reports
+as CUDA). Without any of them no kernel here can see CUDA, whatever torch would say."""
+
+
+def gpu_device_present(patterns: Sequence[str] = GPU_DEVICE_NODES) -> bool:
+    return any(glob.glob(pattern) for pattern in patterns)
+
+
 def cuda_visible() -> bool:
-    """Whether a kernel started here would see CUDA (same machine, same environment)."""
+    """Whether a kernel started here would see CUDA (same machine, same environment).
+
+    torch is asked only where a GPU's device file exists: importing it costs about 2 s, which a
+    one-question grade on a CPU machine would otherwise pay before starting its kernel.
+    """
     if os.environ.get("CUDA_VISIBLE_DEVICES", None) in ("", "-1"):
+        return False
+    if not gpu_device_present():
         return False
     try:
         import torch

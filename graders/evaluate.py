@@ -37,6 +37,7 @@ from graders.config import (
 from graders.data import default_data_root
 from graders.errors import DataError
 from graders.execute import Executor, KernelJob, NbclientExecutor
+from graders.load import missing_notebook
 from graders.models import (
     Confinement,
     ExecutionRecord,
@@ -154,23 +155,16 @@ def _probe_seed(submission: Submission, question: str, seed: int) -> int:
     return int.from_bytes(digest[:8], "little")
 
 
-def _not_run(spec: QuestionSpec, message: str) -> QuestionRun:
+def _not_run(spec: QuestionSpec, submission: Submission) -> QuestionRun:
+    missing = missing_notebook(submission, spec)
+    message = missing.message
     return QuestionRun(
         question=spec.id,
         title=spec.title,
         notebook=None,
         execution=ExecutionRecord(question=spec.id, status=RunStatus.NOT_RUN, message=message),
         probe=ProbeRecord(question=spec.id, status=ProbeStatus.NOT_RUN, message=message),
-    )
-
-
-def _missing_message(spec: QuestionSpec, submission: Submission) -> str:
-    for problem in submission.problems:
-        if problem.question == spec.id:
-            return f"{problem.path}: {problem.message}"
-    return (
-        f"no notebook for {spec.id} ({spec.title}) was found; "
-        f"expected a file named like {spec.notebook_stem}.ipynb"
+        missing=missing,
     )
 
 
@@ -266,7 +260,7 @@ async def _run_all(
     async def one(spec: QuestionSpec) -> QuestionRun:
         ref = ctx.submission.notebook_for(spec.id)
         if ref is None:
-            return _not_run(spec, _missing_message(spec, ctx.submission))
+            return _not_run(spec, ctx.submission)
         async with gate:
             return await _run_question(spec, ref, inputs[spec.id], ctx)
 

@@ -22,13 +22,15 @@ from nbformat import NotebookNode
 from nbformat.validator import ValidationError
 
 from graders.errors import InvalidSubmissionError, UnsafeSubmissionError
-from graders.models import LoadProblem, MatchedBy, NotebookRef, Submission
+from graders.models import LoadProblem, MatchedBy, MissingNotebook, NotebookRef, Submission
 from graders.questions.api import QuestionSpec
 
 MAX_ZIP_FILES = 500
 MAX_ZIP_BYTES = 200 << 20
 MAX_NOTEBOOK_BYTES = 50 << 20
 MAX_CELLS = 2000
+MAX_FOUND_NAMED = 10
+"""A missing question's line names at most this many of the notebooks found, then counts."""
 _IGNORED_PARTS = {"__MACOSX", ".ipynb_checkpoints", ".git"}
 
 
@@ -255,8 +257,10 @@ def load_submission(source: Path, workdir: Path, questions: tuple[QuestionSpec, 
             "expected a folder of notebooks, one .ipynb file, or a .zip", path=source
         )
     candidates: list[_Candidate] = []
+    found: list[str] = []
     for path in _notebook_files(root):
         display = str(path.relative_to(root))
+        found.append(display)
         nb, problem = read_notebook(path, display)
         if problem is not None:
             by_name = [q.id for q in questions if q.name_matches(path.name)]
@@ -280,4 +284,38 @@ def load_submission(source: Path, workdir: Path, questions: tuple[QuestionSpec, 
         root=root,
         notebooks=tuple(refs),
         problems=tuple(problems + match_problems),
+        found=tuple(found),
+    )
+
+
+def missing_notebook(submission: Submission, question: QuestionSpec) -> MissingNotebook:
+    """Why ``question`` has no notebook, in one line a student can act on.
+
+    A notebook meant for it that could not be read is named with the reason (the student
+    fixes that file); otherwise the line says which file name was expected and which
+    notebooks were found (the student renames one, or submits the missing one).
+    """
+    expected = f"{question.notebook_stem}.ipynb"
+    found = submission.found
+    unreadable = next(
+        (
+            f"{p.path}: {p.message}"
+            for p in submission.problems
+            if p.question == question.id and p.path
+        ),
+        "",
+    )
+    if unreadable:
+        message = f"no notebook for {question.id}: {unreadable}"
+    else:
+        named = ", ".join(found[:MAX_FOUND_NAMED]) or "no notebook at all"
+        more = len(found) - MAX_FOUND_NAMED
+        named += f" and {more} more" if more > 0 else ""
+        message = f"no notebook for {question.id}: expected {expected}; found: {named}"
+    return MissingNotebook(
+        question=question.id,
+        expected=expected,
+        found=found,
+        unreadable=unreadable,
+        message=message,
     )

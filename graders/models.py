@@ -58,6 +58,9 @@ class Submission:
     """The folder holding the (unpacked) files."""
     notebooks: tuple[NotebookRef, ...] = ()
     problems: tuple[LoadProblem, ...] = ()
+    found: tuple[str, ...] = ()
+    """Every notebook file the loader saw (paths as the student named them), readable or not:
+    what a student is told was found when a question has no notebook."""
 
     def notebook_for(self, question: str) -> NotebookRef | None:
         return next((nb for nb in self.notebooks if nb.question == question), None)
@@ -183,6 +186,25 @@ class FreeResponse:
 
 
 @dataclass(frozen=True, kw_only=True)
+class MissingNotebook:
+    """A question that no notebook of the submission answers.
+
+    Every report shows it as its one ``message`` and counts the question's points as lost,
+    instead of a failed test per check each repeating why; the checks are not run.
+    """
+
+    question: str
+    expected: str
+    """The file name the template gives the question's notebook."""
+    found: tuple[str, ...]
+    """The notebooks the submission did hold (``Submission.found``)."""
+    unreadable: str = ""
+    """A notebook meant for this question that could not be read, with the reason; or ""."""
+    message: str
+    """The one line, e.g. "no notebook for q1: expected q1_step_network.ipynb; found: a.ipynb"."""
+
+
+@dataclass(frozen=True, kw_only=True)
 class QuestionRun:
     """Everything one question's run produced, ready for the checks."""
 
@@ -192,6 +214,8 @@ class QuestionRun:
     execution: ExecutionRecord
     probe: ProbeRecord
     free_responses: tuple[FreeResponse, ...] = ()
+    missing: MissingNotebook | None = None
+    """Set when no notebook answers the question (then ``notebook`` is None and nothing ran)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -300,6 +324,51 @@ class ManualItem:
     max_score: float
     answered: bool
     text: str
+    points: float | None = None
+    """What a TA awarded (``dlgrade batch --manual-scores``); None: not graded yet."""
+    comment: str = ""
+    """The TA's words to the student about this answer."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ManualScore:
+    """A TA's points (and comment) for one free-response part of one submission.
+
+    Read from the CSV the manual-grading page downloads, kept in the batch's state apart from
+    the automatic result (a regrade does not lose it), and merged into every output.
+    """
+
+    question: str
+    item: str
+    """The part's id in the rubric (``q2a``)."""
+    points: float
+    comment: str = ""
+
+
+@dataclass(frozen=True, kw_only=True)
+class RosterEntry:
+    """Who a submission belongs to, from the course's roster (``dlgrade batch --roster``).
+
+    The fields are Canvas's: a gradebook exported from Canvas, with a ``submission`` column
+    added, is a roster as it is, and the Canvas gradebook the batch writes matches students
+    by them on import.
+    """
+
+    submission: str
+    """The submission's name in the batch (its folder, file or Gradescope name)."""
+    student: str = ""
+    """The student's name as the LMS shows it (Canvas: "Last, First")."""
+    id: str = ""
+    """The LMS's own user id (Canvas's ``ID``)."""
+    sis_user_id: str = ""
+    """The university's student id."""
+    sis_login_id: str = ""
+    section: str = ""
+
+    @property
+    def student_id(self) -> str:
+        """The id a person reads: the university's, else the LMS's, else the login."""
+        return self.sis_user_id or self.id or self.sis_login_id
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -322,6 +391,8 @@ class GradeReport:
     max_score: float
     manual_max_score: float
     """Points left to the TA (free-response parts), not included in ``max_score``."""
+    manual_score: float = 0.0
+    """Points TAs have awarded so far (the parts' ``ManualItem.points``), not in ``score``."""
 
     def question(self, qid: str) -> QuestionResult | None:
         return next((q for q in self.questions if q.question == qid), None)

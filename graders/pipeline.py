@@ -84,14 +84,14 @@ def grade(
                 result = merge_reports(base, result)
                 kept = [r for r in result.run.questions if r.question not in now]
                 _carry_artifacts(kept, out_dir / submission.name, staging)
-            _write_outputs(result, staging, setup.rubric, setup.thresholds)
+            write_outputs(result, staging, setup.rubric, setup.thresholds)
             _swap_into_place(staging, out_dir / submission.name)
         finally:
             shutil.rmtree(staging, ignore_errors=True)
     return result
 
 
-def _write_outputs(
+def write_outputs(
     result: GradeReport, folder: Path, rubric: Rubric, thresholds: Thresholds
 ) -> None:
     """Every format of one graded submission, into its (staging) result folder."""

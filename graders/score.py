@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from dataclasses import replace
 
 from graders.check import run_check
@@ -11,6 +12,8 @@ from graders.models import (
     CheckStatus,
     GradeReport,
     ManualItem,
+    ManualScore,
+    MissingNotebook,
     QuestionResult,
     QuestionRun,
     SubmissionRun,
@@ -76,13 +79,32 @@ def cuda_deduction(run: QuestionRun, rubric: Rubric, earned: float) -> CheckResu
     )
 
 
+def missing_check(definition: CheckDef, missing: MissingNotebook, rubric: Rubric) -> CheckResult:
+    """A test of a question without a notebook: not run, its points lost, the one reason."""
+    entry = rubric.entry(definition.id)
+    return CheckResult(
+        question=missing.question,
+        id=definition.id,
+        title=definition.title,
+        score=0.0,
+        max_score=entry.points,
+        status=CheckStatus.FAILED,
+        visibility=entry.visibility,
+        message=missing.message,
+    )
+
+
 def score_question(
     checks: tuple[CheckDef, ...], ctx: CheckContext, rubric: Rubric
 ) -> QuestionResult:
-    results = tuple(score_check(d, ctx, rubric) for d in checks)
-    deduction = cuda_deduction(ctx.run, rubric, sum(r.score for r in results))
-    if deduction is not None:
-        results = (*results, deduction)
+    missing = ctx.run.missing
+    if missing is not None:
+        results = tuple(missing_check(d, missing, rubric) for d in checks)
+    else:
+        results = tuple(score_check(d, ctx, rubric) for d in checks)
+        deduction = cuda_deduction(ctx.run, rubric, sum(r.score for r in results))
+        if deduction is not None:
+            results = (*results, deduction)
     answers = {fr.id: fr for fr in ctx.run.free_responses}
     manual = tuple(
         ManualItem(
@@ -112,7 +134,30 @@ def grade_report(run: SubmissionRun, questions: tuple[QuestionResult, ...]) -> G
         score=round(sum(q.score for q in questions), 3),
         max_score=sum(q.max_score for q in questions),
         manual_max_score=sum(m.max_score for q in questions for m in q.manual),
+        manual_score=round(
+            sum(m.points for q in questions for m in q.manual if m.points is not None), 3
+        ),
     )
+
+
+def with_manual_scores(report: GradeReport, scores: Iterable[ManualScore]) -> GradeReport:
+    """``report`` with the TAs' points and comments on its free-response parts, totals again.
+
+    Scores for parts the report does not have are left out (the batch has already told the
+    TA about them, by file and line); a part without a score keeps ``points`` None.
+    """
+    by_part = {(s.question, s.item): s for s in scores}
+
+    def scored(item: ManualItem) -> ManualItem:
+        found = by_part.get((item.question, item.id))
+        if found is None:
+            return item
+        return replace(item, points=found.points, comment=found.comment)
+
+    questions = tuple(
+        replace(q, manual=tuple(scored(m) for m in q.manual)) for q in report.questions
+    )
+    return grade_report(report.run, questions)
 
 
 def merge_reports(base: GradeReport, new: GradeReport) -> GradeReport:

@@ -138,6 +138,9 @@ def summary_lines(
     lines += [f"  ! {p}" for p in _problems(report, questions)]
     for result, qrun in _shown(report, only_found=only_found):
         lines.append(f"  {_score_line(result)}")
+        if qrun is not None and qrun.missing is not None:  # one line, not a failure per test
+            lines.append(f"    {qrun.missing.message}")
+            continue
         lines += [f"    {line}" for line in (_run_lines(qrun) if qrun else [])]
         for c in _public(result):
             lines.append(
@@ -171,6 +174,9 @@ def summary_markdown(
     out += [f"- **!** {_md(p)}" for p in _problems(report, questions)]
     for result, qrun in _shown(report, only_found=only_found):
         out += ["", f"## {_md(_score_line(result))}", ""]
+        if qrun is not None and qrun.missing is not None:
+            out.append(_md(qrun.missing.message))
+            continue
         out += [f"*{_md(line)}*" for line in (_run_lines(qrun) if qrun else [])]
         out.append("")
         for c in _public(result):

@@ -1,9 +1,10 @@
 """A graded report built by hand, with the artifacts its charts read, for the fast render tests.
 
 It holds what the renderers must get right and a real run rarely shows at once: a hidden test,
-a grader error, a load problem, a cell error with a traceback, student text with HTML and
-Markdown syntax in it, and Q3 artifacts where the notebook's own probabilities disagree with
-the grader's. Scores are totalled by the grader's own ``grade_report``.
+a grader error, a load problem, a question without a notebook, a cell error with a traceback,
+student text with HTML and Markdown syntax (and a formula) in it, and Q3 artifacts where the
+notebook's own probabilities disagree with the grader's. Scores are totalled by the grader's
+own ``grade_report``.
 
 It is also the committed input of the byte-exact goldens (``test_render_goldens``), so its
 numbers are chosen like a real run's: unrounded floats as training leaves them (17 digits, a
@@ -29,6 +30,7 @@ from graders.models import (
     LoadProblem,
     ManualItem,
     MatchedBy,
+    MissingNotebook,
     NotebookRef,
     ProbeRecord,
     ProbeStatus,
@@ -46,6 +48,8 @@ from graders.score import grade_report
 
 HOSTILE = "<script>alert('x')</script> | `code` **bold**"
 """Student-controlled text: must stay text in every format."""
+FORMULA = r"$\sigma^2 = \frac{2}{n_{in} + n_{out}}$"
+"""LaTeX in an answer: MathML on the HTML pages, as typed in the Markdown one."""
 TRAIN = [2.0, 1.2, float("nan"), 0.7]
 TEST = [2.1, 1.4, 1.1, 0.9]
 INDICES = [3, 7, 5000]
@@ -119,6 +123,49 @@ def _q1_run(root: Path) -> QuestionRun:
             question="q1", status=RunStatus.OK, cells_total=5, cells_run=5, seconds=1.3
         ),
         probe=ProbeRecord(question="q1", status=ProbeStatus.OK, seconds=0.5),
+    )
+
+
+MISSING_Q2 = MissingNotebook(
+    question="q2",
+    expected="q2_initialization.ipynb",
+    found=("q1.ipynb", "mlp.ipynb"),
+    message="no notebook for q2: expected q2_initialization.ipynb; found: q1.ipynb, mlp.ipynb",
+)
+"""A question the student did not submit: one line in every format, its points lost."""
+
+
+def _q2_run() -> QuestionRun:
+    message = MISSING_Q2.message
+    return QuestionRun(
+        question="q2",
+        title="Choosing the scale of initialization",
+        notebook=None,
+        execution=ExecutionRecord(question="q2", status=RunStatus.NOT_RUN, message=message),
+        probe=ProbeRecord(question="q2", status=ProbeStatus.NOT_RUN, message=message),
+        missing=MISSING_Q2,
+    )
+
+
+def _q2_result() -> QuestionResult:
+    """As ``score.missing_check`` leaves it: every test failed with the one line, not run."""
+    checks = (
+        _check("q2", "forward_rule", 0.0, 1.0, message=MISSING_Q2.message),
+        _check(
+            "q2",
+            "monte_carlo",
+            0.0,
+            1.0,
+            visibility=Visibility.HIDDEN,
+            message=MISSING_Q2.message,
+        ),
+    )
+    return QuestionResult(
+        question="q2",
+        title="Choosing the scale of initialization",
+        score=0.0,
+        max_score=2.0,
+        checks=checks,
     )
 
 
@@ -221,7 +268,9 @@ def build_report(result_dir: Path, *, root: Path | None = None) -> GradeReport:
                 title="What the sampled predictions show",
                 max_score=1.0,
                 answered=True,
-                text=f"My answer:\n\n{HOSTILE}\n```\nnot a fence\n```",
+                text=f"My answer: {FORMULA}\n\n{HOSTILE}\n```\nnot a fence\n```",
+                points=0.5,
+                comment=f"Half right: name the classes it confuses.\n{HOSTILE}",
             ),
             ManualItem(
                 question="q3",
@@ -238,11 +287,12 @@ def build_report(result_dir: Path, *, root: Path | None = None) -> GradeReport:
         source=root,
         root=root,
         problems=(LoadProblem(message="notes.txt is not a notebook", path="notes.txt"),),
+        found=("q1.ipynb", "mlp.ipynb"),
     )
     run = SubmissionRun(
         submission=submission,
         profile=ProfileChoice(name="cpu", reason="no CUDA device is visible"),
-        questions=(_q1_run(root), _q3_run(root, result_dir, logits)),
+        questions=(_q1_run(root), _q2_run(), _q3_run(root, result_dir, logits)),
         grader_version="0.1.0",
         started_at="2026-01-02T03:04:05+00:00",
         seconds=42.3,
@@ -253,4 +303,4 @@ def build_report(result_dir: Path, *, root: Path | None = None) -> GradeReport:
             limits=("memory: 6144 MB for the kernel and all its children (a cgroup)",),
         ),
     )
-    return grade_report(run, (q1, q3))
+    return grade_report(run, (q1, _q2_result(), q3))

@@ -205,7 +205,7 @@ def test_a_regrade_question_the_batch_cannot_grade_is_refused(
     assert not out.exists()
 
 
-def test_a_version_1_state_file_gets_the_new_column(tmp_path: Path) -> None:
+def test_a_version_1_state_file_gets_the_new_columns_and_table(tmp_path: Path) -> None:
     path = tmp_path / "old.sqlite"
     with sqlite3.connect(path) as db:
         db.execute(
@@ -224,8 +224,9 @@ def test_a_version_1_state_file_gets_the_new_column(tmp_path: Path) -> None:
     with Store(path) as store:
         row = store.row("old")
         assert row is not None and row.status == "done" and row.questions is None
+        assert row.manual_applied is None and store.manual_scores() == {}
         version = store._db.execute("SELECT value FROM meta WHERE key = 'schema_version'")
-        assert version.fetchone()[0] == "2"
+        assert version.fetchone()[0] == "3"
 
 
 def test_a_claim_of_a_dead_process_is_taken_back(tmp_path: Path) -> None:

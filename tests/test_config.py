@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import os
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -166,6 +169,36 @@ def test_auto_picks_by_what_the_kernel_would_see(monkeypatch, requested, cuda, e
 def test_cuda_hidden_by_the_environment_is_not_visible(monkeypatch, hidden):
     monkeypatch.setenv("CUDA_VISIBLE_DEVICES", hidden)
     assert config.cuda_visible() is False
+
+
+def test_without_a_gpu_device_file_cuda_is_not_visible_and_torch_is_not_imported(tmp_path):
+    """A CPU machine answers without torch (2 s of imports a q1 grade would pay for nothing)."""
+    assert config.gpu_device_present([str(tmp_path / "nvidia[0-9]*")]) is False
+    (tmp_path / "nvidia0").touch()
+    assert config.gpu_device_present([str(tmp_path / "nvidia[0-9]*")]) is True
+    if config.gpu_device_present():
+        pytest.skip("this machine has a GPU device file: torch must be asked here")
+    code = (
+        "import sys; from graders import config; "
+        "print(config.cuda_visible(), 'torch' in sys.modules)"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "CUDA_VISIBLE_DEVICES"}
+    out = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        check=True,
+        env=env,
+        cwd=Path(__file__).resolve().parent.parent,
+    ).stdout.split()
+    assert out == ["False", "False"]
+
+
+def test_with_a_gpu_device_file_torch_decides(monkeypatch):
+    monkeypatch.delenv("CUDA_VISIBLE_DEVICES", raising=False)
+    monkeypatch.setattr(config, "gpu_device_present", lambda: True)
+    torch = pytest.importorskip("torch")
+    assert config.cuda_visible() is torch.cuda.is_available()
 
 
 def test_an_integer_limit_written_with_a_fraction_is_a_config_error(tmp_path):

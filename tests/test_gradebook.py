@@ -44,12 +44,12 @@ def read(path: Path) -> tuple[list[str], list[dict[str, str]]]:
 
 
 def rubric_columns(rubric: Rubric) -> list[str]:
+    """Each question, its tests, then its free-response parts (``q2.q2a``), in rubric order."""
     columns: list[str] = []
-    for tid in rubric.tests:
-        qid = tid.split(".")[0]
-        if qid not in columns:
-            columns.append(qid)
-        columns.append(tid)
+    for qid in dict.fromkeys(t.split(".")[0] for t in rubric.tests):
+        columns.append(qid)
+        columns += [t for t in rubric.tests if t.split(".")[0] == qid]
+        columns += [f"{qid}.{m.id}" for m in rubric.manual.get(qid, ())]
     return columns
 
 
@@ -68,8 +68,11 @@ def test_two_reports_give_two_rows_in_rubric_column_order(rubric, tmp_path):
     assert [r["status"] for r in rows] == ["ok", "load problems"]
     assert "not a notebook" in rows[1]["notes"]
     for row, report in zip(rows, (alice, bob), strict=True):
-        assert float(row["total"]) == pytest.approx(report.score, abs=1e-3)
-        assert float(row["max_total"]) == pytest.approx(report.max_score, abs=1e-3)
+        assert float(row["total"]) == pytest.approx(report.score, abs=1e-3)  # no TA score yet
+        assert float(row["automatic"]) == pytest.approx(report.score, abs=1e-3)
+        max_total = report.max_score + report.manual_max_score
+        assert float(row["max_total"]) == pytest.approx(max_total, abs=1e-3)
+        assert row["manual"] == "" and float(row["max_manual"]) == report.manual_max_score
         assert row["profile"] == "cpu"
         for question in report.questions:
             assert float(row[question.question]) == pytest.approx(question.score, abs=1e-3)
@@ -166,7 +169,8 @@ def test_manual_page_escapes_answers_and_is_self_contained(rubric, tmp_path):
         report, questions=(replace(first, manual=(item, *first.manual[1:])), *report.questions[1:])
     )
     html = render_manual_html([report, make_report(rubric, "bob", answered=False)])
-    assert "<script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt; &amp;" in html
+    assert html.count("<script") == 1, "the page's own script only"
+    assert "alert(1)</script>" not in html and "&lt;script&gt;alert(1)&lt;/script&gt; &amp;" in html
     assert "http://" not in html and "https://" not in html and "<link" not in html
     assert item.title in html and "No answer." in html
     assert html.index("bob") < html.index("mallory")

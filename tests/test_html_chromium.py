@@ -106,9 +106,16 @@ def test_the_page_loads_cleanly_and_shows_the_right_total(
     assert requests == [], requests
     total = re.search(r'id="total-score">([^<]*)<', dom)
     assert total, "no total score in the DOM"
-    hidden = [c for q in report.questions for c in q.checks if c.visibility.value != "visible"]
+    hidden = [  # a question without a notebook withholds nothing: no test of it ran
+        c
+        for q in report.questions
+        for c in q.checks
+        if c.visibility.value != "visible" and not report.run.question(q.question).missing
+    ]
     score = report.score - (sum(c.score for c in hidden) if student_view else 0)
     max_score = report.max_score - (sum(c.max_score for c in hidden) if student_view else 0)
+    score, max_score = score + report.manual_score, max_score + report.manual_max_score
+    assert report.manual_score > 0, "the built report has a free-response part scored by a TA"
     assert total.group(1) == f"{points(score)} / {points(max_score)}"
     assert "<script" not in dom and "&lt;script&gt;" in dom, "student text became markup"
     assert len(re.findall(r'<img src="data:image/svg\+xml;base64,', dom)) == 2

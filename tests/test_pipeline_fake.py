@@ -112,7 +112,7 @@ def test_an_unreadable_notebook_is_not_run_and_says_why(correct, tmp_path):
     report = grade(source, tmp_path / "out", QUICK, executor=FakeExecutor())
     q2 = runs(report)["q2"].execution
     assert q2.status is RunStatus.NOT_RUN
-    assert q2.message.startswith("q2_initialization.ipynb: not a readable notebook")
+    assert q2.message.startswith("no notebook for q2: q2_initialization.ipynb: not a readable")
     assert [p.path for p in report.run.submission.problems] == ["q2_initialization.ipynb"]
     assert runs(report)["q1"].execution.status is RunStatus.OK
 

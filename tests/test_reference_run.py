@@ -10,6 +10,7 @@ from graders.questions import load_questions
 from graders.reference_run import run_reference
 
 
+@pytest.mark.slow  # trains Q3 and Q4 for an epoch each: 5 s quiet, 16 s on a loaded machine
 def test_every_question_with_a_reference_report_prints_its_part(capsys):
     status = run_reference(data_root=FIXTURE_DATA_ROOT, epochs={"q3": 1, "q4": 1})
     out = capsys.readouterr().out

@@ -35,6 +35,13 @@ def built(tmp_path: Path) -> tuple[GradeReport, Path]:
     return build_report(tmp_path), tmp_path
 
 
+def grade_text(report: GradeReport) -> str:
+    """The grade a page shows: the automatic points and the TAs' (the built report has one
+    free-response part scored), over both maxima."""
+    total = points(report.score + report.manual_score)
+    return f"{total} / {points(report.max_score + report.manual_max_score)}"
+
+
 def total_text(html: str) -> str:
     found = re.search(r'id="total-score">([^<]*)<', html)
     assert found, "the page has no total score"
@@ -46,7 +53,7 @@ def test_a_ta_sees_every_test_and_the_hidden_ones_are_marked(built):
     html = render_html(report, out)
     assert "HIDDEN-MESSAGE" in html and "HIDDEN-HINT" in html
     assert re.search(r'id="q1.approx_converges".*?pill hidden', html, flags=re.S)
-    assert total_text(html) == f"{points(report.score)} / {points(report.max_score)}"
+    assert total_text(html) == grade_text(report)
 
 
 def test_a_student_sees_no_hidden_test_only_how_many_points_they_hold(built):
@@ -57,9 +64,17 @@ def test_a_student_sees_no_hidden_test_only_how_many_points_they_hold(built):
         assert "HIDDEN" not in page and "Secret convergence test" not in page
         assert "approx_converges" not in page
         assert "1 hidden test worth 2.5 points" in page
-    visible = [c for q in report.questions for c in q.checks if c.visibility.value == "visible"]
-    want = f"{points(sum(c.score for c in visible))} / {points(sum(c.max_score for c in visible))}"
-    assert total_text(html) == want != f"{points(report.score)} / {points(report.max_score)}"
+    # A question without a notebook (q2) ran no test, so none of its points is withheld.
+    visible = [
+        c
+        for q in report.questions
+        for c in q.checks
+        if c.visibility.value == "visible" or q.question == "q2"
+    ]
+    score = sum(c.score for c in visible) + report.manual_score
+    top = sum(c.max_score for c in visible) + report.manual_max_score
+    want = f"{points(score)} / {points(top)}"
+    assert total_text(html) == want != grade_text(report)
 
 
 def test_a_grader_error_is_labelled_and_its_traceback_is_for_tas_only(built):
@@ -216,20 +231,40 @@ def test_write_reports_writes_the_pages_and_pngs_and_leaves_no_temporary_file(bu
     assert all(p.parent == out and p.is_file() for p in written)
     assert not list(out.glob(".*.tmp"))
     html = (out / "feedback.html").read_text(encoding="utf-8")
-    assert total_text(html) == f"{points(report.score)} / {points(report.max_score)}"
+    assert total_text(html) == grade_text(report)
     again = write_reports(report, out)
     assert [p.read_bytes() for p in again] == [p.read_bytes() for p in written]
 
 
 def test_the_summary_lines_name_each_question_with_its_score(built):
     report, _ = built
-    lines = report_lines(report)
-    assert lines[0].startswith(f"student_<b>: {points(report.score)} / {points(report.max_score)}")
+    lines = report_lines(report, verbose=True)
+    assert lines[0].startswith(f"student_<b>: {grade_text(report)} points")
     assert "  q1 Step-activation networks: 1.5 / 4" in lines
     assert "  ! notes.txt: notes.txt is not a notebook" in lines
     assert "    [ERR ] test_accuracy works (0/2)" in lines
+    assert "    [PASS] box_interior works (1.5/1.5)" in lines
     assert not any("\x1b[" in line for line in lines)
     assert "  results: " + str(report.run.output_dir / "result.json") in lines
+
+
+def test_the_short_summary_is_a_line_per_question_and_per_test_not_passed(built):
+    report, _ = built
+    lines = report_lines(report)
+    assert lines[0] == report_lines(report, verbose=True)[0]
+    questions = [line for line in lines if re.match(r"  q\d ", line)]
+    assert questions == [
+        "  q1 Step-activation networks: 1.5 / 4, 1 of 2 tests passed",
+        "  q2 Choosing the scale of initialization: 0 / 2, no notebook for q2: expected "
+        "q2_initialization.ipynb; found: q1.ipynb, mlp.ipynb",
+        "  q3 FashionMNIST multilayer perceptron: 0.5 / 3, 0 of 2 tests passed; cell errors",
+    ]
+    tests = [line for line in lines if line.startswith("    [")]
+    not_passed = [c for q in report.questions for c in q.checks if c.status.value != "passed"]
+    assert len(tests) == len(not_passed) - 2, "q2's tests are its one line"
+    assert "    [ERR ] test_accuracy works (0/2): The grader could not evaluate" in "\n".join(tests)
+    assert not any("[PASS]" in line or "hint:" in line or "profile" in line for line in lines)
+    assert len(lines) < len(report_lines(report, verbose=True))
 
 
 def test_colour_only_when_asked_for_and_no_color_wins():

@@ -190,6 +190,7 @@ PAGES: dict[str, Renderer] = {
     "student.html": lambda r, d, b: render_html(r, d, student_view=True, bands=b),
     "md": lambda r, d, b: render_markdown(r, d, bands=b).text,
     "txt": lambda r, d, b: "\n".join(report_lines(r)) + "\n",
+    "verbose.txt": lambda r, d, b: "\n".join(report_lines(r, verbose=True)) + "\n",
 }
 """What a student or a TA reads of one graded submission."""
 RENDERERS: dict[str, Renderer] = {

@@ -70,9 +70,11 @@ def test_the_terminal_summary_prints_no_control_character_of_the_students(
     tmp_path: Path,
 ) -> None:
     report = _hostile(build_report(tmp_path))
-    plain = render_terminal(report, color=False)
+    plain = render_terminal(report, color=False) + render_terminal(report, verbose=True)
     assert "\x1b" not in plain and "\r" not in plain
-    coloured = render_terminal(report, color=True)
+    coloured = render_terminal(report, color=True) + render_terminal(
+        report, color=True, verbose=True
+    )
     codes = set(re.findall(r"\x1b\[[0-9;]*[A-Za-z]", coloured))
     ours = {"\x1b[1m", "\x1b[2m", "\x1b[0m", "\x1b[31m", "\x1b[32m", "\x1b[33m", "\x1b[35m"}
     assert codes <= ours
@@ -146,9 +148,11 @@ def test_a_message_cannot_print_lines_that_look_like_the_graders(tmp_path: Path)
         for q in run.questions
     )
     report = dataclasses.replace(report, run=dataclasses.replace(run, questions=questions))
-    lines = render_terminal(report, color=False).splitlines()
-    assert not any(line.lstrip().startswith("[PASS] Secret") for line in lines)
-    assert not any(line.strip() == "q1 Step: 4 / 4" for line in lines)
-    assert "\u202e" not in "\n".join(lines)
+    for verbose in (False, True):
+        lines = render_terminal(report, color=False, verbose=verbose).splitlines()
+        assert not any(line.lstrip().startswith("[PASS] Secret") for line in lines)
+        assert not any(line.strip() == "q1 Step: 4 / 4" for line in lines)
+        assert "\u202e" not in "\n".join(lines)
+    assert "boom \u23ce" in render_terminal(report, verbose=True), "the message was printed"
     for fmt in (render_markdown(report, tmp_path).text, render_html(report, tmp_path)):
         assert "\u202e" not in fmt

@@ -109,4 +109,4 @@ def changed_questions(scenario: str) -> tuple[str, ...]:
 def _explain(report: object) -> str:
     from graders.render.summary import report_lines
 
-    return "\n".join(report_lines(report))  # type: ignore[arg-type]
+    return "\n".join(report_lines(report, verbose=True))  # type: ignore[arg-type]

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from graders import sandbox
 from graders.batch.options import BatchOptions
-from graders.batch.runner import run_batch
 from graders.config import GradeOptions
 from graders.errors import ConfigError
 from graders.questions import load_questions
@@ -46,6 +45,30 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--scheduler", default=None, metavar="ADDRESS", help="grade on this Dask scheduler"
     )
+    parser.add_argument(
+        "--manual-scores",
+        type=Path,
+        action="append",
+        default=[],
+        metavar="FILE.csv",
+        help="merge TA scores for free-response answers (the CSV that manual_grading.html "
+        "downloads) into the state and every output; repeatable",
+    )
+    parser.add_argument(
+        "--roster",
+        type=Path,
+        default=None,
+        metavar="ROSTER.csv",
+        help="map submission names to students (a 'submission' column beside Canvas's Student, "
+        "ID, SIS User ID, SIS Login ID, Section); also writes OUT/canvas_gradebook.csv",
+    )
+    parser.add_argument(
+        "--canvas-assignment",
+        default="Deep Learning Assignment 1",
+        metavar="NAME",
+        help="the Canvas gradebook's assignment column (use 'Name (id)' as Canvas exports it "
+        "to update that assignment)",
+    )
     sandbox.add_arguments(parser)
 
 
@@ -72,6 +95,9 @@ def run(args: argparse.Namespace) -> int:
         regrade_all=args.regrade_all,
         regrade_questions=_question_ids(args.regrade_question, args.only or []),
         scheduler=args.scheduler,
+        manual_scores=tuple(args.manual_scores),
+        roster=args.roster,
+        canvas_assignment=args.canvas_assignment,
         grade=GradeOptions(
             profile=args.profile,
             profiles_file=args.profiles,
@@ -83,6 +109,8 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.scheduler is None:  # a machine that cannot confine student code stops here, once
         sandbox.choose(args.sandbox, allow_unconfined=args.allow_unconfined)
+    from graders.batch.runner import run_batch  # SQLite, Dask, matplotlib: only when run
+
     result = run_batch(options, stream=sys.stderr)
     print(
         f"{result.total} submissions: {result.graded} graded now, {result.crashed} crashed, "
@@ -90,4 +118,24 @@ def run(args: argparse.Namespace) -> int:
     )
     for label, path in result.files.items():
         print(f"  {label}: {path}")
+    if args.manual_scores:
+        print(
+            f"  manual scores: {result.manual_merged} taken from {len(args.manual_scores)} file(s)"
+        )
+    if result.unrostered:
+        names = ", ".join(result.unrostered)
+        print(f"dlgrade: not in the roster (left out of the Canvas gradebook): {names}")
+    if result.unsubmitted:
+        names = ", ".join(result.unsubmitted)
+        print(f"dlgrade: no graded submission (Canvas grade left empty): {names}")
+    for problem in result.problems:
+        print(f"dlgrade: row not taken: {problem}", file=sys.stderr)
+    if result.problems:
+        print(
+            f"dlgrade: {len(result.problems)} row(s) not taken; everything else was, and every "
+            "output is written (fix those rows and rerun with the same files: rows already "
+            "merged are taken again unchanged)",
+            file=sys.stderr,
+        )
+        return ConfigError.exit_code
     return 0

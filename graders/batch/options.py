@@ -31,6 +31,14 @@ class BatchOptions:
     scheduler: str | None = None
     """A Dask scheduler address: grade on that cluster instead of local processes."""
     similarity_threshold: float = 0.8
+    manual_scores: tuple[Path, ...] = ()
+    """CSV files of TA scores (the manual-grading page's download) to merge into the state."""
+    roster: Path | None = None
+    """A CSV mapping submission names to students; with it the gradebook names each student
+    and ``canvas_gradebook.csv`` is written."""
+    canvas_assignment: str = "Deep Learning Assignment 1"
+    """The assignment column's header in the Canvas gradebook (``Name (id)`` as Canvas exports
+    it updates that assignment; another name creates one)."""
 
     @property
     def state_path(self) -> Path:

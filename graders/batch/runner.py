@@ -24,11 +24,14 @@ from pathlib import Path
 from typing import Protocol, TextIO
 
 from graders import GRADER_VERSION
+from graders.batch.csv_input import InputProblem
 from graders.batch.discover import Discovery, discover
+from graders.batch.manual_scores import parts_of, read_manual_scores
 from graders.batch.options import BatchOptions
 from graders.batch.progress import Progress
-from graders.batch.reports import write_batch_reports
-from graders.batch.store import RowStatus, Store, owner_token
+from graders.batch.reports import collect, refresh_result_folders, write_batch_reports
+from graders.batch.roster import read_roster
+from graders.batch.store import Row, RowStatus, Store, owner_token
 from graders.batch.tasks import GradeTask, TaskOutcome, run_task
 from graders.config import CONFIG_DIR, GradeOptions
 from graders.questions import load_questions
@@ -43,6 +46,15 @@ class BatchResult:
     """Graded by this run (the rest were unchanged, or graded by another batch)."""
     crashed: int
     files: dict[str, Path]
+    manual_merged: int = 0
+    """TA scores taken from ``--manual-scores`` files by this run."""
+    problems: tuple[InputProblem, ...] = ()
+    """Rows of those files (and of the roster) that were not taken, each with its file, line
+    and reason."""
+    unrostered: tuple[str, ...] = ()
+    """Graded submissions the roster does not list (left out of the Canvas gradebook)."""
+    unsubmitted: tuple[str, ...] = ()
+    """Roster students without a graded submission (their Canvas grade is left empty)."""
 
 
 class Pool(Protocol):
@@ -255,6 +267,7 @@ def _remove_leftovers(out: Path) -> None:
 
 def run_batch(options: BatchOptions, *, stream: TextIO | None = None) -> BatchResult:
     """Grade every changed submission of ``options.folder``; write the batch's reports."""
+    roster, roster_problems = read_roster(options.roster) if options.roster else (None, [])
     discovery = discover(options.folder)
     options.out.mkdir(parents=True, exist_ok=True)
     names = [e.name for e in discovery.entries]
@@ -268,7 +281,43 @@ def run_batch(options: BatchOptions, *, stream: TextIO | None = None) -> BatchRe
         graded, crashed = _grade_pending(store, discovery, options, stream)
         _wait_for_others(store, names, owner_token(), stream)
         rows = store.rows(names)
+        merged, problems = _merge_manual_scores(store, rows, discovery, options)
         if not store.running():
             _remove_leftovers(options.out)
-    files = write_batch_reports(rows, discovery, options)
-    return BatchResult(total=len(names), graded=graded, crashed=crashed, files=files)
+        manual = store.manual_scores()
+        collected = collect(rows, discovery, manual)
+        refresh_result_folders(store, rows, collected.reports, manual, options)
+    files = write_batch_reports(rows, discovery, options, collected, roster)
+    graded_names = {r.run.submission.name for r in collected.reports}
+    listed = {e.submission for e in roster.entries} if roster else set()
+    return BatchResult(
+        total=len(names),
+        graded=graded,
+        crashed=crashed,
+        files=files,
+        manual_merged=merged,
+        problems=(*roster_problems, *problems),
+        unrostered=tuple(sorted(graded_names - listed)) if roster else (),
+        unsubmitted=tuple(
+            e.student or e.student_id
+            for e in (roster.entries if roster else ())
+            if e.submission not in graded_names
+        ),
+    )
+
+
+def _merge_manual_scores(
+    store: Store, rows: list[Row], discovery: Discovery, options: BatchOptions
+) -> tuple[int, list[InputProblem]]:
+    """Take every good row of the ``--manual-scores`` files into the state; list the rest."""
+    if not options.manual_scores:
+        return 0, []
+    graded = collect(rows, discovery).reports
+    parts = parts_of(graded)
+    ungraded = {r.name for r in rows} - set(parts)
+    merged, problems = 0, []
+    for path in options.manual_scores:
+        taken, bad = read_manual_scores(path, parts, ungraded)
+        merged += store.save_manual_scores(taken)
+        problems += bad
+    return merged, problems

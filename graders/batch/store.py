@@ -28,8 +28,12 @@ from enum import StrEnum
 from pathlib import Path
 from typing import Any
 
-SCHEMA_VERSION = 2
-"""2: ``questions`` (a partial regrade). A version-1 file gets the column when opened."""
+from graders.batch.manual_scores import ScoredPart
+from graders.models import ManualScore
+
+SCHEMA_VERSION = 3
+"""2: ``questions`` (a partial regrade); 3: the ``manual_scores`` table and ``manual_applied``.
+An older file gets the columns and the table when opened."""
 BUSY_TIMEOUT_MS = 60_000
 MAX_ATTEMPTS = 2
 """A submission whose grading process died this many times is recorded as crashed."""
@@ -65,7 +69,18 @@ CREATE TABLE IF NOT EXISTS submissions (
     worker TEXT,
     error TEXT,
     result_json TEXT,
-    questions TEXT
+    questions TEXT,
+    manual_applied TEXT
+);
+CREATE TABLE IF NOT EXISTS manual_scores (
+    name TEXT NOT NULL,
+    question TEXT NOT NULL,
+    item TEXT NOT NULL,
+    points REAL NOT NULL,
+    comment TEXT NOT NULL DEFAULT '',
+    source TEXT NOT NULL,
+    merged_at REAL NOT NULL,
+    PRIMARY KEY (name, question, item)
 );
 """
 
@@ -100,6 +115,8 @@ class Row:
     result_json: str | None
     questions: str | None = None
     """Comma-separated question ids of a pending partial regrade; None: grade everything."""
+    manual_applied: str | None = None
+    """Digest of the TAs' scores the result folder shows; None: none, or it was regraded."""
 
     def result(self) -> dict[str, Any] | None:
         return json.loads(self.result_json) if self.result_json else None
@@ -182,6 +199,8 @@ class Store:
             columns = {r["name"] for r in self._db.execute("PRAGMA table_info(submissions)")}
             if "questions" not in columns:  # a version-1 state file
                 self._db.execute("ALTER TABLE submissions ADD COLUMN questions TEXT")
+            if "manual_applied" not in columns:  # version 2
+                self._db.execute("ALTER TABLE submissions ADD COLUMN manual_applied TEXT")
             self._db.execute(
                 "INSERT OR REPLACE INTO meta (key, value) VALUES ('schema_version', ?)",
                 (str(SCHEMA_VERSION),),
@@ -300,7 +319,8 @@ class Store:
             db.execute(
                 "UPDATE submissions SET status = 'done', claimed_by = NULL, finished_at = ?,"
                 " seconds = ?, grader_version = ?, profile = ?, score = ?, max_score = ?,"
-                " worker = ?, error = NULL, result_json = ?, questions = NULL WHERE name = ?",
+                " worker = ?, error = NULL, result_json = ?, questions = NULL,"
+                " manual_applied = NULL WHERE name = ?",
                 (
                     time.time(),
                     seconds,
@@ -341,6 +361,41 @@ class Store:
                 (name,),
             )
             return RowStatus.PENDING
+
+    def save_manual_scores(self, scored: Iterable[ScoredPart]) -> int:
+        """Add or replace TAs' scores (one per submission and part); returns how many."""
+        count = 0
+        with self._write() as db:
+            for part in scored:
+                s = part.score
+                values = (part.submission, s.question, s.item, s.points, s.comment)
+                db.execute(
+                    "INSERT OR REPLACE INTO manual_scores"
+                    " (name, question, item, points, comment, source, merged_at)"
+                    " VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (*values, part.source, time.time()),
+                )
+                count += 1
+        return count
+
+    def manual_scores(self) -> dict[str, tuple[ManualScore, ...]]:
+        """Every stored score, by submission name, in part order."""
+        found: dict[str, list[ManualScore]] = {}
+        for r in self._db.execute(
+            "SELECT name, question, item, points, comment FROM manual_scores"
+            " ORDER BY name, question, item"
+        ):
+            score = ManualScore(
+                question=r["question"], item=r["item"], points=r["points"], comment=r["comment"]
+            )
+            found.setdefault(r["name"], []).append(score)
+        return {name: tuple(scores) for name, scores in found.items()}
+
+    def set_manual_applied(self, name: str, digest: str) -> None:
+        """Record which scores the result folder of ``name`` now shows (``finish`` clears it:
+        the pipeline writes a folder without them)."""
+        with self._write() as db:
+            db.execute("UPDATE submissions SET manual_applied = ? WHERE name = ?", (digest, name))
 
     def rows(self, names: Sequence[str] | None = None) -> list[Row]:
         """Rows sorted by name (all of them, or those named)."""

@@ -124,12 +124,18 @@ def failure_causes(
     groups: dict[tuple[str, str], list[str]] = {}
     for r in reports:
         name = r.run.submission.name
+        missing = set()
         for run in r.run.questions:
-            if run.execution.status not in (RunStatus.OK, RunStatus.CELL_ERRORS):
+            if run.missing is not None:  # one cause, whatever each student did submit
+                missing.add(run.question)
+                why = "could not be read" if run.missing.unreadable else "not submitted"
+                cause = f"no notebook ({run.missing.expected} {why})"
+                groups.setdefault((f"{run.question} notebook", cause), []).append(name)
+            elif run.execution.status not in (RunStatus.OK, RunStatus.CELL_ERRORS):
                 key = (f"{run.question} execution", f"{run.execution.status.value}: ")
                 groups.setdefault((key[0], key[1] + _key(run.execution.message)), []).append(name)
         for q in r.questions:
-            for c in q.checks:
+            for c in q.checks if q.question not in missing else ():
                 if c.status is not CheckStatus.PASSED:
                     groups.setdefault((c.id, _key(c.message)), []).append(name)
     for crash in crashed:

@@ -1,4 +1,4 @@
-"""The CSV gradebook: one row per submission, one column per question and per test.
+"""The CSV gradebook: one row per submission, one column per question, test and free-response part.
 
 Columns follow the rubric's order (question, then its tests), so two gradebooks of the same
 assignment line up column for column whatever subset of questions each run graded; a test the
@@ -11,16 +11,35 @@ from __future__ import annotations
 import csv
 import io
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from graders.models import CheckStatus, GradeReport, RunStatus
+from graders.models import (
+    CheckStatus,
+    GradeReport,
+    ManualItem,
+    MissingNotebook,
+    RosterEntry,
+    RunStatus,
+)
 from graders.render.atomic import write_text_atomic
 from graders.render.numbers import points
 from graders.rubric import Rubric, load_rubric
 
-FIXED_COLUMNS = ("submission", "status", "profile", "total", "max_total")
+FIXED_COLUMNS = (
+    "submission",
+    "status",
+    "profile",
+    "total",
+    "max_total",
+    "automatic",
+    "max_automatic",
+    "manual",
+    "max_manual",
+)
+"""``total`` is the grade: the automatic tests' points plus those TAs awarded so far for the
+free-response parts (``manual``, empty until one is scored); ``max_total`` counts both."""
 NOTES_COLUMN = "notes"
 
 
@@ -36,7 +55,7 @@ class CrashedSubmission:
 Row = GradeReport | CrashedSubmission
 
 
-def _text(value: str) -> str:
+def spreadsheet_text(value: str) -> str:
     """Defuse spreadsheet formulas: names and messages come from student-chosen file names."""
     return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
 
@@ -46,25 +65,34 @@ def _num(value: float) -> str:
 
 
 def _test_columns(rubric: Rubric, reports: Sequence[GradeReport]) -> list[str]:
-    """Question id, then its test ids, in rubric order; unknown ids appended, sorted."""
+    """Question id, then its test ids and its free-response parts (``q2.q2a``), in rubric
+    order; unknown ids appended, sorted."""
     columns: list[str] = []
-    for test_id in rubric.tests:
-        question = test_id.split(".", 1)[0]
-        if question not in columns:
-            columns.append(question)
-        columns.append(test_id)
+    questions = list(dict.fromkeys([t.split(".", 1)[0] for t in rubric.tests] + [*rubric.manual]))
+    for question in questions:
+        columns.append(question)
+        columns += [t for t in rubric.tests if t.split(".", 1)[0] == question]
+        columns += [f"{question}.{m.id}" for m in rubric.manual.get(question, ())]
     extra_questions = sorted({q.question for r in reports for q in r.questions} - set(columns))
     columns += extra_questions
     known = set(columns)
     extra_tests = sorted({c.id for r in reports for q in r.questions for c in q.checks} - known)
-    return columns + extra_tests
+    extra_parts = sorted({_part(m) for r in reports for q in r.questions for m in q.manual})
+    return columns + extra_tests + [p for p in extra_parts if p not in known]
+
+
+def _part(item: ManualItem) -> str:
+    return f"{item.question}.{item.id}"
 
 
 def submission_status(report: GradeReport) -> str:
-    """``errors`` beats ``load problems``: it is what a TA must look at first.
+    """``errors`` beats ``load problems``, which beats ``missing notebook``: what a TA must
+    look at first comes first.
 
     errors: a test the grader could not evaluate, or a notebook that timed out or killed its
-    kernel. Cell errors alone are the student's mistakes, and already cost points.
+    kernel. Cell errors alone are the student's mistakes, and already cost points. A missing
+    notebook is a question the submission does not answer at all (the notes say which file
+    was expected and what was found).
     """
     checks = (c for q in report.questions for c in q.checks)
     if any(c.status is CheckStatus.ERROR for c in checks) or any(
@@ -74,11 +102,25 @@ def submission_status(report: GradeReport) -> str:
         return "errors"
     if report.run.submission.problems:
         return "load problems"
+    if _missing(report):
+        return "missing notebook"
     return "ok"
 
 
+def _missing(report: GradeReport) -> list[MissingNotebook]:
+    return [q.missing for q in report.run.questions if q.missing is not None]
+
+
 def _notes(report: GradeReport) -> str:
-    notes = [p.message for p in report.run.submission.problems]
+    """One note per problem: a missing question's line replaces the load problem it explains."""
+    missing = _missing(report)
+    explained = {m.unreadable for m in missing}
+    notes = [
+        p.message
+        for p in report.run.submission.problems
+        if f"{p.path}: {p.message}" not in explained
+    ]
+    notes += [m.message for m in missing]
     notes += [
         f"{q.question}: {q.execution.status.value}"
         for q in report.run.questions
@@ -95,41 +137,81 @@ def _notes(report: GradeReport) -> str:
 
 def _report_row(report: GradeReport) -> dict[str, str]:
     row = {
-        "submission": _text(report.run.submission.name),
+        "submission": spreadsheet_text(report.run.submission.name),
         "status": submission_status(report),
-        "profile": _text(report.run.profile.name),
-        "total": _num(report.score),
-        "max_total": _num(report.max_score),
-        NOTES_COLUMN: _text(_notes(report)),
+        "profile": spreadsheet_text(report.run.profile.name),
+        "total": _num(report.score + report.manual_score),
+        "max_total": _num(report.max_score + report.manual_max_score),
+        "automatic": _num(report.score),
+        "max_automatic": _num(report.max_score),
+        "manual": _num(report.manual_score) if _scored(report) else "",
+        "max_manual": _num(report.manual_max_score),
+        NOTES_COLUMN: spreadsheet_text(_notes(report)),
     }
     for question in report.questions:
         row[question.question] = _num(question.score)
         row.update({c.id: _num(c.score) for c in question.checks})
+        row.update({_part(m): _num(m.points) for m in question.manual if m.points is not None})
     return row
 
 
+def _scored(report: GradeReport) -> bool:
+    return any(m.points is not None for q in report.questions for m in q.manual)
+
+
 def _crash_row(crash: CrashedSubmission) -> dict[str, str]:
-    return {"submission": _text(crash.name), "status": "crashed", NOTES_COLUMN: _text(crash.error)}
+    return {
+        "submission": spreadsheet_text(crash.name),
+        "status": "crashed",
+        NOTES_COLUMN: spreadsheet_text(crash.error),
+    }
 
 
-def gradebook_csv(reports: Iterable[Row], rubric: Rubric | None = None) -> str:
-    """The gradebook as CSV text; an empty cell is a test that was not graded for that row."""
-    rows = sorted(
-        reports, key=lambda r: r.name if isinstance(r, CrashedSubmission) else r.run.submission.name
-    )
+def _name(item: Row) -> str:
+    return item.name if isinstance(item, CrashedSubmission) else item.run.submission.name
+
+
+def _student(entry: RosterEntry | None) -> dict[str, str]:
+    if entry is None:
+        return {"student": "", "student_id": ""}
+    return {
+        "student": spreadsheet_text(entry.student),
+        "student_id": spreadsheet_text(entry.student_id),
+    }
+
+
+def gradebook_csv(
+    reports: Iterable[Row],
+    rubric: Rubric | None = None,
+    *,
+    roster: Mapping[str, RosterEntry] | None = None,
+) -> str:
+    """The gradebook as CSV text; an empty cell is a test that was not graded for that row,
+    or a free-response part no TA has scored yet. With a ``roster`` (submission name ->
+    student), each row also names its student (``student``, ``student_id``; empty when the
+    roster does not list the submission)."""
+    rows = sorted(reports, key=_name)
     graded = [r for r in rows if isinstance(r, GradeReport)]
     columns = _test_columns(rubric or load_rubric(), graded)
-    header = [*FIXED_COLUMNS, *columns, NOTES_COLUMN]
+    people = ["student", "student_id"] if roster is not None else []
+    header = [FIXED_COLUMNS[0], *people, *FIXED_COLUMNS[1:], *columns, NOTES_COLUMN]
     buffer = io.StringIO()
     writer = csv.DictWriter(buffer, fieldnames=header, restval="", lineterminator="\n")
     writer.writeheader()
     for item in rows:
-        writer.writerow(
-            _crash_row(item) if isinstance(item, CrashedSubmission) else _report_row(item)
-        )
+        row = _crash_row(item) if isinstance(item, CrashedSubmission) else _report_row(item)
+        if roster is not None:
+            row |= _student(roster.get(_name(item)))
+        writer.writerow(row)
     return buffer.getvalue()
 
 
-def write_gradebook(reports: Iterable[Row], path: Path, *, rubric: Rubric | None = None) -> None:
+def write_gradebook(
+    reports: Iterable[Row],
+    path: Path,
+    *,
+    rubric: Rubric | None = None,
+    roster: Mapping[str, RosterEntry] | None = None,
+) -> None:
     """Write the gradebook atomically: a spreadsheet open on the old file never sees half."""
-    write_text_atomic(gradebook_csv(reports, rubric), path)
+    write_text_atomic(gradebook_csv(reports, rubric, roster=roster), path)

@@ -21,7 +21,7 @@ import json
 import math
 import re
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from graders.errors import ConfigError, SubmissionError
 from graders.models import (
@@ -29,14 +29,13 @@ from graders.models import (
     CheckStatus,
     GradeReport,
     ManualItem,
+    MissingNotebook,
+    QuestionResult,
     RunStatus,
     Visibility,
 )
 from graders.render.atomic import write_text_atomic
 from graders.render.numbers import amount, data, points
-
-if TYPE_CHECKING:
-    pass
 
 JsonDict = dict[str, Any]
 
@@ -126,29 +125,73 @@ def _check_test(check: CheckResult, number: str, hidden: Visibility) -> JsonDict
 
 
 def _manual_test(item: ManualItem, number: str) -> JsonDict:
-    """Informational: no score, max_score or status, so Gradescope counts no points for it."""
-    lines = [
-        f"Graded manually by course staff: up to {_count(item.max_score, 'point')}, not part "
-        "of the autograder's score."
-    ]
+    """Informational (no score, max_score or status: Gradescope counts no points for it) until
+    a TA has scored it (``dlgrade batch --manual-scores``); then a test with those points."""
+    if item.points is None:
+        lines = [
+            f"Graded manually by course staff: up to {_count(item.max_score, 'point')}, not "
+            "part of the autograder's score."
+        ]
+    else:
+        lines = [
+            f"Graded by course staff: {_fmt(item.points)} / {_count(item.max_score, 'point')}."
+        ]
+        lines += [f"Comment: {item.comment}"] if item.comment else []
     if item.answered:
         lines += ["Your answer, as collected:", "", _clean(item.text.strip(), MAX_ANSWER_ECHO)]
     else:
         lines.append("No answer was found in this part's answer cell.")
-    return {
+    test: JsonDict = {
         "name": f"{item.question.upper()} {item.title} (free response)",
         "number": number,
-        "output": _clean("\n".join(lines)),
+    }
+    if item.points is not None:
+        test["score"] = _points(item.points)
+        test["max_score"] = _points(item.max_score)
+    test.update(
+        {
+            "output": _clean("\n".join(lines)),
+            "output_format": OUTPUT_FORMAT,
+            "visibility": Visibility.VISIBLE.value,
+            "tags": [item.question, f"{item.question}.{item.id}", "manual"],
+        }
+    )
+    return test
+
+
+def _missing_test(question: QuestionResult, missing: MissingNotebook, number: str) -> JsonDict:
+    """One test for a question without a notebook: its points lost, the one reason why.
+
+    Gradescope needs no test per check (the top-level ``score`` is always written), and none
+    of them ran; one visible test still shows the question's points, so the tests' maxima add
+    up to the assignment's, and reveals nothing of a hidden test but its share of the points.
+    """
+    return {
+        "name": f"{question.question.upper()} {question.title}: no notebook",
+        "number": number,
+        "score": 0.0,
+        "max_score": _points(question.max_score),
+        "status": "failed",
+        "output": _clean(missing.message),
         "output_format": OUTPUT_FORMAT,
         "visibility": Visibility.VISIBLE.value,
-        "tags": [item.question, f"{item.question}.{item.id}", "manual"],
+        "tags": [question.question, "missing_notebook"],
     }
+
+
+def _missing(report: GradeReport, qid: str) -> MissingNotebook | None:
+    run = report.run.question(qid)
+    return run.missing if run is not None else None
 
 
 def _tests(report: GradeReport, hidden: Visibility) -> list[JsonDict]:
     tests: list[JsonDict] = []
     for position, question in enumerate(report.questions, start=1):
         qnum = _question_number(question.question, position)
+        missing = _missing(report, question.question)
+        if missing is not None:
+            tests.append(_missing_test(question, missing, f"{qnum}.1"))
+            continue
         index = 0
         for check in question.checks:
             index += 1
@@ -162,7 +205,13 @@ def _tests(report: GradeReport, hidden: Visibility) -> list[JsonDict]:
 def _score_line(report: GradeReport, hidden: Visibility) -> str:
     """The total only when every test is visible: Gradescope itself hides it otherwise."""
     checks = [c for q in report.questions for c in q.checks]
-    shown = [c for c in checks if _test_visibility(c, hidden) == Visibility.VISIBLE.value]
+    shown = [
+        c
+        for q in report.questions
+        for c in q.checks
+        if _missing(report, q.question) is not None
+        or _test_visibility(c, hidden) == Visibility.VISIBLE.value
+    ]
     if len(shown) == len(checks):
         return f"Autograder score: {_fmt(report.score)} / {_fmt(report.max_score)} points."
     later = _count(len(checks) - len(shown), "more test")
@@ -190,7 +239,16 @@ def _summary(report: GradeReport, hidden: Visibility) -> str:
         "",
     ]
     lines.append(_score_line(report, hidden))
-    if report.manual_max_score:
+    items = [m for q in report.questions for m in q.manual]
+    scored = [m for m in items if m.points is not None]
+    if scored:
+        todo = len(items) - len(scored)
+        later = f"; {todo} of {len(items)} parts are still to grade" if todo else ""
+        lines.append(
+            f"Free-response answers, graded by course staff: {_fmt(report.manual_score)} / "
+            f"{_count(report.manual_max_score, 'point')}, included in the score{later}."
+        )
+    elif report.manual_max_score:
         lines.append(
             f"Free-response answers ({_count(report.manual_max_score, 'point')}) are graded "
             "by course staff and are not included."
@@ -200,7 +258,9 @@ def _summary(report: GradeReport, hidden: Visibility) -> str:
         lines += [
             f"  - {p.path + ': ' if p.path else ''}{p.message}" for p in run.submission.problems
         ]
-    troubled = [q for q in run.questions if q.execution.status is not RunStatus.OK]
+    troubled = [
+        q for q in run.questions if q.execution.status is not RunStatus.OK and q.missing is None
+    ]
     if troubled:
         lines += ["", "How the notebooks ran:"]
         lines += [
@@ -231,7 +291,8 @@ def gradescope_results(
     """The results.json for one graded submission (a plain dict, ready for ``json.dumps``)."""
     hidden = resolve_visibility(hidden_visibility)
     stdout = resolve_visibility(stdout_visibility, "stdout_visibility")
-    results = _envelope(report.score, report.run.seconds, _summary(report, hidden), stdout)
+    score = report.score + report.manual_score  # 0 until a TA scores a free-response part
+    results = _envelope(score, report.run.seconds, _summary(report, hidden), stdout)
     results["tests"] = _tests(report, hidden)
     results["extra_data"] = {
         "submission": report.run.submission.name,
@@ -240,6 +301,7 @@ def gradescope_results(
         "grader_version": report.run.grader_version,
         "max_score": _points(report.max_score),
         "manual_max_score": _points(report.manual_max_score),
+        "manual_score": _points(report.manual_score),
     }
     return results
 

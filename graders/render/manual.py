@@ -2,22 +2,38 @@
 
 Grouped by part, not by student: a TA grades one part across the whole class with one set of
 expectations in mind, which is faster and fairer than reading submission after submission.
-The page is one self-contained HTML file (inline style, no scripts, no network): it opens from
-a zip or a shared drive. Answers are shown as the student wrote them, escaped; nothing here
-scores anything.
+The page is one self-contained HTML file that fetches nothing: it opens from a zip or a shared
+drive. Answers are rendered from their Markdown (``answers.py``).
+
+Each answer has a points field (0 to the part's maximum) and a comment; one small inline
+script (``reports/templates/manual_grading.js``, allowed by the page's Content-Security-Policy
+through its hash and nothing else) checks the fields, keeps a draft in the browser's local
+storage, and downloads ``manual_scores.csv`` for ``dlgrade batch --manual-scores``. No server
+is needed. Scores already merged into the batch are filled in, so the TA goes on from there.
 """
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import json
 from collections.abc import Iterable
 from dataclasses import dataclass
+from importlib import resources
 from pathlib import Path
+
+import markupsafe
 
 from graders.models import GradeReport
 from graders.render.atomic import write_text_atomic
-from graders.render.templating import render
+from graders.render.templating import TEMPLATE_DIR, TEMPLATE_PACKAGE, render
 
 TEMPLATE = "manual_grading.html.j2"
+
+
+SCRIPT = "manual_grading.js"
+CSV_NAME = "manual_scores.csv"
+"""The file the page downloads (``graders/batch/manual_scores.py`` reads it)."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -26,6 +42,9 @@ class ManualAnswer:
     answered: bool
     text: str
     anchor: str
+    points: float | None = None
+    """Merged into the batch already (the field starts with it); None: not scored."""
+    comment: str = ""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -49,6 +68,17 @@ class ManualView:
     submissions: tuple[str, ...]
     max_score: float
     grader_versions: tuple[str, ...]
+    script: markupsafe.Markup
+    """The page's one script, verbatim (its hash is in the page's policy)."""
+    script_hash: str
+    """``sha256-...`` of ``script``, for the Content-Security-Policy."""
+    draft_key: str
+    """Local-storage key of this page's draft: the same class and parts give the same key."""
+    csv_name: str = CSV_NAME
+
+    @property
+    def answers(self) -> int:
+        return sum(len(p.answers) for p in self.parts)
 
 
 def _anchor(*parts: str) -> str:
@@ -76,6 +106,8 @@ def manual_view(reports: Iterable[GradeReport]) -> ManualView:
                         answered=item.answered,
                         text=item.text.strip(),
                         anchor=_anchor(item.question, item.id, name),
+                        points=item.points,
+                        comment=item.comment,
                     )
                 )
     parts = tuple(
@@ -89,12 +121,26 @@ def manual_view(reports: Iterable[GradeReport]) -> ManualView:
         )
         for q, mid in keys
     )
+    submissions = tuple(r.run.submission.name for r in ordered)
+    script = _script()
+    digest = base64.b64encode(hashlib.sha256(script.encode("utf-8")).digest()).decode("ascii")
+    identity = json.dumps([submissions, [(p.question, p.id) for p in parts]])
     return ManualView(
         parts=parts,
-        submissions=tuple(r.run.submission.name for r in ordered),
+        submissions=submissions,
         max_score=sum(p.max_score for p in parts),
         grader_versions=tuple(sorted({r.run.grader_version for r in ordered})),
+        script=markupsafe.Markup(script),
+        script_hash=f"sha256-{digest}",
+        draft_key="dlgrade-manual-" + hashlib.sha256(identity.encode()).hexdigest()[:16],
     )
+
+
+def _script() -> str:
+    source = resources.files(TEMPLATE_PACKAGE).joinpath(TEMPLATE_DIR, SCRIPT)
+    text = source.read_text(encoding="utf-8")
+    assert "</script" not in text.lower(), "the script must not end its own element"
+    return text
 
 
 def render_manual_html(reports: Iterable[GradeReport]) -> str:

@@ -26,13 +26,17 @@ def report_files(report: GradeReport) -> list[tuple[str, Path]]:
     ]
 
 
-def report_lines(report: GradeReport) -> list[str]:
+def report_lines(report: GradeReport, *, verbose: bool = False) -> list[str]:
     """The summary as plain lines (no colour), as tests and logs read it."""
-    return render_terminal(report, color=False, files=report_files(report)).splitlines()
+    text = render_terminal(report, color=False, files=report_files(report), verbose=verbose)
+    return text.splitlines()
 
 
-def print_report_summary(report: GradeReport, stream: TextIO | None = None) -> None:
+def print_report_summary(
+    report: GradeReport, stream: TextIO | None = None, *, verbose: bool = False
+) -> None:
     out = stream or sys.stdout
-    text = render_terminal(report, color=use_color(out), files=report_files(report))
+    files = report_files(report)
+    text = render_terminal(report, color=use_color(out), files=files, verbose=verbose)
     out.write(text)
     out.flush()

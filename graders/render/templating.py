@@ -20,6 +20,7 @@ from importlib import resources
 import jinja2
 import markupsafe
 
+from graders.render.answers import answer_html
 from graders.render.numbers import amount, data, number, percent, points, seconds
 
 TEMPLATE_PACKAGE = "reports"
@@ -140,6 +141,7 @@ def environment() -> jinja2.Environment:
     env.filters["cell"] = md_cell
     env.filters["fence"] = md_fence
     env.filters["code"] = md_code
+    env.filters["answer"] = answer_html
     return env
 
 

@@ -17,8 +17,14 @@ from graders.render.templating import Ansi, render
 from graders.render.view import feedback_view
 
 TEMPLATE = "summary.txt.j2"
+"""The default: the total, per question one line, and one line per test not passed."""
+VERBOSE_TEMPLATE = "summary_verbose.txt.j2"
+"""``--verbose``: also the profile and sandbox, each notebook's run, every test, the hints."""
 MESSAGE_CHARS = 240
-"""A test's message or hint is cut to this in the terminal; the feedback page has it whole."""
+"""A test's message or hint is cut to this in the verbose summary; the feedback page has it
+whole."""
+SHORT_MESSAGE_CHARS = 120
+"""A failed test's message is cut to this in the short summary, to stay on one line."""
 MARKS = {"passed": "PASS", "partial": "PART", "failed": "FAIL", "error": "ERR "}
 _CODES = {
     "bold": "\x1b[1m",
@@ -51,15 +57,24 @@ def use_color(stream: TextIO, environ: Mapping[str, str] | None = None) -> bool:
 
 
 def render_terminal(
-    report: GradeReport, *, color: bool = False, files: Sequence[tuple[str, Path]] = ()
+    report: GradeReport,
+    *,
+    color: bool = False,
+    files: Sequence[tuple[str, Path]] = (),
+    verbose: bool = False,
 ) -> str:
-    """The summary; ``files`` are ``(label, path)`` lines closing it (result.json, feedback...)."""
+    """The summary; ``files`` are ``(label, path)`` lines closing it (result.json, feedback...).
+
+    Short by default, because it is read after every grade: a line per question, a line per
+    test not passed. ``verbose`` adds what a TA debugging a run wants (how each notebook ran,
+    the passed tests, hints, notices)."""
     view = feedback_view(report, None)
     return render(
-        TEMPLATE,
+        VERBOSE_TEMPLATE if verbose else TEMPLATE,
         v=view,
         c=_ANSI if color else _PLAIN,
         marks=MARKS,
         limit=MESSAGE_CHARS,
+        short_limit=SHORT_MESSAGE_CHARS,
         files=[(label, str(path)) for label, path in files],
     )

@@ -44,6 +44,7 @@ PROBE_WORDS = {
     ProbeStatus.FAILED: "could not run",
     ProbeStatus.NOT_RUN: "did not run",
 }
+NO_NOTEBOOK = "no notebook"
 STATUS_LABELS = {
     CheckStatus.PASSED: "passed",
     CheckStatus.PARTIAL: "partial",
@@ -97,6 +98,8 @@ class QuestionView:
     manual: tuple[ManualItem, ...]
     outcome: str
     """``full``, ``some``, ``none`` or ``empty`` (nothing to score): the colour of the score."""
+    missing: str = ""
+    """No notebook answers the question: this one line is all a page shows of it."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -112,6 +115,14 @@ class FeedbackView:
     problems: tuple[LoadProblem, ...]
     questions: tuple[QuestionView, ...]
     outcome: str
+    manual_score: float = 0.0
+    """Points TAs awarded for free-response parts so far."""
+    manual_scored: int = 0
+    """Free-response parts a TA has scored; 0: the totals below are the automatic ones."""
+    manual_parts: int = 0
+    total: float = 0.0
+    """The grade shown: the automatic points plus the TAs' (once any part is scored)."""
+    max_total: float = 0.0
 
 
 def is_hidden(check: CheckResult) -> bool:
@@ -161,6 +172,12 @@ def _notebook_note(run: QuestionRun | None) -> str:
     return nb.original_name
 
 
+def _run_words(run: QuestionRun | None) -> str:
+    if run is not None and run.missing is not None:
+        return NO_NOTEBOOK
+    return RUN_WORDS[run.execution.status if run else RunStatus.NOT_RUN]
+
+
 def _run_message(run: QuestionRun | None) -> str:
     if run is None:
         return ""
@@ -182,8 +199,12 @@ def question_view(
     *,
     student_view: bool,
 ) -> QuestionView:
-    shown = [c for c in result.checks if not (student_view and is_hidden(c))]
-    withheld = [c for c in result.checks if student_view and is_hidden(c)]
+    missing = run.missing.message if run is not None and run.missing is not None else ""
+    # A question without a notebook ran no test, so there is nothing to withhold: all of its
+    # points are shown as lost.
+    withhold = student_view and not missing
+    shown = [c for c in result.checks if not (withhold and is_hidden(c))]
+    withheld = [c for c in result.checks if withhold and is_hidden(c)]
     score, max_score = result.score, result.max_score
     if withheld:
         score, max_score = _total(c.score for c in shown), _total(c.max_score for c in shown)
@@ -196,7 +217,7 @@ def question_view(
         hidden_tests=len(withheld),
         hidden_points=sum(c.max_score for c in withheld),
         run=run,
-        run_words=RUN_WORDS[run.execution.status] if run else RUN_WORDS[RunStatus.NOT_RUN],
+        run_words=_run_words(run),
         run_message=_run_message(run),
         probe_words=PROBE_WORDS[run.probe.status] if run else PROBE_WORDS[ProbeStatus.NOT_RUN],
         notebook_note=_notebook_note(run),
@@ -209,6 +230,7 @@ def question_view(
         charts=charts,
         manual=result.manual,
         outcome=_outcome(score, max_score),
+        missing=missing,
     )
 
 
@@ -239,6 +261,12 @@ def feedback_view(
     if any(q.hidden_tests for q in questions):
         score = _total(q.score for q in questions)
         max_score = _total(q.max_score for q in questions)
+    items = [m for q in report.questions for m in q.manual]
+    scored = sum(m.points is not None for m in items)
+    total, max_total = score, max_score
+    if scored:
+        total = _total((score, report.manual_score))
+        max_total = _total((max_score, report.manual_max_score))
     return FeedbackView(
         report=report,
         student_view=student_view,
@@ -250,5 +278,10 @@ def feedback_view(
         manual_max_score=report.manual_max_score,
         problems=report.run.submission.problems,
         questions=tuple(questions),
-        outcome=_outcome(score, max_score),
+        outcome=_outcome(total, max_total),
+        manual_score=report.manual_score,
+        manual_scored=scored,
+        manual_parts=len(items),
+        total=total,
+        max_total=max_total,
     )
