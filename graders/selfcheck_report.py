@@ -128,11 +128,13 @@ def summary_lines(
     *,
     only_found: bool = False,
     questions: tuple[str, ...] = (),
+    notes: tuple[str, ...] = (),
 ) -> list[str]:
     """The student's summary for a terminal: visible tests in full, hidden ones counted.
 
     ``only_found`` leaves out questions without a notebook (a single notebook was checked);
     with ``questions``, load problems about other questions' notebooks are left out too.
+    ``notes`` come last but one (the kit's word on the questions it does not check).
     """
     lines = [_heading(report)]
     lines += [f"  ! {p}" for p in _problems(report, questions)]
@@ -150,10 +152,8 @@ def summary_lines(
                 lines += [f"           {line}" for line in c.message.splitlines() if line.strip()]
                 if c.hint:
                     lines.append(f"           hint: {c.hint}")
-        lines += [
-            f"    {text}" for text in (_hidden_line(result, rubric), _manual_line(result)) if text
-        ]
-    lines.append(QUICK_NOTE)
+        lines += [f"    {text}" for text in _footer(result, rubric)]
+    lines += [*notes, QUICK_NOTE]
     return [inert(line) for line in lines]
 
 
@@ -168,6 +168,7 @@ def summary_markdown(
     *,
     only_found: bool = False,
     questions: tuple[str, ...] = (),
+    notes: tuple[str, ...] = (),
 ) -> str:
     """The same summary as a Markdown page (``--out``), for a file or a course forum post."""
     out = [f"# {_md(_heading(report))}", ""]
@@ -186,10 +187,6 @@ def summary_markdown(
                 out.append(f"  - {_md(c.message)}")
                 if c.hint:
                     out.append(f"  - hint: {_md(c.hint)}")
-        out += [
-            f"- {_md(text)}"
-            for text in (_hidden_line(result, rubric), _manual_line(result))
-            if text
-        ]
-    out += ["", _md(QUICK_NOTE), ""]
+        out += [f"- {_md(text)}" for text in _footer(result, rubric)]
+    out += ["", *(_md(note) for note in notes), _md(QUICK_NOTE), ""]
     return "\n".join(out)

@@ -2,9 +2,9 @@
 
 The test environment's site-packages hold an editable install of the whole grader (and so of
 ``reference/``); a kit run there could import what the kit lacks and still pass. So the kit
-runs with ``python -S`` (no site-packages processing, hence no editable finder) and a
-``PYTHONPATH`` of the kit folder and the plain site-packages directory (numpy, nbclient, ...).
-Whatever the kit imports must come from the kit.
+runs with ``python -S -P`` (no site-packages processing, hence no editable finder; no current
+folder on the path) and a ``PYTHONPATH`` of the kit folder and the plain site-packages
+directory (numpy, nbclient, ...). Whatever the kit imports must come from the kit.
 """
 
 from __future__ import annotations
@@ -48,7 +48,7 @@ def run_kit(
     prefix = offline_prefix() if offline else ()
     assert prefix is not None, "no network namespace here"
     return subprocess.run(
-        [*prefix, sys.executable, "-S", "-m", "graders.selfcheck", *args],
+        [*prefix, sys.executable, "-S", "-P", "-m", "graders.selfcheck", *args],
         env=kit_env(kit),
         cwd=cwd or kit,
         capture_output=True,
@@ -61,7 +61,7 @@ def run_kit(
 def kit_python(kit: Path, code: str, *, timeout: float = 120) -> subprocess.CompletedProcess[str]:
     """``code`` run in the kit's isolated Python."""
     return subprocess.run(
-        [sys.executable, "-S", "-c", code],
+        [sys.executable, "-S", "-P", "-c", code],
         env=kit_env(kit),
         cwd=kit,
         capture_output=True,
