@@ -218,9 +218,11 @@ class QuestionSpec:
     """The file names its probe writes (``name.npz`` / ``name.json``); the grader refuses any
     other file in the probe's results, whatever the kernel put there."""
     checks: tuple[CheckDef, ...] = ()
-    """The question's tests (its ``checks`` beside it); points are in the rubric."""
+    """The question's tests (its ``checks`` beside it; the grader appends the hidden ones of its
+    reference side); points are in the rubric."""
     thresholds: tuple[ThresholdTarget, ...] = ()
-    """The calibrated thresholds its checks read, and how to train the reference for each."""
+    """The calibrated thresholds its checks read, and how to train the reference for each (from
+    the reference side; a question not split yet sets them here)."""
     reference_report: ReferenceRun | None = None
     """Its part of ``dlgrade reference`` (None: the question has nothing to show there)."""
     expectations: tuple[ExpectationDef, ...] = ()
