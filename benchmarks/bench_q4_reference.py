@@ -16,8 +16,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from graders.numerics.datasets import load_scaled
 from reference import q4_numpy as q4
-from reference.datasets import load_scaled
 
 SEED_TABLE = ((2.36, 1028), (0.47, 8671), (0.32, 9078), (0.25, 9277))
 """The seed notebook's printed table: rounded mean test loss and correct count out of 10,000."""

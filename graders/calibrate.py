@@ -42,9 +42,9 @@ import numpy as np
 from graders.config import CONFIG_DIR, Profile, load_profiles
 from graders.data import as_data_error, default_data_root
 from graders.errors import ConfigError
+from graders.numerics.datasets import find_file, raw_dir, read_idx
 from graders.questions import load_questions
 from graders.questions.api import BandTarget, Budget, ThresholdTarget
-from reference.datasets import find_file, raw_dir, read_idx
 
 FAILURE_RATE: Final = 1e-3
 """The largest chance that a correct solution fails the accuracy check."""

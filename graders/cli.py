@@ -1,7 +1,8 @@
 """The ``dlgrade`` command: thin argument parsing over the library; one exit code per error kind.
 
 The subcommands beside ``grade`` and ``check`` import their modules only when chosen (batch pulls
-in SQLite and Dask, ``reference`` the training code), so ``dlgrade --help`` stays quick.
+in SQLite and Dask, ``reference`` and ``kit`` the training code), so ``dlgrade --help`` stays
+quick.
 """
 
 from __future__ import annotations
@@ -88,6 +89,25 @@ def _add_gradescope(sub: argparse._SubParsersAction[argparse.ArgumentParser]) ->
     p_run.set_defaults(func=_gradescope_run)
 
 
+def _kit_build(args: argparse.Namespace) -> int:
+    from graders.kit.build import build_kit
+
+    plan = build_kit(args.out, say=lambda m: print(m, flush=True))
+    checked = ", ".join(q.id for q in plan.questions)
+    print(f"wrote {args.out} (checks {checked}); hand it to students (docs/kit.md)")
+    return 0
+
+
+def _add_kit(sub: argparse._SubParsersAction[argparse.ArgumentParser]) -> None:
+    p_kit = sub.add_parser("kit", help="build the student kit: the public checks, no answers")
+    kit = p_kit.add_subparsers(dest="kit_command", required=True)
+    p_build = kit.add_parser("build", help="write the kit as a folder or a .zip")
+    p_build.add_argument(
+        "--out", type=Path, required=True, help="a new folder, or FILE.zip (docs/kit.md)"
+    )
+    p_build.set_defaults(func=_kit_build)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="dlgrade", description="Autograder for Deep Learning Assignment 1."
@@ -148,6 +168,7 @@ def build_parser() -> argparse.ArgumentParser:
     calibrate_command.add_arguments(p_cal)
     p_cal.set_defaults(func=calibrate_command.run)
     _add_gradescope(sub)
+    _add_kit(sub)
 
     from graders.batch import command as batch_command
 

@@ -68,8 +68,12 @@ class Profile:
     def parameters_for(self, question: str) -> dict[str, Any]:
         return dict(self.parameters.get(question, {}))
 
-    def data_root(self, full_root: Path) -> Path:
-        return FIXTURE_DATA_ROOT if self.data == "fixtures" else full_root
+    def data_root(self, full_root: Path, fixtures_root: Path | None = None) -> Path:
+        """``full_root`` for a ``full`` profile; the fixture slices (the checkout's, unless
+        ``fixtures_root`` names another copy, as the student kit's own) for ``fixtures``."""
+        if self.data == "fixtures":
+            return fixtures_root or FIXTURE_DATA_ROOT
+        return full_root
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -231,6 +235,9 @@ class GradeOptions:
     profiles_file: Path | None = None
     data_root: Path | None = None
     """Root holding MNIST/ and FashionMNIST/ (``dlgrade data`` places it); default ./data."""
+    fixtures_root: Path | None = None
+    """The data slices a ``fixtures`` profile (quick) reads; default the checkout's
+    ``fixtures/data`` (the student kit passes the copy it ships)."""
     only: tuple[str, ...] = ()
     """Grade only these question ids (empty: all)."""
     parallel: int | None = None

@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from graders.errors import DataError
-from reference.datasets import (
+from graders.numerics.datasets import (
     DATASETS,
     FILES,
     DatasetError,

@@ -3,13 +3,17 @@
 Points live here and only here; a check says how much of its points a submission earned.
 ``validate`` ties the rubric to the checks the questions declare, so a renamed check or a
 forgotten rubric line is caught by the test suite, not by a student.
+
+The student kit's rubric (written by ``dlgrade kit build``) lists the public tests only, and
+each question's hidden tests as a ``[<q>.hidden]`` table of their count and points: a student
+learns how much is still to come, never what it tests.
 """
 
 from __future__ import annotations
 
 import tomllib
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 
@@ -34,6 +38,14 @@ class ManualEntry:
 
 
 @dataclass(frozen=True, kw_only=True)
+class HiddenTests:
+    """A question's hidden tests as a student may know them: how many, and their points."""
+
+    count: int = 0
+    points: float = 0.0
+
+
+@dataclass(frozen=True, kw_only=True)
 class Rubric:
     source: Path
     tests: Mapping[str, TestEntry]
@@ -42,6 +54,21 @@ class Rubric:
     cuda_deduction: float = 0.0
     """Points taken from a question whose notebook hard-codes CUDA and ran on the CPU because
     the grader has no GPU (``[settings] cuda_deduction``; 0: none, the default)."""
+    hidden_summary: Mapping[str, HiddenTests] = field(default_factory=dict)
+    """Per question, hidden tests known only by count and points (the kit's ``[<q>.hidden]``)."""
+
+    def hidden_tests(self, question: str) -> HiddenTests:
+        """A question's hidden tests: its hidden entries, or the kit's summary of them."""
+        entries = [
+            t
+            for t in self.tests.values()
+            if t.id.startswith(question + ".") and t.visibility is not Visibility.VISIBLE
+        ]
+        summary = self.hidden_summary.get(question, HiddenTests())
+        return HiddenTests(
+            count=len(entries) + summary.count,
+            points=sum(t.points for t in entries) + summary.points,
+        )
 
     def entry(self, test_id: str) -> TestEntry:
         try:
@@ -50,7 +77,8 @@ class Rubric:
             raise ConfigError(f"test {test_id!r} has no rubric entry", path=self.source) from None
 
     def question_points(self, question: str) -> float:
-        return sum(t.points for t in self.tests.values() if t.id.startswith(question + "."))
+        listed = sum(t.points for t in self.tests.values() if t.id.startswith(question + "."))
+        return listed + self.hidden_summary.get(question, HiddenTests()).points
 
 
 def load_rubric(path: Path | None = None) -> Rubric:
@@ -64,8 +92,14 @@ def load_rubric(path: Path | None = None) -> Rubric:
     settings = raw.pop("settings", {})
     tests: dict[str, TestEntry] = {}
     manual: dict[str, tuple[ManualEntry, ...]] = {}
+    summary: dict[str, HiddenTests] = {}
     try:
         for qid, body in raw.items():
+            if "hidden" in body:
+                hidden_table = body["hidden"]
+                summary[qid] = HiddenTests(
+                    count=int(hidden_table["count"]), points=float(hidden_table["points"])
+                )
             for key, entry in body.get("tests", {}).items():
                 vis = Visibility(entry.get("visibility", "visible"))
                 tests[f"{qid}.{key}"] = TestEntry(
@@ -89,6 +123,7 @@ def load_rubric(path: Path | None = None) -> Rubric:
         manual=MappingProxyType(manual),
         hidden_visibility=hidden,
         cuda_deduction=cuda_deduction,
+        hidden_summary=MappingProxyType(summary),
     )
 
 

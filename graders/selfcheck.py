@@ -1,15 +1,20 @@
 """The student's self-check: the public tests, the quick profile, feedback in the terminal.
 
-Two doors to the same thing. ``dlgrade check PATH [--question q3]`` grades a notebook (or a
-folder) with the quick profile and prints the visible tests only; hidden tests are counted,
-never shown. It exits 0 when tests fail (failing tests are the feedback the student asked
-for) and non-zero only when the grader itself could not run. From a notebook cell::
+Two doors to the same thing. ``dlgrade check PATH [--question q3]`` (in the student kit:
+``dlgrade-check PATH``) grades a notebook (or a folder) with the quick profile and prints the
+visible tests only; hidden tests are counted, never shown. It exits 0 when tests fail (failing
+tests are the feedback the student asked for) and non-zero only when the grader itself could
+not run. From a notebook cell::
 
     from graders.selfcheck import check_me; check_me("q3")
 
 runs that command in a separate process on the notebook's saved file: the student's kernel
 never shares a process with the grader, and a crash or a runaway training loop in the graded
 copy cannot take the student's session down with it.
+
+In a checkout of the grader the expected values come from the reference, live; in the student
+kit (``graders.kit``) from the values stored with it, on its fixed inputs, and the student's
+code runs without a sandbox: it is their own code on their own machine.
 """
 
 from __future__ import annotations
@@ -20,114 +25,21 @@ import signal
 import subprocess
 import sys
 import tempfile
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from graders.errors import GraderError
-from graders.models import (
-    CheckStatus,
-    GradeReport,
-    ProbeStatus,
-    QuestionResult,
-    QuestionRun,
-    RunStatus,
-    Visibility,
-)
-from graders.render.numbers import points, seconds
 
 if TYPE_CHECKING:
+    from graders.models import GradeReport
     from graders.questions.api import QuestionSpec
 
 PROFILE = "quick"
 IN_GRADER_ENV = "DLGRADE_IN_GRADER"
 """Set in a grading kernel's environment: a ``check_me`` cell inside a graded copy does nothing."""
-_MARK = {
-    CheckStatus.PASSED: "PASS",
-    CheckStatus.PARTIAL: "PART",
-    CheckStatus.FAILED: "FAIL",
-    CheckStatus.ERROR: "ERR ",
-}
-_RUN = {
-    RunStatus.OK: "ran cleanly",
-    RunStatus.CELL_ERRORS: "some cells raised errors",
-    RunStatus.TIMEOUT: "TIMED OUT",
-    RunStatus.KERNEL_DIED: "the kernel DIED",
-    RunStatus.NOT_RUN: "not run",
-}
-QUICK_NOTE = (
-    "This self-check runs the public tests on small slices of the data with short training. "
-    "Your grade also counts the hidden tests, run with the full profile."
-)
-
-
-def _run_lines(run: QuestionRun) -> list[str]:
-    ex = run.execution
-    name = run.notebook.original_name if run.notebook else "no notebook"
-    cells = (
-        f" ({ex.cells_run}/{ex.cells_total} cells)" if ex.status is not RunStatus.NOT_RUN else ""
-    )
-    lines = [f"    {name}: {_RUN[ex.status]}{cells}, {seconds(ex.seconds)}"]
-    if ex.message:
-        lines.append(f"    {ex.message}")
-    if run.probe.status is ProbeStatus.FAILED and run.probe.message not in ("", ex.message):
-        lines.append(f"    the grader could not inspect the results: {run.probe.message}")
-    return lines
-
-
-def _question_lines(result: QuestionResult, run: QuestionRun | None) -> list[str]:
-    shown = [c for c in result.checks if c.visibility is Visibility.VISIBLE]
-    hidden = [c for c in result.checks if c.visibility is not Visibility.VISIBLE]
-    score = sum(c.score for c in shown)
-    top = sum(c.max_score for c in shown)
-    lines = [f"  {result.question} {result.title}: {points(score)} / {points(top)} public points"]
-    if run is not None and run.missing is not None:  # one line, not a failed test per check
-        return [*lines, f"    {run.missing.message}"]
-    lines += _run_lines(run) if run is not None else []
-    for c in shown:
-        lines.append(f"    [{_MARK[c.status]}] {c.title} ({points(c.score)}/{points(c.max_score)})")
-        if c.status is not CheckStatus.PASSED:
-            lines += [f"           {line}" for line in c.message.splitlines() if line.strip()]
-            if c.hint:
-                lines.append(f"           hint: {c.hint}")
-    if hidden:
-        worth = points(sum(c.max_score for c in hidden))
-        tests = f"{len(hidden)} hidden test{'s' if len(hidden) != 1 else ''}"
-        pts = f"{worth} point{'s' if worth != '1' else ''}"
-        lines.append(f"    + {tests} worth {pts}, run when you submit")
-    if result.manual:
-        done = [m.id for m in result.manual if m.answered]
-        todo = [m.id for m in result.manual if not m.answered]
-        text = f"    free response: {len(done)} of {len(result.manual)} answered"
-        lines.append(text + (f" (still to answer: {', '.join(todo)})" if todo else ""))
-    return lines
-
-
-def selfcheck_lines(
-    report: GradeReport, *, only_found: bool = False, questions: tuple[str, ...] = ()
-) -> list[str]:
-    """The student's summary: visible tests in full, hidden tests as a count and their points.
-
-    ``only_found`` leaves out questions without a notebook (a single notebook was checked);
-    with ``questions``, load problems about other questions' notebooks are left out too.
-    """
-    run = report.run
-    lines = [
-        f"Self-check of {run.submission.name} (public tests, profile {run.profile.name}: "
-        f"{run.profile.reason})"
-    ]
-    lines += [
-        f"  ! {p.path + ': ' if p.path else ''}{p.message}"
-        for p in run.submission.problems
-        if not questions or p.question in questions
-    ]
-    for result in report.questions:
-        qrun = run.question(result.question)
-        if only_found and (qrun is None or qrun.notebook is None):
-            continue
-        lines += _question_lines(result, qrun)
-    lines.append(QUICK_NOTE)
-    return lines
+SUMMARY_FILE = "selfcheck.md"
+"""What ``--out`` keeps beside result.json: the summary as Markdown."""
 
 
 def run_self_check(
@@ -140,21 +52,60 @@ def run_self_check(
     """Grade with the quick profile and print the student's summary; returns the full report."""
     # Deferred: ``check_me()`` imports this module inside the student's own kernel, which must
     # not load the grader (the grading itself runs in a separate process).
-    from graders.config import GradeOptions
-    from graders.pipeline import grade
-    from graders.questions import load_questions
+    import time
+    from datetime import UTC, datetime
 
-    known = [q.id for q in load_questions()]
+    from graders.config import GradeOptions
+    from graders.evaluate import LiveBasis, prepare, run_submission
+    from graders.kit.store import KitBasis, installed_kit, kit_options
+    from graders.load import load_submission
+    from graders.render.json_result import write_result_json
+    from graders.selfcheck_report import summary_lines, summary_markdown
+
+    started, started_at = time.monotonic(), datetime.now(UTC).isoformat(timespec="seconds")
+    kit = installed_kit()
+    notes: tuple[str, ...] = ()
+    if kit is not None:
+        basis = KitBasis(kit)
+        setup = prepare(kit_options(only=questions), basis=basis)
+        whole = not questions and source.suffix.lower() != ".ipynb"  # a folder or a zip
+        if basis.manifest.left_out and whole:
+            left_out = ", ".join(basis.manifest.left_out)
+            notes = (f"This kit does not check {left_out} yet; the grader does.",)
+    else:
+        # A student checks their own notebook on their own machine: bubblewrap where it exists,
+        # else their code runs as they do (the report says so), as it would in Jupyter anyway.
+        options = GradeOptions(
+            profile=PROFILE, only=questions, public_only=True, allow_unconfined=True
+        )
+        setup = prepare(options, basis=LiveBasis())
+    known = [q.id for q in setup.all_questions]
     unknown = [q for q in questions if q not in known]
     if unknown:
         raise GraderError(f"unknown question {', '.join(unknown)}; choose from {', '.join(known)}")
-    # A student checks their own notebook on their own machine: bubblewrap where it exists,
-    # else their code runs as they do (the report says so), as it would in Jupyter anyway.
-    options = GradeOptions(profile=PROFILE, only=questions, public_only=True, allow_unconfined=True)
     with tempfile.TemporaryDirectory(prefix="dlgrade-check-") as tmp:
-        report = grade(source, out_dir or Path(tmp), options, progress=say)
+        submission = load_submission(source, Path(tmp) / "work", setup.all_questions)
+        result_dir = (out_dir or Path(tmp)) / submission.name
+        result_dir.mkdir(parents=True, exist_ok=True)
+        report = run_submission(
+            setup,
+            submission,
+            scratch=Path(tmp) / "work",
+            result_dir=result_dir,
+            output_dir=result_dir,
+            progress=say,
+            started=started,
+            started_at=started_at,
+        )
     single = source.suffix.lower() == ".ipynb" and not questions
-    say("\n".join(selfcheck_lines(report, only_found=single, questions=questions)))
+    if out_dir is not None:
+        write_result_json(report, result_dir / "result.json")
+        markdown = summary_markdown(
+            report, setup.rubric, only_found=single, questions=questions, notes=notes
+        )
+        (result_dir / SUMMARY_FILE).write_text(markdown, encoding="utf-8")
+    lines = summary_lines(report, setup.rubric, only_found=single, questions=questions, notes=notes)
+    say("\n".join(lines))
     return report
 
 
@@ -164,13 +115,34 @@ def cli_check(args: argparse.Namespace) -> int:
     return 0
 
 
+def main(argv: Sequence[str] | None = None) -> int:
+    """``dlgrade-check`` (the student kit's command) and ``python -m graders.selfcheck``."""
+    parser = argparse.ArgumentParser(
+        prog="dlgrade-check",
+        description="Check your Assignment 1 notebooks with the public tests (quick profile).",
+    )
+    add_arguments(parser)
+    args = parser.parse_args(argv)
+    try:
+        return cli_check(args)
+    except GraderError as exc:
+        print(f"dlgrade-check: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("dlgrade-check: interrupted", file=sys.stderr)
+        return 130
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("path", type=Path, help="a notebook, a folder of notebooks or a .zip")
     parser.add_argument(
         "--question", action="append", metavar="QID", help="check only this question (repeatable)"
     )
     parser.add_argument(
-        "--out", type=Path, default=None, help="keep the results here (default: thrown away)"
+        "--out",
+        type=Path,
+        default=None,
+        help="keep result.json, the probe's data and selfcheck.md here (default: thrown away)",
     )
 
 
@@ -250,11 +222,11 @@ def find_notebook(
 
 
 def self_check_subprocess(notebook: Path, question: str) -> int:
-    """Run ``dlgrade check`` in its own process, echoing its output line by line as it comes."""
+    """Run the self-check in its own process, echoing its output line by line as it comes."""
     project = str(Path(__file__).resolve().parents[1])
     env = dict(os.environ)
     env["PYTHONPATH"] = os.pathsep.join(p for p in (project, env.get("PYTHONPATH", "")) if p)
-    cmd = [sys.executable, "-m", "graders.cli", "check", str(notebook), "--question", question]
+    cmd = [sys.executable, "-m", "graders.selfcheck", str(notebook), "--question", question]
     proc = subprocess.Popen(
         cmd,
         stdout=subprocess.PIPE,
@@ -288,3 +260,7 @@ def check_me(question: str, path: str | os.PathLike[str] | None = None) -> None:
     code = self_check_subprocess(notebook, question)
     if code != 0:
         print(f"The self-check could not run (exit code {code}); the lines above say why.")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -5,7 +5,9 @@ network gives exactly 0 at x = 0 and at x = delta. The seed's ``h*(s(x) - s(x - 
 right everywhere except x = delta (it gives h there); ``h*s(x) + h*s(delta - x) - h`` is exact
 because ``s(delta - x)`` switches off *at* delta, not after it. The grader gives most credit for
 the interior, so ``boundary_report`` measures the interior, the exterior and each edge apart and
-words what it finds.
+words what it finds. Evaluating a given network (``StepNetwork``, ``as_network``,
+``boundary_report``) is the grader's machinery, in ``graders.numerics.step_networks``; this
+module holds the answers, and re-exports those names for its callers.
 
 Part (b) needs boxes that tile [-B, B] with no gaps and no overlaps: n open boxes would leave
 every interior edge at 0, a spike of size |f(edge)| that a grid missing the edges never sees.
@@ -16,102 +18,40 @@ at its floating-point neighbours, so a spike at an edge cannot hide between grid
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
-from typing import Final, TypeAlias
+from collections.abc import Callable
 
 import numpy as np
-from numpy.typing import ArrayLike, NDArray
+from numpy.typing import ArrayLike
 
-FloatArray = NDArray[np.float64]
-Params: TypeAlias = "StepNetwork | Mapping[str, ArrayLike] | Sequence[ArrayLike]"
+from graders.numerics.step_networks import (
+    PARAM_NAMES,
+    BoundaryReport,
+    FloatArray,
+    Params,
+    StepNetwork,
+    as_network,
+    boundary_report,
+    check_finite,
+    check_positive,
+    evaluate_network,
+    step,
+)
 
-PARAM_NAMES: Final = ("w_hidden", "b_hidden", "w_out", "b_out")
-_EVAL_CHUNK: Final = 1 << 22
-"""Hidden units x points evaluated at once: bounds the temporary matrix to about 32 MB."""
-_EDGE_OFFSET: Final = 1e-9
-""""Just inside/outside" an edge, as a fraction of delta: near enough to see the edge, far
-enough that a network whose edge is off by a few rounding errors is not called wrong."""
-
-
-def step(u: ArrayLike) -> FloatArray:
-    """The assignment's activation; strictly ``u > 0``, so step(0) = 0 (NaN also gives 0)."""
-    return (np.asarray(u, dtype=np.float64) > 0).astype(np.float64)
-
-
-@dataclass(frozen=True, kw_only=True, eq=False)
-class StepNetwork:
-    """A 1-H-1 network: ``x -> w_out @ step(w_hidden * x + b_hidden) + b_out``.
-
-    ``eq=False`` because elementwise array comparison has no single truth value; compare the
-    networks' outputs instead. The arrays are copied and made read-only so a frozen network
-    really cannot change.
-    """
-
-    w_hidden: FloatArray
-    """Input-to-hidden weights, shape (H,)."""
-    b_hidden: FloatArray
-    """Hidden biases, shape (H,)."""
-    w_out: FloatArray
-    """Hidden-to-output weights, shape (H,); the output neuron is linear."""
-    b_out: float
-    """Output bias."""
-
-    def __post_init__(self) -> None:
-        n = _vector_size("w_hidden", self.w_hidden)
-        for name in PARAM_NAMES[:3]:
-            array = _as_vector(name, getattr(self, name), n, "network")
-            array.flags.writeable = False
-            object.__setattr__(self, name, array)
-        object.__setattr__(self, "b_out", _as_scalar("b_out", self.b_out))
-
-    @property
-    def n_hidden(self) -> int:
-        return int(self.w_hidden.shape[0])
-
-    def __call__(self, x: ArrayLike) -> FloatArray:
-        """Evaluate elementwise; the result has the shape of ``x``."""
-        xs = np.asarray(x, dtype=np.float64)
-        flat = xs.ravel()
-        out = np.empty_like(flat)
-        chunk = max(1, _EVAL_CHUNK // max(1, self.n_hidden))
-        for start in range(0, flat.size, chunk):
-            part = flat[start : start + chunk]
-            hidden = step(np.multiply.outer(part, self.w_hidden) + self.b_hidden)
-            out[start : start + chunk] = hidden @ self.w_out + self.b_out
-        return out.reshape(xs.shape)
-
-    def breakpoints(self) -> FloatArray:
-        """Where some hidden neuron switches (x = -b/w); the only places the output can jump."""
-        live = self.w_hidden != 0
-        return np.unique(-self.b_hidden[live] / self.w_hidden[live])
-
-
-def as_network(
-    params: Params, *, n_hidden: int | None = None, label: str = "network"
-) -> StepNetwork:
-    """Turn a student's (w_hidden, b_hidden, w_out, b_out) into a checked ``StepNetwork``.
-
-    Accepts a sequence of four arrays, a mapping with those four keys, or a ``StepNetwork``.
-    Each vector may come as (H,), (H, 1) or (1, H): torch's ``Linear(1, H).weight`` is (H, 1)
-    and a network in that layout is just as correct. Anything else raises ``ValueError`` with
-    a message a student can act on, naming the array, its shape and the expected one.
-    """
-    w_hidden, b_hidden, w_out, b_out = _unpack(params)
-    n = _vector_size("w_hidden", w_hidden) if n_hidden is None else n_hidden
-    return StepNetwork(
-        w_hidden=_as_vector("w_hidden", w_hidden, n, label),
-        b_hidden=_as_vector("b_hidden", b_hidden, n, label),
-        w_out=_as_vector("w_out", w_out, n, label),
-        b_out=_as_scalar("b_out", b_out),
-    )
-
-
-def evaluate_network(
-    params: Params, x: ArrayLike, *, n_hidden: int | None = None, label: str = "network"
-) -> FloatArray:
-    """Evaluate plain-array parameters at ``x`` after ``as_network``'s validation."""
-    return as_network(params, n_hidden=n_hidden, label=label)(x)
+__all__ = [
+    "PARAM_NAMES",
+    "BoundaryReport",
+    "FloatArray",
+    "Params",
+    "StepNetwork",
+    "as_network",
+    "boundary_report",
+    "box_approximation",
+    "box_network",
+    "error_grid",
+    "evaluate_network",
+    "step",
+    "sup_error",
+]
 
 
 def box_network(h: float, delta: float) -> StepNetwork:
@@ -120,8 +60,8 @@ def box_network(h: float, delta: float) -> StepNetwork:
     At x = 0 the first step is off (h - h = 0); at x = delta the second is off (h - h = 0);
     every sum is of +-h terms, so the values are exact in floating point, not just close.
     """
-    _check_finite("h", h)
-    _check_positive("delta", delta)
+    check_finite("h", h)
+    check_positive("delta", delta)
     return StepNetwork(
         w_hidden=np.array([1.0, -1.0]),
         b_hidden=np.array([0.0, float(delta)]),
@@ -139,7 +79,7 @@ def box_approximation(f: Callable[[FloatArray], ArrayLike], B: float, n: int) ->
     x in [-B, B] lies in exactly one box, the network is 0 outside [-B, B], and the error is at
     most max|f'| * B / n: O(1/n).
     """
-    _check_positive("B", B)
+    check_positive("B", B)
     if int(n) != n or n < 1:
         raise ValueError(f"need a positive whole number of boxes, got n = {n!r}")
     n = int(n)
@@ -171,7 +111,7 @@ def sup_error(
     added, because a step network's error peaks at (or just beside) its jumps. NaN anywhere
     in either function gives NaN, which no threshold passes.
     """
-    _check_positive("B", B)
+    check_positive("B", B)
     x = error_grid(net, B, grid=grid)
     return float(np.max(np.abs(_call(f, x) - net(x))))
 
@@ -189,195 +129,6 @@ def error_grid(net: StepNetwork, B: float, *, grid: int | ArrayLike = 4097) -> F
     return np.unique(points[(points >= -B) & (points <= B)])
 
 
-@dataclass(frozen=True, kw_only=True, eq=False)
-class BoundaryReport:
-    """What a would-be box network does in the interior, outside, and at each edge.
-
-    "Inside"/"outside" points sit ``offset`` (= 1e-9 * delta) from an edge. Values are compared
-    with ``tol``, a relative 1e-9 of max(1, |h|), so a correct network never fails on rounding.
-    """
-
-    h: float
-    delta: float
-    offset: float
-    """Distance of the just-inside/just-outside points from each edge."""
-    tol: float
-    """Absolute tolerance every value is held to."""
-    at_zero: float
-    at_delta: float
-    inside_zero: float
-    """Value at x = offset (should be h)."""
-    outside_zero: float
-    """Value at x = -offset (should be 0)."""
-    inside_delta: float
-    """Value at x = delta - offset (should be h)."""
-    outside_delta: float
-    """Value at x = delta + offset (should be 0)."""
-    interior_max_error: float
-    """max |net - h| on an even grid strictly inside (0, delta)."""
-    exterior_max_error: float
-    """max |net| on grids left of 0 and right of delta, out to 100 * delta."""
-
-    def _ok(self, value: float, expected: float) -> bool:
-        return bool(abs(value - expected) <= self.tol)
-
-    @property
-    def interior_ok(self) -> bool:
-        return (
-            self.interior_max_error <= self.tol
-            and self._ok(self.inside_zero, self.h)
-            and self._ok(self.inside_delta, self.h)
-        )
-
-    @property
-    def exterior_ok(self) -> bool:
-        return (
-            self.exterior_max_error <= self.tol
-            and self._ok(self.outside_zero, 0.0)
-            and self._ok(self.outside_delta, 0.0)
-        )
-
-    @property
-    def zero_ok(self) -> bool:
-        return self._ok(self.at_zero, 0.0)
-
-    @property
-    def delta_ok(self) -> bool:
-        return self._ok(self.at_delta, 0.0)
-
-    @property
-    def exact(self) -> bool:
-        return self.interior_ok and self.exterior_ok and self.zero_ok and self.delta_ok
-
-    def problems(self) -> tuple[str, ...]:
-        """One sentence per thing that is wrong, with the numbers; empty when exact."""
-        found: list[str] = []
-        if self.interior_max_error > self.tol:
-            found.append(
-                f"inside the box the output is off from h = {self.h:g} by up to "
-                f"{self.interior_max_error:.6g}"
-            )
-        for name, value, expected in (
-            ("just right of x = 0", self.inside_zero, self.h),
-            ("just left of x = delta", self.inside_delta, self.h),
-            ("just left of x = 0", self.outside_zero, 0.0),
-            ("just right of x = delta", self.outside_delta, 0.0),
-        ):
-            if not self._ok(value, expected):
-                found.append(f"{name} the output is {value:.6g}, expected {expected:g}")
-        if self.exterior_max_error > self.tol:
-            found.append(
-                f"outside the box the output reaches {self.exterior_max_error:.6g}, expected 0"
-            )
-        for name, value in (("0", self.at_zero), ("delta", self.at_delta)):
-            if not self._ok(value, 0.0):
-                found.append(
-                    f"f({name}) = {value:.6g}, expected 0: the box is open, so it must "
-                    f"already be off at x = {name}"
-                )
-        return tuple(found)
-
-
-def boundary_report(params: Params, h: float, delta: float) -> BoundaryReport:
-    """Evaluate a 2-neuron box network at its edges, beside them, inside and outside."""
-    _check_finite("h", h)
-    _check_positive("delta", delta)
-    net = as_network(params, n_hidden=2, label="box network")
-    offset = _EDGE_OFFSET * delta
-    edges = net(np.array([0.0, delta, offset, -offset, delta - offset, delta + offset]))
-    interior = np.linspace(0.0, delta, 257)[1:-1]
-    exterior = np.concatenate(
-        [
-            np.linspace(-delta, 0.0, 65)[:-1],
-            np.linspace(delta, 2 * delta, 65)[1:],
-            delta * np.array([-100.0, -10.0, 10.0, 100.0]),
-        ]
-    )
-    return BoundaryReport(
-        h=float(h),
-        delta=float(delta),
-        offset=offset,
-        tol=1e-9 * max(1.0, abs(h)),
-        at_zero=float(edges[0]),
-        at_delta=float(edges[1]),
-        inside_zero=float(edges[2]),
-        outside_zero=float(edges[3]),
-        inside_delta=float(edges[4]),
-        outside_delta=float(edges[5]),
-        interior_max_error=_max_abs(net(interior) - h),
-        exterior_max_error=_max_abs(net(exterior)),
-    )
-
-
-def _max_abs(values: FloatArray) -> float:
-    """Like max |v| but NaN-propagating as +inf, so a NaN output counts as maximally wrong."""
-    return float(np.max(np.where(np.isnan(values), np.inf, np.abs(values))))
-
-
 def _call(f: Callable[[FloatArray], ArrayLike], x: FloatArray) -> FloatArray:
     """f at x as floats of x's shape; a constant f (returning a scalar) is broadcast."""
     return np.broadcast_to(np.asarray(f(x), dtype=np.float64), x.shape)
-
-
-def _unpack(params: Params) -> tuple[object, object, object, object]:
-    if isinstance(params, StepNetwork):
-        return params.w_hidden, params.b_hidden, params.w_out, params.b_out
-    if isinstance(params, Mapping):
-        missing = [k for k in PARAM_NAMES if k not in params]
-        if missing:
-            raise ValueError(f"network parameters are missing {', '.join(missing)}")
-        return tuple(params[k] for k in PARAM_NAMES)  # type: ignore[return-value]
-    if isinstance(params, str | bytes) or not isinstance(params, Sequence | np.ndarray):
-        raise ValueError(
-            f"expected (w_hidden, b_hidden, w_out, b_out), got {type(params).__name__}"
-        )
-    if len(params) != 4:
-        raise ValueError(f"expected 4 arrays (w_hidden, b_hidden, w_out, b_out), got {len(params)}")
-    return params[0], params[1], params[2], params[3]
-
-
-def _as_array(name: str, value: object) -> FloatArray:
-    try:
-        array = np.array(value, dtype=np.float64)
-    except (TypeError, ValueError) as exc:
-        raise ValueError(f"{name} is not an array of numbers ({type(value).__name__})") from exc
-    if value is None or not np.all(np.isfinite(array)):
-        raise ValueError(f"{name} contains NaN, infinity or None")
-    return array
-
-
-def _is_vector_shape(shape: tuple[int, ...]) -> bool:
-    return len(shape) >= 1 and sum(d != 1 for d in shape) <= 1
-
-
-def _vector_size(name: str, value: object) -> int:
-    array = _as_array(name, value)
-    if not _is_vector_shape(array.shape) or array.size == 0:
-        raise ValueError(f"{name} has shape {array.shape}, expected a vector of shape (H,)")
-    return int(array.size)
-
-
-def _as_vector(name: str, value: object, n: int, label: str) -> FloatArray:
-    array = _as_array(name, value)
-    if array.size != n or not _is_vector_shape(array.shape):
-        raise ValueError(
-            f"{name} has shape {array.shape}, expected ({n},) for a {n}-neuron {label}"
-        )
-    return array.reshape(n)
-
-
-def _as_scalar(name: str, value: object) -> float:
-    array = _as_array(name, value)
-    if array.size != 1:
-        raise ValueError(f"{name} has shape {array.shape}, expected a single number")
-    return float(array.reshape(()))
-
-
-def _check_finite(name: str, value: float) -> None:
-    if not np.isfinite(value):
-        raise ValueError(f"{name} must be a finite number, got {value!r}")
-
-
-def _check_positive(name: str, value: float) -> None:
-    if not (np.isfinite(value) and value > 0):
-        raise ValueError(f"{name} must be a positive finite number, got {value!r}")

@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike, NDArray
 
-from reference.datasets import load_scaled
+from graders.numerics.datasets import load_scaled
 
 N_INPUTS: Final = 28 * 28
 HIDDEN: Final = (256, 128, 64)

@@ -65,6 +65,46 @@ def graded_submission(
     return graded
 
 
+GradedScenario = Callable[[str, tuple[str, ...]], GradeReport]
+"""A scenario's name and the questions to grade -> the full grader's quick-profile report."""
+
+
+@pytest.fixture(scope="session")
+def graded_scenario(
+    fixture_submissions: Path, tmp_path_factory: pytest.TempPathFactory
+) -> GradedScenario:
+    """Grades ``fixtures/submissions/<name>`` (only the questions given) once per session: the
+    scenario tests and the student kit's parity tests read the same run."""
+    from graders.config import GradeOptions
+    from graders.pipeline import grade
+
+    done: dict[tuple[str, tuple[str, ...]], GradeReport] = {}
+
+    def graded(name: str, only: tuple[str, ...]) -> GradeReport:
+        if (name, only) not in done:
+            out = tmp_path_factory.mktemp(f"scenario-{name}")
+            options = GradeOptions(profile="quick", only=only)
+            done[name, only] = grade(fixture_submissions / name, out, options)
+        return done[name, only]
+
+    return graded
+
+
+@pytest.fixture(scope="session")
+def student_kit(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The student kit, built as a zip and unpacked as a student gets it (once per session)."""
+    import zipfile
+
+    from graders.kit.build import FOLDER, build_kit
+
+    folder = tmp_path_factory.mktemp("kit")
+    archive = folder / "kit.zip"
+    build_kit(archive, say=lambda _message: None)
+    with zipfile.ZipFile(archive) as kit:
+        kit.extractall(folder / "unpacked")
+    return folder / "unpacked" / FOLDER
+
+
 def pytest_addoption(parser: pytest.Parser) -> None:
     """``--update-goldens``: rewrite tests/goldens/* instead of comparing with them."""
     parser.addoption(

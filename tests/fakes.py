@@ -43,7 +43,9 @@ from graders.models import (
     RunStatus,
 )
 from graders.probe import write_inputs
-from graders.questions.api import CheckContext, ProbeContext, QuestionSpec
+from graders.questions import load_questions
+from graders.questions.api import CheckContext, ExpectationContext, ProbeContext, QuestionSpec
+from graders.questions.expectations import LiveExpectations
 
 FileMaker = bytes | Callable[[Path], None]
 """A probe output file: its bytes, or a function that writes it at the given path."""
@@ -255,10 +257,16 @@ def probe_inputs(spec: QuestionSpec, seed: int = 0, root: Path = Path(".")) -> P
     return spec.make_inputs(ProbeContext(profile=Profile(name="test"), data_root=root, rng=rng))
 
 
+def full_spec(question: str) -> QuestionSpec:
+    """The question as the grader runs it: its public spec joined to its reference side."""
+    return next(q for q in load_questions() if q.id == question)
+
+
 def probe_context(
     spec: QuestionSpec, namespace: Mapping[str, Any], root: Path, seed: int = 0
 ) -> CheckContext:
-    """Run ``spec``'s probe on ``namespace`` in this process; the CheckContext of its artifacts."""
+    """Run ``spec``'s probe on ``namespace`` in this process; the CheckContext of its artifacts,
+    with the grader's live expectations for the inputs the probe was given."""
     inputs = probe_inputs(spec, seed, root)
     in_dir, out_dir = root / "probe_in", root / "artifacts" / spec.id
     write_inputs(inputs, in_dir)
@@ -291,6 +299,10 @@ def probe_context(
         execution=ExecutionRecord(question=spec.id, status=RunStatus.OK),
         probe=record,
     )
+    expectations = LiveExpectations(
+        full_spec(spec.id).expectations,
+        ExpectationContext(inputs=inputs, data_root=root, profile=Profile(name="test")),
+    )
     return CheckContext(
         run=run,
         result_dir=root,
@@ -298,6 +310,7 @@ def probe_context(
         profile=Profile(name="test"),
         thresholds={},
         data_root=root,
+        expectations=expectations,
     )
 
 

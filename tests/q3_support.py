@@ -32,11 +32,11 @@ from graders.models import (
     QuestionRun,
     RunStatus,
 )
+from graders.numerics.datasets import load_split
 from graders.probe import write_inputs
 from graders.questions.api import CheckContext, Outcome, ProbeContext
 from graders.questions.q3_fashion_mlp import SPEC, checks, make_inputs
 from reference import q3_mlp as ref
-from reference.datasets import load_split
 
 RUNTIME = Path(__file__).resolve().parents[1] / "graders" / "kernel" / "probe_runtime.py"
 EPOCHS = 4

@@ -16,11 +16,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from fakes import code_numbers, near_any, probe_context, probe_inputs
+from fakes import code_numbers, full_spec, near_any, probe_context, probe_inputs
 
 from graders.check import run_check
 from graders.questions.api import CheckContext, CheckDef, Outcome
-from graders.questions.q1_step import SPEC, checks
+from graders.questions.q1_step import SPEC, checks, hidden
 from graders.render.numbers import number
 from reference import q1_step as ref
 
@@ -37,7 +37,7 @@ def grade(
     where a test is about part (a))."""
     ctx = probe_context(SPEC, namespace, root, seed)
     results: dict[str, Outcome] = {}
-    for definition in checks.CHECKS:
+    for definition in full_spec("q1").checks:
         key = definition.id.removeprefix("q1.")
         if key in only:
             results[key] = _run(definition, ctx)
@@ -406,7 +406,7 @@ def test_b_falls_on_both_sides_of_every_b_a_student_might_hard_code() -> None:
     for seed in SEEDS:
         small, large = sorted(spec["B"] for spec in inputs(seed)["functions"])
         assert large > 1.1 * math.pi, seed
-        assert small * checks.BOUND_FACTOR < 1.0, seed
+        assert small * hidden.BOUND_FACTOR < 1.0, seed
 
 
 def test_box_cases_straddle_the_templates_h_and_delta_and_take_both_signs() -> None:

@@ -18,11 +18,11 @@ from typing import Any
 
 import numpy as np
 import pytest
-from fakes import code_numbers, near_any, probe_context, probe_inputs
+from fakes import code_numbers, full_spec, near_any, probe_context, probe_inputs
 
 from graders.check import run_check
 from graders.questions.api import Outcome
-from graders.questions.q2_init import FUNCTIONS, SPEC, TEMPLATE_NUMBERS, checks
+from graders.questions.q2_init import FUNCTIONS, SPEC, TEMPLATE_NUMBERS, checks, hidden
 from reference import q2_init as ref
 
 FORMULA_CHECKS = ("activation_variance", "forward_rule", "relu_factor", "backward_rule")
@@ -39,7 +39,7 @@ def grade(
     closed forms alone skip it)."""
     ctx = probe_context(SPEC, namespace, root, seed)
     results: dict[str, Outcome] = {}
-    for definition in checks.CHECKS:
+    for definition in full_spec("q2").checks:
         key = definition.id.removeprefix("q2.")
         if key in only:
             outcome, crashed = run_check(definition, ctx)
@@ -81,14 +81,14 @@ def test_the_stack_uses_the_rules_values_at_its_own_widths(tmp_path: Path) -> No
     calls = ctx.inputs.values["calls"]
     for name, needed in checks.stack_calls(stack).items():
         assert all(args in calls[name] for args in needed), name
-    moments = run_check(checks.monte_carlo, ctx)[0].details
+    moments = run_check(hidden.monte_carlo, ctx)[0].details
     assert set(moments) == {
         "forward_variance",
         "relu_forward_variance",
         "backward_variance",
         "xavier_variance",
     }
-    expected = {s.rule: s.expected for s in checks._stacks(stack)}
+    expected = {s.rule: s.expected for s in hidden._stacks(stack)}
     for name, values in moments.items():
         assert len(values) == len(stack["widths"]) - 1
         ratios = [v / e for v, e in zip(values, expected[name], strict=True)]
@@ -258,7 +258,7 @@ def test_missing_functions_are_named(tmp_path: Path) -> None:
 def test_a_missing_record_says_why_instead_of_crashing(tmp_path: Path) -> None:
     ctx = probe_context(SPEC, CORRECT, tmp_path)
     (tmp_path / "artifacts" / "q2" / "formulas.json").write_text("{}", encoding="utf-8")
-    for definition in checks.CHECKS:
+    for definition in full_spec("q2").checks:
         outcome, crashed = run_check(definition, ctx)
         assert not crashed
         assert outcome.fraction == 0.0
@@ -327,7 +327,7 @@ def test_the_xavier_stack_tells_the_symmetric_means_apart() -> None:
         glorot = _trajectory(widths, ref.xavier_variance)
         for name, rule in OTHER_MEANS.items():
             off = np.max(np.abs(np.log(_trajectory(widths, rule) / glorot)))
-            assert off > math.log(1.5 * checks.BAND), (seed, name, math.exp(off))
+            assert off > math.log(1.5 * hidden.BAND), (seed, name, math.exp(off))
 
 
 @pytest.mark.parametrize("mean", sorted(OTHER_MEANS))
@@ -353,7 +353,7 @@ def test_forward_rules_that_use_the_notebooks_globals_leave_the_band() -> None:
         widths = inputs(seed)["stack"]["widths"]
         for name, rule in GLOBALS.items():
             off = np.max(np.abs(np.log(_trajectory(widths, rule))))
-            assert off > math.log(1.5 * checks.BAND), (seed, name, math.exp(off))
+            assert off > math.log(1.5 * hidden.BAND), (seed, name, math.exp(off))
 
 
 def test_a_forward_rule_using_the_global_n_out_fails_both_tests(tmp_path: Path) -> None:

@@ -31,10 +31,10 @@ from q3_support import (
 )
 
 from graders.config import FIXTURE_DATA_ROOT
+from graders.numerics.datasets import load_split
 from graders.questions.q3_fashion_mlp import checks
 from graders.render.numbers import number
 from reference import q3_mlp as ref
-from reference.datasets import load_split
 
 
 @pytest.fixture(scope="module", autouse=True)

@@ -37,7 +37,10 @@ from graders.models import (
     QuestionRun,
     RunStatus,
 )
-from graders.questions.api import CheckContext, CheckDef, Outcome, ProbeContext
+from graders.numerics.datasets import load_scaled
+from graders.questions import load_questions
+from graders.questions.api import CheckContext, CheckDef, ExpectationContext, Outcome, ProbeContext
+from graders.questions.expectations import LiveExpectations
 from graders.questions.q4_backprop import (
     ROUND_RATES,
     SPEC,
@@ -49,7 +52,6 @@ from graders.questions.q4_backprop import (
 )
 from graders.render.numbers import percent
 from reference import q4_numpy as ref
-from reference.datasets import load_scaled
 
 Arrays = dict[str, np.ndarray]
 RUNTIME = kernel_source("probe_runtime")
@@ -196,6 +198,8 @@ def make_context(
             errors=tuple(probe_errors),
         ),
     )
+    full = next(q for q in load_questions() if q.id == "q4")
+    expectations = ExpectationContext(inputs=inputs, data_root=FIXTURE_DATA_ROOT, profile=profile)
     return CheckContext(
         run=run,
         result_dir=tmp_path,
@@ -204,6 +208,7 @@ def make_context(
         # One reference epoch on the committed slice lands between chance and 0.2.
         thresholds={"q4.min_test_accuracy": 0.1} if thresholds is None else thresholds,
         data_root=FIXTURE_DATA_ROOT,
+        expectations=LiveExpectations(full.expectations, expectations),
     )
 
 
@@ -459,7 +464,7 @@ def steps_with(
 
 
 def mistake(name: str) -> Callable[[ref.Params, np.ndarray, int, float], ref.Params]:
-    return next(m.update for m in diagnose.KNOWN_MISTAKES if m.name == name)
+    return diagnose.MISTAKE_UPDATES[name]
 
 
 def test_dsigmoid_on_the_activation_fails_the_hidden_layers_and_says_pre_activation(

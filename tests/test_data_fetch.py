@@ -32,7 +32,15 @@ from graders.data import (
     verify_datasets,
 )
 from graders.errors import DataError
-from reference.datasets import DATASETS, FILES, STEMS, DatasetError, IdxFile, load_split, raw_dir
+from graders.numerics.datasets import (
+    DATASETS,
+    FILES,
+    STEMS,
+    DatasetError,
+    IdxFile,
+    load_split,
+    raw_dir,
+)
 
 REPO = Path(__file__).resolve().parents[1]
 SLICES = REPO / "fixtures" / "data"

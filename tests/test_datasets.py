@@ -17,7 +17,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from reference.datasets import (
+from graders.numerics.datasets import (
     DATASETS,
     FILES,
     STEMS,

@@ -30,7 +30,7 @@ from graders.render.html import render_html
 from graders.render.markdown import render_markdown
 from graders.render.summary import report_lines
 from graders.rubric import load_rubric
-from graders.selfcheck import selfcheck_lines
+from graders.selfcheck_report import summary_lines
 
 QUICK = GradeOptions(profile="quick")
 LINE_Q1 = (
@@ -67,7 +67,7 @@ def _formats(report: GradeReport) -> dict[str, str]:
         "terminal": "\n".join(report_lines(report)),
         "gradescope": json.dumps(gradescope_results(report)),
         "gradebook": gradebook_csv([report]),
-        "self-check": "\n".join(selfcheck_lines(report)),
+        "self-check": "\n".join(summary_lines(report, load_rubric())),
     }
 
 

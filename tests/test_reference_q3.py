@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
+from graders.numerics.datasets import load_scaled, load_split
 from reference import q3_mlp as q3
-from reference.datasets import load_scaled, load_split
 
 SLICES = Path(__file__).resolve().parents[1] / "fixtures" / "data"
 COURSE_KEYS = ("ly1", "ly2", "ly3", "oply")

@@ -10,8 +10,8 @@ import numpy as np
 import pytest
 import torch
 
+from graders.numerics.datasets import load_scaled
 from reference import q4_numpy as q4
-from reference.datasets import load_scaled
 
 SLICES = Path(__file__).resolve().parents[1] / "fixtures" / "data"
 SMALL_SIZES = (12, 5, 4, 3)

@@ -42,3 +42,35 @@ def test_malformed_rubric_names_the_file(tmp_path: Path) -> None:
     path.write_text("[q1.tests]\nstep_function = { pts = 1 }\n", encoding="utf-8")
     with pytest.raises(ConfigError, match=r"rubric\.toml"):
         load_rubric(path)
+
+
+def test_the_kits_hidden_summary_counts_like_hidden_entries(tmp_path: Path) -> None:
+    """A ``[q.hidden]`` table (the student kit's rubric) stands for the hidden entries it
+    replaces: the same count, points and question total as the grader's own rubric."""
+    full = load_rubric()
+    path = tmp_path / "rubric.toml"
+    path.write_text(
+        "[q1.tests]\nstep_function = { points = 0.5 }\n\n[q1.hidden]\ncount = 2\npoints = 3.5\n",
+        encoding="utf-8",
+    )
+    kit = load_rubric(path)
+    assert (kit.hidden_tests("q1").count, kit.hidden_tests("q1").points) == (2, 3.5)
+    assert kit.question_points("q1") == 4.0
+    assert kit.hidden_tests("q2").count == 0
+    assert full.hidden_tests("q1").count == 1 and full.hidden_tests("q4").count == 0
+    path.write_text("[q1.hidden]\ncount = 'two'\npoints = 1\n", encoding="utf-8")
+    with pytest.raises(ConfigError, match=r"rubric\.toml"):
+        load_rubric(path)
+
+
+def test_every_question_but_q3_is_split_from_its_reference_side() -> None:
+    """The grader joins each question's reference side to its public spec; q3 keeps everything
+    in its spec until its public checks are split too (issue 15), and the kit leaves it out."""
+    from graders.questions import has_reference_side
+
+    split = {
+        q.id
+        for q in load_questions()
+        if has_reference_side(f"graders.questions.{q.package_dir.name}")
+    }
+    assert split == {q.id for q in load_questions()} - {"q3"}

@@ -12,13 +12,12 @@ from __future__ import annotations
 import json
 import shutil
 import tomllib
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
-from graders.config import GradeOptions
-from graders.models import RunStatus
-from graders.pipeline import grade
+from graders.models import GradeReport, RunStatus
 from tools import make_scenarios
 
 SUBMISSIONS = Path(__file__).resolve().parents[1] / "fixtures" / "submissions"
@@ -53,12 +52,14 @@ def test_the_check_names_every_stale_path(tmp_path: Path) -> None:
 @pytest.mark.kernel
 @pytest.mark.slow
 @pytest.mark.parametrize("scenario", sorted(EXPECTED))
-def test_scenario_scores_and_messages(scenario: str, tmp_path: Path) -> None:
+def test_scenario_scores_and_messages(
+    scenario: str, graded_scenario: Callable[[str, tuple[str, ...]], GradeReport]
+) -> None:
     expected = EXPECTED[scenario]
     # Only the questions whose notebooks differ from all_correct's are graded: the others are
     # byte-identical copies, and all_correct itself (graded in full) holds their scores.
-    changed = _changed_questions(scenario)
-    report = grade(SUBMISSIONS / scenario, tmp_path, GradeOptions(profile="quick", only=changed))
+    changed = changed_questions(scenario)
+    report = graded_scenario(scenario, changed)
     scores = {q.question: q.score for q in report.questions}
     want = {k: float(v) for k, v in expected.items() if k.startswith("q") and k in changed}
     assert set(want) == set(changed), f"expected.toml lacks scores for {set(changed) - set(want)}"
@@ -85,7 +86,7 @@ def test_scenario_scores_and_messages(scenario: str, tmp_path: Path) -> None:
             assert phrase.lower() in said, f"{qid}'s notices {said!r} lack {phrase!r}"
 
 
-def _changed_questions(scenario: str) -> tuple[str, ...]:
+def changed_questions(scenario: str) -> tuple[str, ...]:
     """Question ids whose notebook in ``scenario`` differs from all_correct's (all of them for
     all_correct itself)."""
     correct = SUBMISSIONS / "all_correct"

@@ -6,6 +6,7 @@ the ``kernel`` tests run ``dlgrade check`` and ``check_me`` for real on the fixt
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 from pathlib import Path
 
@@ -16,7 +17,8 @@ from graders import selfcheck
 from graders.cli import main
 from graders.models import Visibility
 from graders.rubric import load_rubric
-from graders.selfcheck import check_me, find_notebook, run_self_check, selfcheck_lines
+from graders.selfcheck import check_me, find_notebook, run_self_check
+from graders.selfcheck_report import summary_lines, summary_markdown
 
 SUBMISSIONS = Path(__file__).resolve().parents[1] / "fixtures" / "submissions"
 
@@ -24,7 +26,7 @@ SUBMISSIONS = Path(__file__).resolve().parents[1] / "fixtures" / "submissions"
 def test_the_summary_shows_visible_tests_and_only_counts_hidden_ones():
     rubric = load_rubric()
     report = make_report(rubric, fraction=0.0)
-    text = "\n".join(selfcheck_lines(report))
+    text = "\n".join(summary_lines(report, rubric))
     checks = [c for q in report.questions for c in q.checks]
     hidden = [c for c in checks if c.visibility is not Visibility.VISIBLE]
     assert hidden, "the shipped rubric has hidden tests"
@@ -36,6 +38,30 @@ def test_the_summary_shows_visible_tests_and_only_counts_hidden_ones():
     for question in report.questions:
         public = sum(c.max_score for c in question.checks if c.visibility is Visibility.VISIBLE)
         assert f"{question.question} {question.title}: 0 / {public:g} public points" in text
+
+
+def test_the_markdown_summary_says_the_same_and_is_inert():
+    rubric = load_rubric()
+    report = make_report(rubric, fraction=0.0)
+    text = summary_markdown(report, rubric)
+    assert "step\\_function" in text  # student and grader text carries no markup of its own
+    text = text.replace("\\", "")
+    for check in (c for q in report.questions for c in q.checks):
+        assert (check.title in text) is (check.visibility is Visibility.VISIBLE)
+    assert "hidden test" in text and text.startswith("# Self-check of")
+
+
+def test_control_characters_in_a_message_do_not_reach_the_terminal():
+    rubric = load_rubric()
+    report = make_report(rubric, fraction=0.0)
+    first = report.questions[0]
+    loud = dataclasses.replace(first.checks[0], message="boom \x1b[2J\x1b]0;owned\x07 here")
+    report = dataclasses.replace(
+        report, questions=(dataclasses.replace(first, checks=(loud, *first.checks[1:])),)
+    )
+    lines = "\n".join(summary_lines(report, rubric))
+    assert "boom [2J]0;owned here" in lines and "\x1b" not in lines and "\x07" not in lines
+    assert "\x1b" not in summary_markdown(report, rubric)
 
 
 # --- finding the running notebook -------------------------------------------------------------

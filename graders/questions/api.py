@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 import nbformat
 import numpy as np
@@ -146,6 +146,85 @@ ReferenceRun = Callable[[Path, "int | None"], ReferenceReport]
 """(data root, epochs or None for the question's default) -> the question's reference report."""
 
 
+Argument = bool | int | float | str
+"""An expectation's argument: a plain scalar, so that the kit can name what it stored."""
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExpectationContext:
+    """What an expectation provider may read: the inputs the probe was given, and their data."""
+
+    inputs: ProbeInputs
+    data_root: Path
+    profile: Profile
+
+
+@dataclass(frozen=True, kw_only=True)
+class ExpectationDef:
+    """One named thing the reference gives on the probe's inputs, as plain data.
+
+    ``compute`` returns either a ``dict`` of numpy arrays (stored as ``.npz``) or a JSON value
+    (lists, numbers, strings); nothing else, so that the live value and the kit's stored copy
+    are the same types.
+    """
+
+    name: str
+    compute: Callable[[ExpectationContext, Mapping[str, Argument]], Any]
+    kit_arguments: Callable[[ProbeInputs], tuple[Mapping[str, Argument], ...]] | None = None
+    """The argument sets the student kit stores for its inputs (None: the one set without
+    arguments). A check may ask for others with ``optional_expected``; the kit answers None."""
+    publish: Callable[[Any, np.random.Generator], Any] | None = None
+    """What the kit stores instead of the full value, where the full value would itself be an
+    answer the real grader accepts (Q4's seeded initial weights): a sample the same comparison
+    reads. None: the value as computed."""
+
+
+def expectation(
+    name: str,
+    *,
+    kit_arguments: Callable[[ProbeInputs], tuple[Mapping[str, Argument], ...]] | None = None,
+    publish: Callable[[Any, np.random.Generator], Any] | None = None,
+) -> Callable[[Callable[[ExpectationContext, Mapping[str, Argument]], Any]], ExpectationDef]:
+    """Declare an expectation provider (in a question's reference side)."""
+
+    def wrap(fn: Callable[[ExpectationContext, Mapping[str, Argument]], Any]) -> ExpectationDef:
+        return ExpectationDef(name=name, compute=fn, kit_arguments=kit_arguments, publish=publish)
+
+    return wrap
+
+
+class Expectations(Protocol):
+    """Where a check's expected values come from: the reference, live (the grader), or the
+    kit's stored data (``graders.kit.store``)."""
+
+    def get(self, name: str, arguments: Mapping[str, Argument]) -> Any | None:
+        """The value, or None where it is not known here (a kit without those arguments)."""
+        ...
+
+
+class NoExpectations:
+    """A context built without expectations (a test of checks that need none)."""
+
+    def get(self, name: str, arguments: Mapping[str, Argument]) -> Any | None:
+        raise ConfigError(f"this check context carries no expectations (asked for {name!r})")
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReferenceSide:
+    """What the full grader adds to a question: everything of it that needs ``reference/``.
+
+    A question's ``reference_side.py`` defines ``SIDE``; ``load_questions`` joins it to the
+    public ``SPEC``, and the student kit ships none of it (its expectations only as values).
+    """
+
+    expectations: tuple[ExpectationDef, ...] = ()
+    hidden_checks: tuple[CheckDef, ...] = ()
+    """The question's hidden tests; they run only in the grader."""
+    thresholds: tuple[ThresholdTarget, ...] = ()
+    bands: tuple[BandTarget, ...] = ()
+    reference_report: ReferenceRun | None = None
+
+
 @dataclass(frozen=True, kw_only=True)
 class QuestionSpec:
     """Everything the harness needs to know about one question, and nothing about its content."""
@@ -170,14 +249,31 @@ class QuestionSpec:
     """The file names its probe writes (``name.npz`` / ``name.json``); the grader refuses any
     other file in the probe's results, whatever the kernel put there."""
     checks: tuple[CheckDef, ...] = ()
-    """The question's tests (its ``checks`` beside it); points are in the rubric."""
+    """The question's tests (its ``checks`` beside it; the grader appends the hidden ones of its
+    reference side); points are in the rubric."""
     thresholds: tuple[ThresholdTarget, ...] = ()
-    """The calibrated thresholds its checks read, and how to train the reference for each."""
+    """The calibrated thresholds its checks read, and how to train the reference for each (from
+    the reference side; a question not split yet sets them here)."""
     bands: tuple[BandTarget, ...] = ()
-    """The calibrated bands its checks read (two thresholds each: low and high)."""
+    """The calibrated bands its checks read (two thresholds each: low and high), from the
+    reference side likewise."""
     reference_report: ReferenceRun | None = None
     """Its part of ``dlgrade reference`` (None: the question has nothing to show there)."""
+    expectations: tuple[ExpectationDef, ...] = ()
+    """What its checks read with ``ctx.expected``: from the reference side (empty in the kit)."""
     package_dir: Path
+
+    def with_reference(self, side: ReferenceSide) -> QuestionSpec:
+        """The full grader's question: the public spec and its reference side, hidden checks
+        after the public ones (the rubric's order)."""
+        return replace(
+            self,
+            checks=(*self.checks, *side.hidden_checks),
+            expectations=side.expectations,
+            thresholds=side.thresholds,
+            bands=side.bands,
+            reference_report=side.reference_report,
+        )
 
     @property
     def probe_source(self) -> str:
@@ -246,6 +342,26 @@ class CheckContext:
     profile: Profile
     thresholds: Mapping[str, float]
     data_root: Path
+    expectations: Expectations = field(default_factory=NoExpectations)
+
+    def expected(self, name: str, **arguments: Argument) -> Any:
+        """What the reference gives for this run's inputs (plain arrays or JSON, read-only):
+        computed live in the grader, read from the kit's stored data in the student kit. A value
+        the kit should hold and does not is a configuration fault, never the student's."""
+        value = self.expectations.get(name, arguments)
+        if value is None:
+            said = f" for {dict(arguments)}" if arguments else ""
+            raise ConfigError(
+                f"{self.run.question}: no expected value {name!r}{said}; rebuild the kit "
+                "(`dlgrade kit build`)"
+            )
+        return value
+
+    def optional_expected(self, name: str, **arguments: Argument) -> Any | None:
+        """Like ``expected``, but None where the kit did not store these arguments (the grader
+        always has them). For the words of a message only, never for its fraction: the kit's
+        points must be the grader's."""
+        return self.expectations.get(name, arguments)
 
     @cached_property
     def _npz_cache(self) -> dict[str, dict[str, np.ndarray]]:

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 import numpy as np
 
 from graders.data import as_data_error
+from graders.numerics.datasets import load_pixels, load_split
 from graders.questions.api import CheckContext
 from graders.render.numbers import fixed, numbers
-from reference.datasets import load_pixels, load_split
 
 NO_GPU_ADVICE = "; the grader has no GPU: move models and tensors with .to(DEVICE), not .cuda()"
 

@@ -9,7 +9,7 @@ import numpy as np
 
 from graders.models import ProbeInputs
 from graders.questions.api import ProbeContext, QuestionSpec, draw_away
-from graders.questions.q1_step import checks, reference_runs
+from graders.questions.q1_step import checks
 
 # Smooth bounded functions the grader may hand to the student's approximator (part b). The
 # probe sees only the chosen expressions, at probe time, after the student's code has run.
@@ -38,8 +38,8 @@ B_BANDS = ((0.12, 0.2), (3.6, 4.6))
 """Where the two functions' B are drawn: one on each side of every number a student might
 hard-code for B (1, 2, pi). Above pi, a network that tiles the self-check's [-pi, pi] instead of
 [-B, B] is 0 on (pi, B], so its error cannot fall; at B <= 0.2 a network tiling [-c, c] for any
-c >= 1 has boxes at least 5 times too wide, so n * error exceeds ``checks.BOUND_FACTOR`` *
-max|f'| * B. (The grid on [-B, B] cannot see a network that is wider than asked otherwise.)"""
+c >= 1 has boxes at least 5 times too wide, so n * error exceeds the hidden test's bound on
+n * error. (The grid on [-B, B] cannot see a network that is wider than asked otherwise.)"""
 SHARPNESS_B = 3.0
 """The largest B the pool's parameters were calibrated at (a in [0.5, 2] on [-3, 3]): on a
 wider interval a is scaled by (3 / B)^2, so no function is steeper on [-B, B] than there."""
@@ -89,6 +89,5 @@ SPEC = QuestionSpec(
         "box_approximation.npz",
     ),
     checks=checks.CHECKS,
-    reference_report=reference_runs.reference_report,
     package_dir=Path(__file__).resolve().parent,
 )

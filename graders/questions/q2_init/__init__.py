@@ -9,7 +9,7 @@ import numpy as np
 
 from graders.models import ProbeInputs
 from graders.questions.api import ProbeContext, QuestionSpec, draw_away
-from graders.questions.q2_init import checks, reference_runs
+from graders.questions.q2_init import checks
 
 FUNCTIONS: dict[str, tuple[str, ...]] = {
     "activation_variance": ("n_in", "sigma2", "v2"),
@@ -109,6 +109,5 @@ SPEC = QuestionSpec(
     make_inputs=make_inputs,
     artifacts=("formulas.json",),
     checks=checks.CHECKS,
-    reference_report=reference_runs.reference_report,
     package_dir=Path(__file__).resolve().parent,
 )

@@ -8,9 +8,9 @@ from pathlib import Path
 import numpy as np
 
 from graders.models import ProbeInputs
+from graders.numerics.datasets import find_file, load_split, raw_dir
 from graders.questions.api import ProbeContext, QuestionSpec
 from graders.questions.q3_fashion_mlp import checks, reference_runs
-from reference.datasets import find_file, load_split, raw_dir
 
 LAYERS = (784, 256, 128, 64, 10)
 N_ARCH_IMAGES = 16

@@ -8,8 +8,8 @@ import functools
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from graders.numerics.datasets import load_scaled
 from graders.questions.api import BandTarget, Budget, ReferenceReport, ThresholdTarget
-from reference.datasets import load_scaled
 
 if TYPE_CHECKING:
     from reference.q3_mlp import TrainResult

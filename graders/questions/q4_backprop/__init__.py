@@ -8,12 +8,13 @@ from pathlib import Path
 import numpy as np
 
 from graders.models import ProbeInputs
+from graders.numerics.datasets import load_scaled
+from graders.numerics.numpy_mlp import LAYER_SIZES
 from graders.questions.api import ProbeContext, QuestionSpec
-from graders.questions.q4_backprop import checks, reference_runs
-from reference import q4_numpy
-from reference.datasets import load_scaled
+from graders.questions.q4_backprop import checks
+from graders.questions.q4_backprop.checks.shared import TEMPLATE_LEARNING_RATE
 
-LAYERS = (784, 32, 32, 10)
+LAYERS = LAYER_SIZES
 SNAPSHOT_NAMES = (
     "weights",
     "biases",
@@ -31,7 +32,7 @@ SNAPSHOT_NAMES = (
 holds them: see probe.py)."""
 N_FORWARD = 8
 N_TRAIN_STEPS = 2
-TEMPLATE_LEARNING_RATES = (q4_numpy.LEARNING_RATE,)
+TEMPLATE_LEARNING_RATES = (TEMPLATE_LEARNING_RATE,)
 """The learning rates the template holds (``train_one_sample``'s default and ``LEARNING_RATE``):
 the probe's rate is drawn away from them, so a function that ignores its argument shows."""
 LEARNING_RATE_RANGE = (0.012, 0.088)
@@ -58,8 +59,8 @@ def probe_learning_rate(rng: np.random.Generator) -> float:
 
 def make_inputs(ctx: ProbeContext) -> ProbeInputs:
     """Grader-chosen weights (not the seeded init, so a copied table cannot match), real test
-    images and a learning rate off the template's defaults; the same inputs are used by the
-    checks to compute the reference answers."""
+    images and a learning rate off the template's defaults; the reference side computes the
+    expected values on the same inputs."""
     rng = ctx.rng
     arrays: dict[str, np.ndarray] = {}
     for i, (n_in, n_out) in enumerate(itertools.pairwise(LAYERS)):
@@ -108,7 +109,5 @@ SPEC = QuestionSpec(
         "input_scale.json",
     ),
     checks=checks.CHECKS,
-    thresholds=reference_runs.THRESHOLDS,
-    reference_report=reference_runs.reference_report,
     package_dir=Path(__file__).resolve().parent,
 )

@@ -1,21 +1,23 @@
 """Q4's yardsticks beside the reference: finite differences, and the known wrong answers.
 
-The reference says what a correct update is; these say *why* a student's is not. Each known
-mistake is recomputed on the grader's inputs, and a layer that matches one of them gets that
-mistake named in the feedback instead of a bare "wrong". Finite differences of the reference's
-own loss check the reference's gradients at a few coordinates per layer, so a feedback message
-that quotes a loss gradient quotes one that does not depend on anybody's backprop.
+Reference side (the student kit has none of it; it gets the values): the reference says what a
+correct update is; these say *why* a student's is not. Each known mistake is recomputed on the
+grader's inputs, and a layer that matches one of them gets that mistake named in the feedback
+instead of a bare "wrong" (the words are ``checks/evidence.py``). Finite differences of the
+reference's own loss check the reference's gradients at a few coordinates per layer, so a
+feedback message that quotes a loss gradient quotes one that does not depend on anybody's
+backprop.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
-from dataclasses import dataclass
 
 import numpy as np
 from numpy.typing import NDArray
 
 from graders.errors import ReferenceSolutionError
+from graders.questions.q4_backprop.checks.evidence import Coordinate, FdPoint
 from graders.render.numbers import number
 from reference import q4_numpy as ref
 
@@ -26,28 +28,6 @@ FD_STEP = 1e-6
 FD_RTOL = 1e-4
 FD_ATOL = 1e-7
 """Loss gradients of one sample are 1e-5 .. 1e-1 here; both errors above are far below these."""
-
-
-@dataclass(frozen=True, kw_only=True)
-class Coordinate:
-    """One parameter entry: ``weights[layer][index]`` or ``biases[layer][index]``."""
-
-    kind: str
-    """``"weights"`` or ``"biases"``."""
-    layer: int
-    index: tuple[int, ...]
-
-    def __str__(self) -> str:
-        return f"{self.kind}[{self.layer}][{', '.join(map(str, self.index))}]"
-
-
-@dataclass(frozen=True, kw_only=True)
-class FdPoint:
-    """The reference's backprop gradient and the finite-difference one at one coordinate."""
-
-    at: Coordinate
-    backprop: float
-    finite_difference: float
 
 
 def loss_of(params: ref.Params, sample: FloatArray, label: int) -> float:
@@ -154,42 +134,11 @@ def update_with(
     return new
 
 
-@dataclass(frozen=True, kw_only=True)
-class KnownMistake:
-    name: str
-    message: str
-    """Says what the student's update matches, for the layers it matches."""
-    hint: str
-    update: Callable[[ref.Params, FloatArray, int, float], ref.Params]
-
-
-KNOWN_MISTAKES: tuple[KnownMistake, ...] = (
-    KnownMistake(
-        name="dsigmoid_on_activation",
-        message=(
-            "matches backprop with dsigmoid applied to the activation a = sigmoid(z) "
-            "instead of the pre-activation z"
-        ),
-        hint=(
-            "In the backward pass multiply by dsigmoid(z) at that layer's pre-activation z "
-            "(keep the z values from the forward pass), or equivalently by a * (1 - a); "
-            "dsigmoid(a) applies the sigmoid twice."
-        ),
-        update=lambda p, x, y, lr: update_with(p, x, y, lr, _dsigmoid_of_activation),
+MISTAKE_UPDATES: dict[str, Callable[[ref.Params, FloatArray, int, float], ref.Params]] = {
+    "dsigmoid_on_activation": lambda p, x, y, lr: update_with(p, x, y, lr, _dsigmoid_of_activation),
+    "no_derivative": lambda p, x, y, lr: update_with(p, x, y, lr, _no_derivative),
+    "updated_before_backprop": lambda p, x, y, lr: update_with(
+        p, x, y, lr, update_while_backpropagating=True
     ),
-    KnownMistake(
-        name="no_derivative",
-        message="matches backprop without the sigmoid derivative dsigmoid(z) at the hidden layers",
-        hint="Multiply delta.dot(W.T) by dsigmoid(z) at each hidden layer's pre-activation z.",
-        update=lambda p, x, y, lr: update_with(p, x, y, lr, _no_derivative),
-    ),
-    KnownMistake(
-        name="updated_before_backprop",
-        message=("matches backprop that propagates delta through weights it has already updated"),
-        hint=(
-            "Compute every gradient first, with the weights as they were at the forward pass, "
-            "and only then update the weights and biases."
-        ),
-        update=lambda p, x, y, lr: update_with(p, x, y, lr, update_while_backpropagating=True),
-    ),
-)
+}
+"""One SGD step as each of ``evidence.KNOWN_MISTAKES`` makes it, by the mistake's name."""

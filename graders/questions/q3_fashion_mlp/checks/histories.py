@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from graders.data import as_data_error
+from graders.numerics.datasets import load_split
 from graders.questions.api import CheckContext, Outcome, check
 from graders.questions.q3_fashion_mlp import diagnose
 from graders.questions.q3_fashion_mlp.checks.accuracy import (
@@ -52,7 +53,6 @@ from graders.questions.q3_fashion_mlp.checks.shared import (
     why,
 )
 from graders.render.numbers import number, percent
-from reference.datasets import load_split
 
 HISTORY_PART = 0.25
 """Loss histories: each well-formed history; the rest is the training loss really going down."""

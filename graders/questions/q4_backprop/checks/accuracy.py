@@ -1,10 +1,10 @@
 """Q4's ``q4.final_accuracy``: the grader's own test accuracy of the trained weights, on the real
 MNIST test set, against the threshold calibrated for the profile.
 
-Recomputed from the final weights with ``reference.q4_numpy``; the accuracy the notebook printed
-is not read here (``q4.reported_consistent`` holds it to this measurement). The test images are
-put through the same pixel scaling the notebook trained on, and a low accuracy is explained by
-its likeliest cause (a network never trained, a failing cell).
+Recomputed from the final weights with ``graders.numerics.numpy_mlp``; the accuracy the
+notebook printed is not read here (``q4.reported_consistent`` holds it to this measurement). The
+test images are put through the same pixel scaling the notebook trained on, and a low accuracy
+is explained by its likeliest cause (a network never trained, a failing cell).
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from graders.numerics.numpy_mlp import Params, evaluate_dataset
 from graders.questions.api import CheckContext, Outcome, check
 from graders.questions.common import first_cell_error, load_test_set
 from graders.questions.q4_backprop.checks.shared import canonical_params
 from graders.render.numbers import number, percent
-from reference import q4_numpy as ref
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,7 +91,7 @@ def _test_set(
     return raw.astype(np.float64) * pixels.scale + pixels.shift, labels
 
 
-def _never_trained(ctx: CheckContext, final: ref.Params) -> bool:
+def _never_trained(ctx: CheckContext, final: Params) -> bool:
     initial, _ = canonical_params(ctx.npz("init") or {})
     return initial is not None and all(
         np.array_equal(a, b)
@@ -101,7 +101,7 @@ def _never_trained(ctx: CheckContext, final: ref.Params) -> bool:
     )
 
 
-def _why_low(ctx: CheckContext, final: ref.Params) -> tuple[str, str]:
+def _why_low(ctx: CheckContext, final: Params) -> tuple[str, str]:
     """The likeliest cause of a low accuracy, as (sentence, hint)."""
     cause = first_cell_error(ctx)
     if _never_trained(ctx, final):
@@ -122,7 +122,7 @@ def _why_low(ctx: CheckContext, final: ref.Params) -> tuple[str, str]:
 class Measured:
     """The grader's own measurement of the final weights on its test images."""
 
-    params: ref.Params
+    params: Params
     correct: int
     total: int
     loss: float
@@ -150,7 +150,7 @@ def measure_final(ctx: CheckContext, limit: int | None = None) -> Measured | Out
     pixels, note = _pixels(ctx)
     x, y = _test_set(ctx, pixels, limit)
     with np.errstate(all="ignore"):
-        loss, correct = ref.evaluate_dataset(params, x, y)
+        loss, correct = evaluate_dataset(params, x, y)
     return Measured(
         params=params, correct=correct, total=len(y), loss=loss, pixels=pixels, note=note
     )

@@ -2,7 +2,9 @@
 
 A quarter each, the last quarter for softmax on inputs near +900, where ``exp`` overflows unless
 the maximum is subtracted first. The inputs include +-1000 so that an unstable sigmoid shows too;
-each wrong helper is named with its inputs, the reference's values and the student's.
+each wrong helper is named with its inputs, the expected values and the student's. The helpers
+are the template's own (given to students), so the grader's copy in ``graders.numerics`` is
+the yardstick, in the grader and in the student kit alike.
 """
 
 from __future__ import annotations
@@ -12,9 +14,9 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from graders.numerics import numpy_mlp as mlp
 from graders.questions.api import CheckContext, Outcome, check
 from graders.questions.q4_backprop.checks.shared import RTOL, close_to, shown
-from reference import q4_numpy as ref
 
 HELPER_ATOL = 1e-12
 
@@ -37,7 +39,7 @@ def _sigmoid_part(ctx: CheckContext, found: Mapping[str, np.ndarray]) -> Part:
     z = ctx.inputs.arrays["z"]
     if "sigmoid" not in found:
         return Part(weight=0.25, ok=False, message=_helper_missing(ctx, "sigmoid"))
-    expected = ref.sigmoid(z)
+    expected = mlp.sigmoid(z)
     if close_to(found["sigmoid"], expected, rtol=RTOL, atol=HELPER_ATOL):
         return Part(weight=0.25, ok=True, message="sigmoid is correct, including at +-1000")
     return Part(
@@ -52,7 +54,7 @@ def _dsigmoid_part(ctx: CheckContext, found: Mapping[str, np.ndarray]) -> Part:
     z = ctx.inputs.arrays["z"]
     if "dsigmoid" not in found:
         return Part(weight=0.25, ok=False, message=_helper_missing(ctx, "dsigmoid"))
-    expected = ref.dsigmoid(z)
+    expected = mlp.dsigmoid(z)
     got = found["dsigmoid"]
     if close_to(got, expected, rtol=RTOL, atol=HELPER_ATOL):
         return Part(weight=0.25, ok=True, message="dsigmoid is correct")
@@ -90,7 +92,7 @@ def _softmax_parts(ctx: CheckContext, found: Mapping[str, np.ndarray]) -> list[P
             Part(weight=0.25, ok=False, message=message),
             Part(weight=0.25, ok=False, message=""),
         ]
-    small, large = ref.softmax(rows[0]), ref.softmax(rows[1])
+    small, large = mlp.softmax(rows[0]), mlp.softmax(rows[1])
     parts = []
     if close_to(got[0], small, rtol=RTOL, atol=HELPER_ATOL):
         parts.append(Part(weight=0.25, ok=True, message="softmax is correct"))

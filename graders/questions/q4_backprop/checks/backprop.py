@@ -2,9 +2,11 @@
 layer's weights and biases by -lr times the loss gradient.
 
 The updates are compared, not the weights (an update is ~1e-4 of a weight and would hide in
-it), and the reference's own gradient is held to finite differences first, so "expected" is
-the true gradient and not just another implementation's opinion. A wrong layer is named with
-the known mistake it matches (``diagnose``), else with its scale or a finite-difference quote.
+it), against the reference's step on the same inputs (``ctx.expected("train_step")``), whose
+gradient the reference side holds to finite differences first, so "expected" is the true
+gradient and not just another implementation's opinion. A wrong layer is named with the known
+mistake it matches (``evidence``; the mistakes' own steps are ``mistake_steps``), else with its
+scale or a finite-difference quote (``fd_points``).
 """
 
 from __future__ import annotations
@@ -15,15 +17,22 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from graders.numerics.numpy_mlp import Params
 from graders.questions.api import CheckContext, Outcome, check
-from graders.questions.q4_backprop import diagnose
+from graders.questions.q4_backprop.checks.evidence import (
+    KNOWN_MISTAKES,
+    FdPoint,
+    KnownMistake,
+    fd_points,
+)
 from graders.questions.q4_backprop.checks.shared import (
     LAYERS,
+    TEMPLATE_LEARNING_RATE,
     injected_params,
+    params_at,
     stored_as_float32,
 )
 from graders.render.numbers import number
-from reference import q4_numpy as ref
 
 UPDATE_RTOL = 1e-5
 """An update may differ from the reference by this fraction of the layer's largest update.
@@ -41,8 +50,8 @@ class StepSample:
     """One grader sample: what the probe recorded after train_one_sample, and the reference."""
 
     index: int
-    before: ref.Params
-    expected: ref.Params
+    before: Params
+    expected: Params
     found: Mapping[str, np.ndarray]
     """``w0, b0, ...`` after the student's step, canonical layout; empty if the call failed."""
 
@@ -74,13 +83,12 @@ def _layer_ok(sample: StepSample, kind: str, layer: int) -> bool:
 
 
 def _step_samples(ctx: CheckContext, data: Mapping[str, np.ndarray]) -> list[StepSample]:
-    arrays = ctx.inputs.arrays
-    lr = float(ctx.inputs.values["learning_rate"])
     before = injected_params(ctx)
+    steps = ctx.expected("train_step")
     out = []
-    for i, (x, y) in enumerate(zip(arrays["train_samples"], arrays["train_labels"], strict=True)):
+    for i in range(len(ctx.inputs.arrays["train_labels"])):
         found = {k.split(".", 1)[1]: v for k, v in data.items() if k.startswith(f"s{i}.")}
-        expected = ref.train_one_sample(before, x, int(y), lr)
+        expected = params_at(steps, f"s{i}.")
         out.append(StepSample(index=i, before=before, expected=expected, found=found))
     return out
 
@@ -111,7 +119,7 @@ def other_rates(ctx: CheckContext) -> dict[float, str]:
     holders: dict[float, list[str]] = {}
     for name, value in notebook_rates(ctx).items():
         holders.setdefault(value, []).append(f"the global {name}")
-    holders.setdefault(ref.LEARNING_RATE, []).append("the template's default")
+    holders.setdefault(TEMPLATE_LEARNING_RATE, []).append("the template's default")
     lr = float(ctx.inputs.values["learning_rate"])
     return {
         rate: f"a learning rate of {number(rate, 6)} ({', '.join(names)})"
@@ -122,32 +130,34 @@ def other_rates(ctx: CheckContext) -> dict[float, str]:
 
 def _mistake_for(
     ctx: CheckContext, samples: Sequence[StepSample], wrong: Sequence[tuple[str, int]]
-) -> tuple[diagnose.KnownMistake, str] | None:
+) -> tuple[KnownMistake, str] | None:
     """The known mistake whose updates match the student's on every wrong layer, at the rate
-    passed or at one the notebook holds (then said, as the second value)."""
+    passed or at one the notebook holds (then said, as the second value). The student kit holds
+    the mistakes' steps at the rate passed and the template's only: at another rate it names
+    no mistake (the points are the same; the words are plainer)."""
     lr = float(ctx.inputs.values["learning_rate"])
     for rate, words in {lr: "", **other_rates(ctx)}.items():
-        for mistake in diagnose.KNOWN_MISTAKES:
-            if _matches(ctx, samples, wrong, mistake, rate):
+        steps = ctx.optional_expected("mistake_steps", rate=rate)
+        if steps is None:
+            continue
+        for mistake in KNOWN_MISTAKES:
+            if _matches(samples, wrong, steps, mistake):
                 return mistake, words
     return None
 
 
 def _matches(
-    ctx: CheckContext,
     samples: Sequence[StepSample],
     wrong: Sequence[tuple[str, int]],
-    mistake: diagnose.KnownMistake,
-    lr: float,
+    steps: Mapping[str, np.ndarray],
+    mistake: KnownMistake,
 ) -> bool:
-    """Whether ``mistake`` made at rate ``lr`` gives the student's update on every wrong layer."""
-    arrays = ctx.inputs.arrays
+    """Whether ``mistake``'s steps (at one rate) give the student's update on every wrong layer."""
     for s in samples:
-        x, y = arrays["train_samples"][s.index], int(arrays["train_labels"][s.index])
         variant = StepSample(
             index=s.index,
             before=s.before,
-            expected=mistake.update(s.before, x, y, lr),
+            expected=params_at(steps, f"{mistake.name}.s{s.index}."),
             found=s.found,
         )
         if not all(_layer_ok(variant, kind, layer) for kind, layer in wrong):
@@ -224,7 +234,7 @@ def _scaled_update(ctx: CheckContext, names: str, scale: float) -> tuple[str, st
 
 
 def _fd_evidence(
-    ctx: CheckContext, sample: StepSample, kind: str, layer: int, points: Sequence[diagnose.FdPoint]
+    ctx: CheckContext, sample: StepSample, kind: str, layer: int, points: Sequence[FdPoint]
 ) -> str:
     """The largest checked coordinate of this layer: what the loss gradient says, what changed."""
     mine = [p for p in points if p.at.kind == kind and p.at.layer == layer]
@@ -263,7 +273,7 @@ def _describe_wrong_layers(
     ctx: CheckContext,
     samples: Sequence[StepSample],
     wrong: Sequence[tuple[str, int]],
-    points: Sequence[diagnose.FdPoint],
+    points: Sequence[FdPoint],
 ) -> tuple[str, str]:
     names = ", ".join(f"{kind}[{layer}]" for kind, layer in wrong)
     first = next(s for s in samples if any(not _layer_ok(s, k, lay) for k, lay in wrong))
@@ -312,13 +322,11 @@ def _describe_wrong_layers(
 def backprop_step(ctx: CheckContext) -> Outcome:
     """A third per layer, half for its weights and half for its biases, over all samples.
 
-    The reference update is held to finite differences of the loss first, so "expected" below
-    is -lr times the true gradient, not just another implementation's opinion.
+    The reference update is held to finite differences of the loss first (by the reference side,
+    before any value reaches this check), so "expected" below is -lr times the true gradient,
+    not just another implementation's opinion.
     """
-    arrays = ctx.inputs.arrays
-    _, points = diagnose.verified_gradients(
-        injected_params(ctx), arrays["train_samples"][0], int(arrays["train_labels"][0])
-    )
+    points = fd_points(ctx.expected("fd_points"))
     data = ctx.npz("train_step") or {}
     samples = _step_samples(ctx, data)
     n_layers = len(LAYERS) - 1

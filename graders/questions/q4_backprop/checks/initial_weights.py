@@ -1,8 +1,10 @@
 """Q4's ``q4.init``: the initial weights are the seeded normal draws with variance
 ``1/max(n_in, n_out)`` and the biases are zero.
 
-Full marks need the exact draws of ``default_rng(80085)`` in layer order; the right
-distribution drawn otherwise earns part. A variance is judged by a test with a known false-alarm
+Full marks need the exact draws of ``default_rng(80085)`` in layer order (``ctx.expected("init")``:
+the reference's draws as flat positions and values per layer; the student kit holds only a
+sample of the positions, so that it never holds the answer itself); the right distribution drawn
+otherwise earns part. A variance is judged by a test with a known false-alarm
 rate (``variance_z``), and a wrong one is named by the usual mistake it is consistent with.
 """
 
@@ -12,10 +14,10 @@ import math
 
 import numpy as np
 
+from graders.numerics.numpy_mlp import Params
 from graders.questions.api import CheckContext, Outcome, check
 from graders.questions.q4_backprop.checks.shared import LAYERS, canonical_params, stored_as_float32
 from graders.render.numbers import number
-from reference import q4_numpy as ref
 
 INIT_RTOL = 1e-10
 """Same draws from the same generator; only the last bits may differ (``z * s`` vs ``z / n``)."""
@@ -29,9 +31,9 @@ INIT_PARTIAL = 0.75
 BIASES_NONZERO_PARTIAL = 0.5
 
 
-def _seeded_draws(w: np.ndarray, expected: np.ndarray) -> bool:
+def _seeded_draws(w: np.ndarray, index: np.ndarray, expected: np.ndarray) -> bool:
     """The generator's stream, whether drawn with ``size=(n_in, n_out)`` or ``(n_out, n_in)``,
-    compared at the precision the notebook stored it in.
+    compared at the precision the notebook stored it in, at the flat positions ``index``.
 
     The probe hands over ``(in, out)``; a matrix drawn as ``(out, in)`` and stored so holds the
     same numbers in the same order once transposed back, so both count as the seeded draws.
@@ -42,8 +44,8 @@ def _seeded_draws(w: np.ndarray, expected: np.ndarray) -> bool:
     else:
         want, rtol = expected, INIT_RTOL
     return any(
-        np.allclose(candidate, want, rtol=rtol, atol=0.0)
-        for candidate in (w, w.T.reshape(expected.shape))
+        np.allclose(candidate.reshape(-1)[index], want, rtol=rtol, atol=0.0)
+        for candidate in (w, w.T)
     )
 
 
@@ -96,7 +98,7 @@ def _layer_variance_problem(i: int, w: np.ndarray) -> tuple[str, str]:
     ), _variance_diagnosis(w, n_in, n_out)
 
 
-def _variance_failure(params: ref.Params) -> Outcome | None:
+def _variance_failure(params: Params) -> Outcome | None:
     found = [_layer_variance_problem(i, w) for i, w in enumerate(params.weights)]
     problems = [(text, cause) for text, cause in found if text]
     if not problems:
@@ -127,10 +129,11 @@ def init(ctx: CheckContext) -> Outcome:
             hint="Layers 784 -> 32 -> 32 -> 10: weights[i] of shape (n_in, n_out), biases[i] "
             "of shape (n_out,).",
         )
-    expected = ref.init_params()
+    expected = ctx.expected("init")
     zero_biases = all(not np.any(b) for b in params.biases)
     if zero_biases and all(
-        _seeded_draws(w, e) for w, e in zip(params.weights, expected.weights, strict=True)
+        _seeded_draws(w, expected[f"w{i}.index"], expected[f"w{i}.values"])
+        for i, w in enumerate(params.weights)
     ):
         return Outcome.passed("The initial weights are exactly the draws of default_rng(80085).")
     wrong_variance = _variance_failure(params)

@@ -1,5 +1,6 @@
 """What several of Q4's checks read alike: the layer sizes, the weights as canonical
-``ref.Params``, the grader's injected weights, and one closeness test.
+``Params``, the grader's injected weights, the reference's values as ``Params``, and one
+closeness test.
 
 The probe has already turned weights stored ``(out, in)`` and biases shaped ``(1, n)`` or
 ``(n, 1)`` into the canonical ``(in, out)`` / ``(n,)`` layout, so everything here sees one
@@ -13,16 +14,20 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from graders.numerics.numpy_mlp import LAYER_SIZES, Params
 from graders.questions.api import CheckContext
 from graders.questions.common import array_text
-from reference import q4_numpy as ref
 
-LAYERS = ref.LAYER_SIZES
+LAYERS = LAYER_SIZES
+TEMPLATE_LEARNING_RATE = 0.003
+"""The template's learning rate (its ``LEARNING_RATE`` and ``train_one_sample``'s default): the
+probe's is drawn away from it, and an update made with it instead is named (a test holds it to
+the reference's)."""
 RTOL = 1e-6
 """Relative tolerance for values the student computes with the same formulas as the reference."""
 
 
-def canonical_params(arrays: Mapping[str, np.ndarray]) -> tuple[ref.Params | None, str]:
+def canonical_params(arrays: Mapping[str, np.ndarray]) -> tuple[Params | None, str]:
     """Canonical params from ``w0, b0, ...``, or None and what is wrong with them."""
     shapes = list(itertools.pairwise(LAYERS))
     found_w = [arrays[f"w{i}"] for i in range(len(shapes)) if f"w{i}" in arrays]
@@ -38,7 +43,7 @@ def canonical_params(arrays: Mapping[str, np.ndarray]) -> tuple[ref.Params | Non
             return None, f"biases[{i}]: expected {n_out} values, got shape {b.shape}"
         if not (np.all(np.isfinite(w)) and np.all(np.isfinite(b))):
             return None, f"weights[{i}] or biases[{i}] contain NaN or infinity"
-    return ref.Params.of(found_w, [b.reshape(-1) for b in found_b]), ""
+    return Params.of(found_w, [b.reshape(-1) for b in found_b]), ""
 
 
 def stored_as_float32(values: np.ndarray) -> bool:
@@ -48,11 +53,11 @@ def stored_as_float32(values: np.ndarray) -> bool:
         return bool(np.array_equal(values.astype(np.float32).astype(np.float64), values))
 
 
-def injected_params(ctx: CheckContext) -> ref.Params:
+def injected_params(ctx: CheckContext) -> Params:
     """The weights the probe put into the student's globals before calling their functions."""
     arrays = ctx.inputs.arrays
     n = len(LAYERS) - 1
-    return ref.Params.of([arrays[f"w{i}"] for i in range(n)], [arrays[f"b{i}"] for i in range(n)])
+    return Params.of([arrays[f"w{i}"] for i in range(n)], [arrays[f"b{i}"] for i in range(n)])
 
 
 def close_to(found: np.ndarray, expected: np.ndarray, *, rtol: float, atol: float) -> bool:
@@ -64,3 +69,19 @@ def close_to(found: np.ndarray, expected: np.ndarray, *, rtol: float, atol: floa
 def shown(values: np.ndarray, limit: int = 4) -> str:
     """An array in a message as Q4's show it: its first ``limit`` values, then ``...``."""
     return array_text(values, limit=limit)
+
+
+def params_at(arrays: Mapping[str, np.ndarray], prefix: str = "") -> Params:
+    """``Params`` from ``{prefix}w0, {prefix}b0, ...``: how expected values store a network."""
+    n = len(LAYERS) - 1
+    return Params.of(
+        [arrays[f"{prefix}w{i}"] for i in range(n)], [arrays[f"{prefix}b{i}"] for i in range(n)]
+    )
+
+
+def params_arrays(params: Params, prefix: str = "") -> dict[str, np.ndarray]:
+    """The inverse of ``params_at``: one array per weight matrix and bias vector."""
+    out: dict[str, np.ndarray] = {}
+    for i, (w, b) in enumerate(zip(params.weights, params.biases, strict=True)):
+        out[f"{prefix}w{i}"], out[f"{prefix}b{i}"] = w, b
+    return out

@@ -1,0 +1,297 @@
+"""Step networks as the grader evaluates them: 1-H-1 networks of strict step neurons.
+
+A student's Q1 network arrives as four plain arrays (w_hidden, b_hidden, w_out, b_out) in
+whatever layout the notebook used; ``as_network`` checks and normalizes them, ``StepNetwork``
+evaluates them with the assignment's strict step (sigma(0) = 0) whatever the student's own
+``step`` does, and ``boundary_report`` measures a would-be box at its edges, beside them,
+inside and outside. Measuring a given network is no answer to Q1: building the box and the
+n-box approximation is, and that stays in ``reference/q1_step.py``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Final, TypeAlias
+
+import numpy as np
+from numpy.typing import ArrayLike, NDArray
+
+FloatArray = NDArray[np.float64]
+Params: TypeAlias = "StepNetwork | Mapping[str, ArrayLike] | Sequence[ArrayLike]"
+
+PARAM_NAMES: Final = ("w_hidden", "b_hidden", "w_out", "b_out")
+_EVAL_CHUNK: Final = 1 << 22
+"""Hidden units x points evaluated at once: bounds the temporary matrix to about 32 MB."""
+_EDGE_OFFSET: Final = 1e-9
+""""Just inside/outside" an edge, as a fraction of delta: near enough to see the edge, far
+enough that a network whose edge is off by a few rounding errors is not called wrong."""
+
+
+def step(u: ArrayLike) -> FloatArray:
+    """The assignment's activation; strictly ``u > 0``, so step(0) = 0 (NaN also gives 0)."""
+    return (np.asarray(u, dtype=np.float64) > 0).astype(np.float64)
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class StepNetwork:
+    """A 1-H-1 network: ``x -> w_out @ step(w_hidden * x + b_hidden) + b_out``.
+
+    ``eq=False`` because elementwise array comparison has no single truth value; compare the
+    networks' outputs instead. The arrays are copied and made read-only so a frozen network
+    really cannot change.
+    """
+
+    w_hidden: FloatArray
+    """Input-to-hidden weights, shape (H,)."""
+    b_hidden: FloatArray
+    """Hidden biases, shape (H,)."""
+    w_out: FloatArray
+    """Hidden-to-output weights, shape (H,); the output neuron is linear."""
+    b_out: float
+    """Output bias."""
+
+    def __post_init__(self) -> None:
+        n = _vector_size("w_hidden", self.w_hidden)
+        for name in PARAM_NAMES[:3]:
+            array = _as_vector(name, getattr(self, name), n, "network")
+            array.flags.writeable = False
+            object.__setattr__(self, name, array)
+        object.__setattr__(self, "b_out", _as_scalar("b_out", self.b_out))
+
+    @property
+    def n_hidden(self) -> int:
+        return int(self.w_hidden.shape[0])
+
+    def __call__(self, x: ArrayLike) -> FloatArray:
+        """Evaluate elementwise; the result has the shape of ``x``."""
+        xs = np.asarray(x, dtype=np.float64)
+        flat = xs.ravel()
+        out = np.empty_like(flat)
+        chunk = max(1, _EVAL_CHUNK // max(1, self.n_hidden))
+        for start in range(0, flat.size, chunk):
+            part = flat[start : start + chunk]
+            hidden = step(np.multiply.outer(part, self.w_hidden) + self.b_hidden)
+            out[start : start + chunk] = hidden @ self.w_out + self.b_out
+        return out.reshape(xs.shape)
+
+    def breakpoints(self) -> FloatArray:
+        """Where some hidden neuron switches (x = -b/w); the only places the output can jump."""
+        live = self.w_hidden != 0
+        return np.unique(-self.b_hidden[live] / self.w_hidden[live])
+
+
+def as_network(
+    params: Params, *, n_hidden: int | None = None, label: str = "network"
+) -> StepNetwork:
+    """Turn a student's (w_hidden, b_hidden, w_out, b_out) into a checked ``StepNetwork``.
+
+    Accepts a sequence of four arrays, a mapping with those four keys, or a ``StepNetwork``.
+    Each vector may come as (H,), (H, 1) or (1, H): torch's ``Linear(1, H).weight`` is (H, 1)
+    and a network in that layout is just as correct. Anything else raises ``ValueError`` with
+    a message a student can act on, naming the array, its shape and the expected one.
+    """
+    w_hidden, b_hidden, w_out, b_out = _unpack(params)
+    n = _vector_size("w_hidden", w_hidden) if n_hidden is None else n_hidden
+    return StepNetwork(
+        w_hidden=_as_vector("w_hidden", w_hidden, n, label),
+        b_hidden=_as_vector("b_hidden", b_hidden, n, label),
+        w_out=_as_vector("w_out", w_out, n, label),
+        b_out=_as_scalar("b_out", b_out),
+    )
+
+
+def evaluate_network(
+    params: Params, x: ArrayLike, *, n_hidden: int | None = None, label: str = "network"
+) -> FloatArray:
+    """Evaluate plain-array parameters at ``x`` after ``as_network``'s validation."""
+    return as_network(params, n_hidden=n_hidden, label=label)(x)
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class BoundaryReport:
+    """What a would-be box network does in the interior, outside, and at each edge.
+
+    "Inside"/"outside" points sit ``offset`` (= 1e-9 * delta) from an edge. Values are compared
+    with ``tol``, a relative 1e-9 of max(1, |h|), so a correct network never fails on rounding.
+    """
+
+    h: float
+    delta: float
+    offset: float
+    """Distance of the just-inside/just-outside points from each edge."""
+    tol: float
+    """Absolute tolerance every value is held to."""
+    at_zero: float
+    at_delta: float
+    inside_zero: float
+    """Value at x = offset (should be h)."""
+    outside_zero: float
+    """Value at x = -offset (should be 0)."""
+    inside_delta: float
+    """Value at x = delta - offset (should be h)."""
+    outside_delta: float
+    """Value at x = delta + offset (should be 0)."""
+    interior_max_error: float
+    """max |net - h| on an even grid strictly inside (0, delta)."""
+    exterior_max_error: float
+    """max |net| on grids left of 0 and right of delta, out to 100 * delta."""
+
+    def _ok(self, value: float, expected: float) -> bool:
+        return bool(abs(value - expected) <= self.tol)
+
+    @property
+    def interior_ok(self) -> bool:
+        return (
+            self.interior_max_error <= self.tol
+            and self._ok(self.inside_zero, self.h)
+            and self._ok(self.inside_delta, self.h)
+        )
+
+    @property
+    def exterior_ok(self) -> bool:
+        return (
+            self.exterior_max_error <= self.tol
+            and self._ok(self.outside_zero, 0.0)
+            and self._ok(self.outside_delta, 0.0)
+        )
+
+    @property
+    def zero_ok(self) -> bool:
+        return self._ok(self.at_zero, 0.0)
+
+    @property
+    def delta_ok(self) -> bool:
+        return self._ok(self.at_delta, 0.0)
+
+    @property
+    def exact(self) -> bool:
+        return self.interior_ok and self.exterior_ok and self.zero_ok and self.delta_ok
+
+    def problems(self) -> tuple[str, ...]:
+        """One sentence per thing that is wrong, with the numbers; empty when exact."""
+        found: list[str] = []
+        if self.interior_max_error > self.tol:
+            found.append(
+                f"inside the box the output is off from h = {self.h:g} by up to "
+                f"{self.interior_max_error:.6g}"
+            )
+        for name, value, expected in (
+            ("just right of x = 0", self.inside_zero, self.h),
+            ("just left of x = delta", self.inside_delta, self.h),
+            ("just left of x = 0", self.outside_zero, 0.0),
+            ("just right of x = delta", self.outside_delta, 0.0),
+        ):
+            if not self._ok(value, expected):
+                found.append(f"{name} the output is {value:.6g}, expected {expected:g}")
+        if self.exterior_max_error > self.tol:
+            found.append(
+                f"outside the box the output reaches {self.exterior_max_error:.6g}, expected 0"
+            )
+        for name, value in (("0", self.at_zero), ("delta", self.at_delta)):
+            if not self._ok(value, 0.0):
+                found.append(
+                    f"f({name}) = {value:.6g}, expected 0: the box is open, so it must "
+                    f"already be off at x = {name}"
+                )
+        return tuple(found)
+
+
+def boundary_report(params: Params, h: float, delta: float) -> BoundaryReport:
+    """Evaluate a 2-neuron box network at its edges, beside them, inside and outside."""
+    check_finite("h", h)
+    check_positive("delta", delta)
+    net = as_network(params, n_hidden=2, label="box network")
+    offset = _EDGE_OFFSET * delta
+    edges = net(np.array([0.0, delta, offset, -offset, delta - offset, delta + offset]))
+    interior = np.linspace(0.0, delta, 257)[1:-1]
+    exterior = np.concatenate(
+        [
+            np.linspace(-delta, 0.0, 65)[:-1],
+            np.linspace(delta, 2 * delta, 65)[1:],
+            delta * np.array([-100.0, -10.0, 10.0, 100.0]),
+        ]
+    )
+    return BoundaryReport(
+        h=float(h),
+        delta=float(delta),
+        offset=offset,
+        tol=1e-9 * max(1.0, abs(h)),
+        at_zero=float(edges[0]),
+        at_delta=float(edges[1]),
+        inside_zero=float(edges[2]),
+        outside_zero=float(edges[3]),
+        inside_delta=float(edges[4]),
+        outside_delta=float(edges[5]),
+        interior_max_error=_max_abs(net(interior) - h),
+        exterior_max_error=_max_abs(net(exterior)),
+    )
+
+
+def _max_abs(values: FloatArray) -> float:
+    """Like max |v| but NaN-propagating as +inf, so a NaN output counts as maximally wrong."""
+    return float(np.max(np.where(np.isnan(values), np.inf, np.abs(values))))
+
+
+def _unpack(params: Params) -> tuple[object, object, object, object]:
+    if isinstance(params, StepNetwork):
+        return params.w_hidden, params.b_hidden, params.w_out, params.b_out
+    if isinstance(params, Mapping):
+        missing = [k for k in PARAM_NAMES if k not in params]
+        if missing:
+            raise ValueError(f"network parameters are missing {', '.join(missing)}")
+        return tuple(params[k] for k in PARAM_NAMES)  # type: ignore[return-value]
+    if isinstance(params, str | bytes) or not isinstance(params, Sequence | np.ndarray):
+        raise ValueError(
+            f"expected (w_hidden, b_hidden, w_out, b_out), got {type(params).__name__}"
+        )
+    if len(params) != 4:
+        raise ValueError(f"expected 4 arrays (w_hidden, b_hidden, w_out, b_out), got {len(params)}")
+    return params[0], params[1], params[2], params[3]
+
+
+def _as_array(name: str, value: object) -> FloatArray:
+    try:
+        array = np.array(value, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"{name} is not an array of numbers ({type(value).__name__})") from exc
+    if value is None or not np.all(np.isfinite(array)):
+        raise ValueError(f"{name} contains NaN, infinity or None")
+    return array
+
+
+def _is_vector_shape(shape: tuple[int, ...]) -> bool:
+    return len(shape) >= 1 and sum(d != 1 for d in shape) <= 1
+
+
+def _vector_size(name: str, value: object) -> int:
+    array = _as_array(name, value)
+    if not _is_vector_shape(array.shape) or array.size == 0:
+        raise ValueError(f"{name} has shape {array.shape}, expected a vector of shape (H,)")
+    return int(array.size)
+
+
+def _as_vector(name: str, value: object, n: int, label: str) -> FloatArray:
+    array = _as_array(name, value)
+    if array.size != n or not _is_vector_shape(array.shape):
+        raise ValueError(
+            f"{name} has shape {array.shape}, expected ({n},) for a {n}-neuron {label}"
+        )
+    return array.reshape(n)
+
+
+def _as_scalar(name: str, value: object) -> float:
+    array = _as_array(name, value)
+    if array.size != 1:
+        raise ValueError(f"{name} has shape {array.shape}, expected a single number")
+    return float(array.reshape(()))
+
+
+def check_finite(name: str, value: float) -> None:
+    if not np.isfinite(value):
+        raise ValueError(f"{name} must be a finite number, got {value!r}")
+
+
+def check_positive(name: str, value: float) -> None:
+    if not (np.isfinite(value) and value > 0):
+        raise ValueError(f"{name} must be a positive finite number, got {value!r}")
