@@ -15,7 +15,6 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from itertools import pairwise
 from pathlib import Path
 from typing import Final
 
@@ -23,17 +22,17 @@ import numpy as np
 import torch
 from numpy.typing import ArrayLike, NDArray
 
+from graders.numerics import torch_mlp
 from graders.numerics.datasets import load_scaled
+from graders.numerics.torch_mlp import flatten_images, layer_shapes  # noqa: F401 (re-exported)
 
-N_INPUTS: Final = 28 * 28
-HIDDEN: Final = (256, 128, 64)
-N_CLASSES: Final = 10
+N_INPUTS: Final = torch_mlp.N_INPUTS
+HIDDEN: Final = torch_mlp.LAYERS[1:-1]
+N_CLASSES: Final = torch_mlp.N_CLASSES
 N_PARAMETERS: Final = 242_762
 SEED_FINAL_ACCURACY: Final = 0.8613
 """The seed notebook's test accuracy after 25 epochs (0.859-0.868 over 5 seeds; see
 docs/assignment.md)."""
-
-_EVAL_BATCH = 4096
 
 
 class FashionMLP(torch.nn.Module):
@@ -53,16 +52,6 @@ class FashionMLP(torch.nn.Module):
         x = torch.relu(self.fc3(x))
         logits: torch.Tensor = self.out(x)
         return logits
-
-
-def flatten_images(x: torch.Tensor) -> torch.Tensor:
-    """(N, 1, 28, 28), (N, 28, 28) or (N, 784) -> (N, 784); anything else is a loud error.
-
-    The course's ``x.view(-1, 784)`` would silently regroup a wrongly shaped batch.
-    """
-    if x.shape[-1] == N_INPUTS or tuple(x.shape[-2:]) == (28, 28):
-        return x.reshape(-1, N_INPUTS)
-    raise ValueError(f"expected images of shape (N, 784) or (N, [1,] 28, 28), got {tuple(x.shape)}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -148,51 +137,10 @@ def model_from_state(state: Mapping[str, ArrayLike | torch.Tensor]) -> FashionML
     model = build_model(0)
     ours = list(model.state_dict())
     if set(state) == set(ours):
-        tensors = [_as_float_tensor(state[k]) for k in ours]
-    else:
-        tensors = _in_order(state, layer_shapes())
-    got = [tuple(t.shape) for t in tensors]
-    if got != layer_shapes():
-        shapes = [tuple(np.shape(v)) for v in state.values()]
-        raise ValueError(
-            f"weights do not fit 784-256-128-64-10: expected shapes {layer_shapes()}, got {shapes}"
-        )
+        state = {k: state[k] for k in ours}
+    tensors = [t for pair in torch_mlp.fitted_pairs(state) for t in pair]
     model.load_state_dict(dict(zip(ours, tensors, strict=True)))
     return model
-
-
-def _in_order(
-    state: Mapping[str, ArrayLike | torch.Tensor], shapes: list[tuple[int, ...]]
-) -> list[torch.Tensor]:
-    """The tensors of ``state`` with exactly ``shapes``, in order; others (a buffer, a scale)
-    are passed over: what is measured is the layers' weights, whatever else a module keeps."""
-    found: list[torch.Tensor] = []
-    for value in state.values():
-        if len(found) < len(shapes) and tuple(np.shape(value)) == shapes[len(found)]:
-            found.append(_as_float_tensor(value))
-    return found
-
-
-def layer_shapes() -> list[tuple[int, ...]]:
-    """The shapes a ``state_dict`` must have, in order (torch's (out, in) weight layout)."""
-    sizes = (N_INPUTS, *HIDDEN, N_CLASSES)
-    shapes: list[tuple[int, ...]] = []
-    for n_in, n_out in pairwise(sizes):
-        shapes += [(n_out, n_in), (n_out,)]
-    return shapes
-
-
-def _tensor(value: ArrayLike) -> torch.Tensor:
-    """``torch.from_numpy``, copying a read-only array first (the grader hands its checks
-    read-only arrays; torch would warn that it cannot honour that)."""
-    array = np.asarray(value)
-    return torch.from_numpy(array if array.flags.writeable else array.copy())
-
-
-def _as_float_tensor(value: ArrayLike | torch.Tensor) -> torch.Tensor:
-    if isinstance(value, torch.Tensor):
-        return value.detach().to("cpu", torch.float32)
-    return _tensor(value).to(torch.float32)
 
 
 def state_to_numpy(model: torch.nn.Module) -> dict[str, NDArray[np.float32]]:
@@ -205,25 +153,6 @@ def _as_model(model_or_state: torch.nn.Module | Mapping[str, ArrayLike]) -> torc
     return model_from_state(model_or_state)
 
 
-def _as_images(images: ArrayLike | torch.Tensor) -> torch.Tensor:
-    """Float pixels in [0, 1]; uint8 images (as ``load_split`` gives them) are scaled here."""
-    t = images if isinstance(images, torch.Tensor) else _tensor(images)
-    if t.dtype == torch.uint8:
-        return t.to(torch.float32) / 255.0
-    return t.to(torch.float32)
-
-
-@torch.no_grad()
-def _logits(model: torch.nn.Module, images: torch.Tensor, device: torch.device) -> torch.Tensor:
-    was_training = model.training
-    model.eval()
-    try:
-        chunks = [model(c.to(device)) for c in torch.split(images, _EVAL_BATCH)]
-    finally:
-        model.train(was_training)
-    return torch.cat(chunks) if chunks else torch.empty(0, N_CLASSES, device=device)
-
-
 def evaluate(
     model_or_state: torch.nn.Module | Mapping[str, ArrayLike],
     images: ArrayLike | torch.Tensor,
@@ -231,31 +160,21 @@ def evaluate(
     *,
     device: str = "cpu",
 ) -> tuple[float, float, NDArray[np.float32]]:
-    """Per-sample mean cross-entropy, accuracy and the logits, for any weights that fit.
+    """Per-sample mean cross-entropy, accuracy and the logits, for any weights that fit (the
+    grader's measure, ``graders.numerics.torch_mlp.evaluate``).
 
     The model is left on ``device`` when one is passed in (moving it is the caller's choice).
     """
-    dev = resolve_device(device)
-    model = _as_model(model_or_state).to(dev)
-    x = _as_images(images)
-    y = labels if isinstance(labels, torch.Tensor) else _tensor(labels)
-    y = y.to(dev, torch.int64)
-    if len(x) != len(y) or len(y) == 0:
-        raise ValueError(f"need as many labels as images (and some), got {len(x)} and {len(y)}")
-    logits = _logits(model, x, dev)
-    loss = torch.nn.functional.cross_entropy(logits, y, reduction="sum").item() / len(y)
-    accuracy = (logits.argmax(dim=1) == y).sum().item() / len(y)
-    return loss, accuracy, logits.cpu().numpy()
+    return torch_mlp.evaluate(
+        _as_model(model_or_state), images, labels, device=resolve_device(device)
+    )
 
 
 def class_probabilities(
     model: torch.nn.Module | Mapping[str, ArrayLike], images: ArrayLike | torch.Tensor
 ) -> NDArray[np.float64]:
     """Softmax rows for the images the grader picked (computed in float64: rows sum to 1)."""
-    m = _as_model(model)
-    device = next(m.parameters()).device
-    logits = _logits(m, _as_images(images), device).double()
-    return torch.softmax(logits, dim=1).cpu().numpy()
+    return torch_mlp.class_probabilities(_as_model(model), images)
 
 
 def _train_epoch(

@@ -34,7 +34,9 @@ from graders.models import (
 )
 from graders.numerics.datasets import load_split
 from graders.probe import write_inputs
-from graders.questions.api import CheckContext, Outcome, ProbeContext
+from graders.questions import load_questions
+from graders.questions.api import CheckContext, ExpectationContext, Outcome, ProbeContext
+from graders.questions.expectations import LiveExpectations
 from graders.questions.q3_fashion_mlp import SPEC, checks, make_inputs
 from reference import q3_mlp as ref
 
@@ -190,13 +192,17 @@ def grade(
             errors=tuple(ProbeStepError(**e) for e in errors),
         ),
     )
+    profile = Profile(name="t")
+    full = next(q for q in load_questions() if q.id == "q3")
+    live = ExpectationContext(inputs=inputs, data_root=FIXTURE_DATA_ROOT, profile=profile)
     ctx = CheckContext(
         run=run,
         result_dir=tmp_path,
         inputs=inputs,
-        profile=Profile(name="t"),
+        profile=profile,
         thresholds=thresholds if thresholds is not None else THRESHOLDS,
         data_root=FIXTURE_DATA_ROOT,
+        expectations=LiveExpectations(full.expectations, live),
     )
     outcomes = {}
     for definition in checks.CHECKS:

@@ -63,9 +63,10 @@ def test_the_kits_hidden_summary_counts_like_hidden_entries(tmp_path: Path) -> N
         load_rubric(path)
 
 
-def test_every_question_but_q3_is_split_from_its_reference_side() -> None:
-    """The grader joins each question's reference side to its public spec; q3 keeps everything
-    in its spec until its public checks are split too (issue 15), and the kit leaves it out."""
+def test_every_question_is_split_from_its_reference_side() -> None:
+    """The grader joins each question's reference side to its public spec (the kit ships the
+    spec alone), and a public spec holds nothing of the reference side: no expectations, no
+    calibrated thresholds or bands, no part of ``dlgrade reference``."""
     from graders.questions import has_reference_side
 
     split = {
@@ -73,4 +74,7 @@ def test_every_question_but_q3_is_split_from_its_reference_side() -> None:
         for q in load_questions()
         if has_reference_side(f"graders.questions.{q.package_dir.name}")
     }
-    assert split == {q.id for q in load_questions()} - {"q3"}
+    assert split == {q.id for q in load_questions()} == {"q1", "q2", "q3", "q4"}
+    for public in load_questions(with_reference=False):
+        assert not (public.expectations or public.thresholds or public.bands), public.id
+        assert public.reference_report is None, public.id

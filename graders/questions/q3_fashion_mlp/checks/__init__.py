@@ -11,7 +11,8 @@ One module per thing checked: ``architecture`` (q3.architecture), ``setup``
 the live objects), ``histories`` (q3.loss_histories, q3.history_consistent), ``accuracy``
 (q3.test_accuracy and the grader's measure of the trained weights the others share), ``plots``
 (q3.loss_plot) and ``samples`` (q3.random_samples, q3.sample_probabilities); ``shared`` holds
-what several of them read.
+what several of them read, ``variants`` the usual wrong forward passes (to name the one a
+student's model computes).
 ``CHECKS`` is the order of the rubric and of every report.
 """
 

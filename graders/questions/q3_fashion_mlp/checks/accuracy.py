@@ -28,7 +28,7 @@ from graders.questions.q3_fashion_mlp.checks.shared import (
     N_CLASSES,
     FloatArray,
     parameter,
-    reference_model,
+    torch_mlp,
     used_order_state,
     why,
 )
@@ -36,8 +36,6 @@ from graders.render.numbers import number
 
 if TYPE_CHECKING:
     import torch
-
-    from reference.q3_mlp import FashionMLP
 
 UNTRAINED_BELOW = 0.2
 """Accuracies below this are called untrained in the message: 300 random initialisations of the
@@ -62,13 +60,14 @@ class Measure:
 REFERENCE_SOURCE = "the reference 784-256-128-64-10 network loaded with your trained weights"
 
 
-def _mapped(ctx: CheckContext) -> tuple[FashionMLP | None, str]:
-    """The student's trained weights in the reference network, or None and why not."""
+def _mapped(ctx: CheckContext) -> tuple[torch.nn.Module | None, str]:
+    """The student's trained weights in the assignment's network, or None and why not."""
     state = used_order_state(ctx)
     if state is None:
         return None, f"no trained weights were saved ({why(ctx, 'model')})"
+    measure = torch_mlp()
     try:
-        return reference_model().model_from_state(state), ""
+        return measure.chain_model(measure.fitted_pairs(state)), ""
     except ValueError as exc:
         return None, f"your weights do not fit the reference network: {exc}"
 
@@ -87,22 +86,6 @@ def _linear_chain(state: Mapping[str, np.ndarray]) -> list[tuple[np.ndarray, np.
             if width == N_CLASSES:
                 return pairs
     return []
-
-
-def _chain_model(pairs: list[tuple[np.ndarray, np.ndarray]]) -> torch.nn.Module:
-    """An MLP with the student's layer sizes, ReLU between the layers, their weights loaded."""
-    import torch
-
-    layers: list[torch.nn.Module] = [torch.nn.Flatten()]
-    for position, (weight, bias) in enumerate(pairs):
-        linear = torch.nn.Linear(weight.shape[1], weight.shape[0])
-        with torch.no_grad():
-            linear.weight.copy_(torch.as_tensor(np.array(weight, dtype=np.float32)))
-            linear.bias.copy_(torch.as_tensor(np.array(bias, dtype=np.float32)))
-        layers.append(linear)
-        if position < len(pairs) - 1:
-            layers.append(torch.nn.ReLU())
-    return torch.nn.Sequential(*layers).eval()
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -134,7 +117,7 @@ def measuring_model(ctx: CheckContext) -> Measuring | Outcome:
                 hint="Keep your trained model in `model` (an nn.Module of Linear layers) and "
                 "make sure every cell runs from top to bottom on a machine without a GPU.",
             )
-        model = _chain_model(pairs)
+        model = torch_mlp().chain_model(pairs)
         sizes = "-".join(str(n) for n in (LAYERS[0], *(w.shape[0] for w, _ in pairs)))
         source = (
             f"an MLP of your own layer sizes ({sizes}, ReLU between them) loaded with your "
@@ -149,7 +132,7 @@ def measure_trained(ctx: CheckContext) -> Measure | Outcome:
     if isinstance(measuring, Outcome):
         return measuring
     images, labels = load_test_set(ctx, DATASET)
-    loss, accuracy, logits = reference_model().evaluate(measuring.model, images, labels)
+    loss, accuracy, logits = torch_mlp().evaluate(measuring.model, images, labels)
     return Measure(
         logits=logits.astype(np.float64),
         labels=labels,

@@ -1,9 +1,10 @@
 """Q3's ``q3.architecture``: the right Linear layers (by their shapes), and the right function (by
-behaviour: the student's model loaded with the grader's weights must give the reference logits).
+behaviour: the student's model loaded with the grader's weights must give the reference logits,
+``ctx.expected("reference_logits")``).
 
 The shapes alone would pass a model without its ReLUs or with a softmax on its output; the
 behaviour alone could not say which layer is wrong. So each is half the points, and when the
-behaviour is wrong the grader replays its weights through the usual mistakes (``diagnose``) to
+behaviour is wrong the grader replays its weights through the usual mistakes (``variants``) to
 name the one the student made.
 
 The layers are the ones forward applies, in the order it applies them (the probe traces a
@@ -21,13 +22,11 @@ from itertools import pairwise
 import numpy as np
 
 from graders.questions.api import CheckContext, Outcome, check
-from graders.questions.q3_fashion_mlp import diagnose
+from graders.questions.q3_fashion_mlp.checks import variants
 from graders.questions.q3_fashion_mlp.checks.shared import (
     LAYERS,
-    FloatArray,
     LinearLayer,
     linear_layers,
-    reference_model,
     text_of,
     why,
 )
@@ -61,20 +60,6 @@ def _grader_params(arrays: Mapping[str, np.ndarray]) -> list[tuple[np.ndarray, n
     return [(arrays[f"ref.w{i}"], arrays[f"ref.b{i}"]) for i in range(n)]
 
 
-def _reference_logits(arrays: Mapping[str, np.ndarray]) -> FloatArray:
-    """The reference network's logits for the grader's weights on the probe's images."""
-    state: dict[str, np.ndarray] = {}
-    for i, (w, b) in enumerate(_grader_params(arrays)):
-        state[f"layer{i}.weight"], state[f"layer{i}.bias"] = w, b
-    import torch
-
-    model = reference_model().model_from_state(state).eval()
-    with torch.no_grad():
-        logits = model(torch.from_numpy(np.array(arrays["images"], dtype=np.float32)))
-    result: FloatArray = logits.double().numpy()
-    return result
-
-
 def _behaviour(ctx: CheckContext, *, explain: bool = True) -> Behaviour:
     """Does the student's model compute the reference function? ``explain``: and if not, what
     does it compute instead (a search over variants, only worth it for the message)."""
@@ -87,7 +72,7 @@ def _behaviour(ctx: CheckContext, *, explain: bool = True) -> Behaviour:
             hint="forward must accept a batch of images of shape (N, 1, 28, 28) and return "
             "(N, 10) logits.",
         )
-    expected = _reference_logits(ctx.inputs.arrays)
+    expected = np.asarray(ctx.expected("reference_logits")["logits"], dtype=np.float64)
     found = np.asarray(got["logits"], dtype=np.float64)
     if found.shape != expected.shape and found.size == expected.size:
         found = found.reshape(expected.shape)
@@ -101,18 +86,18 @@ def _behaviour(ctx: CheckContext, *, explain: bool = True) -> Behaviour:
         )
     if not np.all(np.isfinite(found)):
         return Behaviour(matches=False, message="it returned NaN or infinite outputs")
-    if diagnose.close(found, expected):
+    if variants.close(found, expected):
         return Behaviour(
             matches=True, message="with the grader's weights it gives the reference logits"
         )
     if not explain:
         return Behaviour(matches=False, message="it does not give the reference logits")
     images = np.asarray(ctx.inputs.arrays["images"], dtype=np.float64)
-    variant = diagnose.matching_variant(found, images, _grader_params(ctx.inputs.arrays))
+    variant = variants.matching_variant(found, images, _grader_params(ctx.inputs.arrays))
     said = (
-        diagnose.describe_variant(variant, LAYERS)
+        variants.describe_variant(variant, LAYERS)
         if variant is not None
-        else diagnose.describe_outputs(found, expected)
+        else variants.describe_outputs(found, expected)
     )
     hint = "The model must be Linear -> ReLU three times, then a last Linear, and return its "
     hint += "raw outputs (logits)."

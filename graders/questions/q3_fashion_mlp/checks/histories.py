@@ -33,7 +33,7 @@ import numpy as np
 from graders.data import as_data_error
 from graders.numerics.datasets import load_split
 from graders.questions.api import CheckContext, Outcome, check
-from graders.questions.q3_fashion_mlp import diagnose
+from graders.questions.q3_fashion_mlp.checks import variants
 from graders.questions.q3_fashion_mlp.checks.accuracy import (
     Measure,
     measure_trained,
@@ -48,8 +48,8 @@ from graders.questions.q3_fashion_mlp.checks.shared import (
     floats,
     parameter,
     plain,
-    reference_model,
     shown_name,
+    torch_mlp,
     why,
 )
 from graders.render.numbers import number, percent
@@ -127,7 +127,7 @@ def measure_training_loss(ctx: CheckContext) -> TrainingLoss | Outcome:
     limit = parameter(ctx, "TRAIN_LIMIT", 0) or None
     with as_data_error():
         images, labels = load_split(ctx.data_root, DATASET, train=True, limit=limit)
-    loss, _, _ = reference_model().evaluate(measuring.model, images, labels)
+    loss, _, _ = torch_mlp().evaluate(measuring.model, images, labels)
     return TrainingLoss(loss=loss, images=len(labels), source=measuring.source)
 
 
@@ -313,7 +313,7 @@ def loss_histories(ctx: CheckContext) -> Outcome:
 def mean_of_batch_means(measure: Measure, batch: int) -> float:
     """The course's test loss: the mean over batches of ``batch`` images of each batch's mean
     cross entropy, from the grader's own logits of the trained weights."""
-    rows = diagnose.log_softmax(measure.logits)
+    rows = variants.log_softmax(measure.logits)
     losses = -rows[np.arange(len(measure.labels)), measure.labels]
     return float(
         np.mean([chunk.mean() for chunk in np.split(losses, range(batch, len(losses), batch))])

@@ -12,7 +12,7 @@ import numpy as np
 
 from graders.questions.api import CheckContext, Outcome, check
 from graders.questions.common import array_text, load_test_set
-from graders.questions.q3_fashion_mlp import diagnose
+from graders.questions.q3_fashion_mlp.checks import variants
 from graders.questions.q3_fashion_mlp.checks.accuracy import measure_trained
 from graders.questions.q3_fashion_mlp.checks.shared import (
     DATASET,
@@ -142,7 +142,7 @@ def sample_probabilities(ctx: CheckContext) -> Outcome:
     if not all(0 <= i < n_test for i in indices):
         return Outcome.failed(f"random_indices {indices} are not all test-set indices.")
     outputs = measure.logits[indices]
-    expected = diagnose.softmax(outputs)
+    expected = variants.softmax(outputs)
     agree = [
         bool(np.allclose(p, e, atol=PROBABILITY_ATOL)) for p, e in zip(probs, expected, strict=True)
     ]
@@ -150,7 +150,7 @@ def sample_probabilities(ctx: CheckContext) -> Outcome:
         # A model whose forward pass already ends in a softmax (an architecture mistake,
         # charged there), its outputs put through softmax once more by the sample cell: the
         # grader computes that picture too, from its own logits, rather than charge it twice.
-        twice = diagnose.softmax(expected)
+        twice = variants.softmax(expected)
         again = [
             bool(np.allclose(p, e, atol=PROBABILITY_ATOL))
             for p, e in zip(probs, twice, strict=True)

@@ -1,6 +1,6 @@
-"""What several of Q3's checks read alike: the assignment's layer sizes, the reference network
-(imported late), the probe's explanation of a missing artifact, the notebook's settings, and the
-histories as plain floats.
+"""What several of Q3's checks read alike: the assignment's layer sizes, the grader's measuring
+network (imported late), the probe's explanation of a missing artifact, the notebook's settings,
+and the histories as plain floats.
 
 Kept apart so that each check module holds one check's logic and no copy of these.
 """
@@ -22,17 +22,19 @@ FloatArray = NDArray[np.float64]
 
 N_CLASSES = 10
 LAYERS = (784, 256, 128, 64, N_CLASSES)
-"""The assignment's architecture (``reference.q3_mlp`` agrees: a test holds them together)."""
+"""The assignment's architecture (``graders.numerics.torch_mlp`` agrees: a test holds them
+together)."""
 DATASET = "FashionMNIST"
 HISTORY_NAMES = ("train_loss_history", "test_loss_history")
 
 
-def reference_model() -> ModuleType:
-    """``reference.q3_mlp``, imported on first use: it brings torch (seconds, ~650 MB), which a
-    grading of other questions, or a student's self-check of one, should not pay for."""
-    from reference import q3_mlp
+def torch_mlp() -> ModuleType:
+    """``graders.numerics.torch_mlp`` (how the grader measures given weights), imported on first
+    use: it brings torch (seconds, ~650 MB), which a grading of other questions, or a student's
+    self-check of one, should not pay for."""
+    from graders.numerics import torch_mlp
 
-    return q3_mlp
+    return torch_mlp
 
 
 def failing_cell(ctx: CheckContext) -> str:
