@@ -242,3 +242,22 @@ def test_forward_rule_uses_fan_in_not_fan_out() -> None:
     fan_out = mc_deep_forward(widths, lambda i, o: 1 / o, rng=rng, samples=100)
     assert all(agrees(m, 1.0) for m in fan_in), fan_in
     assert all(agrees(m, 0.5 ** (k + 1)) for k, m in enumerate(fan_out)), fan_out
+
+
+def test_the_layer_draw_without_weights_has_the_distribution_of_one_with_them() -> None:
+    """``h @ W`` sampled through a square root of ``h h^T``: its columns have the covariance
+    ``std^2 h h^T`` of a real Gaussian ``W``, and non-finite rows take the direct draw."""
+    from reference.q2_init import _times_gaussian
+
+    rng = np.random.default_rng(7)
+    h = rng.normal(size=(1, 3, 20))
+    h[0, 2] = 0.5 * h[0, 0] + 0.1 * h[0, 2]  # correlated rows, as a layer's outputs are
+    std = 0.3
+    out = _times_gaussian(np.repeat(h, 4000, axis=0), std, 5, rng)
+    columns = out.transpose(0, 2, 1).reshape(-1, 3)  # every (replicate, output) pair: one column
+    expected = std**2 * (h[0] @ h[0].T)
+    assert np.allclose(np.cov(columns, rowvar=False, bias=True), expected, rtol=0.05, atol=0.02)
+    assert np.allclose(columns.mean(axis=0), 0.0, atol=0.05)
+    wide = np.full((2, 3, 4), np.inf)  # batch 3 < n_in 4, but not finite: the direct draw
+    with np.errstate(invalid="ignore"):  # inf * a normal of either sign: inf, -inf or nan
+        assert not np.any(np.isfinite(_times_gaussian(wide, 1.0, 2, rng)))
