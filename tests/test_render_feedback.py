@@ -309,3 +309,23 @@ def test_points_read_as_a_student_reads_them(value: float, text: str):
 
 def test_hostile_text_is_the_one_the_builder_planted():
     assert "<script>" in HOSTILE  # guards the escaping tests above against a harmless constant
+
+
+def test_each_chart_is_drawn_once_for_both_pages(
+    built: tuple[GradeReport, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The HTML page's SVG and the Markdown page's PNG come from one drawing of each chart."""
+    report, out = built
+    plots._saved.cache_clear()
+    drawn: list[type] = []
+    original = plots.draw
+
+    def counting(plot: plots.Plot) -> object:
+        drawn.append(type(plot))
+        return original(plot)
+
+    monkeypatch.setattr(plots, "draw", counting)
+    written = write_reports(report, out)
+    assert sorted(t.__name__ for t in drawn) == ["LossCurves", "SampleBars"]
+    pngs = [p for p in written if p.suffix == ".png"]
+    assert len(pngs) == 2 and all(p.read_bytes().startswith(b"\x89PNG") for p in pngs)

@@ -12,6 +12,7 @@ that would carry a date or a software version is dropped, so pages can be diffed
 from __future__ import annotations
 
 import base64
+import functools
 import io
 import math
 from collections.abc import Mapping
@@ -377,22 +378,27 @@ def draw(plot: Plot) -> Figure:
     return _draw_samples(plot)
 
 
-def _save(plot: Plot, fmt: str, metadata: Mapping[str, None]) -> bytes:
+@functools.lru_cache(maxsize=8)
+def _saved(plot: Plot) -> tuple[bytes, bytes]:
+    """The figure drawn once and saved twice: SVG for the HTML page, PNG for the Markdown one
+    (drawing is most of the cost; a plot is frozen data, so the two pages show the same)."""
     import matplotlib
 
-    buf = io.BytesIO()
+    svg, png = io.BytesIO(), io.BytesIO()
     with matplotlib.rc_context(_RC):
-        draw(plot).savefig(buf, format=fmt, metadata=dict(metadata), dpi=100)
-    return buf.getvalue()
+        figure = draw(plot)
+        figure.savefig(svg, format="svg", metadata=dict(_SVG_METADATA), dpi=100)
+        figure.savefig(png, format="png", metadata=dict(_PNG_METADATA), dpi=100)
+    return svg.getvalue(), png.getvalue()
 
 
 def svg_bytes(plot: Plot) -> bytes:
     """A standalone SVG document (for an ``<img>``: its ids cannot clash with the page's)."""
-    return _save(plot, "svg", _SVG_METADATA)
+    return _saved(plot)[0]
 
 
 def png_bytes(plot: Plot) -> bytes:
-    return _save(plot, "png", _PNG_METADATA)
+    return _saved(plot)[1]
 
 
 def data_uri(data: bytes, mime: str) -> str:
