@@ -25,6 +25,7 @@ from graders.models import GradeReport, QuestionRun
 from graders.render.gradebook import write_gradebook
 from graders.render.gradescope import gradescope_results, write_results_json
 from graders.render.json_result import write_result_json
+from graders.render.templating import precompile_in_background
 from graders.render.write import write_reports
 from graders.rubric import Rubric
 from graders.score import merge_reports
@@ -56,6 +57,7 @@ def grade(
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     # Before anything runs: a machine that cannot confine student code stops the grading here.
     setup = prepare(options, basis=basis, profiles=profiles)
+    precompile_in_background()  # the report templates, while the kernels run
     if base is not None and base.run.profile.name != setup.profile.name:
         raise MergeMismatchError(
             f"the stored result was graded with profile {base.run.profile.name}, this run would "

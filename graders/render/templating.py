@@ -14,6 +14,7 @@ them exactly as a checkout does.
 from __future__ import annotations
 
 import re
+import threading
 from collections.abc import Callable
 from importlib import resources
 
@@ -170,4 +171,41 @@ def environment() -> jinja2.Environment:
 
 
 def render(template: str, **context: object) -> str:
+    _finish_precompiling()
     return environment().get_template(template).render(**context)
+
+
+_precompiling: threading.Thread | None = None
+
+
+def precompile_in_background() -> None:
+    """Compile every report template on a daemon thread, into the process's cache.
+
+    Called when grading starts: the grading process then mostly waits for the student's kernel
+    (another process), so the compiling, a good part of a one-question grade's own time, is
+    done by the time the pages are rendered. The thread only compiles (the renderers are
+    imported already, so no import runs beside the main thread's); a template that fails to
+    compile is left for ``render`` to report. Once per process.
+    """
+    global _precompiling
+    if _precompiling is not None:
+        return
+    _precompiling = threading.Thread(target=_precompile, name="dlgrade-templates", daemon=True)
+    _precompiling.start()
+
+
+def _precompile() -> None:
+    folder = resources.files(TEMPLATE_PACKAGE).joinpath(TEMPLATE_DIR)
+    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+        if entry.name.endswith(".j2"):  # includes too: they load when a page renders
+            try:
+                environment().get_template(entry.name)
+            except jinja2.TemplateError:
+                continue  # render() compiles it again and says what is wrong
+
+
+def _finish_precompiling() -> None:
+    """Wait for the background compile (done long before, in a grade), so nothing compiles
+    twice at once."""
+    if _precompiling is not None and _precompiling.is_alive():
+        _precompiling.join()
