@@ -22,11 +22,10 @@ from graders.models import (
     RunStatus,
     Visibility,
 )
+from graders.render.controls import without_controls
 from graders.render.numbers import points, seconds
 from graders.rubric import Rubric
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-"""C0 and C1 controls (tab and newline are text) and the Unicode direction controls."""
 MARK = {
     CheckStatus.PASSED: "PASS",
     CheckStatus.PARTIAL: "PART",
@@ -47,7 +46,7 @@ QUICK_NOTE = (
 
 
 def inert(text: str) -> str:
-    return _CONTROL.sub("", text)
+    return without_controls(text)
 
 
 def _run_lines(run: QuestionRun) -> list[str]:

@@ -265,6 +265,19 @@ def test_student_text_keeps_unix_newlines_and_a_bounded_length(rubric):
     assert len(output) < 10_000 and "cut:" in output
 
 
+def test_student_text_reaches_the_page_without_control_characters(rubric):
+    """An ESC sequence, a C1 control or a direction override in a kernel's message is dropped
+    from every output; tabs and newlines stay."""
+    cid = next(iter(rubric.tests))
+    hostile = "red \x1b[31mtext\x1b[0m\tand \u202egnp.exe\u202c \x9bmore\x07\nnext line"
+    noisy = replace(make_report(rubric).questions[0].checks[0], message=hostile)
+    results = gradescope_results(make_report(rubric, overrides={cid: noisy}))
+    output = by_tag(results)[cid]["output"]
+    assert "red [31mtext[0m\tand gnp.exe more\nnext line" in output
+    everything = json.dumps(results, ensure_ascii=False)
+    assert not any(c in everything for c in ("\x1b", "\u202e", "\x9b", "\x07"))
+
+
 # --- crashes -----------------------------------------------------------------------------
 
 

@@ -37,6 +37,7 @@ HARNESS: tuple[str, ...] = (
     "graders/questions/expectations.py",
     "graders/render/__init__.py",
     "graders/render/atomic.py",
+    "graders/render/controls.py",
     "graders/render/json_result.py",
     "graders/render/numbers.py",
     "graders/kit/__init__.py",

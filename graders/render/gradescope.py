@@ -35,6 +35,7 @@ from graders.models import (
     Visibility,
 )
 from graders.render.atomic import write_text_atomic
+from graders.render.controls import without_controls
 from graders.render.numbers import amount, data, points
 
 JsonDict = dict[str, Any]
@@ -52,8 +53,10 @@ PLACEHOLDER_MESSAGE = (
 
 
 def _clean(text: str, limit: int = MAX_TEST_OUTPUT) -> str:
-    """Unix newlines (the spec asks for them) and a bounded length."""
-    text = text.replace("\r\n", "\n").replace("\r", "\n")
+    """Unix newlines (the spec asks for them), no control characters (Gradescope shows the
+    text as it is: an ESC sequence or a direction control from a kernel's output would reach
+    the student's page), and a bounded length."""
+    text = without_controls(text.replace("\r\n", "\n").replace("\r", "\n"))
     if len(text) > limit:
         text = text[:limit].rstrip() + f"\n... (cut: {len(text) - limit} more characters)"
     return text

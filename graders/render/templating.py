@@ -22,6 +22,7 @@ import jinja2
 import markupsafe
 
 from graders.render.answers import answer_html
+from graders.render.controls import without_controls
 from graders.render.numbers import amount, data, number, percent, points, seconds
 
 TEMPLATE_PACKAGE = "reports"
@@ -47,9 +48,6 @@ def clip(text: str, limit: int) -> str:
     return text[: limit - 1].rsplit(" ", 1)[0].rstrip(" ,;:") + " …"
 
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u202a-\u202e\u2066-\u2069]")
-"""C0 and C1 control characters (ESC and DEL among them; tab and newline are text) and the
-Unicode direction controls, which can make a line read other than it is."""
 _MD_INLINE = re.compile(r"([\\`\[\]|])")
 """Backslashes, backticks (code spans), brackets (links and images), pipes (table cells)."""
 _MD_LINE_START = re.compile(r"^([ \t]*)([#+=*_-])", re.MULTILINE)
@@ -68,9 +66,9 @@ def inert(value: object) -> object:
     if isinstance(value, Ansi):
         return value
     if isinstance(value, markupsafe.Markup):
-        return markupsafe.Markup(_CONTROL.sub("", str(value)))
+        return markupsafe.Markup(without_controls(str(value)))
     if isinstance(value, str):
-        return _CONTROL.sub("", value)
+        return without_controls(value)
     return value
 
 
