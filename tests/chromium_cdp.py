@@ -26,7 +26,7 @@ from typing import Any
 CHROMIUM = next(
     (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None
 )
-FLAGS = (
+HEADLESS = (
     "--headless",
     "--no-sandbox",
     "--disable-gpu",
@@ -37,8 +37,9 @@ FLAGS = (
     "--disable-sync",
     "--hide-scrollbars",
     "--host-resolver-rules=MAP * ~NOTFOUND",
-    "--remote-debugging-pipe",
 )
+"""A headless browser that asks nothing of the network (and can resolve no host)."""
+FLAGS = (*HEADLESS, "--remote-debugging-pipe")
 TIMEOUT_S = 60.0
 
 

@@ -13,36 +13,22 @@ from __future__ import annotations
 
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import numpy as np
 import pytest
+from chromium_cdp import CHROMIUM
+from chromium_cdp import HEADLESS as FLAGS
 from feedback_report import build_report
 
 from graders.render.html import render_html
 from graders.render.numbers import points
 
-CHROMIUM = next(
-    (p for p in map(shutil.which, ("chromium", "chromium-browser", "google-chrome")) if p), None
-)
 pytestmark = pytest.mark.skipif(
     CHROMIUM is None, reason="chromium is not installed (`apt-get install -y chromium`)"
 )
 
-FLAGS = (
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--hide-scrollbars",
-    "--host-resolver-rules=MAP * ~NOTFOUND",
-)
 TRIP_PAGE = (
     "<!DOCTYPE html><html><body><p>trap</p>"
     '<img src="http://example.invalid/pixel.png">'
