@@ -195,6 +195,10 @@ class KernelRelay:
     def close(self) -> None:
         """Stop listening and cut every connection; the threads end on their own."""
         self._stop.set()
+        for listener in self._listeners:  # wake each accept() now, not at its next poll
+            with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX) as wake:
+                wake.settimeout(0.5)  # a full backlog: the poll ends the thread anyway
+                wake.connect(listener.getsockname())
         with self._lock:
             links = list(self._links)
         for link in links:
@@ -218,6 +222,9 @@ class KernelRelay:
             except TimeoutError:
                 continue
             except OSError:
+                return
+            if self._stop.is_set():  # the wake-up from close()
+                grader.close()
                 return
             grader.settimeout(None)
             self._spawn(self._serve, grader, port)
