@@ -11,6 +11,7 @@ from collections.abc import Mapping
 import numpy as np
 
 from graders.questions.api import Argument, ExpectationContext, expectation
+from graders.questions.q3_fashion_mlp.checks.shared import grader_weights
 
 
 @expectation("reference_logits")
@@ -25,11 +26,8 @@ def reference_logits(
 
     arrays = ctx.inputs.arrays
     state: dict[str, np.ndarray] = {}
-    for i in range(len(q3_mlp.HIDDEN) + 1):
-        state[f"layer{i}.weight"], state[f"layer{i}.bias"] = (
-            arrays[f"ref.w{i}"],
-            arrays[f"ref.b{i}"],
-        )
+    for i, (weight, bias) in enumerate(grader_weights(arrays)):
+        state[f"layer{i}.weight"], state[f"layer{i}.bias"] = weight, bias
     model = q3_mlp.model_from_state(state).eval()
     with torch.no_grad():
         logits = model(torch.from_numpy(np.array(arrays["images"], dtype=np.float32)))

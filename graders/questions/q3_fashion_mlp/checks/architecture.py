@@ -15,7 +15,7 @@ nothing (it does not change what the model computes).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from itertools import pairwise
 
@@ -26,6 +26,7 @@ from graders.questions.q3_fashion_mlp.checks import variants
 from graders.questions.q3_fashion_mlp.checks.shared import (
     LAYERS,
     LinearLayer,
+    grader_weights,
     linear_layers,
     text_of,
     why,
@@ -53,11 +54,6 @@ class Behaviour:
     """True: the reference logits; False: something else; None: could not be run."""
     message: str
     hint: str = ""
-
-
-def _grader_params(arrays: Mapping[str, np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
-    n = len(LAYERS) - 1
-    return [(arrays[f"ref.w{i}"], arrays[f"ref.b{i}"]) for i in range(n)]
 
 
 def _behaviour(ctx: CheckContext, *, explain: bool = True) -> Behaviour:
@@ -93,7 +89,7 @@ def _behaviour(ctx: CheckContext, *, explain: bool = True) -> Behaviour:
     if not explain:
         return Behaviour(matches=False, message="it does not give the reference logits")
     images = np.asarray(ctx.inputs.arrays["images"], dtype=np.float64)
-    variant = variants.matching_variant(found, images, _grader_params(ctx.inputs.arrays))
+    variant = variants.matching_variant(found, images, grader_weights(ctx.inputs.arrays))
     said = (
         variants.describe_variant(variant, LAYERS)
         if variant is not None

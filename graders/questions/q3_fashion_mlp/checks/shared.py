@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import math
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from types import ModuleType
 
@@ -26,6 +27,12 @@ LAYERS = (784, 256, 128, 64, N_CLASSES)
 together)."""
 DATASET = "FashionMNIST"
 HISTORY_NAMES = ("train_loss_history", "test_loss_history")
+
+
+def grader_weights(arrays: Mapping[str, np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """The (weight, bias) pairs ``make_inputs`` drew for the architecture check (``ref.w0``,
+    ``ref.b0``, ...; torch's (out, in) layout): loaded into the student's model by the probe."""
+    return [(arrays[f"ref.w{i}"], arrays[f"ref.b{i}"]) for i in range(len(LAYERS) - 1)]
 
 
 def torch_mlp() -> ModuleType:
