@@ -18,7 +18,6 @@ from graders import sandbox, selfcheck
 from graders.config import GradeOptions
 from graders.errors import GraderError, SubmissionError
 from graders.pipeline import grade
-from graders.render.summary import print_report_summary
 
 
 def _grade(args: argparse.Namespace) -> int:
@@ -39,6 +38,9 @@ def _grade(args: argparse.Namespace) -> int:
             print(f"dlgrade: {exc}", file=sys.stderr)
             worst = max(worst, exc.exit_code)
             continue
+        # Imported here: by now a thread has (``graders.render.warm``, while the kernels boot).
+        from graders.render.summary import print_report_summary
+
         print_report_summary(result, verbose=args.verbose)
     return worst
 

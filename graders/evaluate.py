@@ -176,6 +176,8 @@ class _RunContext:
     result_dir: Path
     threads: int
     executor: Executor
+    meanwhile: Callable[[], None] | None = None
+    """The caller's work for the time a kernel boots (``KernelJob.meanwhile``)."""
 
     @property
     def profile(self) -> Profile:
@@ -190,15 +192,33 @@ class _RunContext:
         return self.setup.options.seed
 
 
-def _inputs(spec: QuestionSpec, ctx: _RunContext) -> ProbeInputs:
-    """The probe's inputs, seeded per submission and question; the checks reuse the same ones."""
-    rng = np.random.default_rng(_probe_seed(ctx.submission, spec.id, ctx.seed))
-    probe_ctx = ProbeContext(profile=ctx.profile, data_root=ctx.data_root, rng=rng)
-    return ctx.setup.basis.inputs(spec, probe_ctx)
+class _Inputs:
+    """The probe's inputs per question, seeded per submission and question, drawn once: while
+    the question's kernel boots (``KernelJob.meanwhile``), or else when first asked for. The
+    probe writes them after the student's cells; the checks reuse the same ones."""
+
+    def __init__(self, ctx: _RunContext):
+        self._ctx = ctx
+        self._drawn: dict[str, ProbeInputs] = {}
+
+    def get(self, spec: QuestionSpec) -> ProbeInputs:
+        if spec.id not in self._drawn:
+            ctx = self._ctx
+            rng = np.random.default_rng(_probe_seed(ctx.submission, spec.id, ctx.seed))
+            probe_ctx = ProbeContext(profile=ctx.profile, data_root=ctx.data_root, rng=rng)
+            self._drawn[spec.id] = ctx.setup.basis.inputs(spec, probe_ctx)
+        return self._drawn[spec.id]
+
+
+def _meanwhile(spec: QuestionSpec, inputs: _Inputs, ctx: _RunContext) -> None:
+    """While this question's kernel boots: its inputs, then the caller's work."""
+    inputs.get(spec)
+    if ctx.meanwhile is not None:
+        ctx.meanwhile()
 
 
 async def _run_question(
-    spec: QuestionSpec, ref: NotebookRef, inputs: ProbeInputs, ctx: _RunContext
+    spec: QuestionSpec, ref: NotebookRef, inputs: _Inputs, ctx: _RunContext
 ) -> QuestionRun:
     student_nb = nbformat.read(str(ref.path), as_version=4)
     parameters = {
@@ -234,7 +254,8 @@ async def _run_question(
         probe_source=probe.cell_source(
             spec, box, step_seconds=max(1.0, ctx.profile.limits.probe_timeout_s / 2)
         ),
-        write_probe_inputs=lambda: probe.write_inputs(inputs, box.probe_in),
+        write_probe_inputs=lambda: probe.write_inputs(inputs.get(spec), box.probe_in),
+        meanwhile=lambda: _meanwhile(spec, inputs, ctx),
     )
     try:
         run = await ctx.executor.run(job)
@@ -252,9 +273,7 @@ async def _run_question(
     )
 
 
-async def _run_all(
-    inputs: dict[str, ProbeInputs], ctx: _RunContext, parallel: int
-) -> list[QuestionRun]:
+async def _run_all(inputs: _Inputs, ctx: _RunContext, parallel: int) -> list[QuestionRun]:
     gate = asyncio.Semaphore(parallel)
 
     async def one(spec: QuestionSpec) -> QuestionRun:
@@ -262,13 +281,13 @@ async def _run_all(
         if ref is None:
             return _not_run(spec, ctx.submission)
         async with gate:
-            return await _run_question(spec, ref, inputs[spec.id], ctx)
+            return await _run_question(spec, ref, inputs, ctx)
 
     return list(await asyncio.gather(*(one(spec) for spec in ctx.setup.questions)))
 
 
 def _score_all(
-    runs: list[QuestionRun], inputs: dict[str, ProbeInputs], ctx: _RunContext
+    runs: list[QuestionRun], inputs: _Inputs, ctx: _RunContext
 ) -> tuple[QuestionResult, ...]:
     """The checks, in the grader's own process, after every kernel is gone."""
     setup = ctx.setup
@@ -276,12 +295,12 @@ def _score_all(
     results = []
     for spec, run in zip(setup.questions, runs, strict=True):
         expected = ExpectationContext(
-            inputs=inputs[spec.id], data_root=ctx.data_root, profile=ctx.profile
+            inputs=inputs.get(spec), data_root=ctx.data_root, profile=ctx.profile
         )
         check_ctx = CheckContext(
             run=run,
             result_dir=ctx.result_dir,
-            inputs=inputs[spec.id],
+            inputs=inputs.get(spec),
             profile=ctx.profile,
             thresholds=thresholds,
             data_root=ctx.data_root,
@@ -307,11 +326,13 @@ def run_submission(
     progress: Callable[[str], None] | None = None,
     started: float,
     started_at: str,
+    meanwhile: Callable[[], None] | None = None,
 ) -> GradeReport:
     """Run and score one loaded submission; probe artifacts and executed notebooks land in
     ``result_dir`` (a staging folder that will become ``output_dir``, which the report names).
     ``started`` (``time.monotonic()``) and ``started_at`` (ISO, UTC) are when the grade began,
-    so its time includes loading."""
+    so its time includes loading. ``meanwhile``: called (it must return at once) while the
+    kernels boot, e.g. to get the renderers ready on a thread."""
     say = progress or (lambda _msg: None)
     questions = setup.questions
     parallel = setup.options.parallel or max(1, len(questions))
@@ -323,8 +344,9 @@ def run_submission(
         result_dir=result_dir,
         threads=sandbox.thread_share(min(parallel, len(questions) or 1), setup.options.cores),
         executor=executor or NbclientExecutor(),
+        meanwhile=meanwhile,
     )
-    inputs = {spec.id: _inputs(spec, ctx) for spec in questions}
+    inputs = _Inputs(ctx)
     runs = asyncio.run(_run_all(inputs, ctx, parallel))
     scored = _score_all(runs, inputs, ctx)
     run = SubmissionRun(

@@ -73,6 +73,11 @@ class KernelJob:
     """The probe cell's code (grader-owned), run after the student's cells."""
     write_probe_inputs: Callable[[], None]
     """Called just before the probe cell, so the student's code never sees the inputs."""
+    meanwhile: Callable[[], None] | None = None
+    """Called once the kernel's process is started and before it is ready: grader work that
+    needs no kernel (the probe's inputs, the renderers) is done while the kernel boots in its
+    own process, about 0.7 s in which the grader would otherwise only wait. If it raises, no
+    cell runs; the kernel is stopped and the error raised from ``run``."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -271,13 +276,32 @@ class CappedClient(NotebookClient):
     readable size, because the record needs them; comm messages (widgets) are never kept.
     """
 
-    def __init__(self, nb: NotebookNode, *, cap_bytes: int, **kw: Any):
+    def __init__(
+        self,
+        nb: NotebookNode,
+        *,
+        cap_bytes: int,
+        meanwhile: Callable[[], None] | None = None,
+        **kw: Any,
+    ):
         super().__init__(nb, **kw)
+        self.meanwhile = meanwhile
+        self.meanwhile_error: BaseException | None = None
         self.cap_bytes = cap_bytes
         self.kept_bytes = 0
         self.truncated = False
         self.timed_out = False
         """Set when the current cell hit its timeout (the kernel was interrupted)."""
+
+    async def async_start_new_kernel(self, **kwargs: Any) -> None:
+        """Launch the kernel's process, then run ``meanwhile`` while it boots (nbclient waits
+        for it to be ready only afterwards, in ``async_start_new_kernel_client``)."""
+        await super().async_start_new_kernel(**kwargs)
+        if self.meanwhile is not None:
+            try:
+                self.meanwhile()
+            except Exception as exc:  # raised by the executor once the kernel is stopped
+                self.meanwhile_error = exc
 
     async def _async_handle_timeout(
         self, timeout: int, cell: NotebookNode | None = None
@@ -363,6 +387,11 @@ def _manager_class(box: Sandbox, relays: list[KernelRelay]) -> type[AsyncKernelM
             if self.kernel_spec is not None:
                 self.kernel_spec.interrupt_mode = "message"
 
+        async def _async_wait(self, pollinterval: float = 0.1) -> None:
+            # jupyter_client polls for a killed kernel's exit every 0.1 s; it is gone in a
+            # few milliseconds (0.1 s of every grade otherwise)
+            await super()._async_wait(pollinterval=min(pollinterval, 0.005))
+
         def format_kernel_cmd(self, extra_arguments: list[str] | None = None) -> list[str]:
             relay = KernelRelay(box.ip, box.kernel_prefix, budget=MAX_MESSAGE_BYTES)
             relays.append(relay)
@@ -418,8 +447,10 @@ class NbclientExecutor:
             interrupt_on_timeout=True,
             error_on_timeout={"ename": TIMEOUT_ENAME, "evalue": "", "traceback": []},
             record_timing=False,
+            shutdown_kernel="immediate",  # the probe has answered: nothing in the kernel is wanted
             kernel_manager_class=_manager_class(box, relays),
             resources={"metadata": {"path": str(box.base)}},
+            meanwhile=job.meanwhile,
         )
         state = _RunState()
         log = _LogTail()
@@ -438,7 +469,8 @@ class NbclientExecutor:
                     if groups.memory is None and pid is not None:  # no cgroup: the fallback
                         watchdog = MemoryWatchdog(pid, limits.memory_mb << 20)
                         stack.enter_context(watchdog)
-                    await self._run_cells(client, job, state)
+                    if client.meanwhile_error is None:
+                        await self._run_cells(client, job, state)
         except DeadKernelError as exc:  # died while starting or shutting down
             # After a finished probe a death at shutdown changes nothing the grader needs.
             if state.died_at is None and state.probe_status != KernelStatus.OK:
@@ -462,6 +494,8 @@ class NbclientExecutor:
                 relay.close()
             memory_killed = groups.oom_kills() > 0 or bool(watchdog and watchdog.killed)
             cgroups.remove(groups)
+        if client.meanwhile_error is not None:  # the grader's own fault: not the notebook's
+            raise client.meanwhile_error
         return KernelRun(
             notebook=nb,
             cells=tuple(

@@ -22,11 +22,10 @@ from graders.evaluate import Basis, prepare, run_submission
 from graders.execute import Executor
 from graders.load import load_submission
 from graders.models import GradeReport, QuestionRun
+from graders.render import warm
 from graders.render.gradebook import write_gradebook
 from graders.render.gradescope import gradescope_results, write_results_json
 from graders.render.json_result import write_result_json
-from graders.render.templating import precompile_in_background
-from graders.render.write import write_reports
 from graders.rubric import Rubric
 from graders.score import merge_reports
 
@@ -57,7 +56,6 @@ def grade(
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
     # Before anything runs: a machine that cannot confine student code stops the grading here.
     setup = prepare(options, basis=basis, profiles=profiles)
-    precompile_in_background()  # the report templates, while the kernels run
     if base is not None and base.run.profile.name != setup.profile.name:
         raise MergeMismatchError(
             f"the stored result was graded with profile {base.run.profile.name}, this run would "
@@ -80,6 +78,7 @@ def grade(
                 progress=progress,
                 started=started,
                 started_at=started_at,
+                meanwhile=warm.in_background,  # the renderers, while the kernels boot
             )
             if base is not None:
                 now = {q.id for q in setup.questions}
@@ -97,6 +96,8 @@ def write_outputs(
     result: GradeReport, folder: Path, rubric: Rubric, thresholds: Thresholds
 ) -> None:
     """Every format of one graded submission, into its (staging) result folder."""
+    from graders.render.write import write_reports  # imported by then (``render.warm``)
+
     write_result_json(result, folder / "result.json")
     write_reports(result, folder, thresholds=thresholds)
     gradescope = gradescope_results(result, hidden_visibility=rubric.hidden_visibility)

@@ -14,8 +14,20 @@ venv="${DLGRADE_VENV:-.venv}"
 "$venv/bin/ruff" check .
 "$venv/bin/mypy"
 "$venv/bin/lint-imports"  # the import contracts in pyproject.toml: no cycles, kernel code apart
+# Workers: a run that leaves the slow tests out (the developer loop, `-m "not slow"`) takes two
+# at a time (pytest-xdist; its tests start kernels and wait on them, so two fit on 2 cores);
+# anything else, CI's whole suite included, one at a time: the slow tests train models under
+# cell and total time limits that a second test on the same cores would eat into.
+# DLGRADE_TEST_WORKERS overrides either (0: no workers).
+workers="${DLGRADE_TEST_WORKERS:-}"
+if [ -z "$workers" ]; then
+  workers=0
+  for arg in "$@"; do
+    case "$arg" in *"not slow"*) workers=2 ;; esac
+  done
+fi
 set +e
-"$venv/bin/python" -m pytest "$@"
+"$venv/bin/python" -m pytest -n "$workers" "$@"
 status=$?
 set -e
 if [ "$status" -eq 5 ]; then

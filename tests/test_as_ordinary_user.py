@@ -47,12 +47,15 @@ def _account() -> pwd.struct_passwd:
     try:
         return pwd.getpwnam(ACCOUNT)
     except KeyError:
-        subprocess.run(
+        made = subprocess.run(
             ["useradd", "--create-home", "--shell", "/bin/sh", ACCOUNT],
-            check=True,
             capture_output=True,
+            text=True,
         )
-        return pwd.getpwnam(ACCOUNT)
+        try:  # another test worker may have made it in the meantime (useradd then fails)
+            return pwd.getpwnam(ACCOUNT)
+        except KeyError:
+            raise AssertionError(f"useradd {ACCOUNT} failed: {made.stderr.strip()}") from None
 
 
 def _needed_paths() -> list[Path]:

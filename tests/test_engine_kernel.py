@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -44,6 +45,8 @@ def _run(
     parameters: dict[str, object] | None = None,
     probe_source: str = "print('probe ran')",
     argv: list[str] | None = None,
+    meanwhile: Callable[[], None] | None = None,
+    probe_inputs: Callable[[], None] | None = None,
 ) -> tuple[KernelRun, inject.PreparedNotebook, sandbox.Sandbox]:
     prepared = inject.prepare(
         nb,
@@ -59,7 +62,8 @@ def _run(
         sandbox=box,
         limits=limits,
         probe_source=probe_source,
-        write_probe_inputs=lambda: box.probe_in.mkdir(parents=True, exist_ok=True),
+        write_probe_inputs=probe_inputs or (lambda: box.probe_in.mkdir(exist_ok=True)),
+        meanwhile=meanwhile,
     )
     return asyncio.run(NbclientExecutor().run(job)), prepared, box
 
@@ -186,6 +190,57 @@ def test_snapshots_keep_the_first_value_of_a_name(tmp_path: Path) -> None:
     probe = "print(__dlgrader_snapshots__['w'])"
     run, _, _ = _run(tmp_path, nb, probe_source=probe)
     assert run.probe_status == "ok"
+
+
+def test_grader_work_runs_while_the_kernel_boots_and_its_failure_runs_no_cell(
+    tmp_path: Path,
+) -> None:
+    """``KernelJob.meanwhile`` runs once the kernel's process exists and before the first cell;
+    if it fails (the grader's own fault), no student cell runs, the kernel is stopped and the
+    error itself comes out of ``run``: not a failed cell, not "kernel machinery failed"."""
+    seen: list[bool] = []
+    before = set(_children())
+
+    def meanwhile() -> None:  # the launcher's process is there: the kernel is booting
+        seen.append(bool(set(_children()) - before))
+
+    run, prepared, _ = _run(tmp_path / "ok", _notebook("print(1)"), meanwhile=meanwhile)
+    assert seen == [True]
+    assert _statuses(run, prepared) == {0: "ok"} and run.probe_status == "ok"
+
+    probed: list[bool] = []
+
+    def fails() -> None:
+        raise RuntimeError("the inputs could not be drawn")
+
+    before = set(_children())
+    with pytest.raises(RuntimeError, match="the inputs could not be drawn"):
+        _run(
+            tmp_path / "fails",
+            _notebook("print(1)"),
+            meanwhile=fails,
+            probe_inputs=lambda: probed.append(True),
+        )
+    assert probed == [], "the cells and the probe ran after the grader's own work failed"
+    assert set(_children()) <= before, "the kernel was left running"
+
+
+def _children() -> list[int]:
+    """This process's live child processes (the kernels' launchers)."""
+    import os
+
+    me = os.getpid()
+    found = []
+    for entry in os.listdir("/proc"):
+        if entry.isdigit():
+            try:
+                with open(f"/proc/{entry}/stat") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            if int(fields[1]) == me and fields[0] != "Z":
+                found.append(int(entry))
+    return found
 
 
 @pytest.mark.slow

@@ -66,3 +66,28 @@ def test_every_report_template_is_compiled_in_the_background_once_grading_starts
     environment.get_template("feedback.html.j2")
     environment.get_template("_question.html.j2")
     assert len(compiled) == before
+
+
+def test_the_renderers_are_imported_while_the_kernels_boot_not_before() -> None:
+    """``dlgrade grade`` starts its kernels before it imports Jinja and the renderers
+    (``graders.render.warm`` does, on a thread, while the kernels boot): a fresh process that
+    imports the command has neither, and the warm-up brings both."""
+    import subprocess
+    import sys
+
+    script = (
+        "import sys, graders.cli\n"
+        "from graders.render import warm\n"
+        "early = [m for m in ('jinja2', 'markdown_it', 'graders.render.templating') "
+        "if m in sys.modules]\n"
+        "warm.in_background(); warm._thread.join()\n"
+        "from graders.render import templating\n"
+        "templating._finish_precompiling()\n"
+        "print(repr(early), 'graders.render.write' in sys.modules, len(templating._COMPILED._code))"
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=True
+    )
+    early, write, compiled = done.stdout.strip().rsplit(" ", 2)
+    assert early == "[]", f"imported before any kernel started: {early}"
+    assert write == "True" and int(compiled) > 5

@@ -179,11 +179,10 @@ _precompiling: threading.Thread | None = None
 def precompile_in_background() -> None:
     """Compile every report template on a daemon thread, into the process's cache.
 
-    Called when grading starts: the grading process then mostly waits for the student's kernel
-    (another process), so the compiling, a good part of a one-question grade's own time, is
-    done by the time the pages are rendered. The thread only compiles (the renderers are
-    imported already, so no import runs beside the main thread's); a template that fails to
-    compile is left for ``render`` to report. Once per process.
+    Called by ``graders.render.warm`` while the kernels boot: the grading process then mostly
+    waits for the student's kernel (another process), so the compiling, a good part of a
+    one-question grade's own time, is done by the time the pages are rendered. A template that
+    fails to compile is left for ``render`` to report. Once per process.
     """
     global _precompiling
     if _precompiling is not None:

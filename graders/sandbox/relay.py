@@ -21,6 +21,7 @@ connection costs two threads and a 64 KiB buffer.
 from __future__ import annotations
 
 import contextlib
+import selectors
 import socket
 import threading
 import time
@@ -36,7 +37,6 @@ message of many empty frames meets the budget too."""
 MAX_COMMAND_BYTES = 64 << 10
 """A ZMTP command (READY, PING, ...) is a few dozen bytes; none needs more."""
 _CHUNK = 64 << 10
-_ACCEPT_POLL_S = 0.2
 _CONNECT_S = 5.0
 
 
@@ -176,7 +176,8 @@ class KernelRelay:
         self.cuts: list[str] = []
         """Why connections were cut (for the log and the tests)."""
         self._stop = threading.Event()
-        self._listeners: list[socket.socket] = []
+        self._listeners: list[tuple[socket.socket, int]] = []
+        self._wake, self._wake_send = socket.socketpair()
         self._links: list[_Link] = []
         self._threads: list[threading.Thread] = []
         self._lock = threading.Lock()
@@ -188,25 +189,25 @@ class KernelRelay:
             listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
             listener.bind(f"{self.listen_prefix}-{port}")
             listener.listen(16)
-            listener.settimeout(_ACCEPT_POLL_S)
-            self._listeners.append(listener)
-            self._spawn(self._accept, listener, port)
+            listener.setblocking(False)
+            self._listeners.append((listener, port))
+        self._spawn(self._accept)
 
     def close(self) -> None:
         """Stop listening and cut every connection; the threads end on their own."""
         self._stop.set()
-        for listener in self._listeners:  # wake each accept() now, not at its next poll
-            with contextlib.suppress(OSError), socket.socket(socket.AF_UNIX) as wake:
-                wake.settimeout(0.5)  # a full backlog: the poll ends the thread anyway
-                wake.connect(listener.getsockname())
+        with contextlib.suppress(OSError):
+            self._wake_send.send(b"x")  # ends the accept thread's select() at once
         with self._lock:
             links = list(self._links)
         for link in links:
             link.stop()
         for thread in list(self._threads):
             thread.join(timeout=2.0)
-        for listener in self._listeners:
+        for listener, _ in self._listeners:
             listener.close()
+        self._wake_send.close()
+        self._wake.close()
 
     def _spawn(self, target: Callable[..., None], *args: object) -> None:
         thread = threading.Thread(target=target, args=args, daemon=True, name="dlgrade-relay")
@@ -215,19 +216,27 @@ class KernelRelay:
             self._threads.append(thread)
         thread.start()
 
-    def _accept(self, listener: socket.socket, port: int) -> None:
-        while not self._stop.is_set():
-            try:
-                grader, _ = listener.accept()
-            except TimeoutError:
-                continue
-            except OSError:
-                return
-            if self._stop.is_set():  # the wake-up from close()
-                grader.close()
-                return
-            grader.settimeout(None)
-            self._spawn(self._serve, grader, port)
+    def _accept(self) -> None:
+        """One thread for every channel's listener, woken by ``close`` through a socket pair
+        (a connection to a listener cannot wake it: jupyter_client removes the listeners'
+        paths when it cleans up the kernel, before the relay is closed; and ``shutdown`` does
+        not end an ``accept`` on a unix socket)."""
+        with selectors.DefaultSelector() as selector:
+            for listener, port in self._listeners:
+                selector.register(listener, selectors.EVENT_READ, port)
+            selector.register(self._wake, selectors.EVENT_READ, None)
+            while not self._stop.is_set():
+                for key, _ in selector.select():
+                    if key.data is None or self._stop.is_set():
+                        return
+                    try:
+                        grader, _ = key.fileobj.accept()  # type: ignore[union-attr]
+                    except (BlockingIOError, InterruptedError):
+                        continue
+                    except OSError:
+                        return
+                    grader.setblocking(True)
+                    self._spawn(self._serve, grader, key.data)
 
     def _kernel_side(self, port: int) -> socket.socket | None:
         """A connection to the kernel's socket, waiting while the kernel starts."""
