@@ -36,7 +36,7 @@ from graders.config import (
 )
 from graders.data import default_data_root
 from graders.errors import DataError
-from graders.execute import Executor, KernelJob, NbclientExecutor
+from graders.execute import Executor, KernelJob, NbclientExecutor, StartedKernel
 from graders.load import missing_notebook
 from graders.models import (
     Confinement,
@@ -172,12 +172,16 @@ def _not_run(spec: QuestionSpec, submission: Submission) -> QuestionRun:
 class _RunContext:
     setup: Setup
     submission: Submission
-    scratch: Path
     result_dir: Path
-    threads: int
-    executor: Executor
-    meanwhile: Callable[[], None] | None = None
-    """The caller's work for the time a kernel boots (``KernelJob.meanwhile``)."""
+    kernels: StartedKernels
+
+    @property
+    def executor(self) -> Executor:
+        return self.kernels.executor
+
+    @property
+    def threads(self) -> int:
+        return self.kernels.threads
 
     @property
     def profile(self) -> Profile:
@@ -193,9 +197,9 @@ class _RunContext:
 
 
 class _Inputs:
-    """The probe's inputs per question, seeded per submission and question, drawn once: while
-    the question's kernel boots (``KernelJob.meanwhile``), or else when first asked for. The
-    probe writes them after the student's cells; the checks reuse the same ones."""
+    """The probe's inputs per question, seeded per submission and question, drawn once (while
+    the kernels boot, see ``run_submission``). The probe writes them after the student's
+    cells; the checks reuse the same ones."""
 
     def __init__(self, ctx: _RunContext):
         self._ctx = ctx
@@ -210,17 +214,16 @@ class _Inputs:
         return self._drawn[spec.id]
 
 
-def _meanwhile(spec: QuestionSpec, inputs: _Inputs, ctx: _RunContext) -> None:
-    """While this question's kernel boots: its inputs, then the caller's work."""
-    inputs.get(spec)
-    if ctx.meanwhile is not None:
-        ctx.meanwhile()
-
-
-async def _run_question(
-    spec: QuestionSpec, ref: NotebookRef, inputs: _Inputs, ctx: _RunContext
-) -> QuestionRun:
-    student_nb = nbformat.read(str(ref.path), as_version=4)
+def _job(
+    spec: QuestionSpec,
+    ref: NotebookRef,
+    student_nb: nbformat.NotebookNode,
+    box: sandbox.Sandbox,
+    started: StartedKernel | None,
+    inputs: _Inputs,
+    ctx: _RunContext,
+) -> KernelJob:
+    """The notebook the kernel runs (the student's, with the grader's cells) and its probe."""
     parameters = {
         "DATA_ROOT": str(ctx.data_root),
         "DEVICE": ctx.profile.device,
@@ -234,32 +237,40 @@ async def _run_question(
         snapshot_names=spec.snapshot_names,
         data_root=str(ctx.data_root),
         device=ctx.profile.device,
+        files_from=box.kernel_paths.probe_in,
+        files=sandbox.deliver(box, {ref.path.name: ref.path}),
     )
-    prepared = inject.prepare(student_nb, parameters=parameters, preamble=preamble)
-    box = sandbox.prepare(
-        plan=ctx.setup.plan,
+    return KernelJob(
         question=spec.id,
-        scratch=ctx.scratch,
-        limits=ctx.profile.limits,
-        threads=ctx.threads,
-        device=ctx.profile.device,
-        data_root=ctx.data_root,
-        files_in={ref.path.name: ref.path},
-    )
-    job = KernelJob(
-        question=spec.id,
-        prepared=prepared,
+        prepared=inject.prepare(student_nb, parameters=parameters, preamble=preamble),
         sandbox=box,
         limits=ctx.profile.limits,
         probe_source=probe.cell_source(
             spec, box, step_seconds=max(1.0, ctx.profile.limits.probe_timeout_s / 2)
         ),
         write_probe_inputs=lambda: probe.write_inputs(inputs.get(spec), box.probe_in),
-        meanwhile=lambda: _meanwhile(spec, inputs, ctx),
+        started=started,
     )
+
+
+async def _run_question(
+    spec: QuestionSpec, ref: NotebookRef, inputs: _Inputs, ctx: _RunContext
+) -> QuestionRun:
+    started = ctx.kernels.take(spec.id)
+    box = started.sandbox if started is not None else ctx.kernels.sandbox_for(spec)
     try:
+        student_nb = nbformat.read(str(ref.path), as_version=4)
+        job = _job(spec, ref, student_nb, box, started, inputs, ctx)
         run = await ctx.executor.run(job)
-        execution = execution_record(spec.id, run, prepared, ctx.result_dir, threads=ctx.threads)
+    except BaseException:
+        if started is not None:  # a no-op for one that ``run`` ended already
+            await ctx.executor.stop(started)
+        sandbox.cleanup(box)
+        raise
+    try:
+        execution = execution_record(
+            spec.id, run, job.prepared, ctx.result_dir, threads=ctx.threads
+        )
         probe_record = probe.collect(spec, run, box, ctx.result_dir)
     finally:
         sandbox.cleanup(box)
@@ -319,35 +330,26 @@ def run_submission(
     setup: Setup,
     submission: Submission,
     *,
-    scratch: Path,
+    kernels: StartedKernels,
     result_dir: Path,
     output_dir: Path,
-    executor: Executor | None = None,
     progress: Callable[[str], None] | None = None,
     started: float,
     started_at: str,
-    meanwhile: Callable[[], None] | None = None,
 ) -> GradeReport:
-    """Run and score one loaded submission; probe artifacts and executed notebooks land in
-    ``result_dir`` (a staging folder that will become ``output_dir``, which the report names).
-    ``started`` (``time.monotonic()``) and ``started_at`` (ISO, UTC) are when the grade began,
-    so its time includes loading. ``meanwhile``: called (it must return at once) while the
-    kernels boot, e.g. to get the renderers ready on a thread."""
+    """Run and score one loaded submission in ``kernels`` (started before it was read,
+    ``start_kernels``); probe artifacts and executed notebooks land in ``result_dir`` (a staging
+    folder that will become ``output_dir``, which the report names). ``started``
+    (``time.monotonic()``) and ``started_at`` (ISO, UTC) are when the grade began, so its time
+    includes loading."""
     say = progress or (lambda _msg: None)
-    questions = setup.questions
-    parallel = setup.options.parallel or max(1, len(questions))
     say(f"grading {submission.name} with profile {setup.choice.name} ({setup.choice.reason})")
-    ctx = _RunContext(
-        setup=setup,
-        submission=submission,
-        scratch=scratch,
-        result_dir=result_dir,
-        threads=sandbox.thread_share(min(parallel, len(questions) or 1), setup.options.cores),
-        executor=executor or NbclientExecutor(),
-        meanwhile=meanwhile,
-    )
+    ctx = _RunContext(setup=setup, submission=submission, result_dir=result_dir, kernels=kernels)
+    kernels.stop_unused(submission)  # a question without a notebook needs no kernel
     inputs = _Inputs(ctx)
-    runs = asyncio.run(_run_all(inputs, ctx, parallel))
+    for spec in setup.questions:  # while the kernels boot
+        inputs.get(spec)
+    runs = kernels.runner.run(_run_all(inputs, ctx, kernels.parallel))
     scored = _score_all(runs, inputs, ctx)
     run = SubmissionRun(
         submission=submission,
@@ -360,3 +362,92 @@ def run_submission(
         confinement=setup.confinement,
     )
     return grade_report(run, scored)
+
+
+class StartedKernels:
+    """A kernel per graded question, launched before the submission is read: each boots in its
+    own process (about 0.7 s of Python, IPython and ipykernel imports) while the grader reads
+    and matches the notebooks, draws the probe's inputs and gets its renderers ready, which
+    otherwise came before it, one after the other. Nothing of the submission is in a kernel
+    until its job hands the notebook over (``sandbox.deliver``); no student code runs before.
+
+    At most ``parallel`` kernels are started ahead (``--parallel``); the others start when a
+    kernel slot is free. One event loop serves every step (``asyncio.Runner``), so the kernels
+    started here are run by the same loop. Leaving the ``with`` stops every kernel no job took.
+    """
+
+    def __init__(self, setup: Setup, scratch: Path, executor: Executor):
+        self.setup = setup
+        self.scratch = scratch
+        self.executor = executor
+        questions = setup.questions
+        self.parallel = setup.options.parallel or max(1, len(questions))
+        self.threads = sandbox.thread_share(
+            min(self.parallel, len(questions) or 1), setup.options.cores
+        )
+        self.runner = asyncio.Runner()
+        self._waiting: dict[str, StartedKernel] = {}
+
+    def sandbox_for(self, spec: QuestionSpec) -> sandbox.Sandbox:
+        """A new kernel sandbox for ``spec`` (nothing of the submission in it yet)."""
+        profile = self.setup.profile
+        return sandbox.prepare(
+            plan=self.setup.plan,
+            question=spec.id,
+            scratch=self.scratch,
+            limits=profile.limits,
+            threads=self.threads,
+            device=profile.device,
+            data_root=self.setup.data_root,
+        )
+
+    async def _start(self) -> None:
+        for spec in self.setup.questions[: self.parallel]:
+            box = self.sandbox_for(spec)
+            try:
+                self._waiting[spec.id] = await self.executor.start(box, self.setup.profile.limits)
+            except BaseException:
+                sandbox.cleanup(box)
+                raise
+
+    def take(self, question: str) -> StartedKernel | None:
+        """The started kernel of ``question``, for its job (None: start one now)."""
+        return self._waiting.pop(question, None)
+
+    def stop_unused(self, submission: Submission) -> None:
+        """Stop the kernels of the questions ``submission`` has no notebook for."""
+        unused = [q for q in self._waiting if submission.notebook_for(q) is None]
+        if unused:
+            self.runner.run(self._stop(unused))
+
+    async def _stop(self, questions: list[str]) -> None:
+        for question in questions:
+            started = self._waiting.pop(question)
+            try:
+                await self.executor.stop(started)
+            finally:
+                sandbox.cleanup(started.sandbox)
+
+    def __enter__(self) -> StartedKernels:
+        self.runner.__enter__()
+        try:
+            self.runner.run(self._start())
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def __exit__(self, *_exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        try:
+            if self._waiting:
+                self.runner.run(self._stop(list(self._waiting)))
+        finally:
+            self.runner.close()
+
+
+def start_kernels(setup: Setup, scratch: Path, executor: Executor | None = None) -> StartedKernels:
+    """Start a kernel per graded question now (use as ``with``): see ``StartedKernels``."""
+    return StartedKernels(setup, scratch, executor or NbclientExecutor())

@@ -24,6 +24,7 @@ import zmq
 import zmq.asyncio
 from jupyter_client.asynchronous.client import AsyncKernelClient
 from jupyter_client.connect import channel_socket_types
+from jupyter_client.kernelspec import KernelSpec
 from jupyter_client.manager import AsyncKernelManager
 from nbclient import NotebookClient
 from nbclient.exceptions import CellTimeoutError, DeadKernelError
@@ -61,6 +62,20 @@ _UNCOUNTED = frozenset({"status", "execute_input", "shutdown_reply"})
 """Small bookkeeping messages the executor needs; every other message counts against the cap."""
 
 
+@dataclass(kw_only=True)
+class StartedKernel:
+    """A kernel launched before its notebook is known (``Executor.start``): it boots in its own
+    process, about 0.7 s of Python, IPython and ipykernel imports, while the grader reads the
+    submission and draws the probe's inputs. ``Executor.run`` takes it over with a job of the
+    same sandbox; ``Executor.stop`` ends one that no job took (a question without a notebook, a
+    submission that could not be read)."""
+
+    sandbox: Sandbox
+    limits: Limits
+    state: Any = None
+    """The executor's own (nbclient's client, the kernel's log, cgroups, relays)."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class KernelJob:
     """Everything one kernel run needs; built by the pipeline from the earlier steps."""
@@ -73,11 +88,8 @@ class KernelJob:
     """The probe cell's code (grader-owned), run after the student's cells."""
     write_probe_inputs: Callable[[], None]
     """Called just before the probe cell, so the student's code never sees the inputs."""
-    meanwhile: Callable[[], None] | None = None
-    """Called once the kernel's process is started and before it is ready: grader work that
-    needs no kernel (the probe's inputs, the renderers) is done while the kernel boots in its
-    own process, about 0.7 s in which the grader would otherwise only wait. If it raises, no
-    cell runs; the kernel is stopped and the error raised from ``run``."""
+    started: StartedKernel | None = None
+    """This sandbox's kernel, already launched (``Executor.start``); None: ``run`` starts one."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -116,7 +128,11 @@ class KernelRun:
 
 
 class Executor(Protocol):
+    async def start(self, box: Sandbox, limits: Limits) -> StartedKernel: ...
+
     async def run(self, job: KernelJob) -> KernelRun: ...
+
+    async def stop(self, started: StartedKernel) -> None: ...
 
 
 def plain_traceback(lines: list[str]) -> str:
@@ -276,32 +292,13 @@ class CappedClient(NotebookClient):
     readable size, because the record needs them; comm messages (widgets) are never kept.
     """
 
-    def __init__(
-        self,
-        nb: NotebookNode,
-        *,
-        cap_bytes: int,
-        meanwhile: Callable[[], None] | None = None,
-        **kw: Any,
-    ):
+    def __init__(self, nb: NotebookNode, *, cap_bytes: int, **kw: Any):
         super().__init__(nb, **kw)
-        self.meanwhile = meanwhile
-        self.meanwhile_error: BaseException | None = None
         self.cap_bytes = cap_bytes
         self.kept_bytes = 0
         self.truncated = False
         self.timed_out = False
         """Set when the current cell hit its timeout (the kernel was interrupted)."""
-
-    async def async_start_new_kernel(self, **kwargs: Any) -> None:
-        """Launch the kernel's process, then run ``meanwhile`` while it boots (nbclient waits
-        for it to be ready only afterwards, in ``async_start_new_kernel_client``)."""
-        await super().async_start_new_kernel(**kwargs)
-        if self.meanwhile is not None:
-            try:
-                self.meanwhile()
-            except Exception as exc:  # raised by the executor once the kernel is stopped
-                self.meanwhile_error = exc
 
     async def _async_handle_timeout(
         self, timeout: int, cell: NotebookNode | None = None
@@ -384,8 +381,16 @@ def _manager_class(box: Sandbox, relays: list[KernelRelay]) -> type[AsyncKernelM
             self.transport = "ipc"
             self.ip = box.ip
             self.connection_file = str(box.connection_file)
-            if self.kernel_spec is not None:
-                self.kernel_spec.interrupt_mode = "message"
+            # The sandbox's own spec, not one looked up among the installed kernels: the
+            # command is the sandbox's anyway (``format_kernel_cmd``), an installed spec's
+            # ``env`` would reach the kernel, and the lookup imports ipykernel into the grader
+            # (0.07 s before the kernel could start).
+            self._kernel_spec = KernelSpec(
+                argv=list(box.argv),
+                display_name="dlgrade sandbox",
+                language="python",
+                interrupt_mode="message",
+            )
 
         async def _async_wait(self, pollinterval: float = 0.1) -> None:
             # jupyter_client polls for a killed kernel's exit every 0.1 s; it is gone in a
@@ -426,19 +431,50 @@ class _RunState:
     probe_seconds: float = 0.0
 
 
+def client_has_kernel(client: NotebookClient) -> bool:
+    return client.km is not None and bool(client.km.has_kernel)
+
+
+@dataclass(kw_only=True)
+class _Launch:
+    """One launched kernel's machinery on the grader's side, until ``finish``."""
+
+    client: CappedClient
+    relays: list[KernelRelay]
+    log: _LogTail
+    groups: cgroups.KernelCgroups
+    failed: Exception | None = None
+    """Why the launch failed, raised by ``run``."""
+    _finished: bool = False
+
+    def finish(self) -> bool:
+        """Close the relays and the log, remove the cgroups (killing what is left in them);
+        whether their memory limit killed a process. Once."""
+        if self._finished:
+            return False
+        self._finished = True
+        self.log.close_writer()
+        for relay in self.relays:
+            relay.close()
+        killed = self.groups.oom_kills() > 0
+        cgroups.remove(self.groups)
+        return killed
+
+
 class NbclientExecutor:
-    """Real kernels, one per job, through nbclient."""
+    """Real kernels, one per job, through nbclient: ``start`` launches, ``run`` waits for the
+    kernel to be ready and runs the job's notebook, then the probe."""
 
     startup_timeout_s: float = 120.0
 
-    async def run(self, job: KernelJob) -> KernelRun:
-        started = time.monotonic()
-        nb = job.prepared.notebook
-        limits = job.limits
-        box = job.sandbox
+    async def start(self, box: Sandbox, limits: Limits) -> StartedKernel:
+        """Launch the sandbox's kernel and return at once: it is waited for in ``run``. A launch
+        that fails is reported by ``run`` too, as a kernel that could not start."""
         relays: list[KernelRelay] = []
         client = CappedClient(
-            nb,
+            # The job's notebook replaces it in ``run``. Not ``new_notebook()``: that validates,
+            # and compiling nbformat's validator (0.08 s) would come before the kernel starts.
+            NotebookNode(cells=[], metadata={}, nbformat=4, nbformat_minor=5),
             cap_bytes=limits.output_cap_kb * 1024,
             timeout=int(limits.cell_timeout_s),
             startup_timeout=int(self.startup_timeout_s),
@@ -450,27 +486,59 @@ class NbclientExecutor:
             shutdown_kernel="immediate",  # the probe has answered: nothing in the kernel is wanted
             kernel_manager_class=_manager_class(box, relays),
             resources={"metadata": {"path": str(box.base)}},
-            meanwhile=job.meanwhile,
         )
-        state = _RunState()
-        log = _LogTail()
         groups = cgroups.make(limits, box.cgroups, cpus=box.threads)
-        watchdog: MemoryWatchdog | None = None
+        launch = _Launch(client=client, relays=relays, log=_LogTail(), groups=groups)
+        client.km = client.create_kernel_manager()
         try:
-            async with client.async_setup_kernel(
-                env={**box.env, "DLGRADE_CGROUPS": ":".join(map(str, groups.procs))},
+            await client.async_start_new_kernel(
+                env={**box.env, "DLGRADE_CGROUPS": ":".join(map(str, launch.groups.procs))},
                 cwd=str(box.base),
-                stdout=log.write_fd,
-                stderr=log.write_fd,
-            ):
+                stdout=launch.log.write_fd,
+                stderr=launch.log.write_fd,
+            )
+        except Exception as exc:  # reported by ``run``, where a start fails
+            launch.failed = exc
+        launch.log.close_writer()  # the kernel holds its own copy
+        return StartedKernel(sandbox=box, limits=limits, state=launch)
+
+    async def stop(self, started: StartedKernel) -> None:
+        """End a started kernel that no job took."""
+        launch: _Launch = started.state
+        try:
+            if launch.failed is None and client_has_kernel(launch.client):
+                await launch.client._async_cleanup_kernel()
+        finally:
+            launch.finish()
+
+    async def run(self, job: KernelJob) -> KernelRun:
+        started = job.started or await self.start(job.sandbox, job.limits)
+        if started.sandbox is not job.sandbox:
+            raise ValueError("a started kernel runs only a job of its own sandbox")
+        began = time.monotonic()
+        launch: _Launch = started.state
+        client, log, groups = launch.client, launch.log, launch.groups
+        nb = client.nb = job.prepared.notebook
+        limits = job.limits
+        state = _RunState()
+        watchdog: MemoryWatchdog | None = None
+        if launch.failed is not None:
+            launch.finish()
+            said = log.text()
+            raise ExecutionError(
+                f"could not start a Jupyter kernel: {launch.failed}"
+                + (f"; the kernel said: {said[-1500:]}" if said else ""),
+                question=job.question,
+            ) from launch.failed
+        try:
+            async with client.async_setup_kernel():  # launched already: wait until it is ready
                 log.close_writer()
                 with contextlib.ExitStack() as stack:
                     pid = _kernel_pid(client)
                     if groups.memory is None and pid is not None:  # no cgroup: the fallback
                         watchdog = MemoryWatchdog(pid, limits.memory_mb << 20)
                         stack.enter_context(watchdog)
-                    if client.meanwhile_error is None:
-                        await self._run_cells(client, job, state)
+                    await self._run_cells(client, job, state)
         except DeadKernelError as exc:  # died while starting or shutting down
             # After a finished probe a death at shutdown changes nothing the grader needs.
             if state.died_at is None and state.probe_status != KernelStatus.OK:
@@ -489,13 +557,7 @@ class NbclientExecutor:
             state.probe_status = KernelStatus.ERROR
             state.probe_message = f"kernel machinery failed: {exc}"
         finally:
-            log.close_writer()
-            for relay in relays:
-                relay.close()
-            memory_killed = groups.oom_kills() > 0 or bool(watchdog and watchdog.killed)
-            cgroups.remove(groups)
-        if client.meanwhile_error is not None:  # the grader's own fault: not the notebook's
-            raise client.meanwhile_error
+            memory_killed = launch.finish() or bool(watchdog and watchdog.killed)
         return KernelRun(
             notebook=nb,
             cells=tuple(
@@ -514,7 +576,7 @@ class NbclientExecutor:
             kernel_died_at=state.died_at,
             total_timed_out=state.total_timed_out,
             output_truncated=client.truncated,
-            seconds=time.monotonic() - started,
+            seconds=time.monotonic() - began,
             probe_seconds=state.probe_seconds,
             memory_killed=memory_killed,
         )

@@ -70,15 +70,20 @@ def preamble_source(
     snapshot_names: tuple[str, ...],
     data_root: str | None = None,
     device: str = "cpu",
+    files_from: str | None = None,
+    files: tuple[str, ...] = (),
 ) -> str:
     """The preamble cell: ``graders/kernel/preamble.py`` and one call with this grading's values,
-    in a private namespace (nothing of it is left among the student's names but the snapshots)."""
+    in a private namespace (nothing of it is left among the student's names but the snapshots).
+    ``files``: names in the kernel's folder ``files_from`` to copy into its working folder
+    first (the student's notebook, ``sandbox.deliver``)."""
     compat = (
         None if data_root is None else {"source": _COMPAT, "data_root": data_root, "device": device}
     )
+    copies = {"from": files_from, "names": list(files)} if files_from and files else None
     call = (
         f"preamble({seed!r}, {threads!r}, {uses_torch!r}, {tuple(snapshot_names)!r}, "
-        f"{SNAPSHOTS_NAME!r}, {compat!r})"
+        f"{SNAPSHOTS_NAME!r}, {compat!r}, {copies!r})"
     )
     return f"""# Grader preamble: fixed seeds, thread share, first values of {list(snapshot_names)}.
 def __dlgrader_preamble():

@@ -1,8 +1,10 @@
 """The steps in order, nothing else: load -> (execute -> probe -> check -> score) -> write.
 
-``evaluate`` runs the middle for one loaded submission. The result folder is built beside its
-final place and swapped in at the end, so an interrupted run never leaves a half-written result
-where a good one was.
+``evaluate`` runs the middle for one loaded submission. Its kernels are started first, before
+the submission is read: they boot in their own processes while it is loaded (no student code
+runs before its notebook is handed over). The result folder is built beside its final place
+and swapped in at the end, so an interrupted run never leaves a half-written result where a
+good one was.
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ from pathlib import Path
 
 from graders.config import GradeOptions, Profiles, Thresholds
 from graders.errors import MergeMismatchError
-from graders.evaluate import Basis, prepare, run_submission
+from graders.evaluate import Basis, prepare, run_submission, start_kernels
 from graders.execute import Executor
 from graders.load import load_submission
 from graders.models import GradeReport, QuestionRun
@@ -62,8 +64,12 @@ def grade(
             f"use {setup.profile.name}: one report cannot mix them"
         )
     out_dir.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix="dlgrade-") as tmp:
+    with (
+        tempfile.TemporaryDirectory(prefix="dlgrade-") as tmp,
+        start_kernels(setup, Path(tmp), executor) as kernels,  # they boot while it is read
+    ):
         scratch = Path(tmp)
+        warm.in_background()  # the renderers, on a thread, while the kernels boot
         submission = load_submission(source, scratch, setup.all_questions)
         staging = out_dir / f".{submission.name}.partial-{secrets.token_hex(4)}"
         staging.mkdir(mode=0o700)  # a result is for its grader: no kernel uid may read it
@@ -71,14 +77,12 @@ def grade(
             result = run_submission(
                 setup,
                 submission,
-                scratch=scratch,
+                kernels=kernels,
                 result_dir=staging,
                 output_dir=out_dir / submission.name,
-                executor=executor,
                 progress=progress,
                 started=started,
                 started_at=started_at,
-                meanwhile=warm.in_background,  # the renderers, while the kernels boot
             )
             if base is not None:
                 now = {q.id for q in setup.questions}

@@ -56,7 +56,7 @@ def run_self_check(
     from datetime import UTC, datetime
 
     from graders.config import GradeOptions
-    from graders.evaluate import LiveBasis, prepare, run_submission
+    from graders.evaluate import LiveBasis, prepare, run_submission, start_kernels
     from graders.kit.store import KitBasis, installed_kit, kit_options
     from graders.load import load_submission
     from graders.render.json_result import write_result_json
@@ -84,19 +84,22 @@ def run_self_check(
     if unknown:
         raise GraderError(f"unknown question {', '.join(unknown)}; choose from {', '.join(known)}")
     with tempfile.TemporaryDirectory(prefix="dlgrade-check-") as tmp:
-        submission = load_submission(source, Path(tmp) / "work", setup.all_questions)
-        result_dir = (out_dir or Path(tmp)) / submission.name
-        result_dir.mkdir(parents=True, exist_ok=True)
-        report = run_submission(
-            setup,
-            submission,
-            scratch=Path(tmp) / "work",
-            result_dir=result_dir,
-            output_dir=result_dir,
-            progress=say,
-            started=started,
-            started_at=started_at,
-        )
+        scratch = Path(tmp) / "work"
+        scratch.mkdir()
+        with start_kernels(setup, scratch) as kernels:  # they boot while the notebooks are read
+            submission = load_submission(source, scratch, setup.all_questions)
+            result_dir = (out_dir or Path(tmp)) / submission.name
+            result_dir.mkdir(parents=True, exist_ok=True)
+            report = run_submission(
+                setup,
+                submission,
+                kernels=kernels,
+                result_dir=result_dir,
+                output_dir=result_dir,
+                progress=say,
+                started=started,
+                started_at=started_at,
+            )
     single = source.suffix.lower() == ".ipynb" and not questions
     if out_dir is not None:
         write_result_json(report, result_dir / "result.json")

@@ -29,8 +29,8 @@ import numpy as np
 from nbformat import NotebookNode
 from nbformat.v4 import new_output
 
-from graders.config import Profile
-from graders.execute import TIMEOUT_ENAME, CellOutcome, KernelJob, KernelRun
+from graders.config import Limits, Profile
+from graders.execute import TIMEOUT_ENAME, CellOutcome, KernelJob, KernelRun, StartedKernel
 from graders.kernel import source as kernel_source
 from graders.models import (
     Artifact,
@@ -46,6 +46,7 @@ from graders.probe import write_inputs
 from graders.questions import load_questions
 from graders.questions.api import CheckContext, ExpectationContext, ProbeContext, QuestionSpec
 from graders.questions.expectations import LiveExpectations
+from graders.sandbox import Sandbox
 
 FileMaker = bytes | Callable[[Path], None]
 """A probe output file: its bytes, or a function that writes it at the given path."""
@@ -149,8 +150,19 @@ class FakeExecutor:
         self.scripts = dict(scripts or {})
         self.default = default or Script()
         self.jobs: list[KernelJob] = []
+        self.started: list[str] = []
+        """The questions whose kernel was started before the submission was read."""
+        self.stopped: list[str] = []
+        """The questions whose started kernel no job took."""
         self.inputs_seen: dict[str, tuple[str, ...]] = {}
         """Per question: the files in ``probe_in`` when the probe ran (after write_probe_inputs)."""
+
+    async def start(self, box: Sandbox, limits: Limits) -> StartedKernel:
+        self.started.append(box.question)
+        return StartedKernel(sandbox=box, limits=limits)
+
+    async def stop(self, started: StartedKernel) -> None:
+        self.stopped.append(started.sandbox.question)
 
     async def run(self, job: KernelJob) -> KernelRun:
         self.jobs.append(job)

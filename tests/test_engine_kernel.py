@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 
@@ -45,8 +44,6 @@ def _run(
     parameters: dict[str, object] | None = None,
     probe_source: str = "print('probe ran')",
     argv: list[str] | None = None,
-    meanwhile: Callable[[], None] | None = None,
-    probe_inputs: Callable[[], None] | None = None,
 ) -> tuple[KernelRun, inject.PreparedNotebook, sandbox.Sandbox]:
     prepared = inject.prepare(
         nb,
@@ -62,8 +59,7 @@ def _run(
         sandbox=box,
         limits=limits,
         probe_source=probe_source,
-        write_probe_inputs=probe_inputs or (lambda: box.probe_in.mkdir(exist_ok=True)),
-        meanwhile=meanwhile,
+        write_probe_inputs=lambda: box.probe_in.mkdir(exist_ok=True),
     )
     return asyncio.run(NbclientExecutor().run(job)), prepared, box
 
@@ -192,37 +188,54 @@ def test_snapshots_keep_the_first_value_of_a_name(tmp_path: Path) -> None:
     assert run.probe_status == "ok"
 
 
-def test_grader_work_runs_while_the_kernel_boots_and_its_failure_runs_no_cell(
+def test_a_kernel_started_before_its_notebook_runs_it_and_an_unused_one_is_stopped(
     tmp_path: Path,
 ) -> None:
-    """``KernelJob.meanwhile`` runs once the kernel's process exists and before the first cell;
-    if it fails (the grader's own fault), no student cell runs, the kernel is stopped and the
-    error itself comes out of ``run``: not a failed cell, not "kernel machinery failed"."""
-    seen: list[bool] = []
+    """``Executor.start`` launches a kernel before the notebook is known (the grader reads the
+    submission meanwhile); ``run`` takes that kernel over, hands it the notebook
+    (``sandbox.deliver`` and the preamble) and runs it; ``stop`` ends one no job took, and no
+    process of either is left."""
     before = set(_children())
+    executor = NbclientExecutor()
+    notebook = tmp_path / "mine.ipynb"
+    nb = _notebook("import os\nprint(sorted(n for n in os.listdir('.') if n[0] != '.'))")
+    nbformat.write(nb, str(notebook))
 
-    def meanwhile() -> None:  # the launcher's process is there: the kernel is booting
-        seen.append(bool(set(_children()) - before))
-
-    run, prepared, _ = _run(tmp_path / "ok", _notebook("print(1)"), meanwhile=meanwhile)
-    assert seen == [True]
-    assert _statuses(run, prepared) == {0: "ok"} and run.probe_status == "ok"
-
-    probed: list[bool] = []
-
-    def fails() -> None:
-        raise RuntimeError("the inputs could not be drawn")
-
-    before = set(_children())
-    with pytest.raises(RuntimeError, match="the inputs could not be drawn"):
-        _run(
-            tmp_path / "fails",
-            _notebook("print(1)"),
-            meanwhile=fails,
-            probe_inputs=lambda: probed.append(True),
+    async def both() -> KernelRun:
+        box = kernel_sandbox(tmp_path / "used", FAST)
+        spare = kernel_sandbox(tmp_path / "spare", FAST)
+        started = await executor.start(box, FAST)
+        unused = await executor.start(spare, FAST)
+        assert len(set(_children()) - before) == 2, "two kernels should be booting"
+        prepared = inject.prepare(
+            nb,
+            parameters={},
+            preamble=inject.preamble_source(
+                seed=0,
+                threads=1,
+                uses_torch=False,
+                snapshot_names=(),
+                files_from=box.kernel_paths.probe_in,
+                files=sandbox.deliver(box, {notebook.name: notebook}),
+            ),
         )
-    assert probed == [], "the cells and the probe ran after the grader's own work failed"
-    assert set(_children()) <= before, "the kernel was left running"
+        job = KernelJob(
+            question="qx",
+            prepared=prepared,
+            sandbox=box,
+            limits=FAST,
+            probe_source="print('probe ran')",
+            write_probe_inputs=lambda: None,
+            started=started,
+        )
+        await executor.stop(unused)
+        return await executor.run(job)
+
+    run = asyncio.run(both())
+    printed = "".join(o.get("text", "") for o in run.notebook.cells[-1].outputs)
+    assert printed.strip() == "['mine.ipynb']", "the notebook is in the kernel's folder"
+    assert run.probe_status == "ok"
+    assert set(_children()) <= before, "a kernel was left running"
 
 
 def _children() -> list[int]:

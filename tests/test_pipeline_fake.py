@@ -13,6 +13,7 @@ import pytest
 from fakes import FakeExecutor, Script, npz_bytes, pickled_npz_bytes
 
 from graders.config import FIXTURE_DATA_ROOT, GradeOptions, Profile
+from graders.errors import SubmissionError
 from graders.models import GradeReport, ProbeStatus, QuestionRun, RunStatus
 from graders.pipeline import grade
 from graders.record import free_responses
@@ -270,3 +271,46 @@ def test_overflowing_and_non_finite_values_fail_checks_never_the_grader(correct,
     errors = [c.id for q in report.questions for c in q.checks if c.status.value == "error"]
     assert errors == []
     assert (tmp_path / "out" / "all_correct" / "feedback.html").is_file()
+
+
+def test_kernels_start_before_the_submission_is_read_and_unused_ones_are_stopped(
+    correct: Path, tmp_path: Path, questions
+) -> None:
+    """Every graded question's kernel is started before the notebooks are read (they boot
+    meanwhile); a question the submission has no notebook for gets its kernel stopped, and a
+    submission that cannot be read at all stops them all."""
+    only_q2 = tmp_path / "only_q2"
+    only_q2.mkdir()
+    shutil.copy(correct / "q2_initialization.ipynb", only_q2)
+    fake = FakeExecutor()
+    report = grade(only_q2, tmp_path / "out", QUICK, executor=fake)
+    everyone = [q.id for q in questions]
+    assert fake.started == everyone
+    assert sorted(fake.stopped) == sorted(q for q in everyone if q != "q2")
+    assert [job.question for job in fake.jobs] == ["q2"]
+    assert fake.jobs[0].started is not None, "q2 ran in the kernel started for it"
+    assert runs(report)["q2"].execution.status is RunStatus.OK
+    assert "q2_initialization.ipynb" in fake.inputs_seen["q2"], "the notebook was handed over"
+
+    unreadable = FakeExecutor()
+    with pytest.raises(SubmissionError):
+        grade(tmp_path / "no-such-folder", tmp_path / "out", QUICK, executor=unreadable)
+    assert sorted(unreadable.stopped) == sorted(unreadable.started) == sorted(everyone)
+    assert not unreadable.jobs
+
+
+def test_a_notebook_name_that_is_no_plain_file_name_is_not_delivered(tmp_path: Path) -> None:
+    from conftest import kernel_sandbox
+
+    from graders import sandbox
+    from graders.config import Limits
+
+    box = kernel_sandbox(tmp_path, Limits())
+    source = tmp_path / "nb.ipynb"
+    source.write_text("{}", encoding="utf-8")
+    for name in ("../up.ipynb", "a/b.ipynb", ".hidden.ipynb"):
+        with pytest.raises(ValueError, match="not a plain file name"):
+            sandbox.deliver(box, {name: source})
+    assert sandbox.deliver(box, {"nb.ipynb": source}) == ("nb.ipynb",)
+    assert (box.probe_in / "nb.ipynb").read_text(encoding="utf-8") == "{}"
+    sandbox.cleanup(box)

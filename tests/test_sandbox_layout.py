@@ -41,7 +41,6 @@ def _mounts(tmp_path: Path, *, cuda: bool) -> list[layout.Mount]:
     return layout.kernel_mounts(
         host=_host(tmp_path),
         data_root=FIXTURE_DATA_ROOT,
-        files_in={},
         disk_mb=64,
         tmp_mb=16,
         cuda=cuda,

@@ -1,7 +1,10 @@
-"""The grader's first cell in every kernel: seeds, threads, the course's code, snapshots.
+"""The grader's first cell in every kernel: the notebook, seeds, threads, the course's code,
+snapshots.
 
 Run as source before the student's first cell (``graders/inject.py`` appends the call with the
-grading's values). Seeds make a rerun probe and train the same; the thread share keeps two
+grading's values). The student's notebook is copied into the working folder (the kernel was
+started before the submission was read, ``sandbox.deliver``); seeds make a rerun probe and
+train the same; the thread share keeps two
 kernels from fighting over the cores (an oversubscribed torch ran 30x slower); the
 compatibility layer (``compat.py``) lets notebooks written for the course's starter code run
 here as written; and names such as Q4's ``weights`` are copied the first time a cell defines
@@ -19,10 +22,17 @@ def preamble(
     names: Sequence[str],
     snapshots_name: str,
     compat: Mapping[str, str] | None = None,
+    copies: Mapping[str, Any] | None = None,
 ) -> None:
     import contextlib
     import copy
+    import os
     import random
+    import shutil
+
+    if copies is not None:  # the student's notebook, in its working folder as in Jupyter
+        for name in copies["names"]:
+            shutil.copyfile(os.path.join(copies["from"], name), name)
 
     import numpy
 

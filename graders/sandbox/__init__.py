@@ -16,6 +16,7 @@ from graders.sandbox.workspace import (
     Sandbox,
     SandboxPlan,
     cleanup,
+    deliver,
     prepare,
     thread_share,
 )
@@ -27,6 +28,7 @@ __all__ = [
     "add_arguments",
     "choose",
     "cleanup",
+    "deliver",
     "describe",
     "prepare",
     "thread_share",

@@ -160,7 +160,6 @@ def kernel_mounts(
     *,
     host: HostPaths,
     data_root: Path,
-    files_in: dict[str, Path],
     disk_mb: int,
     tmp_mb: int,
     cuda: bool,
@@ -182,8 +181,6 @@ def kernel_mounts(
     mounts += _datasets(data_root)
     if cuda:
         mounts += _cuda_devices()
-    for name, path in files_in.items():
-        mounts.append({"kind": "file", "src": str(path), "dest": f"{WORKSPACE}/{name}"})
     mounts += [
         {"kind": "ro-bind", "src": str(host.probe_in), "dest": KERNEL_PROBE_IN},
         {"kind": "dir", "dest": KERNEL_PROBE_OUT},

@@ -14,6 +14,7 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -168,15 +169,14 @@ def prepare(
     threads: int,
     device: str,
     data_root: Path,
-    files_in: dict[str, Path] | None = None,
     boot_source: str | None = None,
 ) -> Sandbox:
     """Make one kernel's folders and its launch plan under ``scratch``.
 
-    ``files_in``: files the kernel finds in its working folder (the student's notebook).
-    ``boot_source`` replaces the kernel's boot code (the sandbox self-test runs a one-liner).
+    Nothing of the submission is needed: the kernel is started before the submission is read,
+    and its notebook is handed over later (``deliver``). ``boot_source`` replaces the kernel's
+    boot code (the sandbox self-test runs a one-liner).
     """
-    files_in = dict(files_in or {})
     base = Path(tempfile.mkdtemp(prefix=f"{question}-", dir=scratch))
     uid = allocate_kernel_uid() if plan.kernel_uids else None
     run_as = uid.run_as if uid is not None else None
@@ -215,7 +215,6 @@ def prepare(
         mounts = layout.kernel_mounts(
             host=host,
             data_root=data_root,
-            files_in=files_in,
             disk_mb=limits.disk_mb,
             tmp_mb=limits.tmp_mb,
             cuda=device == "cuda",
@@ -237,11 +236,8 @@ def prepare(
     else:
         workdir = base / "work"
         workdir.mkdir()
-        for name, path in files_in.items():
-            shutil.copyfile(path, workdir / name)
-        for path in (workdir, *workdir.rglob("*")):
-            if run_as is not None:
-                os.chown(path, run_as.uid, run_as.gid, follow_symlinks=False)
+        if run_as is not None:
+            os.chown(workdir, run_as.uid, run_as.gid, follow_symlinks=False)
         workdir.chmod(0o700)
         env = kernel_env(home=str(workdir), tmp=str(workdir), threads=threads, device=device)
         boot_config.update(cwd=str(workdir), no_capabilities=run_as is not None)
@@ -287,6 +283,23 @@ def prepare(
         cgroups=plan.cgroups,
         uid=uid,
     )
+
+
+def deliver(box: Sandbox, files: Mapping[str, Path]) -> tuple[str, ...]:
+    """Hand files (the student's notebook) to a kernel that may already be booting: they are
+    copied, read-only, into its inputs folder, and the preamble cell copies them into its
+    working folder before the student's first cell (``inject.preamble_source(files=...)``),
+    where they are the kernel user's own, as in Jupyter. Returns the names to give the
+    preamble. The probe's inputs join that folder only after the student's cells."""
+    names = []
+    for name, path in files.items():
+        if name != Path(name).name or name.startswith("."):
+            raise ValueError(f"not a plain file name: {name!r}")
+        target = box.probe_in / name
+        shutil.copyfile(path, target)
+        target.chmod(0o444)
+        names.append(name)
+    return tuple(names)
 
 
 def cleanup(box: Sandbox) -> None:
