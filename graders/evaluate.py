@@ -196,22 +196,11 @@ class _RunContext:
         return self.setup.options.seed
 
 
-class _Inputs:
-    """The probe's inputs per question, seeded per submission and question, drawn once (while
-    the kernels boot, see ``run_submission``). The probe writes them after the student's
-    cells; the checks reuse the same ones."""
-
-    def __init__(self, ctx: _RunContext):
-        self._ctx = ctx
-        self._drawn: dict[str, ProbeInputs] = {}
-
-    def get(self, spec: QuestionSpec) -> ProbeInputs:
-        if spec.id not in self._drawn:
-            ctx = self._ctx
-            rng = np.random.default_rng(_probe_seed(ctx.submission, spec.id, ctx.seed))
-            probe_ctx = ProbeContext(profile=ctx.profile, data_root=ctx.data_root, rng=rng)
-            self._drawn[spec.id] = ctx.setup.basis.inputs(spec, probe_ctx)
-        return self._drawn[spec.id]
+def _inputs(spec: QuestionSpec, ctx: _RunContext) -> ProbeInputs:
+    """The probe's inputs, seeded per submission and question; the checks reuse the same ones."""
+    rng = np.random.default_rng(_probe_seed(ctx.submission, spec.id, ctx.seed))
+    probe_ctx = ProbeContext(profile=ctx.profile, data_root=ctx.data_root, rng=rng)
+    return ctx.setup.basis.inputs(spec, probe_ctx)
 
 
 def _job(
@@ -220,7 +209,7 @@ def _job(
     student_nb: nbformat.NotebookNode,
     box: sandbox.Sandbox,
     started: StartedKernel | None,
-    inputs: _Inputs,
+    inputs: ProbeInputs,
     ctx: _RunContext,
 ) -> KernelJob:
     """The notebook the kernel runs (the student's, with the grader's cells) and its probe."""
@@ -248,13 +237,13 @@ def _job(
         probe_source=probe.cell_source(
             spec, box, step_seconds=max(1.0, ctx.profile.limits.probe_timeout_s / 2)
         ),
-        write_probe_inputs=lambda: probe.write_inputs(inputs.get(spec), box.probe_in),
+        write_probe_inputs=lambda: probe.write_inputs(inputs, box.probe_in),
         started=started,
     )
 
 
 async def _run_question(
-    spec: QuestionSpec, ref: NotebookRef, inputs: _Inputs, ctx: _RunContext
+    spec: QuestionSpec, ref: NotebookRef, inputs: ProbeInputs, ctx: _RunContext
 ) -> QuestionRun:
     started = ctx.kernels.take(spec.id)
     box = started.sandbox if started is not None else ctx.kernels.sandbox_for(spec)
@@ -284,7 +273,9 @@ async def _run_question(
     )
 
 
-async def _run_all(inputs: _Inputs, ctx: _RunContext, parallel: int) -> list[QuestionRun]:
+async def _run_all(
+    inputs: dict[str, ProbeInputs], ctx: _RunContext, parallel: int
+) -> list[QuestionRun]:
     gate = asyncio.Semaphore(parallel)
 
     async def one(spec: QuestionSpec) -> QuestionRun:
@@ -292,13 +283,13 @@ async def _run_all(inputs: _Inputs, ctx: _RunContext, parallel: int) -> list[Que
         if ref is None:
             return _not_run(spec, ctx.submission)
         async with gate:
-            return await _run_question(spec, ref, inputs, ctx)
+            return await _run_question(spec, ref, inputs[spec.id], ctx)
 
     return list(await asyncio.gather(*(one(spec) for spec in ctx.setup.questions)))
 
 
 def _score_all(
-    runs: list[QuestionRun], inputs: _Inputs, ctx: _RunContext
+    runs: list[QuestionRun], inputs: dict[str, ProbeInputs], ctx: _RunContext
 ) -> tuple[QuestionResult, ...]:
     """The checks, in the grader's own process, after every kernel is gone."""
     setup = ctx.setup
@@ -306,12 +297,12 @@ def _score_all(
     results = []
     for spec, run in zip(setup.questions, runs, strict=True):
         expected = ExpectationContext(
-            inputs=inputs.get(spec), data_root=ctx.data_root, profile=ctx.profile
+            inputs=inputs[spec.id], data_root=ctx.data_root, profile=ctx.profile
         )
         check_ctx = CheckContext(
             run=run,
             result_dir=ctx.result_dir,
-            inputs=inputs.get(spec),
+            inputs=inputs[spec.id],
             profile=ctx.profile,
             thresholds=thresholds,
             data_root=ctx.data_root,
@@ -346,9 +337,7 @@ def run_submission(
     say(f"grading {submission.name} with profile {setup.choice.name} ({setup.choice.reason})")
     ctx = _RunContext(setup=setup, submission=submission, result_dir=result_dir, kernels=kernels)
     kernels.stop_unused(submission)  # a question without a notebook needs no kernel
-    inputs = _Inputs(ctx)
-    for spec in setup.questions:  # while the kernels boot
-        inputs.get(spec)
+    inputs = {spec.id: _inputs(spec, ctx) for spec in setup.questions}  # while kernels boot
     runs = kernels.runner.run(_run_all(inputs, ctx, kernels.parallel))
     scored = _score_all(runs, inputs, ctx)
     run = SubmissionRun(

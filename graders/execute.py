@@ -431,7 +431,7 @@ class _RunState:
     probe_seconds: float = 0.0
 
 
-def client_has_kernel(client: NotebookClient) -> bool:
+def _has_kernel(client: NotebookClient) -> bool:
     return client.km is not None and bool(client.km.has_kernel)
 
 
@@ -506,7 +506,7 @@ class NbclientExecutor:
         """End a started kernel that no job took."""
         launch: _Launch = started.state
         try:
-            if launch.failed is None and client_has_kernel(launch.client):
+            if launch.failed is None and _has_kernel(launch.client):
                 await launch.client._async_cleanup_kernel()
         finally:
             launch.finish()

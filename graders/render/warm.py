@@ -3,10 +3,10 @@
 A one-question grade's own cost is mostly what runs before its kernel starts and after its
 probe. The renderers (Jinja, markdown-it, the report templates: about 0.1 s to import and as
 much to compile) are needed only at the end, so ``graders.pipeline`` does not import them at
-start-up: ``in_background`` is called once the first kernel's process is started
-(``KernelJob.meanwhile``) and imports them on a daemon thread, which then compiles the
-templates, while the grading process would otherwise only wait for the kernel. A grade that
-never starts a kernel imports them when it writes its reports, as before.
+start-up: ``pipeline.grade`` calls ``in_background`` once its kernels are started
+(``evaluate.start_kernels``), and a daemon thread imports them and compiles the templates
+while the grading process would otherwise only wait for the kernels to boot. Whatever calls
+the renderers without it imports them when it writes its reports, as before.
 
 Imports on a second thread are safe: each module's import lock makes the main thread wait for
 a module the thread is importing, and both import the renderers in the same order.
