@@ -14,6 +14,7 @@ else, from the kernel to the points, is the same code.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import time
 from collections.abc import Callable, Mapping
@@ -35,7 +36,7 @@ from graders.config import (
     load_thresholds,
 )
 from graders.data import default_data_root
-from graders.errors import DataError
+from graders.errors import DataError, SandboxError
 from graders.execute import Executor, KernelJob, NbclientExecutor, StartedKernel
 from graders.load import missing_notebook
 from graders.models import (
@@ -94,22 +95,32 @@ class LiveBasis:
 
 @dataclass(frozen=True, kw_only=True)
 class Setup:
-    """Everything decided before a notebook is read: a bad profile, missing data or a machine
-    that cannot confine student code stops here, before anything runs."""
+    """Everything decided before a notebook is read: a bad profile or missing data stops here,
+    and so does a machine that cannot confine student code, unless bubblewrap's self-test is
+    still running (it then stops at ``StartedKernels.confirm``, still before any cell runs)."""
 
     options: GradeOptions
     basis: Basis
     profile: Profile
     choice: ProfileChoice
     data_root: Path
-    plan: sandbox.SandboxPlan
-    confinement: Confinement
+    sandboxing: sandbox.PlanChoice
+    """The sandbox's plan; kernels may launch under ``likely`` while its self-test runs."""
     all_questions: tuple[QuestionSpec, ...]
     """Every question: a notebook of an unselected one is matched, not called unknown."""
     questions: tuple[QuestionSpec, ...]
     """The questions graded now (``options.only``)."""
     rubric: Rubric
     thresholds: Thresholds
+
+    @property
+    def plan(self) -> sandbox.SandboxPlan:
+        """The plan every kernel runs under (waits for the sandbox's self-test)."""
+        return self.sandboxing.settle()
+
+    @property
+    def confinement(self) -> Confinement:
+        return sandbox.describe(self.plan, self.profile.limits, self.options.sandbox)
 
 
 def prepare(
@@ -119,7 +130,7 @@ def prepare(
     profile, choice = choose_profile(profiles, options.profile)
     data_root = profile.data_root(options.data_root or default_data_root(), options.fixtures_root)
     _check_data(data_root)
-    plan = sandbox.choose(
+    sandboxing = sandbox.choose_ahead(
         options.sandbox, allow_unconfined=options.allow_unconfined, data_root=data_root
     )
     basis = basis or LiveBasis()
@@ -130,8 +141,7 @@ def prepare(
         profile=profile,
         choice=choice,
         data_root=data_root,
-        plan=plan,
-        confinement=sandbox.describe(plan, profile.limits, options.sandbox),
+        sandboxing=sandboxing,
         all_questions=all_questions,
         questions=tuple(q for q in all_questions if not options.only or q.id in options.only),
         rubric=load_rubric(options.rubric_file),
@@ -338,6 +348,7 @@ def run_submission(
     ctx = _RunContext(setup=setup, submission=submission, result_dir=result_dir, kernels=kernels)
     kernels.stop_unused(submission)  # a question without a notebook needs no kernel
     inputs = {spec.id: _inputs(spec, ctx) for spec in setup.questions}  # while kernels boot
+    kernels.confirm()  # the sandbox's self-test has passed before any notebook is handed over
     runs = kernels.runner.run(_run_all(inputs, ctx, kernels.parallel))
     scored = _score_all(runs, inputs, ctx)
     run = SubmissionRun(
@@ -376,12 +387,14 @@ class StartedKernels:
         )
         self.runner = asyncio.Runner()
         self._waiting: dict[str, StartedKernel] = {}
+        self._plan = setup.sandboxing.likely
+        self._confirmed = False
 
     def sandbox_for(self, spec: QuestionSpec) -> sandbox.Sandbox:
         """A new kernel sandbox for ``spec`` (nothing of the submission in it yet)."""
         profile = self.setup.profile
         return sandbox.prepare(
-            plan=self.setup.plan,
+            plan=self._plan,
             question=spec.id,
             scratch=self.scratch,
             limits=profile.limits,
@@ -390,8 +403,8 @@ class StartedKernels:
             data_root=self.setup.data_root,
         )
 
-    async def _start(self) -> None:
-        for spec in self.setup.questions[: self.parallel]:
+    async def _start(self, questions: tuple[QuestionSpec, ...]) -> None:
+        for spec in questions:
             box = self.sandbox_for(spec)
             try:
                 self._waiting[spec.id] = await self.executor.start(box, self.setup.profile.limits)
@@ -399,8 +412,22 @@ class StartedKernels:
                 sandbox.cleanup(box)
                 raise
 
+    def confirm(self) -> None:
+        """Wait for the sandbox's plan to be settled (``sandbox.PlanChoice``): call it before
+        any job. Kernels launched under a plan the self-test did not confirm are stopped and
+        launched again under the plan chosen instead; SandboxError where there is none."""
+        plan = self.setup.plan
+        if plan != self._plan:
+            relaunch = tuple(q for q in self.setup.questions if q.id in self._waiting)
+            self.runner.run(self._stop(list(self._waiting)))
+            self._plan = plan
+            self.runner.run(self._start(relaunch))
+        self._confirmed = True
+
     def take(self, question: str) -> StartedKernel | None:
         """The started kernel of ``question``, for its job (None: start one now)."""
+        if not self._confirmed:
+            raise RuntimeError("a job before the sandbox's plan was confirmed (`confirm`)")
         return self._waiting.pop(question, None)
 
     def stop_unused(self, submission: Submission) -> None:
@@ -420,7 +447,7 @@ class StartedKernels:
     def __enter__(self) -> StartedKernels:
         self.runner.__enter__()
         try:
-            self.runner.run(self._start())
+            self.runner.run(self._start(self.setup.questions[: self.parallel]))
         except BaseException:
             self.close()
             raise
@@ -435,6 +462,8 @@ class StartedKernels:
                 self.runner.run(self._stop(list(self._waiting)))
         finally:
             self.runner.close()
+            with contextlib.suppress(SandboxError):  # the self-test's process is reaped
+                self.setup.sandboxing.settle()
 
 
 def start_kernels(setup: Setup, scratch: Path, executor: Executor | None = None) -> StartedKernels:

@@ -56,7 +56,8 @@ def grade(
     options = options or GradeOptions()
     started = time.monotonic()
     started_at = datetime.now(UTC).isoformat(timespec="seconds")
-    # Before anything runs: a machine that cannot confine student code stops the grading here.
+    # Before anything runs: a machine that cannot confine student code stops the grading here
+    # (or, while bubblewrap's self-test runs, in ``run_submission``, still before any cell).
     setup = prepare(options, basis=basis, profiles=profiles)
     if base is not None and base.run.profile.name != setup.profile.name:
         raise MergeMismatchError(

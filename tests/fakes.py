@@ -41,6 +41,7 @@ from graders.models import (
     ProbeStepError,
     QuestionRun,
     RunStatus,
+    SandboxMode,
 )
 from graders.probe import write_inputs
 from graders.questions import load_questions
@@ -154,11 +155,14 @@ class FakeExecutor:
         """The questions whose kernel was started before the submission was read."""
         self.stopped: list[str] = []
         """The questions whose started kernel no job took."""
+        self.launched: list[tuple[str, SandboxMode]] = []
+        """Every kernel started, in order: its question and the sandbox mode it was made for."""
         self.inputs_seen: dict[str, tuple[str, ...]] = {}
         """Per question: the files in ``probe_in`` when the probe ran (after write_probe_inputs)."""
 
     async def start(self, box: Sandbox, limits: Limits) -> StartedKernel:
         self.started.append(box.question)
+        self.launched.append((box.question, box.mode))
         return StartedKernel(sandbox=box, limits=limits)
 
     async def stop(self, started: StartedKernel) -> None:

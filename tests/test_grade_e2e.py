@@ -115,6 +115,33 @@ def test_cli_grade_exit_code_and_summary(
     assert (tmp_path / "q2_initialization" / "result.json").is_file()
 
 
+def test_a_bubblewrap_that_fails_its_self_test_is_left_for_the_fallback_before_any_cell(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """Real kernels are launched under bubblewrap while its self-test runs; a binary that
+    cannot run fails both, and the grade goes on in the mode the machine falls back to, with
+    the launcher's reason named where nothing else is allowed."""
+    from graders.sandbox import confinement
+
+    monkeypatch.setenv(confinement.BWRAP_ENV, str(tmp_path / "no-bwrap"))
+    monkeypatch.delenv(confinement.MODE_ENV, raising=False)
+    notebook = SUBMISSIONS / "all_correct" / "q2_initialization.ipynb"
+    out = tmp_path / "out"
+    argv = ["grade", str(notebook), "--profile", "quick", "--only", "q2", "--out", str(out)]
+    assert main([*argv, "--allow-unconfined"]) == 0
+    capsys.readouterr()
+    result = json.loads((out / "q2_initialization" / "result.json").read_text(encoding="utf-8"))
+    assert result["run"]["confinement"]["mode"] in ("user", "unconfined")
+    (q2,) = result["questions"]
+    assert q2["score"] == q2["max_score"] > 0
+
+    monkeypatch.setattr(confinement, "_user_mode", lambda: (None, "no sandbox user here"))
+    assert main([*argv, "--out", str(tmp_path / "refused")]) != 0
+    said = capsys.readouterr().err
+    assert "no-bwrap" in said and "--allow-unconfined" in said
+    assert not (tmp_path / "refused" / "q2_initialization").exists()
+
+
 @pytest.mark.slow
 def test_grading_writes_every_format(correct: tuple[GradeReport, Path]) -> None:
     import csv

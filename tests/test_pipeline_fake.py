@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -13,11 +15,12 @@ import pytest
 from fakes import FakeExecutor, Script, npz_bytes, pickled_npz_bytes
 
 from graders.config import FIXTURE_DATA_ROOT, GradeOptions, Profile
-from graders.errors import SubmissionError
-from graders.models import GradeReport, ProbeStatus, QuestionRun, RunStatus
+from graders.errors import SandboxError, SubmissionError
+from graders.models import GradeReport, ProbeStatus, QuestionRun, RunStatus, SandboxMode
 from graders.pipeline import grade
 from graders.record import free_responses
 from graders.render.json_result import to_plain
+from graders.sandbox import confinement
 
 QUICK = GradeOptions(profile="quick")
 
@@ -297,6 +300,39 @@ def test_kernels_start_before_the_submission_is_read_and_unused_ones_are_stopped
         grade(tmp_path / "no-such-folder", tmp_path / "out", QUICK, executor=unreadable)
     assert sorted(unreadable.stopped) == sorted(unreadable.started) == sorted(everyone)
     assert not unreadable.jobs
+
+
+def test_kernels_launched_while_bubblewrap_is_tested_are_relaunched_where_it_fails(
+    correct: Path, tmp_path: Path, questions, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Kernels launch under bubblewrap while its self-test runs. Where the test fails (here: no
+    such binary), the grader stops them before any notebook reached them and launches them
+    again under the mode it fell back to; told nothing may run unconfined, it stops them all."""
+    monkeypatch.setenv(confinement.BWRAP_ENV, str(tmp_path / "no-bwrap"))
+    monkeypatch.delenv(confinement.MODE_ENV, raising=False)
+    monkeypatch.delenv(confinement.ALLOW_UNCONFINED_ENV, raising=False)
+    everyone = [q.id for q in questions]
+    fake = FakeExecutor()
+    report = grade(correct, tmp_path / "out", replace(QUICK, allow_unconfined=True), executor=fake)
+    fallback = report.run.confinement.mode
+    assert fallback is not SandboxMode.BUBBLEWRAP
+    assert fake.launched == [(q, SandboxMode.BUBBLEWRAP) for q in everyone] + [
+        (q, fallback) for q in everyone
+    ]
+    assert fake.stopped == everyone, "the kernels launched under bubblewrap were stopped"
+    assert sorted(job.question for job in fake.jobs) == sorted(everyone)
+    assert {job.sandbox.mode for job in fake.jobs} == {fallback}
+    assert all(job.started is not None for job in fake.jobs), "each ran in its relaunched kernel"
+    assert all(runs(report)[q].execution.status is RunStatus.OK for q in everyone)
+
+    refused = FakeExecutor()
+    if os.geteuid() == 0:  # a root grader could fall back to the sandbox user: ask for it not
+        monkeypatch.setattr(confinement, "_user_mode", lambda: (None, "no sandbox user here"))
+    with pytest.raises(SandboxError, match="no-bwrap"):
+        grade(correct, tmp_path / "refused", QUICK, executor=refused)
+    assert refused.started == everyone and sorted(refused.stopped) == sorted(everyone)
+    assert not refused.jobs, "no notebook reached a kernel"
+    assert not (tmp_path / "refused" / "all_correct").exists()
 
 
 def test_a_notebook_name_that_is_no_plain_file_name_is_not_delivered(tmp_path: Path) -> None:

@@ -1,7 +1,8 @@
 """Where student code runs: a default-deny bubblewrap sandbox per kernel, or a stated fallback.
 
 ``confinement.choose`` decides once per process which mode this machine allows (bubblewrap for
-root and ordinary users alike; an unprivileged sandbox user; or, only when told, nothing),
+root and ordinary users alike; an unprivileged sandbox user; or, only when told, nothing;
+``choose_ahead`` lets kernels launch while bubblewrap's self-test runs),
 ``workspace.prepare`` makes one kernel's folders and launch plan, ``layout`` lists what the
 kernel's file system holds, ``cgroups`` caps the whole kernel tree, ``users`` gives a root
 grader's kernels their own uids, and ``launch.py`` (run as a script) starts the kernel.
@@ -10,7 +11,7 @@ grader's kernels their own uids, and ``launch.py`` (run as a script) starts the 
 
 import argparse
 
-from graders.sandbox.confinement import choose, describe
+from graders.sandbox.confinement import PlanChoice, choose, choose_ahead, describe
 from graders.sandbox.workspace import (
     KernelPaths,
     Sandbox,
@@ -23,10 +24,12 @@ from graders.sandbox.workspace import (
 
 __all__ = [
     "KernelPaths",
+    "PlanChoice",
     "Sandbox",
     "SandboxPlan",
     "add_arguments",
     "choose",
+    "choose_ahead",
     "cleanup",
     "deliver",
     "describe",

@@ -16,13 +16,13 @@ error, never a silent downgrade. Every report carries the resulting ``Confinemen
 
 from __future__ import annotations
 
-import functools
 import json
 import os
 import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 from pathlib import Path
 
 from graders.config import PROJECT_ROOT, Limits
@@ -30,7 +30,7 @@ from graders.errors import SandboxError
 from graders.models import Confinement, SandboxMode
 from graders.sandbox import cgroups, layout, seccomp
 from graders.sandbox.users import KERNEL_UID_BASE, can_reach
-from graders.sandbox.workspace import SandboxPlan, prepare
+from graders.sandbox.workspace import Sandbox, SandboxPlan, prepare
 
 _PRIVATE_IN_PROJECT = (
     "graders",
@@ -47,6 +47,7 @@ MODE_ENV = "DLGRADE_SANDBOX"
 BWRAP_ENV = "DLGRADE_BWRAP"
 ALLOW_UNCONFINED_ENV = "DLGRADE_ALLOW_UNCONFINED"
 _MODES = ("auto", *(m.value for m in SandboxMode if m is not SandboxMode.NOT_RECORDED))
+_SELF_TEST_TIMEOUT_S = 60
 _SELF_TEST = "import os, sys; sys.exit(0 if os.getcwd() == '/workspace' else 3)"
 INSTALL_HINT = (
     "install bubblewrap (Debian/Ubuntu: `apt-get install bubblewrap`) and allow unprivileged "
@@ -59,16 +60,22 @@ def _bwrap_binary() -> str | None:
     return os.environ.get(BWRAP_ENV) or shutil.which("bwrap")
 
 
-def _self_test(binary: str, data_root: Path) -> str | None:
-    """Start the launcher with a one-line kernel in a real sandbox; None if it worked, else why."""
-    plan = SandboxPlan(mode=SandboxMode.BUBBLEWRAP, bwrap=binary, kernel_uids=os.geteuid() == 0)
-    with tempfile.TemporaryDirectory(prefix="dlgrade-selftest-") as tmp:
-        scratch = Path(tmp)
+class _SelfTest:
+    """The launcher started with a one-line kernel in a real sandbox, in the background: it
+    runs while the grader launches its kernels under the plan it is expected to confirm
+    (``PlanChoice``); ``problem`` waits for it."""
+
+    def __init__(self, binary: str, data_root: Path):
+        self._tmp = tempfile.TemporaryDirectory(prefix="dlgrade-selftest-")
+        self._process: subprocess.Popen[str] | None = None
+        self._box: Sandbox | None = None
+        self._failed: str | None = None
+        plan = SandboxPlan(mode=SandboxMode.BUBBLEWRAP, bwrap=binary, kernel_uids=os.geteuid() == 0)
         try:
-            box = prepare(
+            box = self._box = prepare(
                 plan=plan,
                 question="selftest",
-                scratch=scratch,
+                scratch=Path(self._tmp.name),
                 limits=Limits(),
                 threads=1,
                 device="cpu",
@@ -76,39 +83,52 @@ def _self_test(binary: str, data_root: Path) -> str | None:
                 boot_source=_SELF_TEST,
             )
         except OSError as exc:
-            return f"the sandbox's folders could not be made ({exc})"
+            self._failed = f"the sandbox's folders could not be made ({exc})"
+            return
         channels = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
         info = {"ip": box.ip, "transport": "ipc", **{c: n for n, c in enumerate(channels, 1)}}
         box.connection_file.write_text(json.dumps(info), encoding="utf-8")
         argv = [a.replace("{connection_file}", str(box.connection_file)) for a in box.argv]
         try:
-            done = subprocess.run(
-                argv, env=box.env, cwd=box.base, capture_output=True, text=True, timeout=60
+            self._process = subprocess.Popen(
+                argv,
+                env=box.env,
+                cwd=box.base,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=subprocess.PIPE,
+                text=True,
             )
-        except (OSError, subprocess.TimeoutExpired) as exc:
-            return f"bubblewrap did not start ({exc})"
+        except OSError as exc:
+            self._failed = f"bubblewrap did not start ({exc})"
+
+    def problem(self) -> str | None:
+        """None if the sandbox worked, else why (once; the folders are gone after it)."""
+        try:
+            if self._process is not None:
+                try:
+                    _, stderr = self._process.communicate(timeout=_SELF_TEST_TIMEOUT_S)
+                except subprocess.TimeoutExpired as exc:
+                    self._process.kill()
+                    self._process.communicate()
+                    return f"bubblewrap did not start ({exc})"
+                if self._process.returncode != 0:
+                    said = (stderr.strip().splitlines() or ["no message"])[-1]
+                    return f"bubblewrap could not make a sandbox here: {said}"
+            return self._failed
         finally:
-            if box.uid is not None:
-                box.uid.release()
-        if done.returncode != 0:
-            said = (done.stderr.strip().splitlines() or ["no message"])[-1]
-            return f"bubblewrap could not make a sandbox here: {said}"
-    return None
+            if self._box is not None and self._box.uid is not None:
+                self._box.uid.release()
+            self._tmp.cleanup()
 
 
-def _bubblewrap(data_root: Path) -> tuple[SandboxPlan | None, str]:
-    binary = _bwrap_binary()
-    if binary is None:
-        return None, "bubblewrap (`bwrap`) is not installed"
-    problem = _self_test(binary, data_root)
-    if problem is not None:
-        return None, problem
-    root = os.geteuid() == 0
-    plan = SandboxPlan(
-        mode=SandboxMode.BUBBLEWRAP, bwrap=binary, kernel_uids=root, cgroups=cgroups.support()
+def _bubblewrap_plan(binary: str) -> SandboxPlan:
+    return SandboxPlan(
+        mode=SandboxMode.BUBBLEWRAP,
+        bwrap=binary,
+        kernel_uids=os.geteuid() == 0,
+        cgroups=cgroups.support(),
     )
-    who = "as root, each kernel as a uid of its own" if root else "as an ordinary user"
-    return plan, f"bubblewrap works here (the grader runs {who})"
 
 
 def _user_mode() -> tuple[SandboxPlan | None, str]:
@@ -180,11 +200,13 @@ def _limit_lines(plan: SandboxPlan, limits: Limits) -> tuple[str, ...]:
     return (memory, processes, cpu, disk, network)
 
 
-@functools.cache
-def _choose(requested: str, allow_unconfined: bool, data_root: Path) -> SandboxPlan:
+def _decide(
+    requested: str, allow_unconfined: bool, bubblewrap: tuple[SandboxPlan | None, str] | None
+) -> SandboxPlan:
+    """The mode, given how bubblewrap fared (None: not tried, because another was asked for)."""
     tried: list[str] = []
-    if requested in ("auto", SandboxMode.BUBBLEWRAP.value):
-        plan, why = _bubblewrap(data_root)
+    if bubblewrap is not None:
+        plan, why = bubblewrap
         if plan is not None:
             return plan
         tried.append(why)
@@ -206,6 +228,72 @@ def _choose(requested: str, allow_unconfined: bool, data_root: Path) -> SandboxP
         f"{'; '.join(tried)}. To fix it, {INSTALL_HINT}. To grade without any confinement "
         "anyway (trusted notebooks only), pass --allow-unconfined."
     )
+
+
+_Key = tuple[str, bool, Path, str | None]
+"""The mode asked for, whether unconfined is allowed, the data root, the bubblewrap binary."""
+
+
+class PlanChoice:
+    """This process's sandbox plan, while bubblewrap's self-test may still be running.
+
+    The self-test (0.13-0.16 s: a sandbox made and a Python started in it) decides the mode, so
+    it used to come before the first kernel's launch. Now ``likely`` is the plan the machine is
+    expected to confirm, and kernels may be *launched* under it at once; ``settle`` waits for
+    the self-test and gives the plan every kernel must run under. The grader hands no
+    notebook to a kernel and runs no cell before ``settle``, and a kernel launched under a
+    ``likely`` plan that did not hold is stopped and launched again under the settled one
+    (``evaluate.StartedKernels.confirm``): until then a kernel holds nothing but its own boot.
+    """
+
+    def __init__(self, key: _Key):
+        requested, allow_unconfined, data_root, binary = key
+        self._key = key
+        self._requested = requested
+        self._allow = allow_unconfined
+        self._error: SandboxError | None = None
+        self._binary = binary if requested in ("auto", "bubblewrap") else None
+        self._test: _SelfTest | None = None
+        self._tested: SandboxPlan | None = None
+        if self._binary is not None:
+            self._test = _SelfTest(self._binary, data_root)
+            self._tested = _bubblewrap_plan(self._binary)
+        self._plan: SandboxPlan | None = None
+        self._lock = threading.Lock()
+
+    @property
+    def likely(self) -> SandboxPlan:
+        """The plan to launch kernels under now: the settled one, or the one being tested."""
+        if self._tested is not None and self._plan is None:
+            return self._tested
+        return self.settle()
+
+    def settle(self) -> SandboxPlan:
+        """The plan every kernel runs under (waits for the self-test); SandboxError where the
+        machine cannot confine student code and the caller did not allow that."""
+        with self._lock:
+            if self._error is not None:
+                raise self._error
+            if self._plan is None:
+                bubblewrap: tuple[SandboxPlan | None, str] | None = None
+                if self._requested in ("auto", SandboxMode.BUBBLEWRAP.value):
+                    bubblewrap = (None, "bubblewrap (`bwrap`) is not installed")
+                    if self._tested is not None and self._test is not None:
+                        problem, self._test = self._test.problem(), None
+                        bubblewrap = (self._tested, "") if problem is None else (None, problem)
+                try:
+                    self._plan = _decide(self._requested, self._allow, bubblewrap)
+                except SandboxError as exc:
+                    self._error = exc
+                    with _choices_lock:  # the next ``choose_ahead`` tries afresh
+                        if _choices.get(self._key) is self:
+                            del _choices[self._key]
+                    raise
+            return self._plan
+
+
+_choices: dict[_Key, PlanChoice] = {}
+_choices_lock = threading.Lock()
 
 
 def _reason(plan: SandboxPlan, requested: str) -> str:
@@ -237,6 +325,29 @@ def _reason(plan: SandboxPlan, requested: str) -> str:
     )
 
 
+def choose_ahead(
+    requested: str | None = None,
+    *,
+    allow_unconfined: bool = False,
+    data_root: Path | None = None,
+) -> PlanChoice:
+    """The plan for every kernel of this process, its self-test started (see ``PlanChoice``).
+    One per set of arguments; one that failed is tried afresh by the next call."""
+    mode = requested or os.environ.get(MODE_ENV) or "auto"
+    if mode not in _MODES:
+        raise SandboxError(f"unknown sandbox mode {mode!r}; choose one of {', '.join(_MODES)}")
+    allow = allow_unconfined or os.environ.get(ALLOW_UNCONFINED_ENV) == "1"
+    root = (data_root or Path(sys.prefix)).resolve()
+    key = (mode, allow, root, _bwrap_binary())
+    with _choices_lock:
+        choice = _choices.get(key)
+        if choice is None:
+            choice = _choices[key] = PlanChoice(key)
+    if choice._tested is None:  # nothing being tested: a refusal is said now
+        choice.settle()
+    return choice
+
+
 def choose(
     requested: str | None = None,
     *,
@@ -245,12 +356,7 @@ def choose(
 ) -> SandboxPlan:
     """The plan for every kernel of this process (cached); raises SandboxError where the
     machine cannot confine student code and the caller did not allow that."""
-    mode = requested or os.environ.get(MODE_ENV) or "auto"
-    if mode not in _MODES:
-        raise SandboxError(f"unknown sandbox mode {mode!r}; choose one of {', '.join(_MODES)}")
-    allow = allow_unconfined or os.environ.get(ALLOW_UNCONFINED_ENV) == "1"
-    root = (data_root or Path(sys.prefix)).resolve()
-    return _choose(mode, allow, root)
+    return choose_ahead(requested, allow_unconfined=allow_unconfined, data_root=data_root).settle()
 
 
 def describe(plan: SandboxPlan, limits: Limits, requested: str | None = None) -> Confinement:

@@ -275,7 +275,7 @@ def main() -> None:
             _become(run_as)
             _die_with_grader()  # a change of user clears the parent-death signal
         argv += ["--", *boot, "-f", plan["bwrap"]["kernel_connection"]]
-        os.execv(argv[0], argv)
+        _exec(argv)
     if mode not in ("user", "unconfined"):
         _fail(f"unknown sandbox mode {mode!r}")
     os.environ.clear()
@@ -286,7 +286,14 @@ def main() -> None:
         _die_with_grader()
     if plan.get("seccomp"):
         _apply_seccomp(bytes.fromhex(plan["seccomp"]))
-    os.execv(boot[0], [*boot, "-f", copy])
+    _exec([*boot, "-f", copy])
+
+
+def _exec(argv: list[str]) -> NoReturn:
+    try:
+        os.execv(argv[0], argv)
+    except OSError as exc:  # execv's own message names no file
+        _fail(f"cannot run {argv[0]} as uid {os.getuid()}: {exc.strerror}")
 
 
 main()
