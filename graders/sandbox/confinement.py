@@ -201,17 +201,19 @@ def _limit_lines(plan: SandboxPlan, limits: Limits) -> tuple[str, ...]:
 
 
 def _decide(
-    requested: str, allow_unconfined: bool, bubblewrap: tuple[SandboxPlan | None, str] | None
+    requested: str, allow_unconfined: bool, bubblewrap: SandboxPlan | str | None
 ) -> SandboxPlan:
-    """The mode, given how bubblewrap fared (None: not tried, because another was asked for)."""
+    """The mode, given how bubblewrap fared: its plan, why it cannot be used, or None where it
+    was not tried (another mode was asked for)."""
     tried: list[str] = []
+    if isinstance(bubblewrap, SandboxPlan):
+        return bubblewrap
     if bubblewrap is not None:
-        plan, why = bubblewrap
-        if plan is not None:
-            return plan
-        tried.append(why)
+        tried.append(bubblewrap)
         if requested != "auto":
-            raise SandboxError(f"the bubblewrap sandbox was asked for, but {why}; {INSTALL_HINT}")
+            raise SandboxError(
+                f"the bubblewrap sandbox was asked for, but {bubblewrap}; {INSTALL_HINT}"
+            )
     if requested in ("auto", SandboxMode.USER.value):
         plan, why = _user_mode()
         if plan is not None:
@@ -247,18 +249,16 @@ class PlanChoice:
     """
 
     def __init__(self, key: _Key):
-        requested, allow_unconfined, data_root, binary = key
+        requested, _allow, data_root, binary = key
         self._key = key
-        self._requested = requested
-        self._allow = allow_unconfined
-        self._error: SandboxError | None = None
-        self._binary = binary if requested in ("auto", "bubblewrap") else None
         self._test: _SelfTest | None = None
         self._tested: SandboxPlan | None = None
-        if self._binary is not None:
-            self._test = _SelfTest(self._binary, data_root)
-            self._tested = _bubblewrap_plan(self._binary)
+        """The bubblewrap plan under test; None where bubblewrap is not tried."""
+        if binary is not None and requested in ("auto", SandboxMode.BUBBLEWRAP.value):
+            self._test = _SelfTest(binary, data_root)
+            self._tested = _bubblewrap_plan(binary)
         self._plan: SandboxPlan | None = None
+        self._error: SandboxError | None = None
         self._lock = threading.Lock()
 
     @property
@@ -275,14 +275,15 @@ class PlanChoice:
             if self._error is not None:
                 raise self._error
             if self._plan is None:
-                bubblewrap: tuple[SandboxPlan | None, str] | None = None
-                if self._requested in ("auto", SandboxMode.BUBBLEWRAP.value):
-                    bubblewrap = (None, "bubblewrap (`bwrap`) is not installed")
-                    if self._tested is not None and self._test is not None:
-                        problem, self._test = self._test.problem(), None
-                        bubblewrap = (self._tested, "") if problem is None else (None, problem)
+                requested, allow, _root, _binary = self._key
+                bubblewrap: SandboxPlan | str | None = None
+                if self._test is not None:
+                    problem = self._test.problem()
+                    bubblewrap = self._tested if problem is None else problem
+                elif requested in ("auto", SandboxMode.BUBBLEWRAP.value):
+                    bubblewrap = "bubblewrap (`bwrap`) is not installed"
                 try:
-                    self._plan = _decide(self._requested, self._allow, bubblewrap)
+                    self._plan = _decide(requested, allow, bubblewrap)
                 except SandboxError as exc:
                     self._error = exc
                     with _choices_lock:  # the next ``choose_ahead`` tries afresh
