@@ -504,3 +504,52 @@ def test_a_kernel_is_held_to_its_share_of_the_cores(tmp_path: Path) -> None:
         assert "a CPU cgroup" in cpu_line
     else:
         assert "session of its own" in cpu_line or "a CPU cgroup" in cpu_line
+
+
+# --- the sandbox itself: a bubblewrap that does less than it is asked ------------------------
+
+_NO_NETWORK_NAMESPACE = """#!/bin/sh
+# bwrap with the network namespace left out; every other option passed on as given
+for arg do
+  shift
+  if [ "$arg" = --unshare-all ]; then
+    set -- "$@" --unshare-pid --unshare-ipc --unshare-uts --unshare-cgroup-try
+  else
+    set -- "$@" "$arg"
+  fi
+done
+exec {bwrap} "$@"
+"""
+
+
+@pytest.mark.skipif(not BWRAP, reason="only the bubblewrap mode has a self-test")
+def test_a_bubblewrap_that_leaves_a_namespace_out_is_refused_before_any_notebook(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A ``bwrap`` that drops one option (a patched build, a wrapper someone wrote to make it
+    start) still starts kernels; the self-test sees the grader's network namespace from
+    inside, the kernels launched meanwhile get no notebook, and the grade is refused naming
+    what the sandbox lacks."""
+    from graders.cli import main
+    from graders.sandbox import confinement
+
+    real = shutil.which("bwrap")
+    assert real is not None
+    # Not under /tmp: a root grader's kernels never see the host's /tmp, even to exec bwrap.
+    folder = Path(tempfile.mkdtemp(prefix="dlgrade-fake-bwrap-", dir="/var/tmp"))
+    try:
+        folder.chmod(0o755)
+        fake = folder / "bwrap"
+        fake.write_text(_NO_NETWORK_NAMESPACE.format(bwrap=real), encoding="utf-8")
+        fake.chmod(0o755)
+        monkeypatch.setenv(confinement.BWRAP_ENV, str(fake))
+        notebook = HOSTILE / "sys_exit" / "q2_initialization.ipynb"
+        out = tmp_path / "out"
+        argv = ["grade", str(notebook), "--only", "q2", "--profile", "quick", "--out", str(out)]
+        assert main([*argv, "--sandbox", "bubblewrap"]) != 0
+        said = capsys.readouterr().err
+        assert "shares the grader's net namespace" in said, said
+        assert "pid namespace" not in said and "working folder" not in said, said
+        assert not out.exists() or not any(out.iterdir())
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)

@@ -172,3 +172,24 @@ def test_cuda_is_visible_inside_the_sandbox_on_a_gpu_profile(tmp_path: Path) -> 
     run = asyncio.run(NbclientExecutor().run(job))
     printed = "".join(o.get("text", "") for o in run.notebook.cells[-1].outputs)
     assert printed.strip() == "True"
+
+
+def test_the_self_test_names_everything_an_unconfined_process_lacks(tmp_path: Path) -> None:
+    """The bubblewrap self-test's program, run with no sandbox at all (a ``bwrap`` that only
+    runs its command): it fails and names each missing part, so a TA learns what is wrong."""
+    import subprocess
+    import sys
+
+    from graders.sandbox import confinement
+
+    source = confinement._self_test_source(tmp_path, not_root=True)
+    ran = subprocess.run(
+        [sys.executable, "-I", "-c", source], capture_output=True, text=True, cwd=tmp_path
+    )
+    assert ran.returncode == 3, ran.stderr
+    said = ran.stderr
+    assert "its working folder is not /workspace" in said
+    for name in ("user", "pid", "net", "mnt"):
+        assert f"shares the grader's {name} namespace" in said, said
+    assert f"the host's {tmp_path} is visible" in said
+    assert f"the host's {config.PROJECT_ROOT / 'graders'} is visible" in said

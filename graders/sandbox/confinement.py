@@ -48,7 +48,36 @@ BWRAP_ENV = "DLGRADE_BWRAP"
 ALLOW_UNCONFINED_ENV = "DLGRADE_ALLOW_UNCONFINED"
 _MODES = ("auto", *(m.value for m in SandboxMode if m is not SandboxMode.NOT_RECORDED))
 _SELF_TEST_TIMEOUT_S = 60
-_SELF_TEST = "import os, sys; sys.exit(0 if os.getcwd() == '/workspace' else 3)"
+_SELF_TEST = """
+import json, os, sys
+expect = json.loads(EXPECT)
+status = dict(
+    line.split(":", 1) for line in open("/proc/self/status").read().splitlines() if ":" in line
+)
+checks = [("its working folder is not " + expect["cwd"], os.getcwd() == expect["cwd"])]
+checks += [
+    ("it shares the grader's " + name + " namespace", os.readlink("/proc/self/ns/" + name) != ns)
+    for name, ns in expect["namespaces"].items()
+]
+checks += [
+    ("new privileges are allowed", status.get("NoNewPrivs", "").strip() == "1"),
+    ("no seccomp filter", not expect["seccomp"] or status.get("Seccomp", "").strip() == "2"),
+    ("it runs as root", not expect["not_root"] or os.getuid() != 0),
+]
+checks += [
+    ("the host's " + path + " is visible", not os.path.exists(path))
+    for path in expect["hidden"]
+]
+failed = [what for what, ok in checks if not ok]
+if failed:
+    print("the sandbox is not what bubblewrap was asked for: " + "; ".join(failed), file=sys.stderr)
+    sys.exit(3)
+"""
+"""The self-test's kernel: the sandbox must be the one the launcher asked bubblewrap for (a
+binary that drops options, or an old one that ignores some, fails here and is named with what
+its sandbox lacks): every namespace a new one, no new privileges, the seccomp filter, the kernel
+uid, the host's folders out of sight. A millisecond, from inside."""
+_NAMESPACES = ("user", "pid", "net", "ipc", "uts", "mnt", "cgroup")
 INSTALL_HINT = (
     "install bubblewrap (Debian/Ubuntu: `apt-get install bubblewrap`) and allow unprivileged "
     "user namespaces (`sysctl kernel.unprivileged_userns_clone=1`; in a container, run it "
@@ -58,6 +87,23 @@ INSTALL_HINT = (
 
 def _bwrap_binary() -> str | None:
     return os.environ.get(BWRAP_ENV) or shutil.which("bwrap")
+
+
+def _self_test_source(scratch: Path, not_root: bool) -> str:
+    """The self-test's program, given what the grader sees of its own process."""
+    namespaces = {
+        name: os.readlink(f"/proc/self/ns/{name}")
+        for name in _NAMESPACES
+        if os.path.lexists(f"/proc/self/ns/{name}")
+    }
+    expect = {
+        "cwd": layout.WORKSPACE,
+        "namespaces": namespaces,
+        "seccomp": seccomp.program() is not None,
+        "not_root": not_root,
+        "hidden": [str(scratch), str(PROJECT_ROOT / "graders")],
+    }
+    return f"EXPECT = {json.dumps(json.dumps(expect))}\n{_SELF_TEST}"
 
 
 class _SelfTest:
@@ -80,7 +126,7 @@ class _SelfTest:
                 threads=1,
                 device="cpu",
                 data_root=data_root,
-                boot_source=_SELF_TEST,
+                boot_source=_self_test_source(Path(self._tmp.name), plan.kernel_uids),
             )
         except OSError as exc:
             self._failed = f"the sandbox's folders could not be made ({exc})"
