@@ -298,17 +298,30 @@ async def _run_all(
     return list(await asyncio.gather(*(one(spec) for spec in ctx.setup.questions)))
 
 
+def _expectations(inputs: dict[str, ProbeInputs], ctx: _RunContext) -> dict[str, Expectations]:
+    """Each question's expected values for its inputs, the ``ahead`` ones already computing
+    (on threads of the grader, while the kernels run the notebooks)."""
+    found = {}
+    for spec in ctx.setup.questions:
+        expected = ExpectationContext(
+            inputs=inputs[spec.id], data_root=ctx.data_root, profile=ctx.profile
+        )
+        found[spec.id] = ctx.setup.basis.expectations(spec, expected)
+        found[spec.id].prefetch()
+    return found
+
+
 def _score_all(
-    runs: list[QuestionRun], inputs: dict[str, ProbeInputs], ctx: _RunContext
+    runs: list[QuestionRun],
+    inputs: dict[str, ProbeInputs],
+    expectations: dict[str, Expectations],
+    ctx: _RunContext,
 ) -> tuple[QuestionResult, ...]:
     """The checks, in the grader's own process, after every kernel is gone."""
     setup = ctx.setup
     thresholds: Mapping[str, float] = setup.thresholds.for_profile(setup.profile.name)
     results = []
     for spec, run in zip(setup.questions, runs, strict=True):
-        expected = ExpectationContext(
-            inputs=inputs[spec.id], data_root=ctx.data_root, profile=ctx.profile
-        )
         check_ctx = CheckContext(
             run=run,
             result_dir=ctx.result_dir,
@@ -316,7 +329,7 @@ def _score_all(
             profile=ctx.profile,
             thresholds=thresholds,
             data_root=ctx.data_root,
-            expectations=setup.basis.expectations(spec, expected),
+            expectations=expectations[spec.id],
         )
         checks = spec.checks
         if setup.options.public_only:
@@ -348,9 +361,10 @@ def run_submission(
     ctx = _RunContext(setup=setup, submission=submission, result_dir=result_dir, kernels=kernels)
     kernels.stop_unused(submission)  # a question without a notebook needs no kernel
     inputs = {spec.id: _inputs(spec, ctx) for spec in setup.questions}  # while kernels boot
+    expectations = _expectations(inputs, ctx)
     kernels.confirm()  # the sandbox's self-test has passed before any notebook is handed over
     runs = kernels.runner.run(_run_all(inputs, ctx, kernels.parallel))
-    scored = _score_all(runs, inputs, ctx)
+    scored = _score_all(runs, inputs, expectations, ctx)
     run = SubmissionRun(
         submission=submission,
         profile=ProfileChoice(name=setup.choice.name, reason=setup.choice.reason),

@@ -228,6 +228,31 @@ def mc_deep_forward(
     layer's value stays near v2 (linear: 1/n_in; ReLU: 2/n_in); a wrong one drifts
     geometrically with depth, by n_in * s^2 (linear) or n_in * s^2 / 2 (ReLU) per layer.
     """
+    pairs = list(itertools.pairwise(int(w) for w in widths))
+    stds = [_rule_std(variance_rule, n_in, n_out) for n_in, n_out in pairs]
+    stats = mc_deep_replicates(
+        widths, stds, rng=rng, samples=samples, batch=batch, activation=activation, v2=v2
+    )
+    return tuple(MCEstimate.from_replicates(row) for row in stats)
+
+
+def mc_deep_replicates(
+    widths: Sequence[int],
+    stds: Sequence[float],
+    *,
+    rng: np.random.Generator,
+    samples: int = 32,
+    batch: int = 32,
+    activation: Activation = "linear",
+    v2: float = 1.0,
+) -> FloatArray:
+    """``mc_deep_forward``'s replicate statistics, layers x samples: replicate r's mean of
+    h_l^2 after layer l, with layer l's weights of standard deviation ``stds[l - 1]``.
+
+    Linear layers and the ReLU are positively homogeneous, so with every std positive the
+    statistics are exactly ``prod(stds[:l])^2`` times those of unit stds drawn from the same
+    generator: a caller may simulate unit weights once and scale them (``q2.monte_carlo``).
+    """
     if activation not in ("linear", "relu"):
         raise ValueError(f"activation must be 'linear' or 'relu', got {activation!r}")
     sizes = [int(w) for w in widths]
@@ -235,7 +260,8 @@ def mc_deep_forward(
         raise ValueError(f"need at least an input and an output width, got {list(widths)}")
     _check_sizes(samples=samples, batch=batch, **{f"widths[{i}]": w for i, w in enumerate(sizes)})
     pairs = list(itertools.pairwise(sizes))
-    stds = [_rule_std(variance_rule, n_in, n_out) for n_in, n_out in pairs]
+    if len(stds) != len(pairs):
+        raise ValueError(f"{len(pairs)} layers need {len(pairs)} stds, got {len(stds)}")
     act = _relu if activation == "relu" else _identity
     input_std = math.sqrt(_non_negative("v2", v2))
     stats = np.empty((len(pairs), samples))
@@ -243,9 +269,9 @@ def mc_deep_forward(
     for lo, hi in _chunks(samples, per_replicate):
         h = rng.normal(0.0, input_std, size=(hi - lo, batch, sizes[0]))
         for layer, ((_, n_out), std) in enumerate(zip(pairs, stds, strict=True)):
-            h = act(_times_gaussian(h, std, n_out, rng))
+            h = act(_times_gaussian(h, float(std), n_out, rng))
             stats[layer, lo:hi] = np.mean(h**2, axis=(1, 2))
-    return tuple(MCEstimate.from_replicates(row) for row in stats)
+    return stats
 
 
 def _times_gaussian(h: FloatArray, std: float, n_out: int, rng: np.random.Generator) -> FloatArray:

@@ -374,3 +374,52 @@ def test_an_activation_variance_that_ignores_an_argument_is_wrong_everywhere(
 
     outcome = grade(answer(activation_variance=formula), tmp_path, only=("activation_variance",))
     assert outcome["activation_variance"].fraction == 0.0
+
+
+# --- the unit stacks the check scales ------------------------------------------------------------
+
+
+@pytest.mark.parametrize("factor", [1.0, 1.3, 0.6])
+def test_scaled_unit_stacks_are_the_simulation_of_the_rule_itself(
+    tmp_path: Path, factor: float
+) -> None:
+    """Homogeneity, checked: scaling the unit-weight replicates by the rule's variances gives
+    what simulating with the rule gives from the same generator, to rounding."""
+    stack = probe_context(SPEC, CORRECT, tmp_path).inputs.values["stack"]
+    seed = int(stack["seed"])
+    for i, s in enumerate(hidden._stacks(stack)):
+        unit = hidden._unit_replicates(s, hidden._stack_rng(seed, i))
+
+        def rule(n_in: int, n_out: int, s: Any = s) -> float:
+            return factor * s.correct(n_in, n_out)
+
+        scaled = hidden._scaled(s, rule, unit)
+        assert scaled is not None, s.rule
+        direct = ref.mc_deep_forward(
+            s.widths,
+            rule,
+            rng=hidden._stack_rng(seed, i),
+            samples=hidden.MC_SAMPLES,
+            batch=hidden.MC_BATCH,
+            activation=s.activation,
+        )
+        np.testing.assert_allclose(scaled.mean(axis=1), [e.value for e in direct], rtol=1e-9)
+
+
+def test_a_rule_scaling_cannot_follow_is_simulated(tmp_path: Path) -> None:
+    stack = probe_context(SPEC, CORRECT, tmp_path / "stack").inputs.values["stack"]
+    first = hidden._stacks(stack)[0]
+    unit = hidden._unit_replicates(first, hidden._stack_rng(0, 0))
+    assert hidden._scaled(first, lambda i, o: 0.0, unit) is None
+    assert hidden._scaled(first, lambda i, o: 1e300, unit) is None
+    assert hidden._scaled(first, lambda i, o: 1e-300, unit) is None
+    results = grade(answer(forward_variance=lambda n_in: 0.0), tmp_path / "zero")
+    assert results["monte_carlo"].fraction == 0.75
+    assert "it reached 0: the signal vanishes" in results["monte_carlo"].message
+
+
+def test_the_unit_stacks_are_computed_ahead_and_stored_in_no_kit(tmp_path: Path) -> None:
+    (unit,) = hidden.EXPECTATIONS
+    assert unit.ahead
+    assert unit.kit_arguments is not None
+    assert unit.kit_arguments(probe_context(SPEC, CORRECT, tmp_path).inputs) == ()

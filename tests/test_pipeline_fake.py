@@ -350,3 +350,26 @@ def test_a_notebook_name_that_is_no_plain_file_name_is_not_delivered(tmp_path: P
     assert sandbox.deliver(box, {"nb.ipynb": source}) == ("nb.ipynb",)
     assert (box.probe_in / "nb.ipynb").read_text(encoding="utf-8") == "{}"
     sandbox.cleanup(box)
+
+
+def test_the_ahead_expectations_start_before_any_kernel_runs(correct, tmp_path, monkeypatch):
+    """Q2's unit stacks are simulated while the notebooks run, not after them."""
+    from graders.questions.expectations import LiveExpectations
+
+    events: list[str] = []
+    prefetch = LiveExpectations.prefetch
+
+    def recording_prefetch(self: LiveExpectations) -> None:
+        events.append("prefetch")
+        prefetch(self)
+
+    class Recording(FakeExecutor):
+        async def run(self, job):  # type: ignore[no-untyped-def]
+            events.append(f"run {job.question}")
+            return await super().run(job)
+
+    monkeypatch.setattr(LiveExpectations, "prefetch", recording_prefetch)
+    report = grade(correct, tmp_path / "out", QUICK, executor=Recording())
+    ran = [e for e in events if e.startswith("run ")]
+    assert len(ran) == len(report.run.questions)
+    assert events[: -len(ran)] == ["prefetch"] * len(report.run.questions)

@@ -177,6 +177,10 @@ class ExpectationDef:
     """What the kit stores instead of the full value, where the full value would itself be an
     answer the real grader accepts (Q4's seeded initial weights): a sample the same comparison
     reads. None: the value as computed."""
+    ahead: bool = False
+    """Computed in the background while the kernels run (``Expectations.prefetch``), where it
+    needs only the probe's inputs and takes long enough to matter (Q2's unit-weight stacks);
+    only its set without arguments. False: the first time a check asks for it."""
 
 
 def expectation(
@@ -184,11 +188,14 @@ def expectation(
     *,
     kit_arguments: Callable[[ProbeInputs], tuple[Mapping[str, Argument], ...]] | None = None,
     publish: Callable[[Any, np.random.Generator], Any] | None = None,
+    ahead: bool = False,
 ) -> Callable[[Callable[[ExpectationContext, Mapping[str, Argument]], Any]], ExpectationDef]:
     """Declare an expectation provider (in a question's reference side)."""
 
     def wrap(fn: Callable[[ExpectationContext, Mapping[str, Argument]], Any]) -> ExpectationDef:
-        return ExpectationDef(name=name, compute=fn, kit_arguments=kit_arguments, publish=publish)
+        return ExpectationDef(
+            name=name, compute=fn, kit_arguments=kit_arguments, publish=publish, ahead=ahead
+        )
 
     return wrap
 
@@ -201,12 +208,20 @@ class Expectations(Protocol):
         """The value, or None where it is not known here (a kit without those arguments)."""
         ...
 
+    def prefetch(self) -> None:
+        """Start computing the ``ahead`` expectations in the background (the grader calls it
+        once the probe's inputs are drawn, before any kernel has finished); ``get`` waits."""
+        ...
+
 
 class NoExpectations:
     """A context built without expectations (a test of checks that need none)."""
 
     def get(self, name: str, arguments: Mapping[str, Argument]) -> Any | None:
         raise ConfigError(f"this check context carries no expectations (asked for {name!r})")
+
+    def prefetch(self) -> None:
+        pass
 
 
 @dataclass(frozen=True, kw_only=True)

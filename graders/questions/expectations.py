@@ -12,7 +12,9 @@ in a student's kit.
 from __future__ import annotations
 
 import json
+import threading
 from collections.abc import Mapping
+from concurrent.futures import Future
 from typing import Any
 
 import numpy as np
@@ -56,7 +58,12 @@ def argument_key(arguments: Mapping[str, Argument]) -> str:
 
 
 class LiveExpectations:
-    """A question's expectations computed from its reference side for one run's inputs."""
+    """A question's expectations computed from its reference side for one run's inputs.
+
+    ``prefetch`` computes the ``ahead`` ones on threads of their own, so that a simulation that
+    needs only the inputs runs while the student's notebook does; a failure there is raised by
+    ``get``, in the check that asked, as if it had been computed then.
+    """
 
     def __init__(
         self, definitions: tuple[ExpectationDef, ...], context: ExpectationContext
@@ -64,6 +71,28 @@ class LiveExpectations:
         self._definitions = {d.name: d for d in definitions}
         self._context = context
         self._cache: dict[tuple[str, str], Any] = {}
+        self._pending: dict[tuple[str, str], Future[Any]] = {}
+
+    def prefetch(self) -> None:
+        for definition in self._definitions.values():
+            key = (definition.name, argument_key({}))
+            if definition.ahead and key not in self._cache and key not in self._pending:
+                future: Future[Any] = Future()
+                self._pending[key] = future
+                threading.Thread(
+                    target=self._compute_into,
+                    args=(definition, future),
+                    name=f"expectation {definition.name}",
+                    daemon=True,  # a grade that fails elsewhere does not wait for it
+                ).start()
+
+    def _compute_into(self, definition: ExpectationDef, future: Future[Any]) -> None:
+        try:
+            value = frozen(plain(definition.name, definition.compute(self._context, {})))
+        except BaseException as exc:
+            future.set_exception(exc)
+        else:
+            future.set_result(value)
 
     def get(self, name: str, arguments: Mapping[str, Argument]) -> Any | None:
         definition = self._definitions.get(name)
@@ -71,6 +100,8 @@ class LiveExpectations:
             known = ", ".join(sorted(self._definitions)) or "none"
             raise ConfigError(f"no expectation named {name!r} (known: {known})")
         key = (name, argument_key(arguments))
+        if key in self._pending:
+            self._cache[key] = self._pending.pop(key).result()
         if key not in self._cache:
             value = definition.compute(self._context, dict(arguments))
             self._cache[key] = frozen(plain(name, value))

@@ -18,7 +18,14 @@ from typing import Any
 
 import numpy as np
 
-from graders.questions.api import CheckContext, Outcome, check
+from graders.questions.api import (
+    Argument,
+    CheckContext,
+    ExpectationContext,
+    Outcome,
+    check,
+    expectation,
+)
 from graders.questions.q2_init.checks import (
     RecordedValues,
     call_text,
@@ -28,7 +35,7 @@ from graders.questions.q2_init.checks import (
 )
 from graders.render.numbers import number, numbers
 from reference import q2_init as ref
-from reference.q2_init import VarianceRule
+from reference.q2_init import FloatArray, VarianceRule
 
 BAND = 4.0
 """A Monte-Carlo stack passes while every layer's E[h^2] stays within [1/BAND, BAND] times what
@@ -145,20 +152,63 @@ def _rule_from(found: RecordedValues | str, needed: Sequence[Sequence[int]]) -> 
     return rule
 
 
-def _run_stack(stack: _Stack, rule: VarianceRule | str, rng: np.random.Generator) -> _StackRun:
+def _stack_rng(seed: int, index: int) -> np.random.Generator:
+    """Stack ``index``'s own generator: its draws do not depend on the other stacks' rules."""
+    return np.random.default_rng([seed, index])
+
+
+def _unit_replicates(stack: _Stack, rng: np.random.Generator) -> FloatArray:
+    """The stack's replicate statistics (layers x samples) with weights of std 1."""
+    ones = [1.0] * (len(stack.widths) - 1)
+    return ref.mc_deep_replicates(
+        stack.widths, ones, rng=rng, samples=MC_SAMPLES, batch=MC_BATCH, activation=stack.activation
+    )
+
+
+@expectation("unit_stacks", ahead=True, kit_arguments=lambda _inputs: ())
+def unit_stacks(ctx: ExpectationContext, _arguments: Mapping[str, Argument]) -> dict[str, Any]:
+    """Every stack simulated with unit weights, from its own generator: the check scales these
+    by the student's stds (``mc_deep_replicates``), so the simulation runs while the kernel
+    does, before the student's numbers exist. Hidden: the kit stores none."""
+    stack = ctx.inputs.values["stack"]
+    seed = int(stack["seed"])
+    return {s.rule: _unit_replicates(s, _stack_rng(seed, i)) for i, s in enumerate(_stacks(stack))}
+
+
+def _scaled(stack: _Stack, rule: VarianceRule, unit: FloatArray | None) -> FloatArray | None:
+    """The replicates ``rule`` gives, from the unit ones: None where scaling is not exact
+    (a std of 0, a non-finite one, a signal that over- or underflows), which simulates."""
+    if unit is None:
+        return None
+    variances = np.array([rule(i, o) for i, o in itertools.pairwise(stack.widths)], dtype=float)
+    with np.errstate(all="ignore"):
+        gains = np.cumprod(variances)
+    if not (np.all(np.isfinite(gains)) and np.all(variances > 0) and np.all(gains > 1e-280)):
+        return None
+    scaled: FloatArray = unit * gains[:, None]
+    return scaled if np.all(np.isfinite(scaled)) else None
+
+
+def _run_stack(
+    stack: _Stack, rule: VarianceRule | str, rng: np.random.Generator, unit: FloatArray | None
+) -> _StackRun:
     label = f"{stack.rule}, {stack.description}"
     if isinstance(rule, str):
         return _StackRun(rule=stack.rule, ok=False, text=f"{label}: could not be measured: {rule}")
-    with np.errstate(all="ignore"):
-        estimates = ref.mc_deep_forward(
-            stack.widths,
-            rule,
-            rng=rng,
-            samples=MC_SAMPLES,
-            batch=MC_BATCH,
-            activation=stack.activation,
-        )
-    moments = tuple(e.value for e in estimates)
+    replicates = _scaled(stack, rule, unit)
+    if replicates is not None:
+        moments = tuple(float(m) for m in replicates.mean(axis=1))
+    else:
+        with np.errstate(all="ignore"):
+            estimates = ref.mc_deep_forward(
+                stack.widths,
+                rule,
+                rng=rng,
+                samples=MC_SAMPLES,
+                batch=MC_BATCH,
+                activation=stack.activation,
+            )
+        moments = tuple(e.value for e in estimates)
     ratios = tuple(m / e for m, e in zip(moments, stack.expected, strict=True))
     ok = all(math.isfinite(r) and 1 / BAND <= r <= BAND for r in ratios)
     text = f"{label}: E[h^2] after layers 1..{len(moments)} = {numbers(moments, 3)}"
@@ -195,11 +245,17 @@ def _drift(ratios: Sequence[float], versus: str) -> str:
 )
 def monte_carlo(ctx: CheckContext) -> Outcome:
     stack = ctx.inputs.values["stack"]
-    rng = np.random.default_rng(int(stack["seed"]))
+    seed = int(stack["seed"])
     needed = stack_calls(stack)
+    units = ctx.expected("unit_stacks")
     runs = [
-        _run_stack(s, _rule_from(recorded_values(ctx, s.rule), needed[s.rule]), rng)
-        for s in _stacks(stack)
+        _run_stack(
+            s,
+            _rule_from(recorded_values(ctx, s.rule), needed[s.rule]),
+            _stack_rng(seed, i),
+            units.get(s.rule),
+        )
+        for i, s in enumerate(_stacks(stack))
     ]
     right = sum(r.ok for r in runs)
     criterion = (
@@ -227,3 +283,4 @@ def monte_carlo(ctx: CheckContext) -> Outcome:
 
 
 CHECKS = (monte_carlo,)
+EXPECTATIONS = (unit_stacks,)

@@ -7,7 +7,7 @@ from graders.questions.api import ReferenceSide
 from graders.questions.q2_init import expected, hidden, reference_runs
 
 SIDE = ReferenceSide(
-    expectations=expected.EXPECTATIONS,
+    expectations=(*expected.EXPECTATIONS, *hidden.EXPECTATIONS),
     hidden_checks=hidden.CHECKS,
     reference_report=reference_runs.reference_report,
 )
