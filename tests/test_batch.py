@@ -626,9 +626,9 @@ def approximate(f, n, bound):
 
 
 def _answer(name: str, code: str):
-    from graders.batch.similarity import Answer, normalize, shingles
+    from graders.batch.similarity import Answer
 
-    return Answer(submission=name, question="q1", code=code, shingles=shingles(normalize(code)))
+    return Answer.of(name, "q1", code)
 
 
 def test_renamed_and_recommented_copies_are_flagged_and_independent_work_is_not() -> None:
@@ -668,3 +668,56 @@ def test_the_summary_has_plots_causes_and_the_slowest(local_batch) -> None:
     assert "q1.box_edges" in html and "q1_seed_box_boundary" in html  # a failure, by cause
     assert "Slowest submissions" in html and "not a readable zip" in html
     assert "<script" not in html
+
+
+def test_an_answers_shingles_are_the_same_in_every_process() -> None:
+    """A batch's workers read the answers and the driver compares them: the digests must not
+    depend on the process (Python's ``hash`` of a string is salted per process)."""
+    from graders.batch.similarity import Answer
+
+    script = (
+        "import sys; from graders.batch.similarity import Answer; "
+        "print(sorted(Answer.of('ann', 'q1', sys.stdin.read()).shingles))"
+    )
+    seen = {
+        subprocess.run(
+            [sys.executable, "-c", script],
+            input=ORIGINAL,
+            capture_output=True,
+            text=True,
+            check=True,
+            cwd=REPO,
+            env={**os.environ, "PYTHONHASHSEED": seed},
+        ).stdout
+        for seed in ("1", "2")
+    }
+    assert seen == {f"{sorted(Answer.of('ann', 'q1', ORIGINAL).shingles)}\n"}
+
+
+def test_answers_the_workers_read_are_compared_without_reading_the_submission_again(
+    tmp_path: Path,
+) -> None:
+    from graders.batch.similarity import find_similar
+
+    known = {"ann": [_answer("ann", ORIGINAL)], "ben": [_answer("ben", DISGUISED)]}
+    gone = tmp_path / "deleted"  # neither path exists: only the answers given are compared
+    pairs = find_similar([("ann", gone), ("ben", gone)], 0.8, known)
+    assert [(p.first, p.second) for p in pairs] == [("ann", "ben")]
+    assert find_similar([("ann", gone), ("ben", gone)], 0.8) == []
+
+
+@pytest.mark.kernel
+def test_the_summary_lists_the_pairs_of_answers_read_by_the_workers(local_batch) -> None:
+    """Two workers read the answers (each in its own process); the summary's pairs are the
+    ones found here, reading every graded submission in this one."""
+    import re
+
+    from graders.batch.similarity import find_similar
+
+    folder, out = local_batch
+    html = (out / "summary.html").read_text(encoding="utf-8")
+    shown = set(re.findall(r"<h3>(q\d): (\S+) and (\S+) \(", html))
+    graded = [(n, folder / n) for n in LOCAL_NAMES] + [("lone", folder / "lone.ipynb")]
+    expected = {(p.question, p.first, p.second) for p in find_similar(graded, 0.8)}
+    assert ("q1", "lone", "q1_step_ge") in expected  # the same notebook, twice
+    assert shown == expected

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +20,7 @@ from graders.batch.decode import report_from_plain
 from graders.batch.discover import Discovery
 from graders.batch.options import BatchOptions
 from graders.batch.roster import Roster
-from graders.batch.similarity import find_similar
+from graders.batch.similarity import Answer, find_similar
 from graders.batch.store import Row, RowStatus, Store
 from graders.batch.summary import summary_view, write_summary_html
 from graders.config import load_thresholds
@@ -107,7 +107,10 @@ def write_batch_reports(
     options: BatchOptions,
     collected: Collected,
     roster: Roster | None = None,
+    answers: Mapping[str, Sequence[Answer]] | None = None,
 ) -> dict[str, Path]:
+    """The gradebooks, the manual page and the summary; ``answers``: the answer code the workers
+    read for this run's submissions (the rest is read here, for the similarity scan)."""
     files = {
         "gradebook": options.out / GRADEBOOK,
         "manual": options.out / MANUAL,
@@ -124,7 +127,7 @@ def write_batch_reports(
     write_manual_html(reports, files["manual"])
     graded = {r.run.submission.name for r in reports}
     sources = [(row.name, Path(row.source)) for row in rows if row.name in graded]
-    similar = find_similar(sources, options.similarity_threshold)
+    similar = find_similar(sources, options.similarity_threshold, answers)
     view = summary_view(rows, reports, crashed, similar, options.similarity_threshold)
     write_summary_html(view, files["summary"])
     return files

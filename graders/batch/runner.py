@@ -19,7 +19,7 @@ import time
 from collections import deque
 from collections.abc import Iterable, Iterator
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Protocol, TextIO
 
@@ -31,6 +31,7 @@ from graders.batch.options import BatchOptions
 from graders.batch.progress import Progress
 from graders.batch.reports import collect, refresh_result_folders, write_batch_reports
 from graders.batch.roster import read_roster
+from graders.batch.similarity import Answer
 from graders.batch.store import Row, RowStatus, Store, owner_token
 from graders.batch.tasks import GradeTask, TaskOutcome, run_task
 from graders.config import CONFIG_DIR, GradeOptions
@@ -187,9 +188,17 @@ def _question_count(options: GradeOptions) -> int:
     return len([q for q in load_questions() if not options.only or q.id in options.only])
 
 
+@dataclass
+class _Graded:
+    graded: int = 0
+    crashed: int = 0
+    answers: dict[str, tuple[Answer, ...]] = field(default_factory=dict)
+    """What the workers read for the similarity scan, by submission."""
+
+
 def _grade_pending(
     store: Store, discovery: Discovery, options: BatchOptions, stream: TextIO | None
-) -> tuple[int, int]:
+) -> _Graded:
     owner = owner_token()
     rows = {r.name: r for r in store.rows([e.name for e in discovery.entries])}
     todo = deque(e for e in discovery.entries if rows[e.name].status is RowStatus.PENDING)
@@ -202,7 +211,7 @@ def _grade_pending(
     progress = Progress(total=len(discovery.entries), todo=len(todo), stream=stream)
     inflight: dict[object, str] = {}
     entries = {e.name: e for e in discovery.entries}
-    graded = crashed = 0
+    done = _Graded()
     try:
         while todo or inflight:
             while todo and len(inflight) < pool.slots:
@@ -232,8 +241,10 @@ def _grade_pending(
                         continue
                 else:
                     status = _record(store, outcome)
-                graded += status is RowStatus.DONE
-                crashed += status is RowStatus.CRASHED
+                    if outcome.answers is not None:
+                        done.answers[name] = outcome.answers
+                done.graded += status is RowStatus.DONE
+                done.crashed += status is RowStatus.CRASHED
                 progress.update(name, status)
     except BaseException:
         for name in inflight.values():
@@ -243,7 +254,7 @@ def _grade_pending(
         raise
     pool.close(cancel=False)
     progress.close()
-    return graded, crashed
+    return done
 
 
 def _wait_for_others(store: Store, names: list[str], owner: str, stream: TextIO | None) -> None:
@@ -278,7 +289,7 @@ def run_batch(options: BatchOptions, *, stream: TextIO | None = None) -> BatchRe
             names if options.regrade_all else options.regrade,
             options.regrade_questions,
         )
-        graded, crashed = _grade_pending(store, discovery, options, stream)
+        done = _grade_pending(store, discovery, options, stream)
         _wait_for_others(store, names, owner_token(), stream)
         rows = store.rows(names)
         merged, problems = _merge_manual_scores(store, rows, discovery, options)
@@ -287,13 +298,13 @@ def run_batch(options: BatchOptions, *, stream: TextIO | None = None) -> BatchRe
         manual = store.manual_scores()
         collected = collect(rows, discovery, manual)
         refresh_result_folders(store, rows, collected.reports, manual, options)
-    files = write_batch_reports(rows, discovery, options, collected, roster)
+    files = write_batch_reports(rows, discovery, options, collected, roster, done.answers)
     graded_names = {r.run.submission.name for r in collected.reports}
     listed = {e.submission for e in roster.entries} if roster else set()
     return BatchResult(
         total=len(names),
-        graded=graded,
-        crashed=crashed,
+        graded=done.graded,
+        crashed=done.crashed,
         files=files,
         manual_merged=merged,
         problems=(*roster_problems, *problems),

@@ -12,12 +12,14 @@ answers side by side.
 from __future__ import annotations
 
 import builtins
+import functools
+import hashlib
 import io
 import itertools
 import keyword
 import tempfile
 import tokenize
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -42,7 +44,24 @@ class Answer:
     question: str
     code: str
     """The answer cells as the student wrote them (shown to the TA)."""
+    size: int
+    """Normalized tokens (answers under ``MIN_TOKENS`` are not compared)."""
     shingles: frozenset[int]
+    lines: tuple[str, ...]
+    """Each line of ``code`` normalized on its own ("" for a blank one): computed once here,
+    since a class that shares its code yields a pair for most of its students."""
+
+    @classmethod
+    def of(cls, submission: str, question: str, code: str) -> Answer:
+        tokens = normalize(code)
+        return cls(
+            submission=submission,
+            question=question,
+            code=code,
+            size=len(tokens),
+            shingles=shingles(tokens),
+            lines=tuple(_normal_line(line) for line in code.splitlines()),
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -84,8 +103,15 @@ def _normal_line(line: str) -> str:
     return " ".join(normalize(line)) if line.strip() else ""
 
 
+def _digest(gram: Sequence[str]) -> int:
+    return int.from_bytes(hashlib.blake2b("\x1f".join(gram).encode(), digest_size=8).digest())
+
+
 def shingles(tokens: Sequence[str], n: int = NGRAM) -> frozenset[int]:
-    return frozenset(hash(tuple(tokens[i : i + n])) for i in range(max(0, len(tokens) - n + 1)))
+    """The token ``n``-grams, each as a 64-bit digest that is the same in every process (a
+    worker's answers meet the driver's; Python's own ``hash`` of a string is salted per
+    process)."""
+    return frozenset(_digest(tokens[i : i + n]) for i in range(max(0, len(tokens) - n + 1)))
 
 
 def jaccard(a: frozenset[int], b: frozenset[int]) -> float:
@@ -104,28 +130,32 @@ def template_cells(spec: QuestionSpec, template_dir: Path | None = None) -> set[
     return {" ".join(normalize(c)) for c in _cells(path)}
 
 
+@functools.cache
+def _templates() -> dict[str, set[str]]:
+    """The starter code of every question, normalized once per process."""
+    return {q.id: template_cells(q) for q in load_questions()}
+
+
 def answer_code(cells: Sequence[str], template: set[str]) -> str:
     return "\n\n".join(c for c in cells if " ".join(normalize(c)) not in template)
 
 
-def answers_of(name: str, source: Path, templates: dict[str, set[str]]) -> list[Answer]:
-    """The submission's answer per question (loaded as the grader loads it, into a scratch dir)."""
+def answers_of(
+    name: str, source: Path, templates: dict[str, set[str]] | None = None
+) -> list[Answer]:
+    """The submission's answer per question (loaded as the grader loads it, into a scratch dir).
+    A batch's worker calls it beside the grade, so the driver's scan at the end only compares;
+    ``templates``: the starter code (default: the grader's own templates)."""
     questions = load_questions()
+    templates = _templates() if templates is None else templates
     found = []
     with tempfile.TemporaryDirectory(prefix="dlgrade-sim-") as tmp:
         submission = load_submission(source, Path(tmp), questions)
         for ref in submission.notebooks:
             code = answer_code(_cells(ref.path), templates.get(ref.question, set()))
-            tokens = normalize(code)
-            if len(tokens) >= MIN_TOKENS:
-                found.append(
-                    Answer(
-                        submission=name,
-                        question=ref.question,
-                        code=code,
-                        shingles=shingles(tokens),
-                    )
-                )
+            answer = Answer.of(name, ref.question, code)
+            if answer.size >= MIN_TOKENS:
+                found.append(answer)
     return found
 
 
@@ -140,11 +170,11 @@ def similar_pairs(answers: Sequence[Answer], threshold: float) -> list[SimilarPa
             score = jaccard(a.shingles, b.shingles)
             if score < threshold:
                 continue
-            lines_b = {_normal_line(x) for x in b.code.splitlines()}
+            lines_b = set(b.lines)
             shared = tuple(
                 line
-                for line in a.code.splitlines()
-                if _normal_line(line) and _normal_line(line) in lines_b
+                for line, normal in zip(a.code.splitlines(), a.lines, strict=True)
+                if normal and normal in lines_b
             )
             pairs.append(
                 SimilarPair(
@@ -161,14 +191,19 @@ def similar_pairs(answers: Sequence[Answer], threshold: float) -> list[SimilarPa
 
 
 def find_similar(
-    sources: Sequence[tuple[str, Path]], threshold: float = DEFAULT_THRESHOLD
+    sources: Sequence[tuple[str, Path]],
+    threshold: float = DEFAULT_THRESHOLD,
+    known: Mapping[str, Sequence[Answer]] | None = None,
 ) -> list[SimilarPair]:
-    """Load each submission's answers and compare them pairwise, per question."""
-    templates = {q.id: template_cells(q) for q in load_questions()}
+    """Compare each submission's answers pairwise, per question; ``known``: answers already
+    read (by the workers, for the submissions this run graded), the rest are loaded here."""
     answers: list[Answer] = []
     for name, source in sources:
+        if known is not None and name in known:
+            answers += known[name]
+            continue
         try:
-            answers += answers_of(name, source, templates)
+            answers += answers_of(name, source)
         except Exception:  # a submission that cannot be loaded has no answers to compare
             continue
     return similar_pairs(answers, threshold)

@@ -19,6 +19,7 @@ from pathlib import Path
 
 from graders import GRADER_VERSION
 from graders.batch.decode import report_from_plain
+from graders.batch.similarity import Answer, answers_of
 from graders.config import GradeOptions
 from graders.errors import MergeMismatchError
 from graders.pipeline import grade
@@ -54,6 +55,16 @@ class TaskOutcome:
     error: str = ""
     """One line for the gradebook (exception type and message); the traceback goes to ``detail``."""
     detail: str = ""
+    answers: tuple[Answer, ...] | None = None
+    """The submission's answer code for the similarity scan, read here in parallel (None: not
+    read, the driver reads it at the end)."""
+
+
+def _answers(task: GradeTask) -> tuple[Answer, ...] | None:
+    try:
+        return tuple(answers_of(task.name, task.source))
+    except Exception:  # the grade stands; the scan at the end tries again (and says nothing)
+        return None
 
 
 def run_task(task: GradeTask) -> TaskOutcome:
@@ -88,4 +99,5 @@ def run_task(task: GradeTask) -> TaskOutcome:
         profile=report.run.profile.name,
         score=report.score,
         max_score=report.max_score,
+        answers=_answers(task),
     )

@@ -13,6 +13,7 @@ formula that reads as something else.
 
 from __future__ import annotations
 
+import functools
 import re
 import xml.etree.ElementTree as ET
 
@@ -137,8 +138,12 @@ def _write(element: ET.Element, out: list[str], budget: list[int]) -> None:
     out.append(f"</{tag}>")
 
 
+@functools.lru_cache(maxsize=4096)
 def latex_to_mathml(latex: str, *, display: bool) -> str | None:
     """Safe MathML for ``latex``, or None when it should be shown as its source.
+
+    Remembered per formula: a class writes the same few (``$\\sigma^2$``, ``$n_{in}$``) in
+    answer after answer, and the manual-grading page typesets them all.
 
     Written for an HTML page: the HTML parser puts ``<math>`` in the MathML namespace itself,
     so no ``xmlns`` is written (a page of ours names no URL it does not need)."""
