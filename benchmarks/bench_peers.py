@@ -95,10 +95,27 @@ class Variant:
     """What is wrong with a run's output, or None: a grader that graded nothing is no timing."""
 
 
+def machine_busy_seconds() -> float | None:
+    """CPU seconds the whole machine has spent busy since boot (``/proc/stat``: user, nice,
+    system, irq, softirq, steal), or None where there is no such file. Read around a run, it
+    counts the run's kernels too, sandboxed or not, which a process's own rusage does not."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return None
+    ticks = sum(int(x) for x in fields[:3]) + sum(int(x) for x in fields[5:8])
+    return ticks / os.sysconf("SC_CLK_TCK")
+
+
+MACHINE_CPU: dict[str, list[float]] = {}
+"""Per variant, the machine's busy CPU seconds during each run (``machine_busy_seconds``)."""
+
+
 def run_once(variant: Variant, scratch: Path) -> float:
     """Seconds from spawn to exit; stops the benchmark if the command failed or graded wrong."""
     out = Path(tempfile.mkdtemp(prefix="run-", dir=scratch))
     argv = [str(a) for a in variant.argv(out)]
+    busy = machine_busy_seconds()
     start = time.perf_counter()
     try:
         done = subprocess.run(
@@ -113,6 +130,9 @@ def run_once(variant: Variant, scratch: Path) -> float:
     except subprocess.TimeoutExpired as exc:
         raise SystemExit(f"{variant.name}: no exit after {RUN_TIMEOUT_S} s: {argv}") from exc
     seconds = time.perf_counter() - start
+    after = machine_busy_seconds()
+    if busy is not None and after is not None:
+        MACHINE_CPU.setdefault(variant.name, []).append(after - busy)
     problem = f"exit {done.returncode}" if done.returncode else variant.verify(out)
     if problem:
         tail = (done.stdout + done.stderr)[-3000:]
@@ -348,6 +368,16 @@ def bench_assignment(args: argparse.Namespace, scratch: Path, verdicts: list[str
         f"max(slowest, sum / cores) = {floor:.2f} s "
         f"({statistics.median(samples[whole.name]) / floor:.2f}x of it)"
     )
+    cpu = MACHINE_CPU.get(whole.name)
+    if cpu:
+        work = statistics.median(cpu)
+        cores = os.cpu_count() or 1
+        least = max(medians[slowest], work / cores)
+        say(
+            f"  the whole run kept the machine busy {work:.2f} CPU-s (median): on {cores} cores "
+            f"it needs at least {least:.2f} s, {least / medians[slowest]:.2f}x {slowest} alone; "
+            f"measured {statistics.median(samples[whole.name]) / least:.2f}x of that"
+        )
     verdicts.append(
         verdict(f"all questions vs {slowest}", r.of_medians, TARGET_ASSIGNMENT, at_most=True)
     )

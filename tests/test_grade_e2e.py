@@ -167,3 +167,30 @@ def test_grading_writes_every_format(correct: tuple[GradeReport, Path]) -> None:
     with (folder / "gradebook.csv").open(newline="") as fh:
         (row,) = list(csv.DictReader(fh))
     assert row["submission"] == "all_correct" and float(row["total"]) == results["score"]
+
+
+@pytest.mark.slow
+def test_q3s_charts_are_drawn_from_its_artifacts_once_its_kernel_is_done(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Q3's kernel done, its artifacts are in the result folder when its charts start."""
+    from graders.config import GradeOptions
+    from graders.pipeline import grade
+    from graders.render import plots, warm
+
+    handed: list[tuple[str, set[str]]] = []
+    charts_in_background = warm.charts_in_background
+
+    def recording(run, result_dir, bands):  # type: ignore[no-untyped-def]
+        present = {a.name for a in run.probe.artifacts if (result_dir / a.path).is_file()}
+        handed.append((run.question, present))
+        return charts_in_background(run, result_dir, bands)
+
+    monkeypatch.setattr(warm, "charts_in_background", recording)
+    plots._drawn.cache_clear()
+    out = tmp_path / "out"
+    grade(SUBMISSIONS / "all_correct", out, GradeOptions(profile="quick", only=("q3",)))
+    assert [q for q, _ in handed] == ["q3"]
+    assert {"histories", "samples", "test_logits"} <= handed[0][1]
+    assert plots._drawn.cache_info().currsize == 2  # the loss curves and the sample bars
+    assert (out / "all_correct" / "feedback.html").read_text().count("data:image/svg+xml") == 2

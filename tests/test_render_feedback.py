@@ -316,7 +316,7 @@ def test_each_chart_is_drawn_once_for_both_pages(
 ) -> None:
     """The HTML page's SVG and the Markdown page's PNG come from one drawing of each chart."""
     report, out = built
-    plots._saved.cache_clear()
+    plots._drawn.cache_clear()
     drawn: list[type] = []
     original = plots.draw
 
@@ -329,3 +329,55 @@ def test_each_chart_is_drawn_once_for_both_pages(
     assert sorted(t.__name__ for t in drawn) == ["LossCurves", "SampleBars"]
     pngs = [p for p in written if p.suffix == ".png"]
     assert len(pngs) == 2 and all(p.read_bytes().startswith(b"\x89PNG") for p in pngs)
+
+
+def _counting_draw(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
+    """(plot type, thread name) of every drawing from now on, with a cold cache."""
+    import threading
+
+    plots._drawn.cache_clear()
+    drawn: list[tuple[str, str]] = []
+    original = plots.draw
+
+    def counting(plot: plots.Plot) -> object:
+        drawn.append((type(plot).__name__, threading.current_thread().name))
+        return original(plot)
+
+    monkeypatch.setattr(plots, "draw", counting)
+    return drawn
+
+
+def test_charts_drawn_ahead_are_the_ones_the_pages_show(
+    built: tuple[GradeReport, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A question's charts are drawn on a thread once its kernel is done; the pages written at
+    the end use those drawings, byte for byte what they would have drawn themselves."""
+    from graders.render import warm
+
+    report, out = built
+    _counting_draw(monkeypatch)
+    cold = {p.name: p.read_bytes() for p in write_reports(report, out)}
+    drawn = _counting_draw(monkeypatch)
+    for thread in [warm.charts_in_background(run, out, {}) for run in report.run.questions]:
+        thread.join()
+    assert sorted(drawn) == [
+        ("LossCurves", "dlgrade-charts-q3"),
+        ("SampleBars", "dlgrade-charts-q3"),
+    ]
+    warm_pages = {p.name: p.read_bytes() for p in write_reports(report, out)}
+    assert len(drawn) == 2  # the pages drew nothing of their own
+    assert warm_pages == cold
+
+
+def test_a_page_that_asks_while_a_chart_is_drawn_ahead_waits_for_that_drawing(
+    built: tuple[GradeReport, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from graders.render import warm
+
+    report, out = built
+    drawn = _counting_draw(monkeypatch)
+    threads = [warm.charts_in_background(run, out, {}) for run in report.run.questions]
+    write_reports(report, out)  # at once: whichever comes first draws, the other waits
+    for thread in threads:
+        thread.join()
+    assert sorted(kind for kind, _ in drawn) == ["LossCurves", "SampleBars"]

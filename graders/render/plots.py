@@ -15,6 +15,7 @@ import base64
 import functools
 import io
 import math
+import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -378,8 +379,18 @@ def draw(plot: Plot) -> Figure:
     return _draw_samples(plot)
 
 
-@functools.lru_cache(maxsize=8)
+_drawing = threading.Lock()
+"""One drawing at a time: matplotlib's rc settings are global to the process, and a page that
+asks for a chart being drawn ahead (``warm.charts_in_background``) waits for that drawing."""
+
+
 def _saved(plot: Plot) -> tuple[bytes, bytes]:
+    with _drawing:
+        return _drawn(plot)
+
+
+@functools.lru_cache(maxsize=8)
+def _drawn(plot: Plot) -> tuple[bytes, bytes]:
     """The figure drawn once and saved twice: SVG for the HTML page, PNG for the Markdown one
     (drawing is most of the cost; a plot is frozen data, so the two pages show the same)."""
     import matplotlib

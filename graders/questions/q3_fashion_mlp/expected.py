@@ -14,12 +14,16 @@ from graders.questions.api import Argument, ExpectationContext, expectation
 from graders.questions.q3_fashion_mlp.checks.shared import grader_weights
 
 
-@expectation("reference_logits")
+@expectation("reference_logits", ahead=True)
 def reference_logits(
     ctx: ExpectationContext, _arguments: Mapping[str, Argument]
 ) -> dict[str, np.ndarray]:
     """The reference network's logits for the grader's weights (``ref.w0``, ``ref.b0``, ...) on
-    the probe's images: what the student's model, loaded with the same weights, must give."""
+    the probe's images: what the student's model, loaded with the same weights, must give.
+
+    Computed ahead, while the kernel trains: it needs only the probe's inputs, and most of its
+    cost is importing torch into the grader (about 1.5 s), which otherwise came after the
+    kernel had finished."""
     import torch
 
     from reference import q3_mlp  # deferred, as torch is: grading other questions skips it
