@@ -721,3 +721,35 @@ def test_the_summary_lists_the_pairs_of_answers_read_by_the_workers(local_batch)
     expected = {(p.question, p.first, p.second) for p in find_similar(graded, 0.8)}
     assert ("q1", "lone", "q1_step_ge") in expected  # the same notebook, twice
     assert shown == expected
+
+
+@pytest.mark.kernel
+def test_the_manual_page_shows_what_a_fresh_process_renders_from_the_stored_results(
+    local_batch,
+) -> None:
+    """The workers render their students' answers for the manual-grading page: the page is
+    the one a process that rendered every answer itself writes from the state file."""
+    _, out = local_batch
+    script = (
+        "import json, sys\n"
+        "from pathlib import Path\n"
+        "from graders.batch.decode import report_from_plain\n"
+        "from graders.batch.store import RowStatus, Store\n"
+        "from graders.render.manual import render_manual_html\n"
+        "with Store(Path(sys.argv[1])) as store:\n"
+        "    rows = store.rows(sys.argv[2:])\n"
+        "done = [r for r in rows if r.status is RowStatus.DONE and r.result_json]\n"
+        "reports = [report_from_plain(json.loads(r.result_json)) for r in done]\n"
+        "sys.stdout.write(render_manual_html(reports))\n"
+    )
+    names = [*LOCAL_NAMES, "lone", "broken"]
+    fresh = subprocess.run(
+        [sys.executable, "-c", script, str(out / "state.sqlite"), *names],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=REPO,
+    ).stdout
+    page = (out / "manual_grading.html").read_text(encoding="utf-8")
+    assert 'class="answer md"' in page  # the scenarios answer the free-response parts
+    assert page == fresh

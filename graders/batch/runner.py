@@ -36,6 +36,7 @@ from graders.batch.store import Row, RowStatus, Store, owner_token
 from graders.batch.tasks import GradeTask, TaskOutcome, run_task
 from graders.config import CONFIG_DIR, GradeOptions
 from graders.questions import load_questions
+from graders.render.answers import remember as remember_rendered
 
 WAIT_SECONDS = 1.0
 
@@ -243,6 +244,7 @@ def _grade_pending(
                     status = _record(store, outcome)
                     if outcome.answers is not None:
                         done.answers[name] = outcome.answers
+                    remember_rendered(outcome.rendered)  # for the manual-grading page
                 done.graded += status is RowStatus.DONE
                 done.crashed += status is RowStatus.CRASHED
                 progress.update(name, status)

@@ -22,7 +22,9 @@ from graders.batch.decode import report_from_plain
 from graders.batch.similarity import Answer, answers_of
 from graders.config import GradeOptions
 from graders.errors import MergeMismatchError
+from graders.models import GradeReport
 from graders.pipeline import grade
+from graders.render.answers import answer_html
 from graders.render.json_result import to_plain
 
 
@@ -58,6 +60,14 @@ class TaskOutcome:
     answers: tuple[Answer, ...] | None = None
     """The submission's answer code for the similarity scan, read here in parallel (None: not
     read, the driver reads it at the end)."""
+    rendered: tuple[tuple[str, str], ...] = ()
+    """(text, HTML) of each free-response answer, rendered here in parallel for the batch's
+    manual-grading page (``answers.remember``)."""
+
+
+def _rendered(report: GradeReport) -> tuple[tuple[str, str], ...]:
+    texts = {i.text.strip() for q in report.questions for i in q.manual if i.answered}
+    return tuple((text, str(answer_html(text))) for text in sorted(texts))
 
 
 def _answers(task: GradeTask) -> tuple[Answer, ...] | None:
@@ -100,4 +110,5 @@ def run_task(task: GradeTask) -> TaskOutcome:
         score=report.score,
         max_score=report.max_score,
         answers=_answers(task),
+        rendered=_rendered(report),
     )

@@ -19,7 +19,7 @@ The same text always gives the same bytes (the templates' golden files rely on i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from typing import Any
 
 import markupsafe
@@ -100,9 +100,22 @@ def _parser() -> MarkdownIt:
     return md
 
 
+_known: dict[str, markupsafe.Markup] = {}
+
+
+def remember(rendered: Iterable[tuple[str, str]]) -> None:
+    """Take fragments ``answer_html`` made in another process of the same grader (a batch's
+    workers render their students' answers in parallel; the manual-grading page at the end
+    shows them all): ``answer_html`` is a function of the text alone, so its value is the
+    same wherever it was computed."""
+    _known.update((text.strip(), markupsafe.Markup(html)) for text, html in rendered)
+
+
 def answer_html(text: str) -> markupsafe.Markup:
     """The answer as an HTML fragment (a ``div``), safe to place in a page as it is."""
     text = str(text).strip()
+    if text in _known:
+        return _known[text]
     cut = len(text) - MAX_ANSWER_CHARS
     body = _parser().render(text[:MAX_ANSWER_CHARS] if cut > 0 else text)
     note = (
