@@ -375,7 +375,7 @@ def bench_assignment(args: argparse.Namespace, scratch: Path, verdicts: list[str
         least = max(medians[slowest], work / cores)
         say(
             f"  the whole run kept the machine busy {work:.2f} CPU-s (median): on {cores} cores "
-            f"it needs at least {least:.2f} s, {least / medians[slowest]:.2f}x {slowest} alone; "
+            f"it needs at least {least:.2f} s, {least / medians[slowest]:.2f}x {slowest}; "
             f"measured {statistics.median(samples[whole.name]) / least:.2f}x of that"
         )
     verdicts.append(
