@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import os
 from pathlib import Path
 
 import nbformat
@@ -193,3 +194,63 @@ def test_the_self_test_names_everything_an_unconfined_process_lacks(tmp_path: Pa
         assert f"shares the grader's {name} namespace" in said, said
     assert f"the host's {tmp_path} is visible" in said
     assert f"the host's {config.PROJECT_ROOT / 'graders'} is visible" in said
+
+
+def _full_disk_for(name: str, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """Writing a file called ``name`` fails as on a full disk; returns the uids released."""
+    from graders.sandbox import users
+
+    write_text = Path.write_text
+    released: list[int] = []
+    release = users.KernelUid.release
+
+    def full_disk(self: Path, *args, **kwargs):  # type: ignore[no-untyped-def]
+        if self.name == name:
+            raise OSError(28, "No space left on device")
+        return write_text(self, *args, **kwargs)
+
+    def counting(self: users.KernelUid) -> None:
+        released.append(self.run_as.uid)
+        release(self)
+
+    monkeypatch.setattr(Path, "write_text", full_disk)
+    monkeypatch.setattr(users.KernelUid, "release", counting)
+    return released
+
+
+def test_a_self_test_that_cannot_write_its_connection_file_says_so_and_lets_go(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """A full disk while the self-test's folders are made: a verdict naming the cause (the
+    grader falls back or refuses), and the kernel uid the self-test held is free again."""
+    from graders.sandbox import confinement
+
+    released = _full_disk_for("connection.json", monkeypatch)
+    test = confinement._SelfTest("/usr/bin/bwrap", FIXTURE_DATA_ROOT)
+    assert test.problem() == (
+        "the sandbox's folders could not be made ([Errno 28] No space left on device)"
+    )
+    assert len(released) == (1 if os.geteuid() == 0 else 0)
+
+
+def test_a_kernel_whose_folders_cannot_be_made_holds_no_uid_and_leaves_no_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from graders.models import SandboxMode
+    from graders.sandbox import SandboxPlan, prepare
+
+    released = _full_disk_for("launch.json", monkeypatch)
+    root = os.geteuid() == 0  # only a root grader gives each kernel a uid of its own
+    plan = SandboxPlan(mode=SandboxMode.BUBBLEWRAP, bwrap="/usr/bin/bwrap", kernel_uids=root)
+    with pytest.raises(OSError, match="No space left"):
+        prepare(
+            plan=plan,
+            question="q1",
+            scratch=tmp_path,
+            limits=Limits(),
+            threads=1,
+            device="cpu",
+            data_root=FIXTURE_DATA_ROOT,
+        )
+    assert len(released) == (1 if root else 0)
+    assert list(tmp_path.iterdir()) == []

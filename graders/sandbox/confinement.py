@@ -133,7 +133,11 @@ class _SelfTest:
             return
         channels = ("shell_port", "iopub_port", "stdin_port", "control_port", "hb_port")
         info = {"ip": box.ip, "transport": "ipc", **{c: n for n, c in enumerate(channels, 1)}}
-        box.connection_file.write_text(json.dumps(info), encoding="utf-8")
+        try:  # a failure here is the self-test's verdict; ``problem`` still releases the uid
+            box.connection_file.write_text(json.dumps(info), encoding="utf-8")
+        except OSError as exc:
+            self._failed = f"the sandbox's folders could not be made ({exc})"
+            return
         argv = [a.replace("{connection_file}", str(box.connection_file)) for a in box.argv]
         try:
             self._process = subprocess.Popen(

@@ -9,6 +9,7 @@ the kernel's own paths (``KernelPaths``), which differ under bubblewrap.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -179,6 +180,38 @@ def prepare(
     """
     base = Path(tempfile.mkdtemp(prefix=f"{question}-", dir=scratch))
     uid = allocate_kernel_uid() if plan.kernel_uids else None
+    with contextlib.ExitStack() as undo:  # a failure below (a full disk) holds nothing
+        undo.callback(shutil.rmtree, base, ignore_errors=True)
+        if uid is not None:
+            undo.callback(uid.release)
+        box = _sandbox_in(
+            base,
+            uid,
+            plan=plan,
+            question=question,
+            scratch=scratch,
+            limits=limits,
+            threads=threads,
+            device=device,
+            data_root=data_root,
+            boot_source=boot_source,
+        )
+        undo.pop_all()
+    return box
+
+
+def _sandbox_in(
+    base: Path,
+    uid: KernelUid | None,
+    plan: SandboxPlan,
+    question: str,
+    scratch: Path,
+    limits: Limits,
+    threads: int,
+    device: str,
+    data_root: Path,
+    boot_source: str | None,
+) -> Sandbox:
     run_as = uid.run_as if uid is not None else None
     empty_dir = base / "empty"
     empty_dir.mkdir(mode=0o555)
