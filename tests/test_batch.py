@@ -753,3 +753,64 @@ def test_the_manual_page_shows_what_a_fresh_process_renders_from_the_stored_resu
     page = (out / "manual_grading.html").read_text(encoding="utf-8")
     assert 'class="answer md"' in page  # the scenarios answer the free-response parts
     assert page == fresh
+
+
+def _pair(question: str, first: str, second: str, similarity: float):
+    from graders.batch.similarity import SimilarPair
+
+    return SimilarPair(
+        question=question,
+        first=first,
+        second=second,
+        similarity=similarity,
+        first_code="x = 1",
+        second_code="y = 1",
+        shared_lines=("v0 = 1",),
+    )
+
+
+def test_a_class_that_shares_its_solution_gets_a_readable_page_and_every_pair_in_a_csv(
+    tmp_path: Path,
+) -> None:
+    """Sixty students with one Q3 answer are 1,770 pairs: the page shows the most similar
+    ``PAIRS_SHOWN`` of each question and says how many there are; the CSV lists them all."""
+    import csv as csv_module
+    import itertools
+    import re
+
+    from graders.batch.similarity import PAIRS_SHOWN, pairs_csv
+    from graders.batch.summary import summary_view, write_summary_html
+
+    names = [f"s{i:02d}" for i in range(60)]
+    pairs = [
+        _pair("q3", a, b, 1.0 - (i % 7) / 100)
+        for i, (a, b) in enumerate(itertools.combinations(names, 2))
+    ]
+    pairs.append(_pair("q1", "=HYPERLINK(1)", "s01", 0.9))
+    pairs.sort(key=lambda p: (-p.similarity, p.question, p.first, p.second))
+    view = summary_view([], [], [], pairs, 0.8)
+    write_summary_html(view, tmp_path / "summary.html")
+    html = (tmp_path / "summary.html").read_text(encoding="utf-8")
+    shown = re.findall(r"<h3>(q\d): (\S+) and (\S+) \((\S+) %\)</h3>", html)
+    assert [q for q, *_ in shown].count("q3") == PAIRS_SHOWN
+    assert [q for q, *_ in shown].count("q1") == 1
+    assert all(float(s) == 100.0 for q, _, _, s in shown if q == "q3")  # the most similar
+    assert re.search(r"<td>q3</td><td class=\"num\">1770</td><td class=\"num\">25</td>", html)
+    rows = list(csv_module.DictReader(pairs_csv(pairs).splitlines()))
+    assert len(rows) == len(pairs) == 1771
+    assert {"question": "q1", "first": "'=HYPERLINK(1)", "second": "s01"}.items() <= next(
+        r for r in rows if r["question"] == "q1"
+    ).items()
+
+
+@pytest.mark.kernel
+def test_the_batch_writes_every_similar_pair_beside_its_summary(local_batch) -> None:
+    import csv as csv_module
+    import re
+
+    _, out = local_batch
+    html = (out / "summary.html").read_text(encoding="utf-8")
+    shown = set(re.findall(r"<h3>(q\d): (\S+) and (\S+) \(", html))
+    with (out / "similarity.csv").open(encoding="utf-8") as fh:
+        listed = {(r["question"], r["first"], r["second"]) for r in csv_module.DictReader(fh)}
+    assert shown and listed == shown  # a small class: every pair is on the page too

@@ -123,3 +123,38 @@ def test_the_page_renders_to_a_readable_screenshot(detectors_work: None, tmp_pat
     assert len(colours) > 200, "the screenshot is (nearly) blank"
     ink = int((pixels.sum(axis=2) < 200).sum())
     assert ink > 5000, "hardly any dark text was drawn"
+
+
+def test_the_batch_summary_loads_cleanly_with_a_class_that_shares_its_solution(
+    detectors_work: None, tmp_path: Path
+) -> None:
+    """The TA's summary page of a batch in which forty students share one answer (780 pairs):
+    no console message, no request, the two score plots, and only the most similar pairs side
+    by side, with the count of all of them."""
+    import itertools
+
+    from graders.batch.similarity import PAIRS_SHOWN, SimilarPair
+    from graders.batch.summary import summary_view, write_summary_html
+
+    report = build_report(tmp_path / "result")
+    names = [f"student{i:02d}" for i in range(40)]
+    pairs = [
+        SimilarPair(
+            question="q3",
+            first=a,
+            second=b,
+            similarity=0.95,
+            first_code="model = nn.Sequential(nn.Linear(784, 128), nn.ReLU())",
+            second_code="net = nn.Sequential(nn.Linear(784, 128), nn.ReLU())",
+            shared_lines=("v0 = nn.Sequential(nn.Linear(784, 128), nn.ReLU())",),
+        )
+        for a, b in itertools.combinations(names, 2)
+    ]
+    page = tmp_path / "summary.html"
+    write_summary_html(summary_view([], [report], [], pairs, 0.8), page)
+    dom, console, requests = load(page, tmp_path)
+    assert console == [], console
+    assert requests == [], requests
+    assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', dom)) == 2
+    assert dom.count("<h3>q3: ") == PAIRS_SHOWN
+    assert re.search(r'<td>q3</td><td class="num">780</td><td class="num">25</td>', dom)

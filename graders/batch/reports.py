@@ -20,12 +20,13 @@ from graders.batch.decode import report_from_plain
 from graders.batch.discover import Discovery
 from graders.batch.options import BatchOptions
 from graders.batch.roster import Roster
-from graders.batch.similarity import Answer, find_similar
+from graders.batch.similarity import Answer, find_similar, pairs_csv
 from graders.batch.store import Row, RowStatus, Store
 from graders.batch.summary import summary_view, write_summary_html
 from graders.config import load_thresholds
 from graders.models import GradeReport, ManualScore
 from graders.pipeline import write_outputs
+from graders.render.atomic import write_text_atomic
 from graders.render.canvas import CANVAS_NAME, write_canvas_gradebook
 from graders.render.gradebook import CrashedSubmission, write_gradebook
 from graders.render.json_result import to_plain
@@ -36,6 +37,7 @@ from graders.score import with_manual_scores
 GRADEBOOK = "gradebook.csv"
 MANUAL = "manual_grading.html"
 SUMMARY = "summary.html"
+SIMILARITY = "similarity.csv"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -115,6 +117,7 @@ def write_batch_reports(
         "gradebook": options.out / GRADEBOOK,
         "manual": options.out / MANUAL,
         "summary": options.out / SUMMARY,
+        "similarity": options.out / SIMILARITY,
     }
     reports, crashed = collected.reports, collected.crashed
     people = {e.submission: e for e in roster.entries if e.submission} if roster else None
@@ -128,6 +131,7 @@ def write_batch_reports(
     graded = {r.run.submission.name for r in reports}
     sources = [(row.name, Path(row.source)) for row in rows if row.name in graded]
     similar = find_similar(sources, options.similarity_threshold, answers)
+    write_text_atomic(pairs_csv(similar), files["similarity"])
     view = summary_view(rows, reports, crashed, similar, options.similarity_threshold)
     write_summary_html(view, files["summary"])
     return files

@@ -12,6 +12,7 @@ answers side by side.
 from __future__ import annotations
 
 import builtins
+import csv
 import functools
 import hashlib
 import io
@@ -29,8 +30,13 @@ from graders.config import PROJECT_ROOT
 from graders.load import load_submission
 from graders.questions import load_questions
 from graders.questions.api import QuestionSpec
+from graders.render.gradebook import spreadsheet_text
 
 NGRAM = 5
+PAIRS_SHOWN = 25
+"""Pairs per question the summary page shows side by side (the most similar); the CSV beside
+it lists every pair. A class that shares its solution makes thousands of pairs, and a page of
+them all is one no TA reads (and megabytes to render)."""
 MIN_TOKENS = 40
 """Answers shorter than this are too small to tell a copy from the obvious solution."""
 DEFAULT_THRESHOLD = 0.8
@@ -207,3 +213,32 @@ def find_similar(
         except Exception:  # a submission that cannot be loaded has no answers to compare
             continue
     return similar_pairs(answers, threshold)
+
+
+def shown(pairs: Sequence[SimilarPair], per_question: int = PAIRS_SHOWN) -> list[SimilarPair]:
+    """The first ``per_question`` pairs of each question, in the order given."""
+    counts: dict[str, int] = {}
+    kept = []
+    for pair in pairs:
+        counts[pair.question] = counts.get(pair.question, 0) + 1
+        if counts[pair.question] <= per_question:
+            kept.append(pair)
+    return kept
+
+
+def pairs_csv(pairs: Sequence[SimilarPair]) -> str:
+    """Every pair, one row each: question, both submissions, the similarity, shared lines."""
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(["question", "first", "second", "similarity", "shared_lines"])
+    for p in pairs:
+        writer.writerow(
+            [
+                p.question,
+                spreadsheet_text(p.first),
+                spreadsheet_text(p.second),
+                f"{p.similarity:.4f}",
+                len(p.shared_lines),
+            ]
+        )
+    return buffer.getvalue()

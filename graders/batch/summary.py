@@ -20,7 +20,7 @@ from typing import Any
 import matplotlib
 from matplotlib.figure import Figure
 
-from graders.batch.similarity import SimilarPair
+from graders.batch.similarity import PAIRS_SHOWN, SimilarPair, shown
 from graders.batch.store import Row
 from graders.models import CheckStatus, GradeReport, RunStatus
 from graders.render.atomic import write_text_atomic
@@ -64,6 +64,9 @@ class SummaryView:
     causes: tuple[Cause, ...]
     slowest: tuple[Slow, ...]
     similar: tuple[SimilarPair, ...]
+    """The pairs shown side by side: the most similar ``PAIRS_SHOWN`` of each question."""
+    similar_counts: tuple[tuple[str, int, int], ...]
+    """(question, pairs at or above the threshold, pairs shown), per question with a pair."""
     similarity_threshold: float
 
 
@@ -164,6 +167,13 @@ def slowest(rows: Sequence[Row], reports: Sequence[GradeReport]) -> list[Slow]:
     return out
 
 
+def _pair_counts(similar: Sequence[SimilarPair]) -> tuple[tuple[str, int, int], ...]:
+    found: dict[str, int] = {}
+    for pair in similar:
+        found[pair.question] = found.get(pair.question, 0) + 1
+    return tuple((q, n, min(n, PAIRS_SHOWN)) for q, n in sorted(found.items()))
+
+
 def summary_view(
     rows: Sequence[Row],
     reports: Sequence[GradeReport],
@@ -186,7 +196,8 @@ def summary_view(
         plots=tuple(score_plots(reports)),
         causes=tuple(failure_causes(reports, crashed)),
         slowest=tuple(slowest(rows, reports)),
-        similar=tuple(similar),
+        similar=tuple(shown(similar)),
+        similar_counts=_pair_counts(similar),
         similarity_threshold=threshold,
     )
 
