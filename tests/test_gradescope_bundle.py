@@ -357,9 +357,14 @@ def test_a_full_correct_submission_grades_in_gradescopes_768_mb(installed: Path)
     )
     gradescope_image.drop_page_cache()
     results = _run_installed(installed, gradescope_image.Limits(memory_mb=768))
+    lost = [
+        f"{t.get('name')}: {t.get('score')} / {t.get('max_score')}: {str(t.get('output'))[:300]}"
+        for t in results.get("tests", [])
+        if t.get("score") != t.get("max_score")
+    ]
     assert results["score"] == pytest.approx(
         _expected_total("all_correct", ("q1", "q2", "q3", "q4"))
-    )
+    ), "\n".join([results.get("output", "")[-1500:], *lost])
     assert results["extra_data"]["container_memory_mb"]["limit"] == 768
     assert results["extra_data"]["sandbox"] in ("bubblewrap", "user")
     assert "Container memory: peak" in results["output"]

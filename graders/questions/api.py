@@ -179,8 +179,9 @@ class ExpectationDef:
     reads. None: the value as computed."""
     ahead: bool = False
     """Computed in the background while the kernels run (``Expectations.prefetch``), where it
-    needs only the probe's inputs and takes long enough to matter (Q2's unit-weight stacks);
-    only its set without arguments. False: the first time a check asks for it."""
+    needs only the probe's inputs, takes long enough to matter and holds little memory (Q2's
+    unit-weight stacks: what it holds is held beside the student's kernel, in Gradescope's
+    768 MB too); only its set without arguments. False: the first time a check asks for it."""
 
 
 def expectation(
