@@ -67,7 +67,10 @@ class TaskOutcome:
 
 def _rendered(report: GradeReport) -> tuple[tuple[str, str], ...]:
     texts = {i.text.strip() for q in report.questions for i in q.manual if i.answered}
-    return tuple((text, str(answer_html(text))) for text in sorted(texts))
+    try:
+        return tuple((text, str(answer_html(text))) for text in sorted(texts))
+    except Exception:  # never a crashed row for this: the manual page renders them itself
+        return ()
 
 
 def _answers(task: GradeTask) -> tuple[Answer, ...] | None:
