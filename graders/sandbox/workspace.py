@@ -184,138 +184,112 @@ def prepare(
         undo.callback(shutil.rmtree, base, ignore_errors=True)
         if uid is not None:
             undo.callback(uid.release)
-        box = _sandbox_in(
-            base,
-            uid,
-            plan=plan,
+        run_as = uid.run_as if uid is not None else None
+        empty_dir = base / "empty"
+        empty_dir.mkdir(mode=0o555)
+        empty_file = base / "empty-file"
+        empty_file.touch(mode=0o444)
+        runtime = _socket_folder(base)
+        probe_in = base / "probe-in"
+        probe_in.mkdir(mode=0o755)
+        probe_out = base / "probe-out"
+        probe_out.mkdir(mode=0o755)
+        host = layout.HostPaths(
+            probe_in=probe_in,
+            probe_archive=_result_file(probe_out / ARCHIVE_NAME, run_as),
+            empty_dir=empty_dir,
+            empty_file=empty_file,
+        )
+        runtime.chmod(0o700)  # the grader's alone: the kernel gets its sockets as descriptors
+        boot_config: dict[str, object] = {
+            "hidden_roots": [str(PROJECT_ROOT)],
+            "hidden_packages": list(HIDDEN_PACKAGES),
+        }
+        process_limits = rlimits(limits)
+        launch: dict[str, object] = {
+            "mode": plan.mode.value,
+            "python": layout.kernel_python(),
+            "boot_source": boot_source if boot_source is not None else kernel_source("boot"),
+            "run_as": None if run_as is None else {"uid": run_as.uid, "gid": run_as.gid},
+        }
+        if plan.mode is SandboxMode.BUBBLEWRAP:
+            env = kernel_env(home=layout.WORKSPACE, tmp="/tmp", threads=threads, device=device)
+            boot_config.update(
+                cwd=layout.WORKSPACE, max_processes=limits.max_processes, no_capabilities=True
+            )
+            mounts = layout.kernel_mounts(
+                host=host,
+                data_root=data_root,
+                disk_mb=limits.disk_mb,
+                tmp_mb=limits.tmp_mb,
+                cuda=device == "cuda",
+                uid=run_as.uid if run_as is not None else os.getuid(),
+                gid=run_as.gid if run_as is not None else os.getgid(),
+            )
+            launch["stage"] = os.geteuid() == 0
+            launch["bwrap"] = {
+                "binary": plan.bwrap,
+                "options": list(layout.BWRAP_OPTIONS),
+                "mounts": mounts,
+                "kernel_connection": layout.KERNEL_CONNECTION,
+            }
+            kernel = KernelPaths(
+                workdir=layout.WORKSPACE,
+                probe_in=layout.KERNEL_PROBE_IN,
+                probe_archive=f"{layout.KERNEL_PROBE_OUT}/{ARCHIVE_NAME}",
+            )
+        else:
+            workdir = base / "work"
+            workdir.mkdir()
+            if run_as is not None:
+                os.chown(workdir, run_as.uid, run_as.gid, follow_symlinks=False)
+            workdir.chmod(0o700)
+            env = kernel_env(home=str(workdir), tmp=str(workdir), threads=threads, device=device)
+            boot_config.update(cwd=str(workdir), no_capabilities=run_as is not None)
+            process_limits["RLIMIT_NPROC"] = limits.max_processes
+            kernel = KernelPaths(
+                workdir=str(workdir),
+                probe_in=str(probe_in),
+                probe_archive=str(host.probe_archive),
+            )
+            if run_as is not None:  # the user must reach its folders, and list none of the grader's
+                scratch.chmod(0o711)
+                base.chmod(0o711)
+        launch["env"] = env
+        launch["boot"] = boot_config
+        launch["kernel_ip"] = layout.KERNEL_IP
+        launch["bind_prefix"] = str(runtime / "kernel")
+        confined = plan.mode in (SandboxMode.BUBBLEWRAP, SandboxMode.USER)
+        watched = confined and plan.cgroups.memory is None
+        if watched:  # the watchdog measures memory: bound what it cannot see (seccomp.py)
+            process_limits["RLIMIT_NOFILE"] = WATCHED_OPEN_FILES
+        launch["rlimits"] = process_limits
+        policy = seccomp.Policy(unix_sockets_only=confined, uncounted_memory=watched)
+        filter_program = seccomp.program(policy)
+        launch["seccomp"] = filter_program.hex() if filter_program else None
+        launch["keyctl"] = seccomp.syscall_number("keyctl")
+        plan_file = base / "launch.json"
+        plan_file.write_text(json.dumps(launch), encoding="utf-8")
+        plan_file.chmod(0o600)
+        box = Sandbox(
             question=question,
-            scratch=scratch,
-            limits=limits,
+            mode=plan.mode,
+            base=base,
+            argv=[sys.executable, "-I", str(LAUNCHER), str(plan_file), "-f", "{connection_file}"],
+            env={"PATH": "/usr/bin:/bin", **{k: v for k, v in env.items() if k in _PASSED_THROUGH}},
+            connection_file=base / "connection.json",
+            ip=str(runtime / "k"),
+            kernel_prefix=str(runtime / "kernel"),
+            runtime=runtime,
+            probe_in=probe_in,
+            probe_archive=host.probe_archive,
+            kernel_paths=kernel,
             threads=threads,
-            device=device,
-            data_root=data_root,
-            boot_source=boot_source,
+            cgroups=plan.cgroups,
+            uid=uid,
         )
         undo.pop_all()
     return box
-
-
-def _sandbox_in(
-    base: Path,
-    uid: KernelUid | None,
-    plan: SandboxPlan,
-    question: str,
-    scratch: Path,
-    limits: Limits,
-    threads: int,
-    device: str,
-    data_root: Path,
-    boot_source: str | None,
-) -> Sandbox:
-    run_as = uid.run_as if uid is not None else None
-    empty_dir = base / "empty"
-    empty_dir.mkdir(mode=0o555)
-    empty_file = base / "empty-file"
-    empty_file.touch(mode=0o444)
-    runtime = _socket_folder(base)
-    probe_in = base / "probe-in"
-    probe_in.mkdir(mode=0o755)
-    probe_out = base / "probe-out"
-    probe_out.mkdir(mode=0o755)
-    host = layout.HostPaths(
-        probe_in=probe_in,
-        probe_archive=_result_file(probe_out / ARCHIVE_NAME, run_as),
-        empty_dir=empty_dir,
-        empty_file=empty_file,
-    )
-    runtime.chmod(0o700)  # the grader's alone: the kernel gets its sockets as descriptors
-    boot_config: dict[str, object] = {
-        "hidden_roots": [str(PROJECT_ROOT)],
-        "hidden_packages": list(HIDDEN_PACKAGES),
-    }
-    process_limits = rlimits(limits)
-    launch: dict[str, object] = {
-        "mode": plan.mode.value,
-        "python": layout.kernel_python(),
-        "boot_source": boot_source if boot_source is not None else kernel_source("boot"),
-        "run_as": None if run_as is None else {"uid": run_as.uid, "gid": run_as.gid},
-    }
-    if plan.mode is SandboxMode.BUBBLEWRAP:
-        env = kernel_env(home=layout.WORKSPACE, tmp="/tmp", threads=threads, device=device)
-        boot_config.update(
-            cwd=layout.WORKSPACE, max_processes=limits.max_processes, no_capabilities=True
-        )
-        mounts = layout.kernel_mounts(
-            host=host,
-            data_root=data_root,
-            disk_mb=limits.disk_mb,
-            tmp_mb=limits.tmp_mb,
-            cuda=device == "cuda",
-            uid=run_as.uid if run_as is not None else os.getuid(),
-            gid=run_as.gid if run_as is not None else os.getgid(),
-        )
-        launch["stage"] = os.geteuid() == 0
-        launch["bwrap"] = {
-            "binary": plan.bwrap,
-            "options": list(layout.BWRAP_OPTIONS),
-            "mounts": mounts,
-            "kernel_connection": layout.KERNEL_CONNECTION,
-        }
-        kernel = KernelPaths(
-            workdir=layout.WORKSPACE,
-            probe_in=layout.KERNEL_PROBE_IN,
-            probe_archive=f"{layout.KERNEL_PROBE_OUT}/{ARCHIVE_NAME}",
-        )
-    else:
-        workdir = base / "work"
-        workdir.mkdir()
-        if run_as is not None:
-            os.chown(workdir, run_as.uid, run_as.gid, follow_symlinks=False)
-        workdir.chmod(0o700)
-        env = kernel_env(home=str(workdir), tmp=str(workdir), threads=threads, device=device)
-        boot_config.update(cwd=str(workdir), no_capabilities=run_as is not None)
-        process_limits["RLIMIT_NPROC"] = limits.max_processes
-        kernel = KernelPaths(
-            workdir=str(workdir),
-            probe_in=str(probe_in),
-            probe_archive=str(host.probe_archive),
-        )
-        if run_as is not None:  # the user must reach its folders, and list none of the grader's
-            scratch.chmod(0o711)
-            base.chmod(0o711)
-    launch["env"] = env
-    launch["boot"] = boot_config
-    launch["kernel_ip"] = layout.KERNEL_IP
-    launch["bind_prefix"] = str(runtime / "kernel")
-    confined = plan.mode in (SandboxMode.BUBBLEWRAP, SandboxMode.USER)
-    watched = confined and plan.cgroups.memory is None
-    if watched:  # the watchdog measures memory: bound what it cannot see (seccomp.py)
-        process_limits["RLIMIT_NOFILE"] = WATCHED_OPEN_FILES
-    launch["rlimits"] = process_limits
-    policy = seccomp.Policy(unix_sockets_only=confined, uncounted_memory=watched)
-    filter_program = seccomp.program(policy)
-    launch["seccomp"] = filter_program.hex() if filter_program else None
-    launch["keyctl"] = seccomp.syscall_number("keyctl")
-    plan_file = base / "launch.json"
-    plan_file.write_text(json.dumps(launch), encoding="utf-8")
-    plan_file.chmod(0o600)
-    return Sandbox(
-        question=question,
-        mode=plan.mode,
-        base=base,
-        argv=[sys.executable, "-I", str(LAUNCHER), str(plan_file), "-f", "{connection_file}"],
-        env={"PATH": "/usr/bin:/bin", **{k: v for k, v in env.items() if k in _PASSED_THROUGH}},
-        connection_file=base / "connection.json",
-        ip=str(runtime / "k"),
-        kernel_prefix=str(runtime / "kernel"),
-        runtime=runtime,
-        probe_in=probe_in,
-        probe_archive=host.probe_archive,
-        kernel_paths=kernel,
-        threads=threads,
-        cgroups=plan.cgroups,
-        uid=uid,
-    )
 
 
 def deliver(box: Sandbox, files: Mapping[str, Path]) -> tuple[str, ...]:
