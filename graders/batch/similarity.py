@@ -146,14 +146,11 @@ def answer_code(cells: Sequence[str], template: set[str]) -> str:
     return "\n\n".join(c for c in cells if " ".join(normalize(c)) not in template)
 
 
-def answers_of(
-    name: str, source: Path, templates: dict[str, set[str]] | None = None
-) -> list[Answer]:
+def answers_of(name: str, source: Path) -> list[Answer]:
     """The submission's answer per question (loaded as the grader loads it, into a scratch dir).
-    A batch's worker calls it beside the grade, so the driver's scan at the end only compares;
-    ``templates``: the starter code (default: the grader's own templates)."""
+    A batch's worker calls it beside the grade, so the driver's scan at the end only compares."""
     questions = load_questions()
-    templates = _templates() if templates is None else templates
+    templates = _templates()
     found = []
     with tempfile.TemporaryDirectory(prefix="dlgrade-sim-") as tmp:
         submission = load_submission(source, Path(tmp), questions)
