@@ -203,3 +203,27 @@ def test_deep_nesting_is_shown_without_crashing(nested: str) -> None:
 def test_the_same_answer_gives_the_same_bytes() -> None:
     text = f"a {XAVIER} b\n\n$$\\sum_i x_i$$\n\n| a | b |\n|---|---|\n| 1 | 2 |"
     assert answer_html(text) == answer_html(text)
+
+
+def test_an_answer_is_rendered_once_per_process_and_a_long_one_is_not_kept(monkeypatch) -> None:
+    """A batch's worker shows each answer on its student's page and sends it to the manual
+    page's driver: one rendering serves both. An answer past ``MAX_ANSWER_CHARS`` is rendered
+    each time instead of being kept whole as a key."""
+    from graders.render import answers
+
+    monkeypatch.setattr(answers, "_known", {})
+    rendered: list[int] = []
+    render = answers._render
+
+    def counting(text: str):  # type: ignore[no-untyped-def]
+        rendered.append(len(text))
+        return render(text)
+
+    monkeypatch.setattr(answers, "_render", counting)
+    short = "The variance is $\\sigma^2 = 2 / n_{in}$."
+    assert answers.answer_html(short) == answers.answer_html(f"  {short}\n")
+    long = "word " * (answers.MAX_ANSWER_CHARS // 5 + 10)
+    first, second = answers.answer_html(long), answers.answer_html(long)
+    assert first == second and "cut here" in first
+    assert rendered == [len(short), len(long.strip()), len(long.strip())]
+    assert list(answers._known) == [short]

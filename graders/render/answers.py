@@ -101,14 +101,24 @@ def _parser() -> MarkdownIt:
 
 
 _known: dict[str, markupsafe.Markup] = {}
+"""``answer_html``'s fragments by (stripped) text, made here or taken from another process of
+the same grader (``remember``): it is a function of the text alone. A batch's worker renders
+each answer for its student's page and again for the manual-grading page's driver; the driver
+takes those instead of rendering every answer of the class itself."""
+_KNOWN_MAX = 4096
+"""Fragments kept at most, each of an answer no longer than ``MAX_ANSWER_CHARS`` (a long one
+would be kept whole as its key); any other answer is rendered each time it is shown."""
+
+
+def _keep(text: str, html: markupsafe.Markup) -> None:
+    if len(_known) < _KNOWN_MAX and len(text) <= MAX_ANSWER_CHARS:
+        _known[text] = html
 
 
 def remember(rendered: Iterable[tuple[str, str]]) -> None:
-    """Take fragments ``answer_html`` made in another process of the same grader (a batch's
-    workers render their students' answers in parallel; the manual-grading page at the end
-    shows them all): ``answer_html`` is a function of the text alone, so its value is the
-    same wherever it was computed."""
-    _known.update((text.strip(), markupsafe.Markup(html)) for text, html in rendered)
+    """Take fragments ``answer_html`` made in another process of the same grader."""
+    for text, html in rendered:
+        _keep(text.strip(), markupsafe.Markup(html))
 
 
 def answer_html(text: str) -> markupsafe.Markup:
@@ -116,6 +126,12 @@ def answer_html(text: str) -> markupsafe.Markup:
     text = str(text).strip()
     if text in _known:
         return _known[text]
+    html = _render(text)
+    _keep(text, html)
+    return html
+
+
+def _render(text: str) -> markupsafe.Markup:
     cut = len(text) - MAX_ANSWER_CHARS
     body = _parser().render(text[:MAX_ANSWER_CHARS] if cut > 0 else text)
     note = (
