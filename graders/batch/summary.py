@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import io
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -168,9 +169,7 @@ def slowest(rows: Sequence[Row], reports: Sequence[GradeReport]) -> list[Slow]:
 
 
 def _pair_counts(similar: Sequence[SimilarPair]) -> tuple[tuple[str, int, int], ...]:
-    found: dict[str, int] = {}
-    for pair in similar:
-        found[pair.question] = found.get(pair.question, 0) + 1
+    found = Counter(pair.question for pair in similar)
     return tuple((q, n, min(n, PAIRS_SHOWN)) for q, n in sorted(found.items()))
 
 
