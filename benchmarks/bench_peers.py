@@ -61,6 +61,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--question", default="q2", help="the one-question notebook's id")
     parser.add_argument("--profile", default="quick")
+    parser.add_argument("--skip-one-question", action="store_true")
     parser.add_argument("--skip-assignment", action="store_true")
     parser.add_argument("--skip-batch", action="store_true")
     parser.add_argument("--skip-sandbox", action="store_true")
@@ -352,11 +353,13 @@ def bench_assignment(args: argparse.Namespace, scratch: Path, verdicts: list[str
     ids = [q.id for q in load_questions()]
     whole = dlgrade_variant("all questions", args.submission, [], args.profile, env)
     singles = [dlgrade_variant(f"{q} alone", args.submission, [q], args.profile, env) for q in ids]
+    warm_up = args.skip_one_question  # else warm from the part above
+    how = "after a warm-up run of each" if warm_up else "warm from the part above"
     say(
         f"\nwhole assignment ({args.submission.name}), whole process, {args.repeats} round(s) "
-        "(warm from the part above):"
+        f"({how}):"
     )
-    samples = rounds([whole, *singles], args.repeats, scratch, "assignment", warm_up=False)
+    samples = rounds([whole, *singles], args.repeats, scratch, "assignment", warm_up=warm_up)
     print_table(samples)
     medians = {s.name: statistics.median(samples[s.name]) for s in singles}
     slowest = max(medians, key=medians.__getitem__)
@@ -432,7 +435,8 @@ def main(argv: list[str] | None = None) -> None:
     verdicts: list[str] = []
     with tempfile.TemporaryDirectory(prefix="dlgrade-peers-") as tmp:
         scratch = Path(tmp)
-        bench_one_question(args, scratch, verdicts)
+        if not args.skip_one_question:
+            bench_one_question(args, scratch, verdicts)
         if not args.skip_assignment:
             bench_assignment(args, scratch, verdicts)
         if not args.skip_batch:

@@ -122,9 +122,18 @@ class Page:
             self._read_message(deadline)
 
     def open(self, url: str) -> None:
+        """Navigate and return once the *new* document has loaded: the page open before (the
+        same URL, for a reload) is marked first, since a load event of its own can still be in
+        the pipe on a busy machine, and the marked page would answer for the new one."""
+        self.evaluate("window.__cdpStale = true")
         self._events.clear()
         self.send("Page.navigate", {"url": url})
         self.wait_for("Page.loadEventFired")
+        deadline = time.monotonic() + TIMEOUT_S
+        while self.evaluate("!!window.__cdpStale || document.readyState !== 'complete'"):
+            if time.monotonic() > deadline:
+                raise CdpError(f"{url} did not finish loading in time")
+            time.sleep(0.02)
 
     def evaluate(self, expression: str) -> Any:
         """The value of a JavaScript expression in the page (an exception raises CdpError)."""

@@ -7,6 +7,8 @@ yield, per question, a clear message and no crash.
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -194,3 +196,32 @@ def test_q3s_charts_are_drawn_from_its_artifacts_once_its_kernel_is_done(
     assert {"histories", "samples", "test_logits"} <= handed[0][1]
     assert plots._drawn.cache_info().currsize == 2  # the loss curves and the sample bars
     assert (out / "all_correct" / "feedback.html").read_text().count("data:image/svg+xml") == 2
+
+
+GRADE_AND_REPORT_MODULES = """
+import json, sys
+from graders.cli import main
+code = main(["grade", sys.argv[1], "--only", "q3", "--profile", "quick", "--out", sys.argv[2]])
+torch = sorted(m for m in sys.modules if m.split(".")[0] == "torch")
+print(json.dumps({"code": code, "torch": torch}))
+"""
+
+
+@pytest.mark.slow
+def test_grading_q3_imports_no_torch_into_the_grader(tmp_path: Path) -> None:
+    """The student's model is measured by the grader in numpy (``graders.numerics.relu_mlp``):
+    torch in the grader cost about 1.5 s of a Q3 grade, and held beside the student's own torch
+    it does not fit Gradescope's 768 MB. A full-marks Q3 grade, in a process of its own."""
+    done = subprocess.run(
+        [sys.executable, "-c", GRADE_AND_REPORT_MODULES, SUBMISSIONS / "all_correct", tmp_path],
+        capture_output=True,
+        text=True,
+        timeout=600,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    found = json.loads(done.stdout.strip().splitlines()[-1])
+    assert found == {"code": 0, "torch": []}
+    result = json.loads((tmp_path / "all_correct" / "result.json").read_text())
+    (q3,) = result["questions"]
+    assert (q3["question"], q3["score"], q3["max_score"]) == ("q3", 10, 10)

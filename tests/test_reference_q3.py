@@ -4,13 +4,21 @@ and an evaluator the grader can trust with a student's weights."""
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
+from graders.config import load_profiles
+from graders.numerics import relu_mlp
 from graders.numerics.datasets import load_scaled, load_split
+from graders.questions.api import ExpectationContext, ProbeContext
+from graders.questions.q3_fashion_mlp import make_inputs
+from graders.questions.q3_fashion_mlp.checks import variants
+from graders.questions.q3_fashion_mlp.checks.shared import grader_weights
+from graders.questions.q3_fashion_mlp.expected import reference_logits
 from reference import q3_mlp as q3
 
 SLICES = Path(__file__).resolve().parents[1] / "fixtures" / "data"
@@ -189,6 +197,69 @@ def test_class_probabilities_are_distributions(trained: q3.TrainResult, test_sli
     np.testing.assert_allclose(probs.sum(axis=1), 1.0, rtol=1e-12)
     _, _, logits = q3.evaluate(trained.state, picks, np.zeros(3, dtype=np.int64))
     np.testing.assert_array_equal(probs.argmax(axis=1), logits.argmax(axis=1))
+
+
+# --- the grader's numpy measure holds to the reference's torch one ---------------------------
+
+
+def test_the_graders_numpy_measure_gives_the_references_numbers(
+    trained: q3.TrainResult, test_slice
+) -> None:
+    """The grader scores a student's weights with ``relu_mlp`` (no torch in the grader); the
+    reference trains and calibrates with torch. Same weights, same images: the same loss and
+    accuracy (to float32 noise), and logits that agree far inside ``variants.RTOL``."""
+    x, y = test_slice
+    images, labels = load_split(SLICES, "FashionMNIST", train=False)
+    torch_loss, torch_accuracy, torch_logits = q3.evaluate(trained.state, x, y)
+    pairs = relu_mlp.fitted_pairs(trained.state)
+    for source in (x, images, x.reshape(-1, 784)):  # scaled, uint8 (N, 28, 28), flat
+        loss, accuracy, logits = relu_mlp.evaluate(pairs, source, labels)
+        assert logits.dtype == np.float32 and logits.shape == (len(y), 10)
+        np.testing.assert_allclose(logits, torch_logits, rtol=1e-5, atol=1e-5)
+        assert loss == pytest.approx(torch_loss, rel=1e-5)
+        assert accuracy == pytest.approx(torch_accuracy, abs=1 / len(y))
+    renamed = dict(zip(COURSE_KEYS * 2, trained.state.values(), strict=False))
+    assert len(relu_mlp.fitted_pairs(trained.state)) == 4
+    with pytest.raises(ValueError, match="expected shapes"):
+        relu_mlp.fitted_pairs({**trained.state, "fc1.weight": trained.state["fc1.weight"].T})
+    with pytest.raises(ValueError, match="expected shapes"):
+        relu_mlp.fitted_pairs(renamed)  # four tensors of eight: no output layer
+
+
+def test_a_diverged_model_measures_as_nan_without_warnings(
+    trained: q3.TrainResult, test_slice
+) -> None:
+    x, y = test_slice
+    state = {**trained.state, "fc1.weight": np.full_like(trained.state["fc1.weight"], np.inf)}
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        loss, accuracy, _ = relu_mlp.evaluate(relu_mlp.fitted_pairs(state), x, y)
+    torch_loss, torch_accuracy, _ = q3.evaluate(state, x, y)
+    assert np.isnan(loss) and np.isnan(torch_loss)
+    assert 0.0 <= accuracy <= 1.0 and 0.0 <= torch_accuracy <= 1.0
+
+
+def test_the_reference_logits_expectation_is_the_reference_models_forward_pass() -> None:
+    """``reference_logits`` (what a student's model loaded with the grader's weights must give)
+    is computed in numpy; the reference module's own model must give the same."""
+    quick = load_profiles().get("quick")
+    inputs = make_inputs(
+        ProbeContext(profile=quick, data_root=SLICES, rng=np.random.default_rng(5))
+    )
+    arrays = inputs.arrays
+    expected = reference_logits.compute(
+        ExpectationContext(inputs=inputs, data_root=SLICES, profile=quick), {}
+    )["logits"]
+    state = {}
+    for i, (weight, bias) in enumerate(grader_weights(arrays)):
+        state[f"layer{i}.weight"], state[f"layer{i}.bias"] = weight, bias
+    with torch.no_grad():
+        model = q3.model_from_state(state).eval()
+        got = model(torch.from_numpy(np.array(arrays["images"], dtype=np.float32))).double()
+    assert expected.shape == (len(arrays["images"]), 10)
+    np.testing.assert_allclose(expected, got.numpy(), rtol=1e-5, atol=1e-5)
+    assert variants.close(expected, got.numpy())
+    assert not variants.close(expected, variants.softmax(got.numpy()))
 
 
 @pytest.mark.slow

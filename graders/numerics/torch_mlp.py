@@ -1,43 +1,38 @@
-"""The Q3 network as the grader measures it: given weights in a ReLU MLP, in torch.
+"""The Q3 network's torch side, for the reference: images and weights as tensors, and the
+reference's measure of a torch model during training (its per-epoch test loss, on its device).
 
-A student's trained weights are measured by the grader itself, never by the student's forward
-pass: ``fitted_pairs`` reads the ``(weight, bias)`` pairs of 784-256-128-64-10 out of a
-``state_dict`` (by position, whatever the layers are called), ``chain_model`` puts any chain of
-pairs into Linear layers with ReLU between them, and ``evaluate`` / ``class_probabilities``
-measure a model on images in large batches. Measuring given weights is no answer to Q3; the
-module the student writes, its initialisation and its training loop are, and stay in
-``reference/q3_mlp.py``, which builds on this module.
+The grader measures a student's weights with ``graders.numerics.relu_mlp`` (numpy: no torch in
+the grader); this module builds on it (the layer sizes, the pairs read out of a
+``state_dict``), and a test holds ``evaluate`` here and ``relu_mlp.evaluate`` to the same
+numbers for the same weights.
 
-torch is imported here at the top: callers import this module late (a grading of another
-question, or a student's self-check of one, should not pay seconds and ~650 MB for it).
+torch is imported here at the top: callers import this module late (a grading, or a student's
+self-check, should not pay seconds and ~650 MB for it).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
-from itertools import pairwise
-from typing import Final
+from collections.abc import Mapping, Sequence
 
 import numpy as np
 import torch
 from numpy.typing import ArrayLike, NDArray
 
-LAYERS: Final = (784, 256, 128, 64, 10)
-"""The assignment's network: 784 inputs, ReLU layers of 256, 128 and 64, 10 logits."""
-N_INPUTS: Final = LAYERS[0]
-N_CLASSES: Final = LAYERS[-1]
-EVAL_BATCH: Final = 4096
-"""Images per forward pass when measuring: the whole 10,000-image test set in three."""
+from graders.numerics import relu_mlp
+from graders.numerics.relu_mlp import EVAL_BATCH, LAYERS, N_CLASSES, N_INPUTS, layer_shapes
 
-Pair = tuple[ArrayLike | torch.Tensor, ArrayLike | torch.Tensor]
-
-
-def layer_shapes(sizes: Sequence[int] = LAYERS) -> list[tuple[int, ...]]:
-    """The shapes a ``state_dict`` of the MLP has, in order (torch's (out, in) weight layout)."""
-    shapes: list[tuple[int, ...]] = []
-    for n_in, n_out in pairwise(sizes):
-        shapes += [(n_out, n_in), (n_out,)]
-    return shapes
+__all__ = [
+    "LAYERS",
+    "N_CLASSES",
+    "N_INPUTS",
+    "as_images",
+    "class_probabilities",
+    "evaluate",
+    "fitted_pairs",
+    "flatten_images",
+    "layer_shapes",
+    "logits",
+]
 
 
 def flatten_images(x: torch.Tensor) -> torch.Tensor:
@@ -50,71 +45,33 @@ def flatten_images(x: torch.Tensor) -> torch.Tensor:
     raise ValueError(f"expected images of shape (N, 784) or (N, [1,] 28, 28), got {tuple(x.shape)}")
 
 
-def as_tensor(value: ArrayLike) -> torch.Tensor:
-    """``torch.from_numpy``, copying a read-only array first (the grader hands its checks
-    read-only arrays; torch would warn that it cannot honour that)."""
+def _as_tensor(value: ArrayLike) -> torch.Tensor:
+    """``torch.from_numpy``, copying a read-only array first (the grader hands read-only
+    arrays around; torch would warn that it cannot honour that)."""
     array = np.asarray(value)
     return torch.from_numpy(array if array.flags.writeable else array.copy())
 
 
-def as_float_tensor(value: ArrayLike | torch.Tensor) -> torch.Tensor:
-    if isinstance(value, torch.Tensor):
-        return value.detach().to("cpu", torch.float32)
-    return as_tensor(value).to(torch.float32)
-
-
 def as_images(images: ArrayLike | torch.Tensor) -> torch.Tensor:
     """Float pixels in [0, 1]; uint8 images (as ``load_split`` gives them) are scaled here."""
-    t = images if isinstance(images, torch.Tensor) else as_tensor(images)
+    t = images if isinstance(images, torch.Tensor) else _as_tensor(images)
     if t.dtype == torch.uint8:
         return t.to(torch.float32) / 255.0
     return t.to(torch.float32)
 
 
-def tensors_in_order(
-    values: Iterable[ArrayLike | torch.Tensor], shapes: Sequence[tuple[int, ...]]
-) -> list[torch.Tensor]:
-    """The tensors with exactly ``shapes``, in order; others (a buffer, a scale) are passed
-    over: what is measured is the layers' weights, whatever else a module keeps."""
-    found: list[torch.Tensor] = []
-    for value in values:
-        if len(found) < len(shapes) and tuple(np.shape(value)) == shapes[len(found)]:
-            found.append(as_float_tensor(value))
-    return found
-
-
 def fitted_pairs(
     state: Mapping[str, ArrayLike | torch.Tensor], sizes: Sequence[int] = LAYERS
 ) -> list[tuple[torch.Tensor, torch.Tensor]]:
-    """The ``(weight, bias)`` pairs of an MLP of ``sizes`` in ``state``, by position.
-
-    A student's module names its layers as it likes; torch's ``state_dict`` lists parameters in
-    registration order (the grader's ``used_order_state``: in the order forward applies them),
-    so the pairs are the tensors of the right shapes, in order. Raises ValueError, naming the
-    shapes found, when they do not fit.
-    """
-    shapes = layer_shapes(sizes)
-    tensors = tensors_in_order(state.values(), shapes)
-    if [tuple(t.shape) for t in tensors] != shapes:
-        found = [tuple(np.shape(v)) for v in state.values()]
-        chain = "-".join(str(n) for n in sizes)
-        raise ValueError(f"weights do not fit {chain}: expected shapes {shapes}, got {found}")
-    return list(zip(tensors[0::2], tensors[1::2], strict=True))
-
-
-def chain_model(pairs: Sequence[Pair]) -> torch.nn.Module:
-    """An MLP of the pairs' own sizes: Linear layers holding them, ReLU between, logits out."""
-    layers: list[torch.nn.Module] = [torch.nn.Flatten()]
-    for position, (weight, bias) in enumerate(pairs):
-        w, b = as_float_tensor(weight), as_float_tensor(bias)
-        linear = torch.nn.Linear(w.shape[1], w.shape[0])
-        with torch.no_grad():
-            linear.weight.copy_(w)
-            linear.bias.copy_(b)
-        layers.append(linear)
-        if position < len(pairs) - 1:
-            layers.append(torch.nn.ReLU())
-    return torch.nn.Sequential(*layers).eval()
+    """``relu_mlp.fitted_pairs`` (by position; ValueError naming the shapes when they do not
+    fit) for a state that may hold tensors, as float32 CPU tensors."""
+    arrays = {
+        k: v.detach().cpu().numpy() if isinstance(v, torch.Tensor) else v for k, v in state.items()
+    }
+    return [
+        (torch.from_numpy(np.array(w)), torch.from_numpy(np.array(b)))
+        for w, b in relu_mlp.fitted_pairs(arrays, sizes)
+    ]
 
 
 @torch.no_grad()
@@ -143,7 +100,7 @@ def evaluate(
     dev = torch.device(device)
     model = model.to(dev)
     x = as_images(images)
-    y = labels if isinstance(labels, torch.Tensor) else as_tensor(labels)
+    y = labels if isinstance(labels, torch.Tensor) else _as_tensor(labels)
     y = y.to(dev, torch.int64)
     if len(x) != len(y) or len(y) == 0:
         raise ValueError(f"need as many labels as images (and some), got {len(x)} and {len(y)}")

@@ -8,6 +8,7 @@ import functools
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from graders.numerics import relu_mlp
 from graders.numerics.datasets import load_scaled
 from graders.questions.api import BandTarget, Budget, ReferenceReport, ThresholdTarget
 
@@ -62,12 +63,11 @@ def train_for_threshold(budget: Budget, data_root: Path, seed: int) -> tuple[flo
 def train_loss_ratio(budget: Budget, data_root: Path, seed: int) -> float:
     """The last epoch's reported training loss (the mean of its batch losses, as the notebook
     computes it) over the mean cross-entropy of the trained weights on the same training
-    images: what ``q3.loss_histories`` compares a student's history with."""
-    from reference import q3_mlp
-
+    images: what ``q3.loss_histories`` compares a student's history with, measured as it
+    measures (``relu_mlp``)."""
     result = _reference_run(budget, data_root, seed)
     x, y = load_scaled(data_root, "FashionMNIST", train=True, limit=budget.train_limit)
-    measured, _, _ = q3_mlp.evaluate(result.state, x, y)
+    measured, _, _ = relu_mlp.evaluate(relu_mlp.fitted_pairs(result.state), x, y)
     return result.train_losses[-1] / measured
 
 

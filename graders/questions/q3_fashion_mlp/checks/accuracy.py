@@ -16,10 +16,10 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from itertools import pairwise
-from typing import TYPE_CHECKING
 
 import numpy as np
 
+from graders.numerics import relu_mlp
 from graders.questions.api import CheckContext, Outcome, check
 from graders.questions.common import load_test_set
 from graders.questions.q3_fashion_mlp.checks.shared import (
@@ -28,14 +28,10 @@ from graders.questions.q3_fashion_mlp.checks.shared import (
     N_CLASSES,
     FloatArray,
     parameter,
-    torch_mlp,
     used_order_state,
     why,
 )
 from graders.render.numbers import number
-
-if TYPE_CHECKING:
-    import torch
 
 UNTRAINED_BELOW = 0.2
 """Accuracies below this are called untrained in the message: 300 random initialisations of the
@@ -60,14 +56,13 @@ class Measure:
 REFERENCE_SOURCE = "the reference 784-256-128-64-10 network loaded with your trained weights"
 
 
-def _mapped(ctx: CheckContext) -> tuple[torch.nn.Module | None, str]:
+def _mapped(ctx: CheckContext) -> tuple[relu_mlp.Pairs | None, str]:
     """The student's trained weights in the assignment's network, or None and why not."""
     state = used_order_state(ctx)
     if state is None:
         return None, f"no trained weights were saved ({why(ctx, 'model')})"
-    measure = torch_mlp()
     try:
-        return measure.chain_model(measure.fitted_pairs(state)), ""
+        return relu_mlp.fitted_pairs(state), ""
     except ValueError as exc:
         return None, f"your weights do not fit the reference network: {exc}"
 
@@ -92,7 +87,8 @@ def _linear_chain(state: Mapping[str, np.ndarray]) -> list[tuple[np.ndarray, np.
 class Measuring:
     """The network the grader measures the student's trained weights with, and in words."""
 
-    model: torch.nn.Module
+    pairs: relu_mlp.Pairs
+    """The Linear layers' (weight, bias), float32, for ``relu_mlp``: ReLU between them."""
     source: str
 
 
@@ -100,13 +96,12 @@ def measuring_model(ctx: CheckContext) -> Measuring | Outcome:
     """The student's trained weights in the reference network when they fit it, else in an MLP
     of their own layer sizes; an Outcome saying why when neither can be built. Never the
     student's own forward pass."""
-    mapped, not_mapped = _mapped(ctx)
-    model: torch.nn.Module | None = mapped
+    pairs, not_mapped = _mapped(ctx)
     source = REFERENCE_SOURCE
-    if model is None:
+    if pairs is None:
         state = used_order_state(ctx)
-        pairs = _linear_chain(state) if state is not None else []
-        if not pairs:
+        chain = _linear_chain(state) if state is not None else []
+        if not chain:
             if state is None:
                 return Outcome.failed(f"No trained model to measure: {why(ctx, 'model')}")
             return Outcome.failed(
@@ -117,13 +112,13 @@ def measuring_model(ctx: CheckContext) -> Measuring | Outcome:
                 hint="Keep your trained model in `model` (an nn.Module of Linear layers) and "
                 "make sure every cell runs from top to bottom on a machine without a GPU.",
             )
-        model = torch_mlp().chain_model(pairs)
-        sizes = "-".join(str(n) for n in (LAYERS[0], *(w.shape[0] for w, _ in pairs)))
+        pairs = relu_mlp.as_pairs(chain)
+        sizes = "-".join(str(n) for n in (LAYERS[0], *(w.shape[0] for w, _ in chain)))
         source = (
             f"an MLP of your own layer sizes ({sizes}, ReLU between them) loaded with your "
             "trained weights, because they do not fit the assignment's network"
         )
-    return Measuring(model=model, source=source)
+    return Measuring(pairs=pairs, source=source)
 
 
 def measure_trained(ctx: CheckContext) -> Measure | Outcome:
@@ -132,7 +127,7 @@ def measure_trained(ctx: CheckContext) -> Measure | Outcome:
     if isinstance(measuring, Outcome):
         return measuring
     images, labels = load_test_set(ctx, DATASET)
-    loss, accuracy, logits = torch_mlp().evaluate(measuring.model, images, labels)
+    loss, accuracy, logits = relu_mlp.evaluate(measuring.pairs, images, labels)
     return Measure(
         logits=logits.astype(np.float64),
         labels=labels,

@@ -31,6 +31,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from graders.data import as_data_error
+from graders.numerics import relu_mlp
 from graders.numerics.datasets import load_split
 from graders.questions.api import CheckContext, Outcome, check
 from graders.questions.q3_fashion_mlp.checks import variants
@@ -49,7 +50,6 @@ from graders.questions.q3_fashion_mlp.checks.shared import (
     parameter,
     plain,
     shown_name,
-    torch_mlp,
     why,
 )
 from graders.render.numbers import number, percent
@@ -127,7 +127,7 @@ def measure_training_loss(ctx: CheckContext) -> TrainingLoss | Outcome:
     limit = parameter(ctx, "TRAIN_LIMIT", 0) or None
     with as_data_error():
         images, labels = load_split(ctx.data_root, DATASET, train=True, limit=limit)
-    loss, _, _ = torch_mlp().evaluate(measuring.model, images, labels)
+    loss, _, _ = relu_mlp.evaluate(measuring.pairs, images, labels)
     return TrainingLoss(loss=loss, images=len(labels), source=measuring.source)
 
 

@@ -1,6 +1,5 @@
-"""What several of Q3's checks read alike: the assignment's layer sizes, the grader's measuring
-network (imported late), the probe's explanation of a missing artifact, the notebook's settings,
-and the histories as plain floats.
+"""What several of Q3's checks read alike: the assignment's layer sizes, the probe's
+explanation of a missing artifact, the notebook's settings, and the histories as plain floats.
 
 Kept apart so that each check module holds one check's logic and no copy of these.
 """
@@ -11,20 +10,19 @@ import math
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
-from types import ModuleType
 
 import numpy as np
 from numpy.typing import NDArray
 
+from graders.numerics import relu_mlp
 from graders.questions.api import CheckContext
 from graders.questions.common import first_cell_error
 
 FloatArray = NDArray[np.float64]
 
-N_CLASSES = 10
-LAYERS = (784, 256, 128, 64, N_CLASSES)
-"""The assignment's architecture (``graders.numerics.torch_mlp`` agrees: a test holds them
-together)."""
+LAYERS = relu_mlp.LAYERS
+"""The assignment's architecture, as the grader measures it (784-256-128-64-10)."""
+N_CLASSES = relu_mlp.N_CLASSES
 DATASET = "FashionMNIST"
 HISTORY_NAMES = ("train_loss_history", "test_loss_history")
 
@@ -33,15 +31,6 @@ def grader_weights(arrays: Mapping[str, np.ndarray]) -> list[tuple[np.ndarray, n
     """The (weight, bias) pairs ``make_inputs`` drew for the architecture check (``ref.w0``,
     ``ref.b0``, ...; torch's (out, in) layout): loaded into the student's model by the probe."""
     return [(arrays[f"ref.w{i}"], arrays[f"ref.b{i}"]) for i in range(len(LAYERS) - 1)]
-
-
-def torch_mlp() -> ModuleType:
-    """``graders.numerics.torch_mlp`` (how the grader measures given weights), imported on first
-    use: it brings torch (seconds, ~650 MB), which a grading of other questions, or a student's
-    self-check of one, should not pay for."""
-    from graders.numerics import torch_mlp
-
-    return torch_mlp
 
 
 def failing_cell(ctx: CheckContext) -> str:
