@@ -37,7 +37,7 @@ from graders.inject import PreparedNotebook
 from graders.models import KernelStatus
 from graders.sandbox import Sandbox, cgroups
 from graders.sandbox.relay import KernelRelay
-from graders.sandbox.watchdog import MemoryWatchdog
+from graders.sandbox.watchdog import MemoryWatchdog, peak_resident
 
 _ANSI = re.compile(r"\x1b\[[0-9;]*[A-Za-z]")
 TIMEOUT_ENAME = "CellTimeoutError"
@@ -412,6 +412,26 @@ class _ReplyLost(Exception):
     """The kernel's reply to a request was dropped (over the size limit) or never sent."""
 
 
+class KernelPeaks:
+    """The largest peak resident set of any kernel process this grader ran, as
+    ``getrusage(RUSAGE_CHILDREN)`` would give it were the kernels not in pid namespaces of
+    their own (``watchdog.peak_resident``): the Gradescope run's memory line. Process-wide,
+    as rusage is; kernels of one process run on one event loop."""
+
+    def __init__(self) -> None:
+        self._bytes = 0
+
+    def note(self, peak_bytes: int) -> None:
+        self._bytes = max(self._bytes, peak_bytes)
+
+    @property
+    def mb(self) -> float:
+        return self._bytes / (1 << 20)
+
+
+KERNEL_PEAKS = KernelPeaks()
+
+
 def _kernel_pid(client: NotebookClient) -> int | None:
     """The launcher's process (the root of the kernel's tree), as jupyter_client started it."""
     process = getattr(getattr(client.km, "provisioner", None), "process", None)
@@ -539,6 +559,8 @@ class NbclientExecutor:
                         watchdog = MemoryWatchdog(pid, limits.memory_mb << 20)
                         stack.enter_context(watchdog)
                     await self._run_cells(client, job, state)
+                    if pid is not None:  # before it is shut down: the probe has run
+                        KERNEL_PEAKS.note(peak_resident(pid))
         except DeadKernelError as exc:  # died while starting or shutting down
             # After a finished probe a death at shutdown changes nothing the grader needs.
             if state.died_at is None and state.probe_status != KernelStatus.OK:

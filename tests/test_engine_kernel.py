@@ -15,7 +15,7 @@ import nbformat
 import pytest
 from conftest import kernel_sandbox
 
-from graders import inject, sandbox
+from graders import execute, inject, sandbox
 from graders.config import Limits
 from graders.errors import ExecutionError
 from graders.execute import KernelJob, KernelRun, NbclientExecutor
@@ -313,3 +313,19 @@ asyncio.run(NbclientExecutor().run(job))
     finally:
         if grader.poll() is None:
             grader.kill()
+
+
+def test_the_largest_kernel_process_is_measured_inside_its_pid_namespace(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The Gradescope run's "largest kernel" line: read from the kernel's own /proc before it
+    stops. getrusage's children never see a kernel in a pid namespace of its own (a 300 MB
+    kernel gave the launcher's few MB), so the figure must come from here."""
+    monkeypatch.setattr(execute, "KERNEL_PEAKS", execute.KernelPeaks())
+    nb = _notebook("block = bytearray(300 << 20)\nblock[::4096] = b'x' * len(block[::4096])")
+    run, _, _ = _run(tmp_path, nb)
+    assert run.probe_status == "ok"
+    assert execute.KERNEL_PEAKS.mb >= 300
+    monkeypatch.setattr(execute, "KERNEL_PEAKS", execute.KernelPeaks())
+    _run(tmp_path / "small", _notebook("x = 1"))
+    assert 0 < execute.KERNEL_PEAKS.mb < 300, "the small kernel's own peak, not the last one's"

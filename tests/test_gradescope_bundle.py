@@ -221,7 +221,9 @@ def test_all_correct(bundle_zip: Path, root: Path) -> None:
     assert "Peak memory" in results["output"]
     assert "Sandbox: " in results["output"]
     assert results["extra_data"]["sandbox"] in ("bubblewrap", "user")
-    assert results["extra_data"]["peak_rss_mb"]["kernel"] > 0
+    # The Q3 and Q4 kernels import torch: far above what a launcher or an idle kernel holds
+    # (getrusage's children, blind to a kernel in its own pid namespace, said about 80 MB).
+    assert results["extra_data"]["peak_rss_mb"]["kernel"] > 200
 
 
 @pytest.mark.kernel

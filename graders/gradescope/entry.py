@@ -19,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from graders.config import GradeOptions
+from graders.execute import KERNEL_PEAKS
 from graders.gradescope.bundle import BundleSettings, autograder_root, read_settings, secure_source
 from graders.models import GradeReport, Visibility
 from graders.render.gradescope import (
@@ -96,10 +97,11 @@ def _previous_score(metadata_path: Path) -> str | None:
 
 
 def peak_memory_mb() -> tuple[float, float]:
-    """Peak RSS of this process and of the largest finished child (a kernel), in MB."""
+    """Peak RSS of this process and of the largest kernel process it ran, in MB (read from
+    the kernel's own ``/proc`` before it stopped: ``RUSAGE_CHILDREN`` never sees a kernel in
+    its own pid namespace)."""
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / _MB
-    child = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / _MB
-    return own, child
+    return own, KERNEL_PEAKS.mb
 
 
 @dataclass(frozen=True, kw_only=True)
