@@ -239,6 +239,27 @@ def test_a_diverged_model_measures_as_nan_without_warnings(
     assert 0.0 <= accuracy <= 1.0 and 0.0 <= torch_accuracy <= 1.0
 
 
+def test_a_wide_chain_of_the_students_own_sizes_is_measured_in_smaller_batches(
+    test_slice, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The fallback measure takes the student's own layer sizes: a 40,000-wide layer in 4,096-row
+    batches would hold 650 MB in the grader; the batches shrink to ``BATCH_BYTES`` instead, and
+    the outputs are the same."""
+    x, _ = test_slice
+    rng = np.random.default_rng(0)
+    wide = [
+        (rng.normal(0, 0.05, (40_000, 784)).astype(np.float32), np.zeros(40_000, np.float32)),
+        (rng.normal(0, 0.01, (10, 40_000)).astype(np.float32), np.zeros(10, np.float32)),
+    ]
+    rows: list[int] = []
+    forward = relu_mlp._forward
+    monkeypatch.setattr(relu_mlp, "_forward", lambda p, b: rows.append(len(b)) or forward(p, b))
+    got = relu_mlp.logits(wide, x[:1000])
+    assert max(rows) * 40_000 * 4 <= relu_mlp.BATCH_BYTES and sum(rows) == 1000
+    h = np.maximum(x[:1000].reshape(-1, 784).astype(np.float64) @ wide[0][0].T, 0)
+    np.testing.assert_allclose(got, h @ wide[1][0].T, rtol=1e-4, atol=1e-4)
+
+
 def test_the_reference_logits_expectation_is_the_reference_models_forward_pass() -> None:
     """``reference_logits`` (what a student's model loaded with the grader's weights must give)
     is computed in numpy; the reference module's own model must give the same."""

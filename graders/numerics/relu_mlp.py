@@ -31,6 +31,10 @@ N_CLASSES: Final = LAYERS[-1]
 EVAL_BATCH: Final = 4096
 """Images per forward pass: the whole 10,000-image test set in three, so that no more than
 one batch of float32 pixels (13 MB) is held beside the stored uint8 images."""
+BATCH_BYTES: Final = 64 << 20
+"""At most this much for one batch's widest layer: a student's chain of its own sizes (the
+fallback measure) may hold a layer far wider than the assignment's 256, and 4,096 rows of a
+100,000-wide layer would be 1.6 GB of the grader's memory."""
 
 Float32Array = NDArray[np.float32]
 Pairs = Sequence[tuple[Float32Array, Float32Array]]
@@ -83,8 +87,8 @@ def as_pairs(pairs: Sequence[tuple[ArrayLike, ArrayLike]]) -> Pairs:
     return chain
 
 
-def _batches(images: ArrayLike) -> Iterator[Float32Array]:
-    """Float32 pixels in [0, 1], flattened, ``EVAL_BATCH`` images at a time: uint8 images (as
+def _batches(images: ArrayLike, rows: int) -> Iterator[Float32Array]:
+    """Float32 pixels in [0, 1], flattened, ``rows`` images at a time: uint8 images (as
     ``load_split`` gives them) are scaled here, as ``ToTensor`` does (a float32 division)."""
     array = np.asarray(images)
     if array.shape[-1] != N_INPUTS and tuple(array.shape[-2:]) != (28, 28):
@@ -92,8 +96,8 @@ def _batches(images: ArrayLike) -> Iterator[Float32Array]:
             f"expected images of shape (N, 784) or (N, [1,] 28, 28), got {tuple(array.shape)}"
         )
     flat = array.reshape(-1, N_INPUTS)
-    for start in range(0, len(flat), EVAL_BATCH):
-        chunk = flat[start : start + EVAL_BATCH]
+    for start in range(0, len(flat), rows):
+        chunk = flat[start : start + rows]
         if chunk.dtype == np.uint8:
             yield chunk.astype(np.float32) / np.float32(255.0)
         else:
@@ -104,7 +108,8 @@ def _forward(pairs: Pairs, x: Float32Array) -> Float32Array:
     """Linear layers, ReLU between them (NaN and infinity from a diverged training go through
     as IEEE arithmetic takes them, as in torch; ``logits`` silences numpy's warnings)."""
     for position, (weight, bias) in enumerate(pairs):
-        x = x @ weight.T + bias
+        x = x @ weight.T
+        x += bias
         if position < len(pairs) - 1:
             np.maximum(x, 0.0, out=x)
     return x
@@ -113,8 +118,10 @@ def _forward(pairs: Pairs, x: Float32Array) -> Float32Array:
 def logits(pairs: Sequence[tuple[ArrayLike, ArrayLike]], images: ArrayLike) -> Float32Array:
     """The network's outputs (float32) for images of shape (N, 784) or (N, [1,] 28, 28)."""
     chain = as_pairs(pairs)
+    widest = max(N_INPUTS, *(w.shape[0] for w, _ in chain))
+    rows = max(1, min(EVAL_BATCH, BATCH_BYTES // (4 * widest)))
     with np.errstate(all="ignore"):
-        out = [_forward(chain, x) for x in _batches(images)]
+        out = [_forward(chain, x) for x in _batches(images, rows)]
     n_out = chain[-1][0].shape[0]
     return np.concatenate(out) if out else np.empty((0, n_out), dtype=np.float32)
 
