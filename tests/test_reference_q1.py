@@ -80,7 +80,7 @@ def test_boundary_report_separates_each_kind_of_mistake() -> None:
     upside_down = (np.array([1.0, -1.0]), np.array([0.0, delta]), np.array([-h, -h]), h)
     report = boundary_report(upside_down, h, delta)
     assert not report.interior_ok and report.zero_ok and report.delta_ok
-    assert any("inside the box" in p for p in report.problems())
+    assert any("inside (0, delta)" in p for p in report.problems())
     leaky = (np.array([1.0, -1.0]), np.array([0.0, delta]), np.array([h, h]), -h + 0.1)
     report = boundary_report(leaky, h, delta)
     assert not report.exterior_ok and not report.interior_ok

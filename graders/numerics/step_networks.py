@@ -10,7 +10,7 @@ n-box approximation is, and that stays in ``reference/q1_step.py``.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from functools import cached_property
 from typing import Final, TypeAlias
@@ -225,6 +225,10 @@ def evaluate_network(
     return as_network(params, n_hidden=n_hidden, label=label)(x)
 
 
+def _six_digits(value: float) -> str:
+    return f"{value:.6g}"
+
+
 @dataclass(frozen=True, kw_only=True, eq=False)
 class BoundaryReport:
     """What a would-be box network does in the interior, outside, and at each edge.
@@ -285,13 +289,15 @@ class BoundaryReport:
     def exact(self) -> bool:
         return self.interior_ok and self.exterior_ok and self.zero_ok and self.delta_ok
 
-    def problems(self) -> tuple[str, ...]:
-        """One sentence per thing that is wrong, with the numbers; empty when exact."""
+    def shape_problems(self, show: Callable[[float], str] = _six_digits) -> list[str]:
+        """One sentence per thing wrong inside (0, delta) and outside [0, delta], just beside
+        the edges included, with the numbers written by ``show`` (Q1's checks pass their exact
+        writing); the edges themselves are ``edge_problems``."""
         found: list[str] = []
         if self.interior_max_error > self.tol:
             found.append(
-                f"inside the box the output is off from h = {self.h:g} by up to "
-                f"{self.interior_max_error:.6g}"
+                f"inside (0, delta) the output is off from h = {show(self.h)} by up to "
+                f"{show(self.interior_max_error)}"
             )
         for name, value, expected in (
             ("just right of x = 0", self.inside_zero, self.h),
@@ -300,18 +306,25 @@ class BoundaryReport:
             ("just right of x = delta", self.outside_delta, 0.0),
         ):
             if not self._ok(value, expected):
-                found.append(f"{name} the output is {value:.6g}, expected {expected:g}")
+                found.append(f"{name} the output is {show(value)}, expected {show(expected)}")
         if self.exterior_max_error > self.tol:
             found.append(
-                f"outside the box the output reaches {self.exterior_max_error:.6g}, expected 0"
+                f"outside [0, delta] the output reaches {show(self.exterior_max_error)}, expected 0"
             )
-        for name, value in (("0", self.at_zero), ("delta", self.at_delta)):
-            if not self._ok(value, 0.0):
-                found.append(
-                    f"f({name}) = {value:.6g}, expected 0: the box is open, so it must "
-                    f"already be off at x = {name}"
-                )
-        return tuple(found)
+        return found
+
+    def edge_problems(self, show: Callable[[float], str] = _six_digits) -> list[str]:
+        """One sentence per edge (x = 0, x = delta) where the output is not 0."""
+        return [
+            f"f({name}) = {show(value)}, expected 0: the box is open, so it must already be off "
+            f"at x = {name}"
+            for name, value in (("0", self.at_zero), ("delta", self.at_delta))
+            if not self._ok(value, 0.0)
+        ]
+
+    def problems(self) -> tuple[str, ...]:
+        """One sentence per thing that is wrong, with the numbers; empty when exact."""
+        return (*self.shape_problems(), *self.edge_problems())
 
 
 def boundary_report(params: Params, h: float, delta: float) -> BoundaryReport:

@@ -188,28 +188,6 @@ def _unevaluated(boxes: Sequence[_Box]) -> Outcome | None:
     return None
 
 
-def _interior_problems(r: nets.BoundaryReport) -> list[str]:
-    found = []
-    if r.interior_max_error > r.tol:
-        found.append(
-            f"inside (0, delta) the output is off from h = {exact(r.h)} by up to "
-            f"{exact(r.interior_max_error)}"
-        )
-    for name, value, expected in (
-        ("just right of x = 0", r.inside_zero, r.h),
-        ("just left of x = delta", r.inside_delta, r.h),
-        ("just left of x = 0", r.outside_zero, 0.0),
-        ("just right of x = delta", r.outside_delta, 0.0),
-    ):
-        if not abs(value - expected) <= r.tol:
-            found.append(f"{name} the output is {exact(value)}, expected {exact(expected)}")
-    if r.exterior_max_error > r.tol:
-        found.append(
-            f"outside [0, delta] the output reaches {exact(r.exterior_max_error)}, expected 0"
-        )
-    return found
-
-
 def _student_step_note(ctx: CheckContext) -> str:
     """A reminder when the student's own step is not strict, since that explains a lot."""
     data = ctx.npz("step") or {}
@@ -239,7 +217,7 @@ def box_interior(ctx: CheckContext) -> Outcome:
         if box.report is None:
             lines.append(f"{box.label}: could not be evaluated: {box.problem}")
             continue
-        problems = _interior_problems(box.report)
+        problems = box.report.shape_problems(exact)
         if problems:
             lines.append(f"{box.label}: " + "; ".join(problems))
         else:
