@@ -118,6 +118,23 @@ CASES: dict[str, str] = {
         "RESULT['mismatches'] = mismatches[:10]\n"
         "RESULT['checked'] = checked\n"
     ),
+    "deferred": (  # after every case above: none uses torchvision's models or ops, and the
+        # errors' tracebacks of the TensorFlow cases walked sys.modules asking each its __file__
+        "import sys, types, torch, torchvision\n"
+        "RESULT['before'] = [m in sys.modules for m in ('torch._dynamo', 'torchvision.models',"
+        " 'torchvision.ops')]\n"
+        "RESULT['lazy'] = [type(m).__name__ for m in (torchvision.models, torchvision.ops)]\n"
+        "import torchvision.models as models\n"
+        "from torchvision.ops import nms\n"
+        "boxes = torch.tensor([[0., 0., 10., 10.], [1., 1., 10., 10.], [20., 20., 30., 30.]])\n"
+        "RESULT['nms'] = nms(boxes, torch.tensor([0.9, 0.8, 0.7]), 0.5).tolist()\n"
+        "torch.manual_seed(0)\n"
+        "net = models.resnet18(num_classes=10).eval()\n"
+        "RESULT['resnet'] = list(net(torch.zeros(1, 3, 32, 32)).shape)\n"
+        "RESULT['same'] = models is torchvision.models and 'resnet18' in models.list_models()\n"
+        "RESULT['after'] = [type(m) is types.ModuleType for m in (torchvision.models,"
+        " torchvision.ops)] + ['torch._dynamo' in sys.modules]\n"
+    ),
     "pip": "!pip install torch\nRESULT['after'] = 1\n",
     "python_m_pip": "!python -m pip install -q numpy\nRESULT['after'] = 1\n",
     "pip_magic": "%pip install tensorflow\nRESULT['after'] = 1\n",
@@ -215,6 +232,23 @@ def test_download_true_is_served_from_the_grader_data(ran: dict[str, dict]) -> N
     assert result["n"] > 0
     assert not result["made"], "nothing is downloaded or written to the notebook's folder"
     assert any("served from the grader's copy" in n for n in result["notices"])
+
+
+def test_torchvision_models_and_ops_run_on_first_use(ran: dict[str, dict]) -> None:
+    """``import torchvision`` leaves ``torchvision.models`` and ``torchvision.ops`` (and the
+    ``torch._dynamo`` they import, a second of CPU) unexecuted until a notebook uses them; a
+    notebook that does gets the real modules, working, and no notice (nothing changed for it).
+    The tracebacks of the cases before it (IPython's ``inspect.getmodule`` asks every module its
+    ``__file__`` and class) did not execute them either."""
+    result = ran["deferred"]
+    assert "error" not in result, result
+    assert result["before"] == [False, True, True]
+    assert result["lazy"] == ["_DeferredModule", "_DeferredModule"]
+    assert result["nms"] == [0, 2]
+    assert result["resnet"] == [1, 10]
+    assert result["same"] is True
+    assert result["after"] == [True, True, True]
+    assert result["notices"] == {}
 
 
 @pytest.mark.parametrize("case", ["pip", "python_m_pip", "pip_magic"])

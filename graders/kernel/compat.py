@@ -17,7 +17,9 @@ read-only, and records every use in ``NOTICES`` (the probe hands them to the rep
   round trip through a PIL image (the same values, several times faster);
 * on a CPU grader, CUDA: ``.cuda()``, ``.to("cuda")``, ``device="cuda"`` and
   ``torch.device("cuda")`` run on the CPU;
-* ``!pip install`` / ``%pip`` / ``%conda``: skipped; ``google.colab``: harmless stand-ins.
+* ``!pip install`` / ``%pip`` / ``%conda``: skipped; ``google.colab``: harmless stand-ins;
+* ``torchvision.models`` and ``torchvision.ops``, which ``import torchvision`` runs and the
+  course never uses, run on their first use instead (a second of CPU saved per kernel).
 
 Run as source in the kernel, never imported by the grader; standard library and numpy only
 (torch and torchvision are patched when the notebook imports them, not before).
@@ -190,6 +192,17 @@ class _GoogleNamespace(importlib.abc.MetaPathFinder):
         return None
 
 
+def _spec_without(
+    finder: importlib.abc.MetaPathFinder, fullname: str
+) -> importlib.machinery.ModuleSpec | None:
+    """The spec the import system would find for ``fullname`` if ``finder`` were not there."""
+    sys.meta_path.remove(finder)
+    try:
+        return importlib.util.find_spec(fullname)
+    finally:
+        sys.meta_path.insert(0, finder)
+
+
 class _AfterImport(importlib.abc.MetaPathFinder):
     """Runs ``patch(module)`` right after ``name`` is imported, whoever imports it."""
 
@@ -205,11 +218,7 @@ class _AfterImport(importlib.abc.MetaPathFinder):
     ) -> importlib.machinery.ModuleSpec | None:
         if fullname != self.name:
             return None
-        sys.meta_path.remove(self)
-        try:
-            spec = importlib.util.find_spec(fullname)
-        finally:
-            sys.meta_path.insert(0, self)
+        spec = _spec_without(self, fullname)
         if spec is None or spec.loader is None:
             return spec
         loader, patch = spec.loader, self.patch
@@ -225,6 +234,66 @@ class _AfterImport(importlib.abc.MetaPathFinder):
                 patch(module)
 
         spec.loader = Patched()
+        return spec
+
+
+DEFERRED_MODULES = ("torchvision.models", "torchvision.ops")
+"""Modules that ``import torchvision`` executes eagerly and the course's notebooks never use:
+they are made on import and run on their first use."""
+
+
+_MODULE_METADATA = frozenset(
+    ("__class__", "__name__", "__file__", "__spec__", "__loader__", "__package__", "__cached__")
+)
+
+
+if TYPE_CHECKING:  # typeshed does not name the module class LazyLoader gives its modules
+    _LazyModule = types.ModuleType
+else:
+    _LazyModule = importlib.util._LazyModule
+
+
+class _DeferredModule(_LazyModule):
+    """A module not yet executed that answers its import metadata without executing: the
+    traceback of any error in a notebook walks ``sys.modules`` asking each module its
+    ``__file__`` (``inspect.getmodule``), which must not cost the second this saves. Any other
+    attribute executes it (``importlib.util.LazyLoader``'s module)."""
+
+    def __getattribute__(self, attr: str) -> Any:
+        if attr in _MODULE_METADATA:
+            return types.ModuleType.__getattribute__(self, attr)
+        return super().__getattribute__(attr)
+
+
+class _DeferredLoader(importlib.util.LazyLoader):
+    def exec_module(self, module: types.ModuleType) -> None:
+        super().exec_module(module)
+        module.__class__ = _DeferredModule
+
+
+class _Deferred(importlib.abc.MetaPathFinder):
+    """Runs ``DEFERRED_MODULES`` on their first use instead of on import.
+
+    ``import torchvision`` imports ``torchvision.ops``, whose ``roi_align`` imports
+    ``torch._dynamo``: about half of the 2 CPU-seconds that importing torchvision costs each
+    kernel of a notebook that only wants ``torchvision.datasets`` (Q3's and Q4's). As with
+    ``importlib.util.LazyLoader``, the modules are in ``sys.modules`` and bound as attributes
+    from the start and are executed by the first access to any other attribute
+    (``torchvision.models.resnet18``, ``from torchvision.ops import nms``, a submodule's
+    import), so a notebook that uses them gets the same modules, only later."""
+
+    def find_spec(
+        self,
+        fullname: str,
+        path: Sequence[str] | None = None,
+        target: types.ModuleType | None = None,
+    ) -> importlib.machinery.ModuleSpec | None:
+        if fullname not in DEFERRED_MODULES:
+            return None
+        spec = _spec_without(self, fullname)
+        if spec is None or spec.loader is None:
+            return spec
+        spec.loader = _DeferredLoader(spec.loader)
         return spec
 
 
@@ -395,6 +464,7 @@ def install(shell: Any, data_root: str, device: str) -> None:
     sys.meta_path.append(_GoogleNamespace())
     datasets = _AfterImport("torchvision.datasets.mnist", _serve_torchvision(data_root))
     sys.meta_path.insert(0, datasets)
+    sys.meta_path.insert(0, _Deferred())
     if device != "cuda":
         if "torch" in sys.modules:
             _cuda_on_cpu(sys.modules["torch"])
