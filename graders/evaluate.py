@@ -287,7 +287,6 @@ async def _run_all(
     inputs: dict[str, ProbeInputs],
     ctx: _RunContext,
     parallel: int,
-    on_run: Callable[[QuestionRun], object],
 ) -> list[QuestionRun]:
     gate = asyncio.Semaphore(parallel)
 
@@ -296,9 +295,7 @@ async def _run_all(
         if ref is None:
             return _not_run(spec, ctx.submission)
         async with gate:
-            run = await _run_question(spec, ref, inputs[spec.id], ctx)
-        on_run(run)
-        return run
+            return await _run_question(spec, ref, inputs[spec.id], ctx)
 
     return list(await asyncio.gather(*(one(spec) for spec in ctx.setup.questions)))
 
@@ -355,15 +352,12 @@ def run_submission(
     progress: Callable[[str], None] | None = None,
     started: float,
     started_at: str,
-    on_run: Callable[[QuestionRun], object] | None = None,
 ) -> GradeReport:
     """Run and score one loaded submission in ``kernels`` (started before it was read,
     ``start_kernels``); probe artifacts and executed notebooks land in ``result_dir`` (a staging
     folder that will become ``output_dir``, which the report names). ``started``
     (``time.monotonic()``) and ``started_at`` (ISO, UTC) are when the grade began, so its time
-    includes loading. ``on_run`` is told of each question as soon as its kernel is done and its
-    artifacts are in ``result_dir`` (while other kernels may still run); it must return at
-    once, and what it returns is ignored."""
+    includes loading."""
     say = progress or (lambda _msg: None)
     say(f"grading {submission.name} with profile {setup.choice.name} ({setup.choice.reason})")
     ctx = _RunContext(setup=setup, submission=submission, result_dir=result_dir, kernels=kernels)
@@ -371,9 +365,7 @@ def run_submission(
     inputs = {spec.id: _inputs(spec, ctx) for spec in setup.questions}  # while kernels boot
     expectations = _expectations(inputs, ctx)
     kernels.confirm()  # the sandbox's self-test has passed before any notebook is handed over
-    runs = kernels.runner.run(
-        _run_all(inputs, ctx, kernels.parallel, on_run or (lambda _run: None))
-    )
+    runs = kernels.runner.run(_run_all(inputs, ctx, kernels.parallel))
     scored = _score_all(runs, inputs, expectations, ctx)
     run = SubmissionRun(
         submission=submission,

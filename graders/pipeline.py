@@ -9,7 +9,6 @@ good one was.
 
 from __future__ import annotations
 
-import functools
 import os
 import secrets
 import shutil
@@ -29,7 +28,6 @@ from graders.render import warm
 from graders.render.gradebook import write_gradebook
 from graders.render.gradescope import gradescope_results, write_results_json
 from graders.render.json_result import write_result_json
-from graders.render.plots import reference_loss_bands
 from graders.rubric import Rubric
 from graders.score import merge_reports
 
@@ -76,7 +74,6 @@ def grade(
         submission = load_submission(source, scratch, setup.all_questions)
         staging = out_dir / f".{submission.name}.partial-{secrets.token_hex(4)}"
         staging.mkdir(mode=0o700)  # a result is for its grader: no kernel uid may read it
-        bands = reference_loss_bands(setup.thresholds, setup.choice.name)
         try:
             result = run_submission(
                 setup,
@@ -87,9 +84,6 @@ def grade(
                 progress=progress,
                 started=started,
                 started_at=started_at,
-                on_run=functools.partial(
-                    warm.charts_in_background, result_dir=staging, bands=bands
-                ),
             )
             if base is not None:
                 now = {q.id for q in setup.questions}

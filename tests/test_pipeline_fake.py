@@ -373,30 +373,3 @@ def test_the_ahead_expectations_start_before_any_kernel_runs(correct, tmp_path, 
     ran = [e for e in events if e.startswith("run ")]
     assert len(ran) == len(report.run.questions)
     assert events[: -len(ran)] == ["prefetch"] * len(report.run.questions)
-
-
-def test_each_question_is_handed_to_the_chart_drawer_once_its_kernel_is_done(
-    correct, tmp_path, monkeypatch
-):
-    """The grade hands each finished question to the chart drawer (while the others may still
-    run), before the checks; the real artifacts are checked in test_grade_e2e."""
-    from graders import evaluate
-    from graders.render import warm
-
-    events: list[str] = []
-    charts_in_background = warm.charts_in_background
-    score_all = evaluate._score_all
-
-    def recording(run, result_dir, bands):  # type: ignore[no-untyped-def]
-        events.append(f"charts {run.question}")
-        return charts_in_background(run, result_dir, bands)
-
-    def scoring(*args, **kwargs):  # type: ignore[no-untyped-def]
-        events.append("checks")
-        return score_all(*args, **kwargs)
-
-    monkeypatch.setattr(warm, "charts_in_background", recording)
-    monkeypatch.setattr(evaluate, "_score_all", scoring)
-    report = grade(correct, tmp_path / "out", QUICK, executor=FakeExecutor())
-    assert events[-1] == "checks"
-    assert sorted(events[:-1]) == [f"charts {r.question}" for r in report.run.questions]

@@ -211,23 +211,26 @@ def test_a_band_is_drawn_and_named_in_the_caption(built):
     assert plots.svg_bytes(with_band.plot) != plots.svg_bytes(without.plot)
 
 
-def test_markdown_links_each_chart_to_a_png_it_hands_back(built):
+def test_markdown_links_each_chart_to_an_svg_it_hands_back(built):
+    """The Markdown page's images are the HTML page's own drawings, as files beside it."""
     report, out = built
     page = render_markdown(report, out)
     assert sorted(page.images) == [
-        "feedback-q3-loss-curves.png",
-        "feedback-q3-sample-probabilities.png",
+        "feedback-q3-loss-curves.svg",
+        "feedback-q3-sample-probabilities.svg",
     ]
+    inline = [base64.b64decode(s) for s in DATA_URI.findall(render_html(report, out))]
+    assert sorted(page.images.values()) == sorted(inline)
     for name, data in page.images.items():
         assert f"]({name})" in page.text
-        assert data.startswith(b"\x89PNG\r\n\x1a\n") and b"Software" not in data
+        assert data.startswith(b"<?xml") and b"<svg" in data
 
 
-def test_write_reports_writes_the_pages_and_pngs_and_leaves_no_temporary_file(built):
+def test_write_reports_writes_the_pages_and_charts_and_leaves_no_temporary_file(built):
     report, out = built
     written = write_reports(report, out)
     names = {p.name for p in written}
-    assert {"feedback.html", "feedback.md", "feedback-q3-loss-curves.png"} <= names
+    assert {"feedback.html", "feedback.md", "feedback-q3-loss-curves.svg"} <= names
     assert all(p.parent == out and p.is_file() for p in written)
     assert not list(out.glob(".*.tmp"))
     html = (out / "feedback.html").read_text(encoding="utf-8")
@@ -314,70 +317,18 @@ def test_hostile_text_is_the_one_the_builder_planted():
 def test_each_chart_is_drawn_once_for_both_pages(
     built: tuple[GradeReport, Path], monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    """The HTML page's SVG and the Markdown page's PNG come from one drawing of each chart."""
+    """The HTML page's data URI and the Markdown page's file come from one drawing of each."""
     report, out = built
     plots._drawn.cache_clear()
     drawn: list[type] = []
     original = plots.draw
 
-    def counting(plot: plots.Plot) -> object:
+    def counting(plot: plots.Plot) -> bytes:
         drawn.append(type(plot))
         return original(plot)
 
     monkeypatch.setattr(plots, "draw", counting)
     written = write_reports(report, out)
     assert sorted(t.__name__ for t in drawn) == ["LossCurves", "SampleBars"]
-    pngs = [p for p in written if p.suffix == ".png"]
-    assert len(pngs) == 2 and all(p.read_bytes().startswith(b"\x89PNG") for p in pngs)
-
-
-def _counting_draw(monkeypatch: pytest.MonkeyPatch) -> list[tuple[str, str]]:
-    """(plot type, thread name) of every drawing from now on, with a cold cache."""
-    import threading
-
-    plots._drawn.cache_clear()
-    drawn: list[tuple[str, str]] = []
-    original = plots.draw
-
-    def counting(plot: plots.Plot) -> object:
-        drawn.append((type(plot).__name__, threading.current_thread().name))
-        return original(plot)
-
-    monkeypatch.setattr(plots, "draw", counting)
-    return drawn
-
-
-def test_charts_drawn_ahead_are_the_ones_the_pages_show(
-    built: tuple[GradeReport, Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """A question's charts are drawn on a thread once its kernel is done; the pages written at
-    the end use those drawings, byte for byte what they would have drawn themselves."""
-    from graders.render import warm
-
-    report, out = built
-    _counting_draw(monkeypatch)
-    cold = {p.name: p.read_bytes() for p in write_reports(report, out)}
-    drawn = _counting_draw(monkeypatch)
-    for thread in [warm.charts_in_background(run, out, {}) for run in report.run.questions]:
-        thread.join()
-    assert sorted(drawn) == [
-        ("LossCurves", "dlgrade-charts-q3"),
-        ("SampleBars", "dlgrade-charts-q3"),
-    ]
-    warm_pages = {p.name: p.read_bytes() for p in write_reports(report, out)}
-    assert len(drawn) == 2  # the pages drew nothing of their own
-    assert warm_pages == cold
-
-
-def test_a_page_that_asks_while_a_chart_is_drawn_ahead_waits_for_that_drawing(
-    built: tuple[GradeReport, Path], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    from graders.render import warm
-
-    report, out = built
-    drawn = _counting_draw(monkeypatch)
-    threads = [warm.charts_in_background(run, out, {}) for run in report.run.questions]
-    write_reports(report, out)  # at once: whichever comes first draws, the other waits
-    for thread in threads:
-        thread.join()
-    assert sorted(kind for kind, _ in drawn) == ["LossCurves", "SampleBars"]
+    charts = [p for p in written if p.suffix == ".svg"]
+    assert len(charts) == 2 and all(p.read_bytes().startswith(b"<?xml") for p in charts)

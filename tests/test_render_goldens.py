@@ -63,8 +63,8 @@ def mask_machine(text: str, paths: Mapping[str, Path]) -> str:
 
     ``paths`` maps a placeholder to an absolute path (the output folder, the repository, the
     Python prefix); the longest path is replaced first so a folder inside another keeps its
-    own name. The grader's scratch folders, memory addresses and chart images (whose bytes
-    depend on matplotlib's version, not on the renderer) go too.
+    own name. The grader's scratch folders, memory addresses and chart images (whose
+    coordinates are the floats a model was trained to, not the renderer's choices) go too.
     """
     for name, path in sorted(paths.items(), key=lambda kv: -len(str(kv[1]))):
         text = text.replace(str(path), f"<{name}>")

@@ -1,7 +1,8 @@
 """The Markdown feedback: the HTML page's content for a repository, an issue or a TA's notes.
 
-Markdown cannot carry images inline portably, so the charts are PNG files written beside the
-page (``feedback-<slug>.png``) and linked by that relative name; the caller writes both.
+Markdown cannot carry images inline portably, so the charts are SVG files written beside the
+page (``feedback-<slug>.svg``, the HTML page's own drawing) and linked by that relative name;
+the caller writes both.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from graders.models import GradeReport
-from graders.render.plots import Chart, LossBand, png_bytes
+from graders.render.plots import Chart, LossBand, svg_bytes
 from graders.render.templating import render
 from graders.render.view import feedback_view
 
@@ -22,11 +23,11 @@ TEMPLATE = "feedback.md.j2"
 class MarkdownPage:
     text: str
     images: Mapping[str, bytes] = field(default_factory=dict)
-    """File name (relative to the page) -> PNG bytes, for every chart the text links."""
+    """File name (relative to the page) -> SVG bytes, for every chart the text links."""
 
 
 def chart_file_name(chart: Chart) -> str:
-    return f"feedback-{chart.slug}.png"
+    return f"feedback-{chart.slug}.svg"
 
 
 def render_markdown(
@@ -41,7 +42,7 @@ def render_markdown(
     def image_src(chart: Chart) -> str:
         assert chart.plot is not None, "only drawable charts get an image"
         name = chart_file_name(chart)
-        images[name] = png_bytes(chart.plot)
+        images[name] = svg_bytes(chart.plot)
         return name
 
     view = feedback_view(

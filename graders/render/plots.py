@@ -4,32 +4,27 @@ The data is read and validated here (a student's histories may hold NaN, a milli
 nothing at all), so a chart is either drawn from sound numbers or replaced by a sentence saying
 why not; a feedback page never fails because of what a student's notebook left behind.
 
-The bytes are deterministic: same data, same SVG/PNG. Matplotlib's ``Figure`` is used without
-pyplot (no global figure registry, the Agg canvas), the SVG id salt is fixed, and the metadata
-that would carry a date or a software version is dropped, so pages can be diffed and goldened.
+The figures are SVG written by ``graders.render.svg`` (no matplotlib in the grader): the bytes
+depend on the data alone, so pages can be diffed and goldened, images included.
 """
 
 from __future__ import annotations
 
 import base64
 import functools
-import io
 import math
-import threading
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 
 from graders.config import Thresholds
 from graders.models import QuestionRun
 from graders.plain_data import load_json_file, load_npz
+from graders.render import svg
 from graders.render.numbers import fixed
-
-if TYPE_CHECKING:  # matplotlib is imported when a chart is drawn: 0.6 s a grader rarely needs
-    from matplotlib.figure import Figure
 
 FASHION_CLASSES = (
     "T-shirt/top",
@@ -50,16 +45,6 @@ MAX_EPOCHS_DRAWN = 500
 MAX_SAMPLES_DRAWN = 6
 """The assignment asks for 3 sampled images; more are cut so the figure stays readable."""
 
-_RC: dict[Any, Any] = {  # matplotlib types its keys as a Literal of every rc name
-    "svg.hashsalt": "dlgrade-feedback",
-    "svg.fonttype": "path",
-    "font.family": "DejaVu Sans",
-    "font.size": 9.0,
-    "axes.titlesize": 9.0,
-    "path.simplify": True,
-}
-_SVG_METADATA = {"Date": None, "Creator": None, "Format": None, "Type": None}
-_PNG_METADATA = {"Software": None}
 TRAIN_COLOUR, TEST_COLOUR = "#1f6fb2", "#d1495b"
 
 
@@ -104,7 +89,7 @@ class Chart:
     """One figure of a feedback page: a stable file stem, words around it, and its data."""
 
     slug: str
-    """File stem for the Markdown's PNG (``q3-loss-curves``) and the HTML anchor."""
+    """File stem for the Markdown's image (``q3-loss-curves``) and the HTML anchor."""
     title: str
     caption: str
     plot: Plot | None
@@ -317,99 +302,67 @@ def reference_loss_bands(thresholds: Thresholds | None, profile: str) -> dict[st
 # Drawing
 
 
-def _draw_losses(plot: LossCurves) -> Figure:
-    from matplotlib.figure import Figure
-    from matplotlib.ticker import MaxNLocator
-
-    fig = Figure(figsize=(6.0, 3.4), layout="constrained")
-    ax = fig.subplots()
-    for values, colour, label in (
-        (plot.train, TRAIN_COLOUR, "train loss (yours)"),
-        (plot.test, TEST_COLOUR, "test loss (yours)"),
-    ):
-        if values:
-            epochs = np.arange(1, len(values) + 1)
-            ax.plot(epochs, values, marker="o", markersize=3, color=colour, label=label)
-    band = plot.band
-    if band is not None:
-        for low, high, colour, label in (
-            (band.train_low, band.train_high, TRAIN_COLOUR, "train, reference range"),
-            (band.test_low, band.test_high, TEST_COLOUR, "test, reference range"),
-        ):
-            epochs = np.arange(1, len(low) + 1)
-            if len(epochs) > 1:
-                ax.fill_between(epochs, low, high, color=colour, alpha=0.15, lw=0, label=label)
-            else:  # one epoch: a band of zero width would not show
-                ax.vlines(epochs, low, high, color=colour, alpha=0.35, lw=6, label=label)
-    ax.set_xlabel("epoch")
-    ax.set_ylabel("cross-entropy loss")
-    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
-    ax.grid(alpha=0.3)
-    ax.legend(loc="upper right", frameon=False)
-    return fig
-
-
-def _draw_samples(plot: SampleBars) -> Figure:
-    from matplotlib.figure import Figure
-
-    count = len(plot.indices)
-    fig = Figure(figsize=(3.0 * count + 0.4, 3.4), layout="constrained")
-    axes = fig.subplots(1, count, sharey=True, squeeze=False)[0]
-    positions = np.arange(len(plot.classes))
-    for k, ax in enumerate(axes):
-        probs = np.asarray(plot.probabilities[k])
-        best = int(probs.argmax())
-        colours = [TEST_COLOUR if c == best else "#9aa5b1" for c in range(len(probs))]
-        ax.barh(positions, probs, color=colours)
-        if plot.reported is not None:
-            ax.plot(plot.reported[k], positions, "|", color="black", markersize=9)
-        ax.set_title(
-            f"test image {plot.indices[k]}\npredicted {plot.classes[best]} ({fixed(probs[best])})"
+def _draw_losses(plot: LossCurves) -> bytes:
+    series = [
+        svg.Series(values=values, colour=colour, label=label)
+        for values, colour, label in (
+            (plot.train, TRAIN_COLOUR, "train loss (yours)"),
+            (plot.test, TEST_COLOUR, "test loss (yours)"),
         )
-        ax.set_xlim(0.0, 1.0)
-        ax.set_yticks(positions, plot.classes)
-        ax.grid(axis="x", alpha=0.3)
-    axes[0].invert_yaxis()  # once: the y axis is shared, a second call would flip it back
-    return fig
+        if values
+    ]
+    band = plot.band
+    bands = (
+        []
+        if band is None
+        else [
+            svg.Band(low=band.train_low, high=band.train_high, colour=TRAIN_COLOUR,
+                     label="train, reference range"),
+            svg.Band(low=band.test_low, high=band.test_high, colour=TEST_COLOUR,
+                     label="test, reference range"),
+        ]
+    )  # fmt: skip
+    return svg.line_chart(
+        series, bands, x_label="epoch", y_label="cross-entropy loss", title="Loss per epoch"
+    )
 
 
-def draw(plot: Plot) -> Figure:
+def _draw_samples(plot: SampleBars) -> bytes:
+    panels = []
+    for k, index in enumerate(plot.indices):
+        probs = plot.probabilities[k]
+        best = max(range(len(probs)), key=lambda c: probs[c])
+        panels.append(
+            svg.Panel(
+                title=(
+                    f"test image {index}",
+                    f"predicted {plot.classes[best]} ({fixed(probs[best])})",
+                ),
+                values=probs,
+                marks=None if plot.reported is None else plot.reported[k],
+            )
+        )
+    return svg.bar_panels(
+        panels, plot.classes, colour=TEST_COLOUR, title="Class probabilities of the sampled images"
+    )
+
+
+def draw(plot: Plot) -> bytes:
+    """The chart as a standalone SVG document (for an ``<img>``: its ids cannot clash with the
+    page's; a file beside the Markdown page)."""
     if isinstance(plot, LossCurves):
         return _draw_losses(plot)
     return _draw_samples(plot)
 
 
-_drawing = threading.Lock()
-"""One drawing at a time: matplotlib's rc settings are global to the process, and a page that
-asks for a chart being drawn ahead (``warm.charts_in_background``) waits for that drawing."""
-
-
-def _saved(plot: Plot) -> tuple[bytes, bytes]:
-    with _drawing:
-        return _drawn(plot)
-
-
 @functools.lru_cache(maxsize=8)
-def _drawn(plot: Plot) -> tuple[bytes, bytes]:
-    """The figure drawn once and saved twice: SVG for the HTML page, PNG for the Markdown one
-    (drawing is most of the cost; a plot is frozen data, so the two pages show the same)."""
-    import matplotlib
-
-    svg, png = io.BytesIO(), io.BytesIO()
-    with matplotlib.rc_context(_RC):
-        figure = draw(plot)
-        figure.savefig(svg, format="svg", metadata=dict(_SVG_METADATA), dpi=100)
-        figure.savefig(png, format="png", metadata=dict(_PNG_METADATA), dpi=100)
-    return svg.getvalue(), png.getvalue()
+def _drawn(plot: Plot) -> bytes:
+    """Each chart drawn once for both pages (a plot is frozen data, so they show the same)."""
+    return draw(plot)
 
 
 def svg_bytes(plot: Plot) -> bytes:
-    """A standalone SVG document (for an ``<img>``: its ids cannot clash with the page's)."""
-    return _saved(plot)[0]
-
-
-def png_bytes(plot: Plot) -> bytes:
-    return _saved(plot)[1]
+    return _drawn(plot)
 
 
 def data_uri(data: bytes, mime: str) -> str:

@@ -26,7 +26,8 @@ def write_reports(
     thresholds: Thresholds | None = None,
     student_view: bool = False,
 ) -> list[Path]:
-    """Write ``feedback.html``, ``feedback.md`` and its PNGs into ``out_dir``; returns the paths.
+    """Write ``feedback.html``, ``feedback.md`` and its SVG charts into ``out_dir``; returns
+    the paths.
 
     ``out_dir`` is the submission's result folder (or its staging twin): the artifacts the
     charts are drawn from are read relative to it. ``thresholds`` supplies the reference's loss
