@@ -664,7 +664,7 @@ def test_template_cells_are_not_answers(tmp_path: Path) -> None:
 def test_the_summary_has_plots_causes_and_the_slowest(local_batch) -> None:
     _, out = local_batch
     html = (out / "summary.html").read_text(encoding="utf-8")
-    assert html.count("data:image/png;base64,") == 2
+    assert html.count("data:image/svg+xml;base64,") == 2
     assert "q1.box_edges" in html and "q1_seed_box_boundary" in html  # a failure, by cause
     assert "Slowest submissions" in html and "not a readable zip" in html
     assert "<script" not in html

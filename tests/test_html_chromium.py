@@ -155,6 +155,6 @@ def test_the_batch_summary_loads_cleanly_with_a_class_that_shares_its_solution(
     dom, console, requests = load(page, tmp_path)
     assert console == [], console
     assert requests == [], requests
-    assert len(re.findall(r'<img [^>]*src="data:image/png;base64,', dom)) == 2
+    assert len(re.findall(r'<img [^>]*src="data:image/svg\+xml;base64,', dom)) == 2
     assert dom.count("<h3>q3: ") == PAIRS_SHOWN
     assert re.search(r'<td>q3</td><td class="num">780</td><td class="num">25</td>', dom)

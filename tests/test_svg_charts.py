@@ -152,3 +152,41 @@ def test_a_long_history_keeps_few_whole_epoch_ticks() -> None:
     root = parse(svg.line_chart([line(values)], x_label="epoch", y_label="l", title="t"))
     ticks = [t for t in texts(root) if t.isdigit()]
     assert 2 <= len(ticks) <= 7 and all(int(t) % 100 == 0 for t in ticks), ticks
+
+
+def test_a_histogram_bar_is_as_tall_as_its_count_and_a_full_score_falls_in_the_last_bin() -> None:
+    from graders.batch.summary import _histogram
+
+    panel = _histogram([0.0, 0.5, 0.5, 2.0, 2.0, 2.0], 2.0, "q1")
+    assert panel.counts == (1, 2, 0, 3), "half-point bins; the full score is in the last one"
+    root = parse(svg.histograms([panel, panel], colour="#3b6ea5", x_label="points", title="t"))
+    bins = root.findall(".//s:g[@class='bins']/s:rect", NS)
+    assert len(bins) == 8
+    first = bins[:4]
+    heights = [float(b.attrib["height"]) for b in first]
+    assert np.allclose(np.array(heights) / heights[-1], np.array(panel.counts) / 3, atol=0.01)
+    widths = [float(b.attrib["width"]) for b in first]
+    assert np.allclose(widths, widths[0], atol=0.11)
+    lefts = [float(b.attrib["x"]) for b in first]
+    assert np.allclose(np.diff(lefts), widths[0], atol=0.11), "bins touch, in order"
+    assert {"q1", "points", "0", "2"} <= set(texts(root))
+
+
+def test_stacked_bars_put_each_rows_parts_end_to_end_in_order() -> None:
+    stacks = [
+        svg.Stack(label="passed", colour="#00aa00", counts=(3, 0)),
+        svg.Stack(label="failed", colour="#aa0000", counts=(1, 4)),
+    ]
+    root = parse(svg.stacked_bars(["q1.a", "q1.<b>"], stacks, x_label="submissions", title="t"))
+    passed, failed = root.findall(".//s:g[@class='stack']", NS)
+    assert passed.attrib["fill"] == "#00aa00" and failed.attrib["fill"] == "#aa0000"
+    (p0,) = passed.findall("s:rect", NS)  # a part of 0 draws nothing
+    f0, f1 = failed.findall("s:rect", NS)
+    assert math.isclose(
+        float(p0.attrib["x"]) + float(p0.attrib["width"]), float(f0.attrib["x"]), abs_tol=0.11
+    )
+    assert float(f1.attrib["x"]) == float(p0.attrib["x"]), "a row with no pass starts at 0"
+    unit = float(p0.attrib["width"]) / 3
+    assert math.isclose(float(f1.attrib["width"]), 4 * unit, abs_tol=0.2)
+    assert float(f0.attrib["y"]) < float(f1.attrib["y"]), "the first row on top"
+    assert {"q1.a", "q1.<b>", "passed", "failed", "submissions"} <= set(texts(root))

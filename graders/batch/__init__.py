@@ -1,7 +1,7 @@
 """TA batch grading: many submissions in parallel, resumable from a SQLite state file.
 
 The package imports nothing itself: ``dlgrade``'s parser reads ``batch.command`` for its
-arguments on every run, and the runner brings SQLite, Dask and matplotlib, which a one-question
+arguments on every run, and the runner brings SQLite and Dask, which a one-question
 ``dlgrade grade`` should not pay for (about 1 s). ``from graders.batch import run_batch`` still
 works, resolved on first use.
 """

@@ -109,7 +109,7 @@ def run(args: argparse.Namespace) -> int:
     )
     if args.scheduler is None:  # a machine that cannot confine student code stops here, once
         sandbox.choose(args.sandbox, allow_unconfined=args.allow_unconfined)
-    from graders.batch.runner import run_batch  # SQLite, Dask, matplotlib: only when run
+    from graders.batch.runner import run_batch  # SQLite, Dask: only when run
 
     result = run_batch(options, stream=sys.stderr)
     print(

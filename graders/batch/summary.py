@@ -1,29 +1,27 @@
 """The TA's summary page of a batch: distributions, failures by cause, slow submissions.
 
 Built from the stored reports only (never re-grading anything). One self-contained HTML file:
-the plots are PNG data URIs, the style inline, no scripts. Failures are grouped by their
-message with the numbers taken out, so "expected 0, got 1" and "expected 0, got 7" are one
-cause with a list of students, which is what a TA needs to spot a shared misconception or a
-grader bug.
+the plots are SVG data URIs (``graders.render.svg``), the style inline, no scripts. Failures
+are grouped by their message with the numbers taken out, so "expected 0, got 1" and "expected
+0, got 7" are one cause with a list of students, which is what a TA needs to spot a shared
+misconception or a grader bug.
 """
 
 from __future__ import annotations
 
 import base64
-import io
 import re
 from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
-import matplotlib
-from matplotlib.figure import Figure
+import numpy as np
 
 from graders.batch.similarity import PAIRS_SHOWN, SimilarPair, shown
 from graders.batch.store import Row
 from graders.models import CheckStatus, GradeReport, RunStatus
+from graders.render import svg
 from graders.render.atomic import write_text_atomic
 from graders.render.gradebook import CrashedSubmission
 from graders.render.templating import render
@@ -31,7 +29,6 @@ from graders.render.templating import render
 TEMPLATE = "batch_summary.html.j2"
 SLOWEST = 10
 _NUMBER = re.compile(r"-?\d+(?:\.\d+)?(?:e[-+]?\d+)?", re.IGNORECASE)
-_RC: dict[Any, Any] = {"font.size": 9, "axes.spines.top": False, "axes.spines.right": False}
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -61,7 +58,7 @@ class SummaryView:
     mean_total: float
     max_total: float
     plots: tuple[tuple[str, str], ...]
-    """(caption, PNG data URI)."""
+    """(caption, SVG data URI)."""
     causes: tuple[Cause, ...]
     slowest: tuple[Slow, ...]
     similar: tuple[SimilarPair, ...]
@@ -71,51 +68,54 @@ class SummaryView:
     similarity_threshold: float
 
 
-def _png(fig: Figure) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, metadata={"Software": None})
-    return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
+def _svg(data: bytes) -> str:
+    return "data:image/svg+xml;base64," + base64.b64encode(data).decode("ascii")
 
 
-def _hist(ax: object, values: Sequence[float], top: float, title: str) -> None:
+def _histogram(values: Sequence[float], top: float, title: str) -> svg.Histogram:
+    """Half-point bins (at most 20) from 0 to the most points there are; the last bin holds the
+    full score."""
     bins = max(1, min(20, int(top * 2) or 1))
-    ax.hist(values, bins=bins, range=(0, max(top, 1e-9)), color="#3b6ea5")  # type: ignore[attr-defined]
-    ax.set_title(title)  # type: ignore[attr-defined]
-    ax.set_xlabel("points")  # type: ignore[attr-defined]
+    high = max(top, 1e-9)
+    counts, _ = np.histogram(np.asarray(values, dtype=np.float64), bins=bins, range=(0, high))
+    return svg.Histogram(title=title, counts=tuple(int(c) for c in counts), low=0.0, high=high)
+
+
+STATUS_COLOURS = {
+    CheckStatus.PASSED: "#3a8a4f",
+    CheckStatus.PARTIAL: "#d9a73a",
+    CheckStatus.FAILED: "#c0504d",
+    CheckStatus.ERROR: "#777777",
+}
 
 
 def score_plots(reports: Sequence[GradeReport]) -> list[tuple[str, str]]:
     """Total and per-question histograms; per test, how many passed, partly, failed."""
     if not reports:
         return []
-    plots = []
-    with matplotlib.rc_context(_RC):
-        questions = sorted({q.question for r in reports for q in r.questions})
-        fig = Figure(figsize=(3 * (len(questions) + 1), 2.6), layout="constrained")
-        axes = fig.subplots(1, len(questions) + 1, squeeze=False)[0]
-        _hist(axes[0], [r.score for r in reports], max(r.max_score for r in reports), "total")
-        for ax, qid in zip(axes[1:], questions, strict=True):
-            found = [q for r in reports for q in r.questions if q.question == qid]
-            _hist(ax, [q.score for q in found], max(q.max_score for q in found), qid)
-        plots.append(("Score distribution: total and per question", _png(fig)))
-        tests = sorted({c.id for r in reports for q in r.questions for c in q.checks})
-        counts = {s: [0] * len(tests) for s in CheckStatus}
-        for r in reports:
-            for q in r.questions:
-                for c in q.checks:
-                    counts[c.status][tests.index(c.id)] += 1
-        fig = Figure(figsize=(8, 0.28 * len(tests) + 1.2), layout="constrained")
-        ax = fig.subplots()
-        left = [0] * len(tests)
-        colors = {"passed": "#3a8a4f", "partial": "#d9a73a", "failed": "#c0504d", "error": "#777"}
-        for status in CheckStatus:
-            ax.barh(tests, counts[status], left=left, label=status.value, color=colors[status])
-            left = [a + b for a, b in zip(left, counts[status], strict=True)]
-        ax.invert_yaxis()
-        ax.set_xlabel("submissions")
-        ax.legend(loc="lower right", fontsize=8)
-        plots.append(("Per test: passed, partial, failed, grader error", _png(fig)))
-    return plots
+    questions = sorted({q.question for r in reports for q in r.questions})
+    panels = [_histogram([r.score for r in reports], max(r.max_score for r in reports), "total")]
+    for qid in questions:
+        found = [q for r in reports for q in r.questions if q.question == qid]
+        panels.append(_histogram([q.score for q in found], max(q.max_score for q in found), qid))
+    distribution = svg.histograms(
+        panels, colour="#3b6ea5", x_label="points", title="Score distribution"
+    )
+    tests = sorted({c.id for r in reports for q in r.questions for c in q.checks})
+    counts = {s: [0] * len(tests) for s in CheckStatus}
+    for r in reports:
+        for q in r.questions:
+            for c in q.checks:
+                counts[c.status][tests.index(c.id)] += 1
+    stacks = [
+        svg.Stack(label=s.value, colour=STATUS_COLOURS[s], counts=tuple(counts[s]))
+        for s in CheckStatus
+    ]
+    per_test = svg.stacked_bars(tests, stacks, x_label="submissions", title="Per test")
+    return [
+        ("Score distribution: total and per question", _svg(distribution)),
+        ("Per test: passed, partial, failed, grader error", _svg(per_test)),
+    ]
 
 
 def _key(message: str) -> str:

@@ -1,4 +1,5 @@
-"""The feedback pages' two charts written as SVG text: losses per epoch, class probabilities.
+"""The reports' charts written as SVG text: a feedback page's losses per epoch and class
+probabilities, a batch summary's score histograms and per-test counts.
 
 They were matplotlib figures. Importing matplotlib and drawing Q3's two charts as SVG and PNG
 took about 1.3 CPU-seconds of every Q3 grade, as much as the rest of the grader's own work, and
@@ -230,11 +231,7 @@ def line_chart(
         body += _line(line, x, y)
     body += _axes(left, right, top, bottom)
     body += _x_ticks(x_ticks, x, bottom)
-    body += [
-        f'<line x1="{_n(left - 4)}" y1="{_n(y(t))}" x2="{_n(left)}" y2="{_n(y(t))}" '
-        f'stroke="{INK}"/>' + _text(left - 7, y(t) + 4, label, anchor="end")
-        for t, label in zip(y_ticks, tick_labels(y_ticks), strict=True)
-    ]
+    body += _y_ticks(y_ticks, y, left)
     body.append(_text((left + right) / 2, height - 8, x_label))
     mid = (top + bottom) / 2
     body.append(_text(14, mid, y_label, extra=f' transform="rotate(-90 14 {_n(mid)})"'))
@@ -255,6 +252,14 @@ def _x_ticks(values: Sequence[float], x: Scale, bottom: float) -> list[str]:
     return [
         f'<line x1="{_n(x(t))}" y1="{_n(bottom)}" x2="{_n(x(t))}" y2="{_n(bottom + 4)}" '
         f'stroke="{INK}"/>' + _text(x(t), bottom + 16, label)
+        for t, label in zip(values, tick_labels(values), strict=True)
+    ]
+
+
+def _y_ticks(values: Sequence[float], y: Scale, left: float) -> list[str]:
+    return [
+        f'<line x1="{_n(left - 4)}" y1="{_n(y(t))}" x2="{_n(left)}" y2="{_n(y(t))}" '
+        f'stroke="{INK}"/>' + _text(left - 7, y(t) + 4, label, anchor="end")
         for t, label in zip(values, tick_labels(values), strict=True)
     ]
 
@@ -356,3 +361,110 @@ def _panel(panel: Panel, count: int, x: Scale, top: float, bottom: float, colour
     out += _axes(x.start, x.end, top, bottom)
     out += _x_ticks(x_ticks, x, bottom)
     return out
+
+
+# ---------------------------------------------------------------------------------------------
+# A batch's scores: histograms side by side, stacked counts per test
+
+
+@dataclass(frozen=True, kw_only=True)
+class Histogram:
+    """Counts of equal bins over ``low..high`` (``counts[0]`` starts at ``low``)."""
+
+    title: str
+    counts: tuple[int, ...]
+    low: float
+    high: float
+
+
+HISTOGRAM_SIZE = (300.0, 260.0)
+
+
+def histograms(panels: Sequence[Histogram], *, colour: str, x_label: str, title: str) -> bytes:
+    """One histogram per panel, side by side, each on its own axes (counts up the side)."""
+    width, height = HISTOGRAM_SIZE
+    top, bottom = 30.0, height - 40
+    body: list[str] = []
+    for k, panel in enumerate(panels):
+        left, right = width * k + 44, width * (k + 1) - 14
+        tallest = max(panel.counts, default=0)
+        y_high = float(max(tallest, 1)) * 1.05
+        x = Scale(panel.low, panel.high, left, right)
+        y = Scale(0.0, y_high, bottom, top)
+        y_ticks = ticks(0.0, y_high, max(1.0, math.ceil(nice_step(y_high, most=5))))
+        body += _y_ticks(y_ticks, y, left)
+        bins = max(len(panel.counts), 1)
+        edge = (panel.high - panel.low) / bins
+        body.append('<g class="bins">')
+        for b, count in enumerate(panel.counts):
+            x0, x1 = x(panel.low + edge * b), x(panel.low + edge * (b + 1))
+            body.append(
+                f'<rect x="{_n(x0)}" y="{_n(y(count))}" width="{_n(x1 - x0)}" '
+                f'height="{_n(y(0) - y(count))}" fill="{colour}"/>'
+            )
+        body.append("</g>")
+        body.append(
+            f'<path d="M{_n(left)} {_n(top)}V{_n(bottom)}H{_n(right)}" fill="none" stroke="{INK}"/>'
+        )
+        x_step = nice_step(panel.high - panel.low, most=5)
+        body += _x_ticks(ticks(panel.low, panel.high, x_step), x, bottom)
+        body.append(_text((left + right) / 2, 18, panel.title))
+        body.append(_text((left + right) / 2, height - 8, x_label))
+    return _document(width * max(len(panels), 1), height, title, body)
+
+
+@dataclass(frozen=True, kw_only=True)
+class Stack:
+    """One part of every row's bar: a count per row, drawn after the parts before it."""
+
+    label: str
+    colour: str
+    counts: tuple[int, ...]
+
+
+def stacked_bars(
+    rows: Sequence[str], stacks: Sequence[Stack], *, x_label: str, title: str
+) -> bytes:
+    """A horizontal bar per row (the first on top), its parts side by side in ``stacks``'
+    order; the row names at the left, a legend of the parts under the axis."""
+    names = max((text_width(r) for r in rows), default=0.0) + 16
+    width, row = max(800.0, names + 400), 20.0
+    left, right, top = names, width - 16, 10.0
+    bottom = top + row * max(len(rows), 1)
+    totals = [sum(s.counts[r] for s in stacks) for r in range(len(rows))]
+    x_high = float(max(totals, default=0) or 1)
+    x = Scale(0.0, x_high, left, right)
+    x_ticks = ticks(0.0, x_high, max(1.0, math.ceil(nice_step(x_high))))
+    body = ['<g class="grid">']
+    body += [
+        f'<line x1="{_n(x(t))}" y1="{_n(top)}" x2="{_n(x(t))}" y2="{_n(bottom)}" stroke="{GRID}"/>'
+        for t in x_ticks
+    ]
+    body.append("</g>")
+    for k, stack in enumerate(stacks):
+        label = html.escape(stack.label)
+        body.append(f'<g class="stack" fill="{stack.colour}"><title>{label}</title>')
+        for r in range(len(rows)):
+            start = sum(s.counts[r] for s in stacks[:k])
+            if stack.counts[r]:
+                body.append(
+                    f'<rect x="{_n(x(start))}" y="{_n(top + row * (r + 0.1))}" '
+                    f'width="{_n(x(start + stack.counts[r]) - x(start))}" '
+                    f'height="{_n(row * 0.8)}"/>'
+                )
+        body.append("</g>")
+    body += [
+        _text(left - 7, top + row * (r + 0.5) + 4, name, anchor="end")
+        for r, name in enumerate(rows)
+    ]
+    body += _axes(left, right, top, bottom)
+    body += _x_ticks(x_ticks, x, bottom)
+    body.append(_text((left + right) / 2, bottom + 32, x_label))
+    legend_y, at = bottom + 52, left
+    for stack in stacks:
+        body.append(
+            f'<rect x="{_n(at)}" y="{_n(legend_y - 9)}" width="12" height="10" '
+            f'fill="{stack.colour}"/>' + _text(at + 17, legend_y, stack.label, anchor="start")
+        )
+        at += text_width(stack.label) + 40
+    return _document(width, legend_y + 12, title, body)
