@@ -67,6 +67,28 @@ def test_reference_gets_full_marks(trained: Trained, test_set: Any, tmp_path: Pa
     assert "reference 784-256-128-64-10 network" in outcomes["q3.test_accuracy"].message
 
 
+def test_the_trained_model_is_measured_once_for_all_the_checks_that_read_it(
+    trained: Trained, test_set: Any, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Accuracy, history consistency and the sample probabilities all read the grader's
+    measure of the trained weights: one forward pass over the test set, shared read-only."""
+    from graders.numerics import relu_mlp
+
+    calls: list[int] = []
+    evaluate = relu_mlp.evaluate
+
+    def counting(pairs, images, labels):  # type: ignore[no-untyped-def]
+        calls.append(len(images))
+        loss, accuracy, logits = evaluate(pairs, images, labels)
+        return loss, accuracy, logits
+
+    monkeypatch.setattr(relu_mlp, "evaluate", counting)
+    outcomes = grade(student(trained, test_set), tmp_path)
+    assert scores(outcomes) == FULL
+    assert calls.count(len(test_set[1])) == 1, calls  # (the loss check's own pass is on the
+    # training images: another measure)
+
+
 def test_the_names_course_notebooks_use_are_found(
     trained: Trained, test_set: Any, tmp_path: Path
 ) -> None:

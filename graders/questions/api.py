@@ -16,7 +16,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field, replace
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 import nbformat
 import numpy as np
@@ -26,6 +26,8 @@ from graders.config import Profile
 from graders.errors import ConfigError
 from graders.models import ProbeInputs, ProbeStepError, QuestionRun, RunStatus
 from graders.plain_data import load_json_file, load_npz
+
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -382,6 +384,19 @@ class CheckContext:
     @cached_property
     def _npz_cache(self) -> dict[str, dict[str, np.ndarray]]:
         return {}
+
+    @cached_property
+    def _shared(self) -> dict[str, Any]:
+        return {}
+
+    def once(self, key: str, compute: Callable[[], _T]) -> _T:
+        """``compute()``, computed by the first check that asks and shared with the question's
+        other checks under ``key`` (Q3's measure of the trained model, which three checks read).
+        What is shared must not be changed by a check: make its arrays read-only."""
+        if key not in self._shared:
+            self._shared[key] = compute()
+        value: _T = self._shared[key]
+        return value
 
     @cached_property
     def _artifact_paths(self) -> dict[str, Path]:

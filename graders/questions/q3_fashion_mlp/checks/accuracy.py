@@ -122,18 +122,22 @@ def measuring_model(ctx: CheckContext) -> Measuring | Outcome:
 
 
 def measure_trained(ctx: CheckContext) -> Measure | Outcome:
-    """The student's trained weights measured by the grader on its own copy of the test set."""
+    """The student's trained weights measured by the grader on its own copy of the test set,
+    once per question (the accuracy, history and sample checks all read it)."""
+    return ctx.once("q3.measure_trained", lambda: _measure(ctx))
+
+
+def _measure(ctx: CheckContext) -> Measure | Outcome:
     measuring = measuring_model(ctx)
     if isinstance(measuring, Outcome):
         return measuring
     images, labels = load_test_set(ctx, DATASET)
     loss, accuracy, logits = relu_mlp.evaluate(measuring.pairs, images, labels)
+    wide = logits.astype(np.float64)
+    for array in (wide, labels):
+        array.flags.writeable = False  # shared by the checks: none may change what others see
     return Measure(
-        logits=logits.astype(np.float64),
-        labels=labels,
-        accuracy=accuracy,
-        loss=loss,
-        source=measuring.source,
+        logits=wide, labels=labels, accuracy=accuracy, loss=loss, source=measuring.source
     )
 
 
