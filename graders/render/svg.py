@@ -34,18 +34,14 @@ def _n(value: float) -> str:
     return "0" if text == "-0" else text
 
 
-def _text(
-    x: float, y: float, words: str, *, anchor: str = "middle", extra: str = "", size: float = 0
-) -> str:
-    font = f' font-size="{_n(size)}"' if size else ""
+def _text(x: float, y: float, words: str, *, anchor: str = "middle", extra: str = "") -> str:
     return (
-        f'<text x="{_n(x)}" y="{_n(y)}" text-anchor="{anchor}"{font}{extra}>'
-        f"{html.escape(words)}</text>"
+        f'<text x="{_n(x)}" y="{_n(y)}" text-anchor="{anchor}"{extra}>{html.escape(words)}</text>'
     )
 
 
-def text_width(words: str, size: float = FONT_SIZE) -> float:
-    return len(words) * CHAR_WIDTH * size / FONT_SIZE
+def text_width(words: str) -> float:
+    return len(words) * CHAR_WIDTH
 
 
 @dataclass(frozen=True)
