@@ -8,8 +8,10 @@ a kernel and must not leak into the test process: every case runs in one fresh i
 from __future__ import annotations
 
 import json
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -268,3 +270,94 @@ def test_torchvision_items_skip_pil_with_the_same_values_and_types(ran: dict[str
     assert result["mismatches"] == []
     assert result["checked"] == 4 * 2 * (2000 + 1000)  # the slices: 2000 train, 1000 test
     assert result["float64"] is True
+
+
+DEFERRED_PROGRAM = """
+import builtins, inspect, json, sys, threading, types
+sys.path.insert(0, sys.argv[1])
+layer = {"__name__": "dlgrader_compat"}
+exec(compile(open(sys.argv[2]).read(), "<compat>", "exec"), layer)
+layer["DEFERRED_MODULES"] = ("pkg.heavy", "pkg.broken")
+sys.meta_path.insert(0, layer["_Deferred"]())
+import pkg
+out = {"ran_on_import": builtins.RUNS, "kind": type(pkg.heavy).__name__}
+for module in list(sys.modules.values()):  # what every traceback does (inspect.getmodule)
+    isinstance(module, type), getattr(module, "__file__", None), repr(module)
+inspect.getmodule(inspect.currentframe())
+out["ran_on_metadata"] = builtins.RUNS
+seen = []
+threads = [threading.Thread(target=lambda: seen.append(pkg.heavy.VALUE)) for _ in range(8)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+out["seen"], out["ran_on_use"] = seen, builtins.RUNS
+from pkg.heavy.sub import X
+out["sub"], out["plain"] = X, type(pkg.heavy) is types.ModuleType
+errors = []
+for _ in range(2):
+    try:
+        pkg.broken.anything
+    except ZeroDivisionError as exc:
+        errors.append(type(exc).__name__)
+out["errors"] = errors
+print(json.dumps(out))
+"""
+
+
+def _pythons() -> list[str]:
+    """This interpreter and every other CPython 3.11+ that runs on this machine (on PATH or
+    under pyenv): the kit runs this layer on the student's own Python."""
+    candidates = [sys.executable]
+    candidates += [
+        p
+        for n in ("python3.11", "python3.12", "python3.13", "python3.14")
+        if (p := shutil.which(n))
+    ]
+    candidates += sorted(str(p) for p in Path.home().glob(".pyenv/versions/3.*/bin/python3"))
+    found: dict[str, str] = {}
+    for python in candidates:
+        asks = "import sys; print(sys.version_info >= (3, 11), sys.version.split()[0])"
+        version = subprocess.run(
+            [python, "-c", asks], capture_output=True, text=True, timeout=30, check=False
+        )
+        usable, _, number = version.stdout.strip().partition(" ")
+        if version.returncode == 0 and usable == "True":
+            found.setdefault(number, python)  # one interpreter per version
+    return list(found.values())
+
+
+@pytest.mark.parametrize("python", _pythons())
+def test_deferred_modules_behave_the_same_on_every_python(python: str, tmp_path: Path) -> None:
+    """The deferral on a stand-in package, on each Python found (the kit runs this layer on the
+    student's own): nothing runs on import or on the metadata a traceback reads; eight threads
+    asking at once run the module once and all see it whole; a submodule's import works; a
+    module whose code fails raises its error on each use, not a RecursionError."""
+    package = tmp_path / "pkg"
+    (package / "heavy").mkdir(parents=True)
+    (package / "__init__.py").write_text("from . import heavy, broken\n")
+    (package / "heavy" / "__init__.py").write_text(
+        "import builtins, time\nbuiltins.RUNS += 1\ntime.sleep(0.05)\nVALUE = 42\n"
+    )
+    (package / "heavy" / "sub.py").write_text("X = 7\n")
+    (package / "broken.py").write_text("1 / 0\n")
+    layer = tmp_path / "compat.py"
+    layer.write_text(kernel_source("compat"), encoding="utf-8")
+    program = "import builtins\nbuiltins.RUNS = 0\n" + DEFERRED_PROGRAM
+    done = subprocess.run(
+        [python, "-c", program, str(tmp_path), str(layer)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    out = json.loads(done.stdout.strip().splitlines()[-1])
+    assert out == {
+        "ran_on_import": 0,
+        "kind": "_DeferredModule",
+        "ran_on_metadata": 0,
+        "seen": [42] * 8,
+        "ran_on_use": 1,
+        "sub": 7,
+        "plain": True,
+        "errors": ["ZeroDivisionError", "ZeroDivisionError"],
+    }

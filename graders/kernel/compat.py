@@ -32,6 +32,7 @@ import importlib.machinery
 import importlib.util
 import os
 import sys
+import threading
 import types
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -245,29 +246,52 @@ they are made on import and run on their first use."""
 _MODULE_METADATA = frozenset(
     ("__class__", "__name__", "__file__", "__spec__", "__loader__", "__package__", "__cached__")
 )
+_executing = threading.RLock()
+_being_executed: set[int] = set()
+"""ids of the deferred modules whose code is running now (in the thread holding the lock)."""
 
 
-if TYPE_CHECKING:  # typeshed does not name the module class LazyLoader gives its modules
-    _LazyModule = types.ModuleType
-else:
-    _LazyModule = importlib.util._LazyModule
+class _DeferredModule(types.ModuleType):
+    """A module whose code has not run yet; the first access to an attribute other than its
+    import metadata runs it, in place, and makes it an ordinary module.
 
-
-class _DeferredModule(_LazyModule):
-    """A module not yet executed that answers its import metadata without executing: the
-    traceback of any error in a notebook walks ``sys.modules`` asking each module its
-    ``__file__`` (``inspect.getmodule``), which must not cost the second this saves. Any other
-    attribute executes it (``importlib.util.LazyLoader``'s module)."""
+    The metadata answers without running it: the traceback of any error in a notebook walks
+    ``sys.modules`` asking each module its class and ``__file__`` (``inspect.getmodule``), which
+    must not cost the second this saves. Written here rather than subclassing
+    ``importlib.util.LazyLoader``'s private module class, whose workings differ between Python
+    versions (the kit runs this layer on the student's own Python). One lock for all: a second
+    thread waits for the module to be complete; the module's own code, and the imports of its
+    submodules, see it as it is while it runs (as an eager import would)."""
 
     def __getattribute__(self, attr: str) -> Any:
         if attr in _MODULE_METADATA:
             return types.ModuleType.__getattribute__(self, attr)
-        return super().__getattribute__(attr)
+        with _executing:
+            if type(self) is _DeferredModule:
+                if id(self) in _being_executed:  # its own code, running now
+                    return types.ModuleType.__getattribute__(self, attr)
+                _being_executed.add(id(self))
+                try:
+                    spec = types.ModuleType.__getattribute__(self, "__spec__")
+                    spec.loader.exec_module(self)
+                finally:
+                    _being_executed.discard(id(self))
+                self.__class__ = types.ModuleType  # type: ignore[assignment]  # ordinary now
+        return getattr(self, attr)
 
 
-class _DeferredLoader(importlib.util.LazyLoader):
+class _DeferredLoader(importlib.abc.Loader):
+    """Makes the module as ``loader`` would and leaves its code for ``_DeferredModule``."""
+
+    def __init__(self, loader: importlib.abc.Loader) -> None:
+        self.loader = loader
+
+    def create_module(self, spec: importlib.machinery.ModuleSpec) -> types.ModuleType | None:
+        return self.loader.create_module(spec)
+
     def exec_module(self, module: types.ModuleType) -> None:
-        super().exec_module(module)
+        module.__spec__.loader = self.loader  # type: ignore[union-attr]  # it has a spec
+        module.__loader__ = self.loader
         module.__class__ = _DeferredModule
 
 
