@@ -193,23 +193,14 @@ class _GoogleNamespace(importlib.abc.MetaPathFinder):
         return None
 
 
-def _spec_without(
-    finder: importlib.abc.MetaPathFinder, fullname: str
-) -> importlib.machinery.ModuleSpec | None:
-    """The spec the import system would find for ``fullname`` if ``finder`` were not there."""
-    sys.meta_path.remove(finder)
-    try:
-        return importlib.util.find_spec(fullname)
-    finally:
-        sys.meta_path.insert(0, finder)
+class _OwnLoader(importlib.abc.MetaPathFinder):
+    """Imports ``names`` with the loader ``wrap`` makes of the one the import system would
+    have used (found with this finder out of the way)."""
 
+    names: frozenset[str] = frozenset()
 
-class _AfterImport(importlib.abc.MetaPathFinder):
-    """Runs ``patch(module)`` right after ``name`` is imported, whoever imports it."""
-
-    def __init__(self, name: str, patch: Callable[[types.ModuleType], object]) -> None:
-        self.name = name
-        self.patch = patch
+    def wrap(self, loader: importlib.abc.Loader) -> importlib.abc.Loader:
+        raise NotImplementedError
 
     def find_spec(
         self,
@@ -217,12 +208,28 @@ class _AfterImport(importlib.abc.MetaPathFinder):
         path: Sequence[str] | None = None,
         target: types.ModuleType | None = None,
     ) -> importlib.machinery.ModuleSpec | None:
-        if fullname != self.name:
+        if fullname not in self.names:
             return None
-        spec = _spec_without(self, fullname)
+        sys.meta_path.remove(self)
+        try:
+            spec = importlib.util.find_spec(fullname)
+        finally:
+            sys.meta_path.insert(0, self)
         if spec is None or spec.loader is None:
             return spec
-        loader, patch = spec.loader, self.patch
+        spec.loader = self.wrap(spec.loader)
+        return spec
+
+
+class _AfterImport(_OwnLoader):
+    """Runs ``patch(module)`` right after ``name`` is imported, whoever imports it."""
+
+    def __init__(self, name: str, patch: Callable[[types.ModuleType], object]) -> None:
+        self.names = frozenset((name,))
+        self.patch = patch
+
+    def wrap(self, loader: importlib.abc.Loader) -> importlib.abc.Loader:
+        patch = self.patch
 
         class Patched(importlib.abc.Loader):
             def create_module(
@@ -234,8 +241,7 @@ class _AfterImport(importlib.abc.MetaPathFinder):
                 loader.exec_module(module)
                 patch(module)
 
-        spec.loader = Patched()
-        return spec
+        return Patched()
 
 
 DEFERRED_MODULES = ("torchvision.models", "torchvision.ops")
@@ -295,7 +301,7 @@ class _DeferredLoader(importlib.abc.Loader):
         module.__class__ = _DeferredModule
 
 
-class _Deferred(importlib.abc.MetaPathFinder):
+class _Deferred(_OwnLoader):
     """Runs ``DEFERRED_MODULES`` on their first use instead of on import.
 
     ``import torchvision`` imports ``torchvision.ops``, whose ``roi_align`` imports
@@ -306,19 +312,11 @@ class _Deferred(importlib.abc.MetaPathFinder):
     (``torchvision.models.resnet18``, ``from torchvision.ops import nms``, a submodule's
     import), so a notebook that uses them gets the same modules, only later."""
 
-    def find_spec(
-        self,
-        fullname: str,
-        path: Sequence[str] | None = None,
-        target: types.ModuleType | None = None,
-    ) -> importlib.machinery.ModuleSpec | None:
-        if fullname not in DEFERRED_MODULES:
-            return None
-        spec = _spec_without(self, fullname)
-        if spec is None or spec.loader is None:
-            return spec
-        spec.loader = _DeferredLoader(spec.loader)
-        return spec
+    def __init__(self) -> None:
+        self.names = frozenset(DEFERRED_MODULES)
+
+    def wrap(self, loader: importlib.abc.Loader) -> importlib.abc.Loader:
+        return _DeferredLoader(loader)
 
 
 def _serve_torchvision(data_root: str) -> Callable[[types.ModuleType], None]:
