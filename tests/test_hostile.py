@@ -61,7 +61,7 @@ def test_committed_fixtures_are_up_to_date() -> None:
 @pytest.mark.slow
 @pytest.mark.kernel
 def test_infinite_loop_is_interrupted_and_the_rest_is_graded(tmp_path: Path) -> None:
-    report = _grade(tmp_path, "infinite_loop")
+    report = _grade(tmp_path, "infinite_loop", {"cell_timeout_s": 4})
     run, score = _q2(report)
     last = _last_cell(report)
     assert run.execution.timed_out_cells == (last,)
