@@ -663,6 +663,51 @@ def test_only_the_threshold_decides_even_for_untrained_weights(grade, good):
     assert outcome.fraction == 1.0
 
 
+def claiming_raw_pixels(artifacts: dict[str, Any]) -> dict[str, Any]:
+    """The rescaling attack: a network trained on /255 pixels, its first layer divided by 255
+    (the same function on raw pixels) and ``x_train`` multiplied by 255 after training, so the
+    probe reads a 0-255 training array."""
+    final = dict(artifacts["final"])
+    final["w0"] = final["w0"] / 255.0
+    scale = {"name": "x_train", "shape": [2000, 784], "dtype": "float64", "min": 0.0,
+             "max": 255.0, "mean": 33.3}  # fmt: skip
+    return artifacts | {"final": final, "input_scale": scale}
+
+
+def test_the_raw_pixel_threshold_is_granted_only_to_a_verified_backprop(grade, good, inputs):
+    """The lower raw-pixel threshold rests on the notebook's own account of its pixels; a wrong
+    backprop rescaling its network to claim it is held to the assignment's threshold."""
+    claimed = claiming_raw_pixels(good)
+    x, y = load_scaled(FIXTURE_DATA_ROOT, "MNIST", train=False, limit=1000)
+    _, correct = ref.evaluate_dataset(injected_params_of(good["final"]), x, y)
+    accuracy = correct / len(y)
+    thresholds = {"q4.min_test_accuracy": accuracy + 0.05, "q4.min_test_accuracy_raw": 0.0}
+
+    verified = grade(checks.accuracy.final_accuracy, claimed, thresholds=thresholds)
+    assert verified.fraction == 1.0, verified.message  # the same function, on raw test pixels
+    assert verified.details["threshold_key"] == "q4.min_test_accuracy_raw"
+    assert verified.details["correct"] == correct and "raw 0-255 pixels" in verified.message
+
+    wrong = claimed | {"train_step": steps_with(mistake("dsigmoid_on_activation"), inputs)}
+    held = grade(checks.accuracy.final_accuracy, wrong, thresholds=thresholds)
+    assert held.fraction == 0.0
+    assert held.details["threshold_key"] == "q4.min_test_accuracy"
+    assert held.details["correct"] == correct
+    assert "verified (q4.backprop_step)" in held.message
+    assert percent(accuracy + 0.05) in held.message
+
+    unit = grade(
+        checks.accuracy.final_accuracy,
+        good | {"train_step": wrong["train_step"]},
+        thresholds={"q4.min_test_accuracy": accuracy},
+    )
+    assert unit.fraction == 1.0 and "verified" not in unit.message  # /255: nothing withheld
+
+
+def injected_params_of(arrays: Arrays) -> ref.Params:
+    return ref.Params.of([arrays[f"w{i}"] for i in range(3)], [arrays[f"b{i}"] for i in range(3)])
+
+
 @pytest.mark.parametrize(
     "definition",
     [checks.accuracy.final_accuracy, checks.reported.reported_consistent],
@@ -840,7 +885,9 @@ def run_probe(
     in_dir, out_dir = tmp_path / "in", tmp_path / "out"
     out_dir.mkdir()
     probe_module.write_inputs(inputs, in_dir)
-    runtime["run_probe"](question["probe"], ns, str(out_dir), str(in_dir), 30.0)
+    runtime["run_probe"](
+        question["probe"], ns, str(out_dir), str(in_dir), 30.0, None, str(FIXTURE_DATA_ROOT)
+    )
     artifacts: dict[str, Any] = {}
     for path in out_dir.iterdir():
         if path.suffix == ".npz":

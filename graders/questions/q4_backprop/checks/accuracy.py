@@ -17,6 +17,7 @@ import numpy as np
 from graders.numerics.numpy_mlp import Params, evaluate_dataset
 from graders.questions.api import CheckContext, Outcome, check
 from graders.questions.common import first_cell_error, load_test_set
+from graders.questions.q4_backprop.checks.backprop import step_verified
 from graders.questions.q4_backprop.checks.shared import canonical_params
 from graders.render.numbers import number, percent
 
@@ -39,9 +40,9 @@ class Pixels:
     """How the report names it."""
 
     @property
-    def threshold_key(self) -> str:
-        raw = self.kind == "raw" or (self.kind == "affine" and 255 * self.scale + self.shift > 10)
-        return "q4.min_test_accuracy_raw" if raw else "q4.min_test_accuracy"
+    def large(self) -> bool:
+        """Raw 0-255 pixels, or another range reaching above 10: what saturates sigmoids."""
+        return self.kind == "raw" or (self.kind == "affine" and 255 * self.scale + self.shift > 10)
 
 
 UNIT_WORDS = "pixels divided by 255, as the assignment loads them"
@@ -76,6 +77,27 @@ def _pixels(ctx: CheckContext) -> tuple[Pixels, str]:
         f"(the grader applies the same linear map to its test images)"
     )
     return Pixels(scale=(high - low) / 255.0, shift=float(low), kind="affine", words=words), ""
+
+
+UNIT_KEY = "q4.min_test_accuracy"
+RAW_KEY = "q4.min_test_accuracy_raw"
+
+
+def _threshold_key(ctx: CheckContext, pixels: Pixels) -> tuple[str, bool]:
+    """The threshold that applies, and whether the raw-pixel one was withheld.
+
+    The raw-pixel threshold is calibrated on a *correct* backprop slowed by saturated sigmoids,
+    and the pixel range it is chosen by is the notebook's own account (the probe reads the
+    training array after the notebook ran). A network trained on /255 pixels is the same
+    function on raw pixels with its first layer divided by 255, so a notebook could rescale
+    both and claim the lower threshold for a network its wrong backprop left short of the
+    assignment's. The grader therefore grants it only where it has verified the update itself.
+    """
+    if not pixels.large:
+        return UNIT_KEY, False
+    if step_verified(ctx):
+        return RAW_KEY, False
+    return UNIT_KEY, True
 
 
 def _test_set(
@@ -168,20 +190,27 @@ def final_accuracy(ctx: CheckContext) -> Outcome:
     m = measure_final(ctx)
     if isinstance(m, Outcome):
         return m
-    required = ctx.threshold(m.pixels.threshold_key)
+    key, withheld = _threshold_key(ctx, m.pixels)
+    required = ctx.threshold(key)
     details = {
         "accuracy": m.accuracy,
         "correct": m.correct,
         "total": m.total,
         "mean_loss": m.loss,
         "pixels": m.pixels.kind,
-        "threshold_key": m.pixels.threshold_key,
+        "threshold_key": key,
     }
     measured = (
         f"The grader's test accuracy of your final weights is {percent(m.accuracy)} "
         f"({m.correct} / {m.total} test images, mean loss {number(m.loss)}) on "
-        f"{m.pixels.words}; at least {percent(required)} is required for that input (profile "
-        f"{ctx.profile.name})."
+        f"{m.pixels.words}; at least {percent(required)} is required "
+        + (
+            f"(profile {ctx.profile.name}): the lower threshold for raw pixels "
+            f"({percent(ctx.threshold(RAW_KEY))}) is for a train_one_sample the grader has "
+            "verified (q4.backprop_step), and yours was not."
+            if withheld
+            else f"for that input (profile {ctx.profile.name})."
+        )
     )
     if m.note:
         measured = f"{measured} {m.note}"

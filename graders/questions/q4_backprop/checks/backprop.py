@@ -318,6 +318,26 @@ def _describe_wrong_layers(
     )
 
 
+def layer_scores(ctx: CheckContext) -> dict[tuple[str, int], bool]:
+    """(weights or biases, layer) -> whether ``train_one_sample`` updated it right on every
+    grader sample; computed once per question (``q4.final_accuracy`` reads it too)."""
+
+    def compute() -> dict[tuple[str, int], bool]:
+        samples = _step_samples(ctx, ctx.npz("train_step") or {})
+        return {
+            (kind, layer): bool(samples) and all(_layer_ok(s, kind, layer) for s in samples)
+            for layer in range(len(LAYERS) - 1)
+            for kind in ("weights", "biases")
+        }
+
+    return ctx.once("q4.backprop_step.layer_scores", compute)
+
+
+def step_verified(ctx: CheckContext) -> bool:
+    """Whether the grader found every layer's update right (``q4.backprop_step`` passes)."""
+    return all(layer_scores(ctx).values())
+
+
 @check("q4.backprop_step", "train_one_sample: one SGD step on the grader's weights")
 def backprop_step(ctx: CheckContext) -> Outcome:
     """A third per layer, half for its weights and half for its biases, over all samples.
@@ -330,11 +350,7 @@ def backprop_step(ctx: CheckContext) -> Outcome:
     data = ctx.npz("train_step") or {}
     samples = _step_samples(ctx, data)
     n_layers = len(LAYERS) - 1
-    scores = {
-        (kind, layer): all(_layer_ok(s, kind, layer) for s in samples)
-        for layer in range(n_layers)
-        for kind in ("weights", "biases")
-    }
+    scores = layer_scores(ctx)
     fraction = sum(0.5 / n_layers for ok in scores.values() if ok)
     wrong = [key for key, ok in scores.items() if not ok]
     checked = (
