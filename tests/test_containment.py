@@ -101,6 +101,49 @@ def test_the_hosts_processes_are_invisible(tmp_path: Path, marker: str, host_pro
     assert score == FULL_Q2
 
 
+_KEY_SYSCALLS = {"x86_64": (248, 250), "aarch64": (217, 219)}
+"""(add_key, keyctl) by machine."""
+_USER_KEYRING = -4
+_KEYCTL_UNLINK = 9
+
+
+@pytest.fixture
+def users_key(marker: str) -> Iterator[str]:
+    """A key in the grading user's own keyring, named with the marker (a token a TA's login or
+    a credential helper keeps there)."""
+    import ctypes
+
+    numbers = _KEY_SYSCALLS.get(os.uname().machine)
+    if numbers is None:
+        pytest.skip(f"no key syscall numbers for {os.uname().machine}")
+    add_key, keyctl = numbers
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.syscall.restype = ctypes.c_long
+    payload = b"not for students"
+    serial = libc.syscall(
+        add_key, b"user", marker.encode(), payload, len(payload), ctypes.c_long(_USER_KEYRING)
+    )
+    if serial < 0:
+        pytest.skip(f"this machine keeps no keyrings (errno {ctypes.get_errno()})")
+    try:
+        yield marker
+    finally:
+        libc.syscall(keyctl, _KEYCTL_UNLINK, ctypes.c_long(serial), ctypes.c_long(_USER_KEYRING))
+
+
+def test_the_keys_of_the_grading_user_are_not_listed(tmp_path: Path, users_key: str) -> None:
+    """``/proc/keys`` lists every key the reader's uid may view, even in a private /proc: as an
+    ordinary user the kernel runs as the TA, and saw the TA's own keys by name."""
+    report = _grade(tmp_path, "proc_keys")
+    _, score = _q2(report)
+    found = printed(tmp_path, report, "PROCKEYS")
+    assert found is not None, "the listing did not run"
+    assert users_key not in json.dumps(found)
+    if BWRAP:
+        assert found == {"/proc/keys": "", "/proc/key-users": ""}
+    assert score == FULL_Q2
+
+
 @pytest.mark.slow
 def test_a_classmates_kernel_in_the_same_batch_cannot_be_driven(tmp_path: Path) -> None:
     """Two submissions graded at once: the attacker looks for the other kernel's connection

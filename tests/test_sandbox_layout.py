@@ -96,7 +96,7 @@ def test_a_python_under_tmp_is_bound_after_the_tmpfs_that_hides_the_hosts_tmp(
     venv = Path("/tmp/some-ci-clone/.venv")
     installed = venv / "lib" / "site-packages" / "graders"
     monkeypatch.setattr(layout, "python_trees", lambda: [venv])
-    monkeypatch.setattr(layout, "grader_paths", lambda: [installed])
+    monkeypatch.setattr(layout, "grader_paths", lambda trees=(): [installed])
     monkeypatch.setattr(Path, "is_dir", lambda self: self == installed or Path.exists(self))
     mounts = _mounts(tmp_path, cuda=False)
     where = {(m["kind"], m["dest"]): i for i, m in enumerate(mounts)}
@@ -114,7 +114,7 @@ def test_the_graders_files_inside_the_kernels_python_are_masked(
     finder = site / "__editable___dl_assignment1_autograder_finder.py"
     finder.touch()
     monkeypatch.setattr(layout, "python_trees", lambda: [tmp_path / "venv"])
-    monkeypatch.setattr(layout, "grader_paths", lambda: [installed, finder])
+    monkeypatch.setattr(layout, "grader_paths", lambda trees=(): [installed, finder])
     masks = {
         m["dest"]: m["src"]
         for m in _mounts(tmp_path, cuda=False)
@@ -124,6 +124,102 @@ def test_the_graders_files_inside_the_kernels_python_are_masked(
         str(installed): str(tmp_path / "empty"),
         str(finder): str(tmp_path / "empty-file"),
     }
+
+
+def _shadowed_install(venv: Path) -> dict[str, Path]:
+    """A venv holding a regular install of the grader beside the checkout the grader runs
+    from (which ``find_spec`` finds first), a checkout pip cloned into ``src/``, and the
+    distribution's metadata and compiled editable finder."""
+    site = venv / "lib" / "python3.11" / "site-packages"
+    made = {name: site / name for name in ("graders", "reference", "reports")}
+    made["dist-info"] = site / "dl_assignment1_autograder-0.1.0.dist-info"
+    made["src checkout"] = venv / "src" / "dl-assignment1-autograder"
+    for folder in made.values():
+        folder.mkdir(parents=True)
+    (made["reference"] / "q2_init.py").write_text("the reference")
+    (made["src checkout"] / "graders").mkdir()
+    (made["src checkout"] / "graders" / "__init__.py").touch()
+    (site / "__pycache__").mkdir()
+    finder = site / "__pycache__" / "__editable___dl_assignment1_autograder_0_1_0_finder.pyc"
+    finder.write_bytes(b"MAPPING")
+    made["finder"] = finder
+    return made
+
+
+def test_every_copy_of_the_grader_a_kernel_could_read_is_masked(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Not only what ``find_spec`` finds: a regular install shadowed by the checkout held the
+    reference solutions and the thresholds in plain sight of the kernel."""
+    venv = tmp_path / "venv"
+    made = _shadowed_install(venv)
+    monkeypatch.setattr(layout, "python_trees", lambda: [venv])
+    found = set(layout.grader_paths([venv]))
+    assert {p.resolve() for p in made.values()} <= found
+    assert (REPO / "graders").resolve() in found  # the one the grader imports, still
+    mounts = _mounts(tmp_path, cuda=False)
+    masks = {
+        m["dest"]: m["src"]
+        for m in mounts
+        if m.get("src") in (str(tmp_path / "empty"), str(tmp_path / "empty-file"))
+    }
+    for name, path in made.items():
+        assert str(path) in masks, name
+    assert masks[str(made["finder"])] == str(tmp_path / "empty-file")
+    binds = [i for i, m in enumerate(mounts) if m["kind"] == "ro-bind" and m["dest"] == str(venv)]
+    first_mask = min(
+        i for i, m in enumerate(mounts) if m["dest"] in masks and m["dest"].startswith(str(venv))
+    )
+    assert binds and binds[0] < first_mask, "each mask after the tree it lies in"
+
+
+def test_no_mask_lies_inside_another_masked_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """bwrap cannot make a mount point inside the empty read-only folder of a mask: a grader
+    path inside a masked checkout is covered by that mask alone."""
+    venv = tmp_path / "venv"
+    made = _shadowed_install(venv)
+    inner = made["src checkout"] / "graders"
+    monkeypatch.setattr(layout, "python_trees", lambda: [venv])
+    real = layout.grader_paths
+    monkeypatch.setattr(layout, "grader_paths", lambda trees=(): [*real(trees), inner])
+    dests = [
+        m["dest"] for m in _mounts(tmp_path, cuda=False) if m.get("src") == str(tmp_path / "empty")
+    ]
+    assert str(made["src checkout"]) in dests and str(inner) not in dests
+    for dest in dests:
+        assert not any(Path(other) in Path(dest).parents for other in dests), dest
+
+
+def test_a_cuda_library_folder_is_masked_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A folder on LD_LIBRARY_PATH is bound for CUDA; a copy of the grader in it is masked
+    where the kernel sees it, after the bind (it was bound over the masks before)."""
+    lib = tmp_path / "conda"
+    made = _shadowed_install(lib)
+    link = tmp_path / "libs-link"
+    link.symlink_to(lib / "lib")
+    monkeypatch.setenv("LD_LIBRARY_PATH", str(link))
+    monkeypatch.setattr(layout, "python_trees", lambda: [])
+    mounts = _mounts(tmp_path, cuda=True)
+    where = {m["dest"]: i for i, m in enumerate(mounts)}
+    seen = link / made["graders"].relative_to(lib / "lib")
+    assert str(seen) in where and where[str(seen)] > where[str(link)]
+    assert mounts[where[str(seen)]]["src"] == str(tmp_path / "empty")
+
+
+def test_the_host_files_of_a_private_proc_are_masked(tmp_path: Path) -> None:
+    mounts = _mounts(tmp_path, cuda=False)
+    proc = next(i for i, m in enumerate(mounts) if m["kind"] == "proc")
+    masked = {
+        m["dest"]: i for i, m in enumerate(mounts) if m.get("src") == str(tmp_path / "empty-file")
+    }
+    for name in layout.PROC_MASKED:
+        if os.path.exists(name):
+            assert masked.get(name, -1) > proc, name
+    assert "/proc/keys" in masked or not os.path.exists("/proc/keys")
 
 
 def test_the_kernel_package_imports_nothing_of_the_grader() -> None:

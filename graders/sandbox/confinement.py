@@ -64,10 +64,12 @@ checks += [
     ("no seccomp filter", not expect["seccomp"] or status.get("Seccomp", "").strip() == "2"),
     ("it runs as root", not expect["not_root"] or os.getuid() != 0),
 ]
-checks += [
-    ("the host's " + path + " is visible", not os.path.exists(path))
-    for path in expect["hidden"]
-]
+def unseen(path):  # absent, or one of the launcher's masks: an empty folder or file
+    if os.path.isdir(path):
+        return not os.listdir(path)
+    return not os.path.exists(path) or os.path.getsize(path) == 0
+checks += [("the host's " + p + " is visible", not os.path.exists(p)) for p in expect["absent"]]
+checks += [("the host's " + p + " is visible", unseen(p)) for p in expect["masked"]]
 failed = [what for what, ok in checks if not ok]
 if failed:
     print("the sandbox is not what bubblewrap was asked for: " + "; ".join(failed), file=sys.stderr)
@@ -101,7 +103,11 @@ def _self_test_source(scratch: Path, not_root: bool) -> str:
         "namespaces": namespaces,
         "seccomp": seccomp.program() is not None,
         "not_root": not_root,
-        "hidden": [str(scratch), str(PROJECT_ROOT / "graders")],
+        "absent": [str(scratch)],
+        "masked": [
+            str(PROJECT_ROOT / "graders"),
+            *(str(p) for p in layout.grader_paths(layout.python_trees())),
+        ],
     }
     return f"EXPECT = {json.dumps(json.dumps(expect))}\n{_SELF_TEST}"
 

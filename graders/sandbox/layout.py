@@ -95,34 +95,85 @@ def python_trees() -> list[Path]:
     return trees
 
 
-def grader_paths() -> list[Path]:
-    """The grader's own installed files, wherever they are (an editable install points into the
-    project; a regular one lives in site-packages, which the kernel must read)."""
+def _package_folders(trees: Iterable[Path]) -> set[Path]:
+    """Every ``site-packages`` / ``dist-packages`` folder the kernel may read: those on the
+    grader's ``sys.path`` and those inside the bound trees (the base interpreter's, a second
+    environment's, ``/usr/lib/python3/dist-packages``, ``/usr/local/lib/python3.X/...``)."""
+    folders = {Path(p) for p in sys.path if p.endswith("-packages")}
+    for tree in [*trees, Path("/usr"), Path("/usr/local")]:
+        for pattern in (
+            "lib/python3*/*-packages",
+            "python3*/*-packages",  # a library folder itself (LD_LIBRARY_PATH=$PREFIX/lib)
+            "lib64/python3*/*-packages",
+        ):
+            folders.update(tree.glob(pattern))
+    return {f for f in folders if f.is_dir()}
+
+
+def grader_paths(trees: Iterable[Path] = ()) -> list[Path]:
+    """The grader's own installed files, wherever they are, every copy of them: the packages
+    the grader imports (an editable install points into the project), any folder of the same
+    name in a package folder the kernel can read (a regular install in the venv shadowed by
+    the checkout the grader runs from is *not* what ``find_spec`` finds), the distribution's
+    ``.dist-info``/``.egg-info``/``.egg-link``/editable files and their compiled finder, and a
+    checkout pip cloned into an environment's ``src/`` (``pip install -e git+...``)."""
+    trees = list(trees)
     found: list[Path] = []
     for package in _GRADER_PACKAGES:
         spec = importlib.util.find_spec(package)
         if spec is not None and spec.submodule_search_locations:
             found += [Path(p) for p in spec.submodule_search_locations]
-    for site in {Path(p) for p in sys.path if p.endswith("-packages")}:
-        if site.is_dir():
-            found += sorted(site.glob(f"__editable__*{_DISTRIBUTION}*"))
-            found += sorted(site.glob(f"{_DISTRIBUTION}-*"))
+    for site in _package_folders(trees):
+        found += [site / package for package in _GRADER_PACKAGES]
+        found += sorted(site.glob(f"__editable__*{_DISTRIBUTION}*"))
+        found += sorted(site.glob(f"__pycache__/__editable__*{_DISTRIBUTION}*"))
+        found += sorted(site.glob(f"{_DISTRIBUTION}-*"))
+        found += sorted(site.glob(f"{_DISTRIBUTION.replace('_', '-')}*.egg-link"))
+    for tree in trees:
+        for checkout in sorted(tree.glob("src/*")):
+            if (checkout / "graders" / "__init__.py").is_file():
+                found.append(checkout)
     return sorted({p.resolve() for p in found if p.exists()})
 
 
-def _python() -> list[Mount]:
+def _python() -> tuple[list[Path], list[Mount]]:
     trees = python_trees()
-    mounts: list[Mount] = [{"kind": "ro-bind", "src": str(t), "dest": str(t)} for t in trees]
-    return mounts + _masks(trees)
+    return trees, [{"kind": "ro-bind", "src": str(t), "dest": str(t)} for t in trees]
 
 
-def _masks(trees: list[Path]) -> list[Mount]:
-    """An empty folder or file over each of the grader's paths inside a bound tree."""
-    return [
-        {"kind": "mask-dir" if path.is_dir() else "mask-file", "dest": str(path)}
-        for path in grader_paths()
-        if _inside(path, [*trees, Path("/usr")])
-    ]
+def _masks(bound: list[tuple[Path, Path]]) -> list[Mount]:
+    """An empty folder or file over each of the grader's paths inside a bound tree, given as
+    (host folder, where the kernel sees it); none inside a folder already masked (bwrap could
+    not make its mount point in the empty read-only one)."""
+    bound = [*bound, (Path("/usr"), Path("/usr"))]
+    masks: list[Mount] = []
+    masked: list[Path] = []
+    for path in grader_paths(dest for _, dest in bound):
+        for src, dest in bound:
+            if not _inside(path, [src]):
+                continue
+            seen = dest / path.relative_to(src)
+            if _inside(seen, masked):
+                continue
+            if path.is_dir():
+                masked.append(seen)
+            masks.append({"kind": "mask-dir" if path.is_dir() else "mask-file", "dest": str(seen)})
+    return masks
+
+
+PROC_MASKED = (
+    "/proc/keys",
+    "/proc/key-users",
+    "/proc/timer_list",
+    "/proc/sched_debug",
+    "/proc/kcore",
+    "/proc/latency_stats",
+    "/proc/timer_stats",
+)
+"""Files of a private ``/proc`` that still show the host: ``/proc/keys`` lists every key of
+the kernel's uid (a TA's own keyrings: names and sizes, when an ordinary user grades), the
+others the host's timers, tasks and memory (Docker masks the same). Each, where the host has
+it, is an empty file to the kernel."""
 
 
 DEVICES = Path("/dev")
@@ -141,10 +192,12 @@ def _datasets(data_root: Path) -> list[Mount]:
     ]
 
 
-def _cuda_devices() -> list[Mount]:
+def _cuda_devices() -> tuple[list[tuple[Path, Path]], list[Mount]]:
     """NVIDIA device nodes, ``/sys`` (read-only: the driver reads PCI topology) and any
-    library folder on ``LD_LIBRARY_PATH`` outside ``/usr`` (some images put the driver there)."""
+    library folder on ``LD_LIBRARY_PATH`` outside ``/usr`` (some images put the driver there);
+    and those folders, for the masks."""
     mounts: list[Mount] = []
+    libraries: list[tuple[Path, Path]] = []
     for node in sorted(DEVICES.glob("nvidia*")):
         mounts.append({"kind": "dev-bind", "src": str(node), "dest": str(node)})
     if Path("/sys").is_dir():
@@ -153,7 +206,8 @@ def _cuda_devices() -> list[Mount]:
         folder = Path(entry)
         if entry and folder.is_dir() and not _inside(folder.resolve(), [Path("/usr")]):
             mounts.append({"kind": "ro-bind", "src": str(folder.resolve()), "dest": entry})
-    return mounts
+            libraries.append((folder.resolve(), Path(entry)))
+    return libraries, mounts
 
 
 def kernel_mounts(
@@ -168,8 +222,9 @@ def kernel_mounts(
 ) -> list[Mount]:
     """Every mount of one kernel's sandbox, in the order bwrap must make them."""
     mounts = [*_system(uid, gid)]
+    mounts += [{"kind": "proc", "dest": "/proc"}]
+    mounts += [{"kind": "mask-file", "dest": f} for f in PROC_MASKED if os.path.exists(f)]
     mounts += [
-        {"kind": "proc", "dest": "/proc"},
         {"kind": "dev", "dest": "/dev"},
         {"kind": "tmpfs", "dest": "/tmp", "size": str(tmp_mb << 20), "perms": "1777"},
         {"kind": "tmpfs", "dest": "/dev/shm", "size": str(tmp_mb << 20), "perms": "1777"},
@@ -177,10 +232,16 @@ def kernel_mounts(
     ]
     # After the tmpfs folders: a venv or a data root under /tmp (a CI clone there) stays seen,
     # while the rest of the host's /tmp is hidden.
-    mounts += _python()
+    trees, python = _python()
+    bound = [(t, t) for t in trees]
+    mounts += python
     mounts += _datasets(data_root)
     if cuda:
-        mounts += _cuda_devices()
+        libraries, devices = _cuda_devices()
+        mounts += devices
+        bound += libraries
+    # The masks after every bind they lie in (a CUDA library folder may hold a copy too).
+    mounts += _masks(bound)
     mounts += [
         {"kind": "ro-bind", "src": str(host.probe_in), "dest": KERNEL_PROBE_IN},
         {"kind": "dir", "dest": KERNEL_PROBE_OUT},
