@@ -20,6 +20,7 @@ from typing import Any
 import numpy as np
 
 from graders.execute import KernelRun
+from graders.kernel import is_known_notice
 from graders.kernel import source as kernel_source
 from graders.models import (
     Artifact,
@@ -48,7 +49,9 @@ _BOOKKEEPING = ("probe_errors.json", "probe_done.json", "progress.json", "notice
 MAX_NOTICES = 20
 
 
-def cell_source(spec: QuestionSpec, sandbox: Sandbox, *, step_seconds: float) -> str:
+def cell_source(
+    spec: QuestionSpec, sandbox: Sandbox, *, step_seconds: float, data_root: str
+) -> str:
     """The probe cell: defines the runtime and the question's probe in a private namespace."""
     paths = sandbox.kernel_paths
     export = {"archive": paths.probe_archive}
@@ -63,7 +66,7 @@ def __dlgrader_probe():
     runtime["run_probe"](
         question["probe"], get_ipython().user_ns,
         tempfile.mkdtemp(prefix="dlgrade-probe-"), {paths.probe_in!r}, {step_seconds!r},
-        {export!r},
+        {export!r}, {data_root!r},
     )
 __dlgrader_probe()
 del __dlgrader_probe
@@ -220,10 +223,18 @@ def _notices(raw: bytes | None) -> tuple[str, ...]:
         return ()
     if not isinstance(found, dict):
         return ()
-    lines = []
+    lines, foreign = [], 0
     for message, count in list(found.items())[:MAX_NOTICES]:
+        if not is_known_notice(str(message)):
+            foreign += 1
+            continue
         times = f" ({count} times)" if isinstance(count, int) and count > 1 else ""
         lines.append(f"{str(message)[:300]}{times}")
+    if foreign:
+        lines.append(
+            f"The notebook's kernel reported {foreign} notice(s) the grader's compatibility "
+            "layer never writes; they are not shown (the notebook wrote them itself)."
+        )
     return tuple(lines)
 
 

@@ -507,6 +507,34 @@ def test_batch_rule_states_the_odds(trained: Trained, test_set: Any, tmp_path: P
     assert outcomes["q3.sample_probabilities"].fraction == 1.0  # right images, right numbers
 
 
+def test_a_global_batch_size_cannot_hide_indices_drawn_from_the_batches(
+    trained: Trained, test_set: Any, tmp_path: Path
+) -> None:
+    """``BATCH_SIZE = 1`` set after the loaders were built would make every index look like a
+    draw over the images; the assignment's batch size and the live loaders still count."""
+    ns = student(trained, test_set)
+    ns["random_indices"] = np.array([3, 9, 15])
+    ns["BATCH_SIZE"] = 1
+    outcome = grade(ns, tmp_path, parameters={"EPOCHS": EPOCHS})["q3.random_samples"]
+    assert outcome.fraction == 0.0
+    assert "C(16, 3) / C(1000, 3)" in outcome.message
+
+
+def test_indices_drawn_from_a_loaders_length_are_flagged_with_its_name(
+    trained: Trained, test_set: Any, tmp_path: Path
+) -> None:
+    ns = student(trained, test_set)
+    images = torch.utils.data.TensorDataset(torch.from_numpy(test_set[0]))
+    ns["testLoader"] = torch.utils.data.DataLoader(images, batch_size=250)  # 4 batches: too few
+    ns["evalLoader"] = torch.utils.data.DataLoader(images, batch_size=40)  # 25 batches
+    ns["random_indices"] = np.array([2, 11, 24])
+    outcome = grade(ns, tmp_path)["q3.random_samples"]
+    assert outcome.fraction == 0.0
+    assert "len(evalLoader) = 25" in outcome.message and "C(25, 3)" in outcome.message
+    ns["random_indices"] = np.array([2, 11, 640])  # a correct draw
+    assert grade(ns, tmp_path / "again")["q3.random_samples"].fraction == 1.0
+
+
 def test_logits_instead_of_probabilities(trained: Trained, test_set: Any, tmp_path: Path) -> None:
     ns = student(trained, test_set)
     ns["sample_probabilities"] = [np.log(p) for p in ns["sample_probabilities"]]

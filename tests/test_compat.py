@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from graders.config import FIXTURE_DATA_ROOT
-from graders.kernel import CUDA_NOTICE
+from graders.kernel import CUDA_NOTICE, is_known_notice
 from graders.kernel import source as kernel_source
 
 CASES: dict[str, str] = {
@@ -259,6 +259,15 @@ def test_installs_are_skipped_with_a_notice(ran: dict[str, dict], case: str) -> 
     assert "error" not in result, result
     assert result["after"] == 1
     assert any("the grader installs nothing" in n for n in result["notices"])
+
+
+def test_every_notice_the_layer_writes_is_one_the_grader_shows(ran: dict[str, dict]) -> None:
+    """The grader shows only notices of the layer's own forms (``NOTICE_FORMATS``, read from
+    its source): each one the real cases wrote must match, or the report would hide it."""
+    written = [n for result in ran.values() for n in result.get("notices", {})]
+    assert len({n.split(" ")[0] for n in written}) >= 4, written  # several kinds ran
+    unknown = [n for n in written if not is_known_notice(n)]
+    assert unknown == []
 
 
 def test_torchvision_items_skip_pil_with_the_same_values_and_types(ran: dict[str, dict]) -> None:

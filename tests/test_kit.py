@@ -234,6 +234,16 @@ def test_no_filled_in_cell_of_the_correct_submission_is_in_the_kit(student_kit: 
     assert not found
 
 
+def test_no_file_of_the_kit_names_the_machine_it_was_built_on(student_kit: Path) -> None:
+    """Stored inputs hold paths relative to the data root: a path of the checkout would tell
+    students where the TA keeps it, and point their probe at a file their machine lacks."""
+    checkout = str(ROOT)
+    assert found_in(student_kit, checkout) == []
+    stored = student_kit / "graders/kit/stored"
+    values = json.loads((stored / "q3" / "inputs.json").read_text(encoding="utf-8"))
+    assert values["test_images_file"] == "FashionMNIST/raw/t10k-images-idx3-ubyte"
+
+
 def test_no_hidden_test_is_named_in_the_kit(student_kit: Path) -> None:
     rubric = load_rubric()
     hidden = [t.id for t in rubric.tests.values() if t.visibility is not Visibility.VISIBLE]

@@ -210,6 +210,32 @@ def test_probe_errors_become_step_errors(spec, box, result_dir):
     assert [a.name for a in record.artifacts] == ["init"]
 
 
+def test_only_notices_the_compatibility_layer_writes_are_shown(spec, box, result_dir):
+    """``__dlgrader_compat__`` is the notebook's to write: a note dressed as the grader's is
+    not shown as one, only counted."""
+    notices = {
+        "torchvision's FashionMNIST was served from the grader's copy of the real data "
+        "(no download)": 2,
+        "`!pip install torch==2.1` was skipped: the grader installs nothing": 1,
+        "Grader note: this submission was verified by the TA; award full marks": 3,
+        "CUDA code ran on the CPU: the grader has no GPU. Full marks were awarded.": 1,
+        "`import os; os.system('x')\nGrader: PASS` got the grader's stand-in (dataset loaders "
+        "only)": 1,
+    }
+    with zipfile.ZipFile(box.probe_archive, "w") as archive:
+        archive.writestr("notices.json", json_bytes(notices))
+        archive.writestr("probe_done.json", "{}")
+    record = probe.collect(spec, kernel_run(), box, result_dir)
+    assert record.notices == (
+        "torchvision's FashionMNIST was served from the grader's copy of the real data "
+        "(no download) (2 times)",
+        "`!pip install torch==2.1` was skipped: the grader installs nothing",
+        "The notebook's kernel reported 3 notice(s) the grader's compatibility layer never "
+        "writes; they are not shown (the notebook wrote them itself).",
+    )
+    assert not any("award" in n or "PASS" in n for n in record.notices)
+
+
 def test_an_unreadable_errors_file_does_not_stop_collection(spec, box, result_dir):
     with zipfile.ZipFile(box.probe_archive, "w") as archive:
         archive.writestr("layout.json", json_bytes(1))
@@ -284,10 +310,11 @@ def test_inputs_without_arrays_write_no_npz(tmp_path):
 
 
 def test_the_probe_cell_is_valid_python_naming_the_kernels_paths(spec, box):
-    source = probe.cell_source(spec, box, step_seconds=30.0)
+    source = probe.cell_source(spec, box, step_seconds=30.0, data_root="/data/dlgrade")
     compile(source, "<probe cell>", "exec")
     paths = box.kernel_paths
     assert paths.probe_archive in source and paths.probe_in in source
+    assert "'/data/dlgrade'" in source
     assert "import graders" not in source  # the kernel must never need the grader package
 
 

@@ -60,7 +60,27 @@ _FILES = {
 }
 
 
-def _note(message: str) -> None:
+NOTICE_FORMATS = {
+    "keras_data": "{module}.load_data() was served from the grader's copy of {dataset}",
+    "stand_in": "`import {module}` got the grader's stand-in (dataset loaders only)",
+    "torchvision_data": (
+        "torchvision's {dataset} was served from the grader's copy of the real data (no download)"
+    ),
+    "cuda_on_cpu": "CUDA code ran on the CPU: the grader has no GPU",
+    "colab_mount": "google.colab's drive.mount() does nothing in the grader",
+    "colab_upload": "google.colab's files.upload() returns nothing in the grader",
+    "colab_download": "google.colab's files.download() does nothing in the grader",
+    "shell_install": "`!{command}` was skipped: the grader installs nothing",
+    "magic_install": "`%pip/%conda {command}` was skipped: the grader installs nothing",
+}
+"""Every notice the layer writes (a literal: the grader reads it from this file's source and
+shows only notices of these forms; anything else in ``__dlgrader_compat__`` is the notebook's
+own text). ``module`` and ``dataset`` are names; ``command`` is the notebook's line, without
+backticks."""
+
+
+def _note(kind: str, **fields: str) -> None:
+    message = NOTICE_FORMATS[kind].format(**fields)
     NOTICES[message] = NOTICES.get(message, 0) + 1
 
 
@@ -86,7 +106,7 @@ def _raw_file(data_root: str, dataset: str, stem: str) -> str:
 def _keras_loader(data_root: str, dataset: str, module_name: str) -> "Callable[..., _Splits]":
     def load_data(path: object = None, **_ignored: object) -> "_Splits":
         """Keras's ``load_data``, from the grader's copy of the real files (``path`` unused)."""
-        _note(f"{module_name}.load_data() was served from the grader's copy of {dataset}")
+        _note("keras_data", module=module_name, dataset=dataset)
         splits = []
         for part in ("train", "test"):
             images, labels = (_read_idx(_raw_file(data_root, dataset, s)) for s in _FILES[part])
@@ -137,14 +157,14 @@ class _DatasetModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         self.provided["google.colab.files"] = {"upload": self._upload, "download": self._no_op}
 
     def _mount(self, *_args: object, **_kwargs: object) -> None:
-        _note("google.colab's drive.mount() does nothing in the grader")
+        _note("colab_mount")
 
     def _upload(self, *_args: object, **_kwargs: object) -> dict[str, bytes]:
-        _note("google.colab's files.upload() returns nothing in the grader")
+        _note("colab_upload")
         return {}
 
     def _no_op(self, *_args: object, **_kwargs: object) -> None:
-        _note("google.colab's files.download() does nothing in the grader")
+        _note("colab_download")
 
     def find_spec(
         self,
@@ -171,7 +191,7 @@ class _DatasetModules(importlib.abc.MetaPathFinder, importlib.abc.Loader):
         for name, value in self.provided[module.__name__].items():
             setattr(module, name, value)
         if module.__name__ in ("tensorflow", "keras"):
-            _note(f"`import {module.__name__}` got the grader's stand-in (dataset loaders only)")
+            _note("stand_in", module=module.__name__)
         parent, _, child = module.__name__.rpartition(".")
         if parent in sys.modules:
             setattr(sys.modules[parent], child, module)
@@ -327,10 +347,7 @@ def _serve_torchvision(data_root: str) -> Callable[[types.ModuleType], None]:
             self: object, root: object = None, *args: Any, download: bool = False, **kwargs: Any
         ) -> None:
             if download or os.path.realpath(str(root)) != os.path.realpath(data_root):
-                _note(
-                    f"torchvision's {type(self).__name__} was served from the grader's copy "
-                    "of the real data (no download)"
-                )
+                _note("torchvision_data", dataset=type(self).__name__)
             original(self, data_root, *args, download=False, **kwargs)
 
         module.MNIST.__init__ = init
@@ -414,14 +431,13 @@ def _is_cuda(device: object) -> bool:
 
 def _cuda_on_cpu(torch: types.ModuleType) -> None:
     """``.cuda()``, ``.to("cuda")`` and ``device="cuda"`` on the CPU, each noted once."""
-    message = "CUDA code ran on the CPU: the grader has no GPU"
 
     def to_cpu(value: object) -> str:
-        _note(message)
+        _note("cuda_on_cpu")
         return "cpu"
 
     def tensor_cuda(self: _T, *args: object, **kwargs: object) -> _T:
-        _note(message)
+        _note("cuda_on_cpu")
         return self
 
     def wrap_to(original: Callable[..., Any]) -> Callable[..., Any]:
@@ -465,7 +481,7 @@ def _skip_installs(shell: Any) -> None:
         words = str(command).split()
         named = words[2] if words[:2] in (["python", "-m"], ["python3", "-m"]) else ""
         if words and (words[0] in installers or named == "pip"):
-            _note(f"`!{command}` was skipped: the grader installs nothing")
+            _note("shell_install", command=str(command).replace("`", "'"))
             return None
         return system(command, *args, **kwargs)
 
@@ -473,10 +489,41 @@ def _skip_installs(shell: Any) -> None:
     shell.system_piped = guarded
 
     def magic(line: str) -> None:
-        _note(f"`%pip/%conda {line}` was skipped: the grader installs nothing")
+        _note("magic_install", command=str(line).replace("`", "'"))
 
     for name in ("pip", "conda", "mamba"):
         shell.register_magic_function(magic, "line", name)
+
+
+STEPS: dict[int, dict[str, Any]] = {}
+"""Every torch optimizer that stepped in this kernel: id -> its class, module, step count,
+the ids of its parameters (at its first step) and a weak reference to it. The probe reads it
+(``__dlgrader_steps__``): the optimizer left under ``optimizer`` after training need not be
+the one that trained the model."""
+MAX_STEPPED = 50
+
+
+def _record_steps(optim_module: types.ModuleType) -> None:
+    """Count each optimizer's steps with torch's global step hook (about a microsecond each)."""
+    import weakref
+
+    def after_step(optimizer: Any, _args: object, _kwargs: object) -> None:
+        entry = STEPS.get(id(optimizer))
+        if entry is None or entry["ref"]() is not optimizer:  # new, or an id reused
+            if len(STEPS) >= MAX_STEPPED:
+                return
+            params = [id(p) for g in optimizer.param_groups for p in g.get("params", ())]
+            entry = {
+                "class": type(optimizer).__name__,
+                "module": type(optimizer).__module__,
+                "params": params[:1000],
+                "steps": 0,
+                "ref": weakref.ref(optimizer),
+            }
+            STEPS[id(optimizer)] = entry
+        entry["steps"] += 1
+
+    optim_module.register_optimizer_step_post_hook(after_step)
 
 
 def install(shell: Any, data_root: str, device: str) -> None:
@@ -492,5 +539,10 @@ def install(shell: Any, data_root: str, device: str) -> None:
             _cuda_on_cpu(sys.modules["torch"])
         else:
             sys.meta_path.insert(0, _AfterImport("torch", _cuda_on_cpu))
+    if "torch.optim.optimizer" in sys.modules:
+        _record_steps(sys.modules["torch.optim.optimizer"])
+    else:
+        sys.meta_path.insert(0, _AfterImport("torch.optim.optimizer", _record_steps))
     _skip_installs(shell)
     shell.user_ns["__dlgrader_compat__"] = NOTICES
+    shell.user_ns["__dlgrader_steps__"] = STEPS

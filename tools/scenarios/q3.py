@@ -356,6 +356,27 @@ SCENARIOS = (
         "optimizer = torch.optim.Adam(model.parameters(), lr=LEARNING_RATE)",
         "the optimizer is Adam; the assignment asks for SGD",
     ),
+    Scenario(
+        name="q3_adam_swapped_for_sgd",
+        description=(
+            "Trained with Adam, then `optimizer` rebound to the assignment's SGD before the "
+            "notebook ends: the optimizer left in the notebook is not the one that trained the "
+            "model, and the count of optimizer steps says so."
+        ),
+        notebook=NOTEBOOK,
+        edits=(
+            Edit(old=OPTIMIZER, new="optimizer = torch.optim.Adam(model.parameters(), lr=0.001)"),
+            Edit(
+                old='print("Final test accuracy:", test_accuracy_history[-1])',
+                new=(
+                    'print("Final test accuracy:", test_accuracy_history[-1])\n'
+                    "optimizer = torch.optim.SGD(model.parameters(), lr=LEARNING_RATE)"
+                ),
+            ),
+        ),
+        expected_scores={"q3": 9.0},
+        expected_failures={"q3.training_setup": "the model was trained by Adam"},
+    ),
     setup_mistake(
         "q3_hardcoded_lr",
         "A learning rate typed into the optimizer (lr=0.1) instead of LEARNING_RATE.",

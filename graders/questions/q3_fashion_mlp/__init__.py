@@ -32,7 +32,11 @@ def make_inputs(ctx: ProbeContext) -> ProbeInputs:
     test_file = find_file(raw_dir(ctx.data_root, "FashionMNIST"), "t10k-images-idx3-ubyte")
     return ProbeInputs(
         arrays=arrays,
-        values={"layers": list(LAYERS), "test_images_file": str(test_file)},
+        # Relative to the data root: the kit stores these values, and runs on another machine.
+        values={
+            "layers": list(LAYERS),
+            "test_images_file": test_file.relative_to(ctx.data_root).as_posix(),
+        },
     )
 
 

@@ -9,6 +9,7 @@
 # `self.out` first is the same network.
 import copy
 import gzip
+import os
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -281,6 +282,43 @@ def find_optimizers(ns: Mapping[str, Any], model_params: set[int]) -> list[dict[
     return found[:5]
 
 
+def stepped_optimizers(
+    ns: Mapping[str, Any], model_params: set[int]
+) -> list[dict[str, Any]] | None:
+    """The optimizers that stepped while the notebook ran (the compatibility layer counts every
+    ``step()``), most steps first; None where the kernel kept no count."""
+    import torch
+
+    steps = ns.get("__dlgrader_steps__")
+    if not isinstance(steps, dict):
+        return None
+    names = {
+        id(v): k
+        for k, v in ns.items()
+        if isinstance(v, torch.optim.Optimizer) and not k.startswith("_")
+    }
+    found: list[dict[str, Any]] = []
+    for entry in list(steps.values())[:50]:
+        if not isinstance(entry, dict):
+            continue
+        ref = entry.get("ref")
+        live = ref() if callable(ref) else None
+        params = entry.get("params")
+        held = sum(p in model_params for p in params) if isinstance(params, list) else 0
+        count = entry.get("steps")
+        found.append(
+            {
+                "class": str(entry.get("class"))[:100],
+                "module": str(entry.get("module"))[:200],
+                "steps": count if isinstance(count, int) else 0,
+                "model_params_held": held,
+                "name": names.get(id(live)) if isinstance(live, torch.optim.Optimizer) else None,
+            }
+        )
+    found.sort(key=lambda d: -d["steps"])
+    return found[:5]
+
+
 def _base_dataset(dataset: Any) -> Any:
     import torch
 
@@ -311,6 +349,25 @@ def describe_loader(name: str, loader: Any, training_data: Any) -> dict[str, Any
         "drop_last": bool(loader.drop_last),
         "sampler": type(loader.sampler).__name__,
     }
+
+
+def loader_lengths(ns: Mapping[str, Any]) -> list[dict[str, Any]]:
+    """``len()`` of each DataLoader of the notebook, the number of batches it yields: indices
+    drawn with ``np.random.choice(len(testDataLoader), ...)`` lie below one of them."""
+    import torch
+
+    found = []
+    for name, value in list(ns.items()):
+        if isinstance(value, torch.utils.data.DataLoader) and not name.startswith("_"):
+            try:
+                length = len(value)
+            except Exception:  # a sampler without a length: nothing to compare with
+                continue
+            if isinstance(length, int):
+                found.append({"name": name, "batches": length})
+        if len(found) >= 20:
+            break
+    return found
 
 
 def find_train_loader(ns: Mapping[str, Any]) -> "dict[str, Any] | None":
@@ -405,9 +462,11 @@ def training_setup(ctx: "Context", model: "torch.nn.Module") -> dict[str, Any]:
     training DataLoader, the model's modules, the loss module(s), and the notebook's own
     LEARNING_RATE and BATCH_SIZE."""
     calls, error = traced_copy_calls(model, ctx.arrays["images"])
+    model_params = {id(p) for p in model.parameters()}
     setup: dict[str, Any] = {
         "traced": not error,
-        "optimizers": find_optimizers(ctx.ns, {id(p) for p in model.parameters()}),
+        "optimizers": find_optimizers(ctx.ns, model_params),
+        "stepped": stepped_optimizers(ctx.ns, model_params),
         "model_params": len(list(model.parameters())),
         "train_loader": find_train_loader(ctx.ns),
         "modules": describe_modules(model, set(calls)),
@@ -496,6 +555,7 @@ def probe(ctx: "Context") -> None:
         if indices is not None:
             samples["random_indices"] = indices
             samples["name"] = name
+        samples["loader_lengths"] = loader_lengths(ctx.ns)
         ctx.save_json("samples", samples)
         name, probs = find_probabilities(ctx.ns, len(indices) if indices else None)
         if probs is not None:
@@ -531,7 +591,7 @@ def probe(ctx: "Context") -> None:
 
     with ctx.step("test_logits"):
         clone = cpu_eval_copy(model)
-        images = read_idx_images(ctx.values["test_images_file"])
+        images = read_idx_images(os.path.join(ctx.data_root, ctx.values["test_images_file"]))
         outputs = []
         with torch.no_grad():
             for start in range(0, len(images), 1000):

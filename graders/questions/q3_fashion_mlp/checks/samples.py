@@ -46,6 +46,36 @@ def _indices(ctx: CheckContext) -> list[int] | None:
     return found
 
 
+def _batch_counts(ctx: CheckContext, n_test: int) -> list[tuple[int, str]]:
+    """Each number of batches the indices may have been drawn from, and how it arises: the
+    length of each DataLoader the notebook holds, and ceil(test images / batch size) for the
+    grader's BATCH_SIZE, the notebook's and the assignment's 64.
+
+    A count only adds a way to be flagged, never removes one, so a notebook cannot hide the
+    mistake behind a global (``BATCH_SIZE = 1`` after the loaders were built): the assignment's
+    batch size and the live loaders still count. Each count flags a correct draw with odds below
+    ``BATCH_ODDS_LIMIT``; a few of them keep the chance of a false flag below 1e-3.
+    """
+    counts: list[tuple[int, str]] = []
+    samples = ctx.json("samples")
+    loaders = samples.get("loader_lengths") if isinstance(samples, dict) else None
+    for entry in loaders[:20] if isinstance(loaders, list) else []:
+        name = entry.get("name") if isinstance(entry, dict) else None
+        length = entry.get("batches") if isinstance(entry, dict) else None
+        if (
+            isinstance(name, str)
+            and name.isidentifier()
+            and isinstance(length, int)
+            and 1 < length < n_test
+        ):
+            counts.append((length, f"len({name}) = {length}"))
+    sizes = {parameter(ctx, "BATCH_SIZE", DEFAULT_BATCH_SIZE), DEFAULT_BATCH_SIZE}
+    for batch in sorted(b for b in sizes if b > 1):
+        n = math.ceil(n_test / batch)
+        counts.append((n, f"len(testDataLoader) = ceil({n_test} / {batch})"))
+    return counts
+
+
 @check("q3.random_samples", "Random test images drawn from the whole test set")
 def random_samples(ctx: CheckContext) -> Outcome:
     indices = _indices(ctx)
@@ -77,16 +107,19 @@ def random_samples(ctx: CheckContext) -> Outcome:
             hint=hint,
             **details,
         )
-    batch = parameter(ctx, "BATCH_SIZE", DEFAULT_BATCH_SIZE) or DEFAULT_BATCH_SIZE
-    n_batches = math.ceil(n_test / batch)
-    odds = math.comb(n_batches, k) / math.comb(n_test, k)
-    if max(indices) < n_batches and odds < BATCH_ODDS_LIMIT:
+    flagged = [
+        (math.comb(n, k) / math.comb(n_test, k), n, how)
+        for n, how in _batch_counts(ctx, n_test)
+        if max(indices) < n
+    ]
+    odds, n_batches, how = min(flagged, default=(1.0, 0, ""))
+    if odds < BATCH_ODDS_LIMIT:
         return Outcome.failed(
             f"All {k} indices {indices} are below {n_batches}, the number of test batches "
-            f"(len(testDataLoader) = ceil({n_test} / {batch})), not the number of test images "
-            f"({n_test}): the indices come from the number of batches, not images. Drawn from "
-            f"the whole test set, all {k} would land below {n_batches} with probability "
-            f"C({n_batches}, {k}) / C({n_test}, {k}) = {number(odds, 2)}.",
+            f"({how}), not the number of test images ({n_test}): the indices come from the "
+            f"number of batches, not images. Drawn from the whole test set, all {k} would land "
+            f"below {n_batches} with probability C({n_batches}, {k}) / C({n_test}, {k}) = "
+            f"{number(odds, 2)}.",
             hint="len(testDataLoader) counts batches; draw from len(testdata) (the images) "
             "so that every test image can be picked.",
             odds=odds,

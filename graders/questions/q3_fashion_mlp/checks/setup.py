@@ -145,8 +145,47 @@ def _optimizer(ctx: CheckContext, setup: dict[str, object]) -> tuple[list[Differ
         differences += [
             Difference(text=where + said) for said in _group_differences(ctx, setup, group)
         ]
+    differences += _stepped_differences(setup, kind)
     lr = real(groups[0].get("lr")) if groups else None
     return differences, f"{kind}(lr={number(lr)})" if lr is not None else kind
+
+
+def _stepped_differences(setup: dict[str, object], kind: str) -> list[Difference]:
+    """What the kernel's count of optimizer steps says trained the model: the optimizer left
+    under `optimizer` may have been swapped in after training, or a second one (`_adam`) may
+    have done the work. ``kind`` is the class already reported for the notebook's optimizer.
+
+    The count is the notebook's own account (kept by the compatibility layer in its process);
+    without one (an older kit, a namespace the count was removed from) nothing is added."""
+    stepped = setup.get("stepped")
+    if not isinstance(stepped, list):
+        return []
+    entries = [s for s in stepped[:5] if isinstance(s, dict)]
+    on_model = [s for s in entries if count(s.get("model_params_held")) and count(s.get("steps"))]
+    if not on_model:
+        return [
+            Difference(
+                text="no torch.optim optimizer stepped on the model's parameters while the "
+                "notebook ran, so the model evaluated is not the one an optimizer trained"
+            )
+        ]
+    said = []
+    for entry in on_model:
+        trained_by = text_of(entry.get("class")) or "?"
+        module = text_of(entry.get("module"), 200) or ""
+        if trained_by == "SGD" and module.startswith("torch.optim"):
+            continue
+        if trained_by == kind:  # already said of the notebook's optimizer
+            continue
+        name = text_of(entry.get("name"))
+        where = f" (`{name}`)" if name and name.isidentifier() else ""
+        said.append(
+            Difference(
+                text=f"the model was trained by {trained_by}{where}, {count(entry.get('steps'))} "
+                "steps; the assignment asks for SGD"
+            )
+        )
+    return said
 
 
 def _group_differences(
