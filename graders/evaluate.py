@@ -245,10 +245,7 @@ def _job(
         sandbox=box,
         limits=ctx.profile.limits,
         probe_source=probe.cell_source(
-            spec,
-            box,
-            step_seconds=max(1.0, ctx.profile.limits.probe_timeout_s / 2),
-            data_root=str(ctx.data_root),
+            spec, box, step_seconds=max(1.0, ctx.profile.limits.probe_timeout_s / 2)
         ),
         write_probe_inputs=lambda: probe.write_inputs(inputs, box.probe_in),
         started=started,

@@ -295,6 +295,11 @@ class CheckStatus(StrEnum):
     """The grader itself could not evaluate the test (a harness bug): flagged for the TA."""
 
 
+GRADER_PROBABILITIES = "grader_probabilities"
+"""A check's details key: ``{"indices": [...], "rows": [[p, ...], ...]}``, class probabilities
+the grader computed itself for images the notebook sampled; the reports draw them (Q3's bars)."""
+
+
 @dataclass(frozen=True, kw_only=True)
 class CheckResult:
     """One named test of one question: points earned, and words a student can act on."""

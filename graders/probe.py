@@ -49,9 +49,7 @@ _BOOKKEEPING = ("probe_errors.json", "probe_done.json", "progress.json", "notice
 MAX_NOTICES = 20
 
 
-def cell_source(
-    spec: QuestionSpec, sandbox: Sandbox, *, step_seconds: float, data_root: str
-) -> str:
+def cell_source(spec: QuestionSpec, sandbox: Sandbox, *, step_seconds: float) -> str:
     """The probe cell: defines the runtime and the question's probe in a private namespace."""
     paths = sandbox.kernel_paths
     export = {"archive": paths.probe_archive}
@@ -66,7 +64,7 @@ def __dlgrader_probe():
     runtime["run_probe"](
         question["probe"], get_ipython().user_ns,
         tempfile.mkdtemp(prefix="dlgrade-probe-"), {paths.probe_in!r}, {step_seconds!r},
-        {export!r}, {data_root!r},
+        {export!r},
     )
 __dlgrader_probe()
 del __dlgrader_probe

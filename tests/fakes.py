@@ -291,9 +291,7 @@ def probe_context(
     exec(compile(PROBE_RUNTIME_SOURCE, "<probe runtime>", "exec"), runtime)
     question = dict(runtime)
     exec(compile(spec.probe_source, f"<probe {spec.id}>", "exec"), question)
-    runtime["run_probe"](
-        question["probe"], dict(namespace), str(out_dir), str(in_dir), 30.0, None, str(root)
-    )
+    runtime["run_probe"](question["probe"], dict(namespace), str(out_dir), str(in_dir), 30.0)
     errors = json.loads((out_dir / "probe_errors.json").read_text(encoding="utf-8"))
     files = [p for p in sorted(out_dir.iterdir()) if p.name not in PROBE_BOOKKEEPING]
     record = ProbeRecord(

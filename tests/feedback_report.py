@@ -20,6 +20,7 @@ from pathlib import Path
 import numpy as np
 
 from graders.models import (
+    GRADER_PROBABILITIES,
     Artifact,
     CellError,
     CheckResult,
@@ -88,18 +89,18 @@ def _check(qid: str, key: str, score: float, max_score: float, **kw: object) -> 
     )
 
 
-def write_q3_artifacts(result_dir: Path, logits: np.ndarray) -> tuple[Artifact, ...]:
-    """The files Q3's probe leaves: histories, sampled indices, the grader's and the notebook's
-    probabilities (deliberately different, so a chart drawn from the wrong one is caught)."""
+def write_q3_artifacts(result_dir: Path) -> tuple[Artifact, ...]:
+    """The files Q3's probe leaves: histories, sampled indices and the notebook's probabilities
+    (all 0.1, unlike the grader's in the check's details, so a chart drawn from the wrong one is
+    caught)."""
     folder = result_dir / "artifacts" / "q3"
     folder.mkdir(parents=True, exist_ok=True)
     (folder / "histories.json").write_text(
         json.dumps({"train_loss_history": TRAIN, "test_loss_history": TEST}), encoding="utf-8"
     )
     (folder / "samples.json").write_text(json.dumps({"random_indices": INDICES}), encoding="utf-8")
-    np.savez(folder / "test_logits.npz", logits=logits)
     np.savez(folder / "sample_probabilities.npz", probabilities=np.full((3, 10), 0.1))
-    names = ("histories.json", "samples.json", "test_logits.npz", "sample_probabilities.npz")
+    names = ("histories.json", "samples.json", "sample_probabilities.npz")
     return tuple(
         Artifact(
             name=n.split(".")[0],
@@ -169,7 +170,7 @@ def _q2_result() -> QuestionResult:
     )
 
 
-def _q3_run(root: Path, result_dir: Path, logits: np.ndarray) -> QuestionRun:
+def _q3_run(root: Path, result_dir: Path) -> QuestionRun:
     ref = NotebookRef(
         question="q3",
         path=root / "mlp.ipynb",
@@ -205,7 +206,7 @@ def _q3_run(root: Path, result_dir: Path, logits: np.ndarray) -> QuestionRun:
         probe=ProbeRecord(
             question="q3",
             status=ProbeStatus.PARTIAL,
-            artifacts=write_q3_artifacts(result_dir, logits),
+            artifacts=write_q3_artifacts(result_dir),
             errors=(ProbeStepError(step="model", kind="missing_name", message="no `model`"),),
             seconds=2.0,
         ),
@@ -216,6 +217,8 @@ def build_report(result_dir: Path, *, root: Path | None = None) -> GradeReport:
     """The report, with its Q3 artifacts written under ``result_dir``."""
     root = root or result_dir / "submission"
     logits = np.random.default_rng(3).normal(size=(10, 10)) * 3.0
+    drawn = [i for i in INDICES if i < len(logits)]  # 5000 lies outside this test set
+    grader = np.exp(logits[drawn]) / np.exp(logits[drawn]).sum(axis=1, keepdims=True)
     q1 = QuestionResult(
         question="q1",
         title="Step-activation networks",
@@ -240,7 +243,7 @@ def build_report(result_dir: Path, *, root: Path | None = None) -> GradeReport:
         question="q3",
         title="FashionMNIST multilayer perceptron",
         score=0.5,
-        max_score=3.0,
+        max_score=4.0,
         checks=(
             _check(
                 "q3",
@@ -259,6 +262,14 @@ def build_report(result_dir: Path, *, root: Path | None = None) -> GradeReport:
                 status=CheckStatus.ERROR,
                 message="The grader could not evaluate this test (KeyError: 'x').",
                 details={"traceback": "Traceback ...\nKeyError: 'x'"},
+            ),
+            _check(
+                "q3",
+                "sample_probabilities",
+                0.0,
+                1.0,
+                message="2 of 3 sampled images have probabilities that differ from the grader's",
+                details={GRADER_PROBABILITIES: {"indices": drawn, "rows": grader.tolist()}},
             ),
         ),
         manual=(
@@ -292,7 +303,7 @@ def build_report(result_dir: Path, *, root: Path | None = None) -> GradeReport:
     run = SubmissionRun(
         submission=submission,
         profile=ProfileChoice(name="cpu", reason="no CUDA device is visible"),
-        questions=(_q1_run(root), _q2_run(), _q3_run(root, result_dir, logits)),
+        questions=(_q1_run(root), _q2_run(), _q3_run(root, result_dir)),
         grader_version="0.1.0",
         started_at="2026-01-02T03:04:05+00:00",
         seconds=42.3,

@@ -142,9 +142,7 @@ def run_probe(ns: dict[str, Any], tmp_path: Path) -> tuple[Any, tuple[Artifact, 
     exec(compile(RUNTIME.read_text(encoding="utf-8"), "runtime", "exec"), runtime)
     question = dict(runtime)
     exec(compile(SPEC.probe_source, "probe", "exec"), question)
-    runtime["run_probe"](
-        question["probe"], ns, str(out_dir), str(in_dir), 30.0, None, str(FIXTURE_DATA_ROOT)
-    )
+    runtime["run_probe"](question["probe"], ns, str(out_dir), str(in_dir), 30.0)
     errors = json.loads((out_dir / "probe_errors.json").read_text())
     artifacts = tuple(
         Artifact(name=p.stem, path=str(p.relative_to(tmp_path)), kind=p.suffix[1:], bytes=1)

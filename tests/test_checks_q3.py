@@ -36,7 +36,7 @@ from q3_support import (
 )
 
 from graders.errors import ConfigError
-from graders.models import CellError
+from graders.models import GRADER_PROBABILITIES, CellError
 from graders.questions.api import Outcome
 from graders.questions.q3_fashion_mlp import checks
 from graders.render.numbers import number
@@ -533,6 +533,22 @@ def test_indices_drawn_from_a_loaders_length_are_flagged_with_its_name(
     assert "len(evalLoader) = 25" in outcome.message and "C(25, 3)" in outcome.message
     ns["random_indices"] = np.array([2, 11, 640])  # a correct draw
     assert grade(ns, tmp_path / "again")["q3.random_samples"].fraction == 1.0
+
+
+def test_the_probabilities_the_report_draws_are_the_graders_own(
+    trained: Trained, test_set: Any, tmp_path: Path
+) -> None:
+    """The bars are the softmax of the grader's measure of the saved weights, whatever the
+    notebook put in `sample_probabilities` (here: uniform rows, which the check fails)."""
+    ns = student(trained, test_set)
+    indices = [int(i) for i in ns["random_indices"]]
+    ns["sample_probabilities"] = [np.full(10, 0.1, dtype=np.float32) for _ in indices]
+    outcome = grade(ns, tmp_path)["q3.sample_probabilities"]
+    assert outcome.fraction == 0.0
+    drawn = outcome.details[GRADER_PROBABILITIES]
+    assert drawn["indices"] == indices
+    expected = ref.class_probabilities(trained.model, test_set[0][indices])
+    np.testing.assert_allclose(drawn["rows"], expected, atol=1e-5)
 
 
 def test_logits_instead_of_probabilities(trained: Trained, test_set: Any, tmp_path: Path) -> None:

@@ -885,9 +885,7 @@ def run_probe(
     in_dir, out_dir = tmp_path / "in", tmp_path / "out"
     out_dir.mkdir()
     probe_module.write_inputs(inputs, in_dir)
-    runtime["run_probe"](
-        question["probe"], ns, str(out_dir), str(in_dir), 30.0, None, str(FIXTURE_DATA_ROOT)
-    )
+    runtime["run_probe"](question["probe"], ns, str(out_dir), str(in_dir), 30.0)
     artifacts: dict[str, Any] = {}
     for path in out_dir.iterdir():
         if path.suffix == ".npz":

@@ -35,7 +35,6 @@ ARTIFACTS = {
         "samples",
         "sample_probabilities",
         "reference_logits",
-        "test_logits",
         "training_setup",
     },
     "q4": {

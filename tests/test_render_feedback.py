@@ -14,10 +14,10 @@ from pathlib import Path
 import jinja2
 import numpy as np
 import pytest
-from feedback_report import HOSTILE, INDICES, TEST, TRAIN, build_report
+from feedback_report import HOSTILE, TEST, TRAIN, build_report
 
 from graders.config import Thresholds
-from graders.models import GradeReport
+from graders.models import GRADER_PROBABILITIES, GradeReport
 from graders.render import plots
 from graders.render.html import render_html
 from graders.render.markdown import render_markdown
@@ -141,13 +141,17 @@ def test_the_sample_bars_plot_the_graders_probabilities_not_the_notebooks(built)
     report, out = built
     run = report.run.question("q3")
     assert run is not None
-    chart = plots.sample_bars_chart(run, out)
+    (result,) = [q for q in report.questions if q.question == "q3"]
+    assert plots.sample_bars_chart(run, out) is None, "nothing the grader computed: no chart"
+    chart = plots.sample_bars_chart(run, out, result.checks)
     assert chart is not None and isinstance(chart.plot, plots.SampleBars)
-    logits = np.load(out / "artifacts/q3/test_logits.npz")["logits"]
-    inside = [i for i in INDICES if i < len(logits)]
-    assert chart.plot.indices == tuple(inside)
-    expected = np.exp(logits[inside]) / np.exp(logits[inside]).sum(axis=1, keepdims=True)
-    np.testing.assert_allclose(chart.plot.probabilities, expected, rtol=1e-12)
+    (drawn,) = [
+        c.details[GRADER_PROBABILITIES]
+        for c in result.checks
+        if c.details.get(GRADER_PROBABILITIES)
+    ]
+    assert chart.plot.indices == tuple(drawn["indices"]) == (3, 7)
+    np.testing.assert_allclose(chart.plot.probabilities, drawn["rows"], rtol=1e-12)
     assert chart.plot.reported is not None
     np.testing.assert_allclose(chart.plot.reported, 0.1)  # the notebook's, drawn as ticks
     assert "5000" in chart.caption, "an index outside the test set is named, not dropped silently"
@@ -260,7 +264,7 @@ def test_the_short_summary_is_a_line_per_question_and_per_test_not_passed(built)
         "  q1 Step-activation networks: 1.5 / 4, 1 of 2 tests passed",
         "  q2 Choosing the scale of initialization: 0 / 2, no notebook for q2: expected "
         "q2_initialization.ipynb; found: q1.ipynb, mlp.ipynb",
-        "  q3 FashionMNIST multilayer perceptron: 0.5 / 3, 0 of 2 tests passed; cell errors",
+        "  q3 FashionMNIST multilayer perceptron: 0.5 / 4, 0 of 3 tests passed; cell errors",
     ]
     tests = [line for line in lines if line.startswith("    [")]
     not_passed = [c for q in report.questions for c in q.checks if c.status.value != "passed"]

@@ -31,7 +31,7 @@ import pytest
 from feedback_report import build_report
 
 from graders.config import load_thresholds
-from graders.models import CheckResult, GradeReport
+from graders.models import GRADER_PROBABILITIES, CheckResult, GradeReport
 from graders.render.gradebook import gradebook_csv
 from graders.render.gradescope import gradescope_results
 from graders.render.html import render_html
@@ -93,8 +93,11 @@ def _masked_numbers(value: object) -> object:
 
 
 def _masked_check(check: CheckResult) -> CheckResult:
-    details = _masked_numbers(check.details)
+    # The grader's probabilities are drawn (the chart's bytes are masked), never listed.
+    kept = {k: v for k, v in check.details.items() if k == GRADER_PROBABILITIES}
+    details = _masked_numbers({k: v for k, v in check.details.items() if k not in kept})
     assert isinstance(details, dict)
+    details |= kept
     return dataclasses.replace(
         check,
         message=_MEASURED.sub(MEASURED, check.message),

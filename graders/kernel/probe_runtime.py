@@ -85,13 +85,9 @@ class Context:
         in_dir: str,
         step_seconds: float,
         export: Mapping[str, str] | None = None,
-        data_root: str = "",
     ):
         self.ns = user_ns
         self.out_dir = out_dir
-        self.data_root = data_root
-        """The datasets' folder as this kernel sees it: input values name files relative to it,
-        so stored inputs (the student kit's) hold no path of the machine that made them."""
         self.export: Mapping[str, str] = export or {}
         self.step_seconds = step_seconds
         self.errors: list[dict[str, str]] = []
@@ -207,9 +203,8 @@ def run_probe(
     in_dir: str,
     step_seconds: float,
     export: Mapping[str, str] | None = None,
-    data_root: str = "",
 ) -> None:
-    ctx = Context(user_ns, out_dir, in_dir, step_seconds, export, data_root)
+    ctx = Context(user_ns, out_dir, in_dir, step_seconds, export)
     try:
         probe(ctx)
     finally:

@@ -13,7 +13,7 @@ from __future__ import annotations
 import base64
 import functools
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -21,7 +21,7 @@ from typing import Any
 import numpy as np
 
 from graders.config import Thresholds
-from graders.models import QuestionRun
+from graders.models import GRADER_PROBABILITIES, CheckResult, QuestionRun
 from graders.plain_data import load_json_file, load_npz
 from graders.render import svg
 from graders.render.numbers import fixed
@@ -157,12 +157,6 @@ def loss_curves_chart(run: QuestionRun, result_dir: Path, band: LossBand | None)
     )
 
 
-def _softmax(logits: np.ndarray) -> np.ndarray:
-    shifted = logits - logits.max(axis=-1, keepdims=True)
-    e = np.exp(shifted)
-    return np.asarray(e / e.sum(axis=-1, keepdims=True))
-
-
 def _sample_indices(run: QuestionRun, result_dir: Path) -> list[int] | None:
     path = _artifact_path(run, result_dir, "samples")
     if path is None:
@@ -186,9 +180,9 @@ def _reported(run: QuestionRun, result_dir: Path, shape: tuple[int, int]) -> np.
     return values if values.shape == shape and np.isfinite(values).all() else None
 
 
-def _samples_caption(dropped: list[int], n_test: int, with_reported: bool) -> str:
+def _samples_caption(dropped: list[int], with_reported: bool) -> str:
     caption = (
-        "Softmax of the logits the grader computed with your trained model on these test images"
+        "Softmax of the logits the grader computed from your trained weights on these test images"
     )
     caption += (
         "; the black ticks are the probabilities your notebook reported."
@@ -196,57 +190,84 @@ def _samples_caption(dropped: list[int], n_test: int, with_reported: bool) -> st
         else ". Your notebook's own probabilities were not found in a usable form."
     )
     if dropped:
-        caption += f" Indices outside the test set ({n_test} images) were skipped: {dropped[:10]}."
+        caption += f" Not drawn (outside the test set, or past the first {MAX_SAMPLES_DRAWN}): "
+        caption += f"{dropped[:10]}."
     return caption
 
 
-def sample_bars_chart(run: QuestionRun, result_dir: Path) -> Chart | None:
-    """Bar charts of the sampled images' class probabilities, recomputed by the grader."""
+def _grader_rows(checks: Sequence[CheckResult]) -> tuple[list[int], np.ndarray] | None:
+    """The sampled indices and the grader's probability rows, from the first check whose
+    details carry them (``GRADER_PROBABILITIES``), if they are well formed."""
+    n_classes = len(FASHION_CLASSES)
+    for check in checks:
+        found = check.details.get(GRADER_PROBABILITIES)
+        if not isinstance(found, Mapping):
+            continue
+        indices, rows = found.get("indices"), found.get("rows")
+        if not isinstance(indices, list) or not all(
+            isinstance(i, int) and not isinstance(i, bool) for i in indices
+        ):
+            return None
+        try:
+            probs = np.asarray(rows, dtype=np.float64)
+        except (TypeError, ValueError):
+            return None
+        if probs.shape != (len(indices), n_classes) or not np.isfinite(probs).all():
+            return None
+        return indices[:MAX_SAMPLES_DRAWN], probs[:MAX_SAMPLES_DRAWN]
+    return None
+
+
+def sample_bars_chart(
+    run: QuestionRun, result_dir: Path, checks: Sequence[CheckResult] = ()
+) -> Chart | None:
+    """Bar charts of the sampled images' class probabilities, as the grader computed them from
+    the trained weights (a check's ``GRADER_PROBABILITIES``), with the notebook's own beside."""
     slug, title = (
         f"{run.question}-sample-probabilities",
         "Class probabilities of the sampled images",
     )
-    logits_path = _artifact_path(run, result_dir, "test_logits")
     try:
         indices = _sample_indices(run, result_dir)
-        if indices is None or logits_path is None:
-            return None
-        logits = _read_npz(logits_path, "logits")
-    except (OSError, KeyError, ValueError) as exc:
+    except (OSError, ValueError) as exc:
         return Chart(slug=slug, title=title, caption=f"Could not be drawn: {exc}", plot=None)
-    n_classes = len(FASHION_CLASSES)
-    if logits.ndim != 2 or logits.shape[1] != n_classes:
-        why = f"The grader's logits have shape {logits.shape}, not (images, {n_classes})."
-        return Chart(slug=slug, title=title, caption=why, plot=None)
-    n_test = len(logits)
-    keep = [k for k, i in enumerate(indices) if 0 <= i < n_test][:MAX_SAMPLES_DRAWN]
-    dropped = [i for i in indices if not 0 <= i < n_test]
-    if not keep:
+    drawn = _grader_rows(checks)
+    if indices is None or drawn is None:
+        return None
+    usable, probs = drawn
+    if not usable:
         why = "No sampled index falls inside the test set, so there is nothing to plot."
         return Chart(slug=slug, title=title, caption=why, plot=None)
-    usable = [indices[k] for k in keep]
-    probs = _softmax(logits[usable])
-    reported = _reported(run, result_dir, (len(indices), n_classes))
+    keep = [indices.index(i) for i in usable if i in indices]
+    reported = _reported(run, result_dir, (len(indices), len(FASHION_CLASSES)))
     plot = SampleBars(
         indices=tuple(usable),
         probabilities=tuple(tuple(float(p) for p in row) for row in probs),
         reported=None
-        if reported is None
+        if reported is None or len(keep) != len(usable)
         else tuple(tuple(float(p) for p in reported[k]) for k in keep),
     )
-    caption = _samples_caption(dropped, n_test, reported is not None)
+    dropped = [i for i in indices if i not in usable]
+    caption = _samples_caption(dropped, plot.reported is not None)
     return Chart(slug=slug, title=title, caption=caption, plot=plot)
 
 
 def charts_for(
-    run: QuestionRun, result_dir: Path, band: LossBand | None = None
+    run: QuestionRun,
+    result_dir: Path,
+    band: LossBand | None = None,
+    checks: Sequence[CheckResult] = (),
 ) -> tuple[Chart, ...]:
-    """Every chart the question's artifacts allow, in a fixed order.
+    """Every chart the question's artifacts and its checks' results allow, in a fixed order.
 
-    Keyed on artifact names, not question ids: any question whose probe leaves ``histories``
-    gets loss curves, ``samples`` with ``test_logits`` gets probability bars.
+    Keyed on artifact and detail names, not question ids: any question whose probe leaves
+    ``histories`` gets loss curves, ``samples`` with a check's ``GRADER_PROBABILITIES`` gets
+    probability bars.
     """
-    charts = (loss_curves_chart(run, result_dir, band), sample_bars_chart(run, result_dir))
+    charts = (
+        loss_curves_chart(run, result_dir, band),
+        sample_bars_chart(run, result_dir, checks),
+    )
     return tuple(c for c in charts if c is not None)
 
 

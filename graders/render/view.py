@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from graders.models import (
+    GRADER_PROBABILITIES,
     CellError,
     CheckResult,
     CheckStatus,
@@ -147,6 +148,8 @@ def _outcome(score: float, max_score: float) -> str:
 def _details(check: CheckResult) -> tuple[tuple[str, str], ...]:
     out = []
     for key in sorted(check.details):
+        if key == GRADER_PROBABILITIES:  # drawn as the chart beside, not listed
+            continue
         text = data(check.details[key])
         if len(text) > DETAIL_CHARS:
             text = text[: DETAIL_CHARS - 1] + "…"
@@ -254,7 +257,7 @@ def feedback_view(
         if run is not None and result_dir is not None and image_src is not None:
             charts = tuple(
                 ChartView(chart=c, src=image_src(c) if c.plot is not None else "")
-                for c in charts_for(run, result_dir, (bands or {}).get(run.question))
+                for c in charts_for(run, result_dir, (bands or {}).get(run.question), result.checks)
             )
         questions.append(question_view(result, run, charts, student_view=student_view))
     score, max_score = report.score, report.max_score

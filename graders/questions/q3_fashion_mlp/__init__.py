@@ -8,7 +8,7 @@ from pathlib import Path
 import numpy as np
 
 from graders.models import ProbeInputs
-from graders.numerics.datasets import find_file, load_split, raw_dir
+from graders.numerics.datasets import load_split
 from graders.questions.api import ProbeContext, QuestionSpec
 from graders.questions.q3_fashion_mlp import checks
 
@@ -29,15 +29,7 @@ def make_inputs(ctx: ProbeContext) -> ProbeInputs:
     images, _labels = load_split(ctx.data_root, "FashionMNIST", train=False)
     pick = rng.choice(len(images), size=N_ARCH_IMAGES, replace=False)
     arrays["images"] = (images[pick].astype(np.float32) / 255.0)[:, None, :, :]
-    test_file = find_file(raw_dir(ctx.data_root, "FashionMNIST"), "t10k-images-idx3-ubyte")
-    return ProbeInputs(
-        arrays=arrays,
-        # Relative to the data root: the kit stores these values, and runs on another machine.
-        values={
-            "layers": list(LAYERS),
-            "test_images_file": test_file.relative_to(ctx.data_root).as_posix(),
-        },
-    )
+    return ProbeInputs(arrays=arrays, values={"layers": list(LAYERS)})
 
 
 SPEC = QuestionSpec(
@@ -62,7 +54,6 @@ SPEC = QuestionSpec(
         "samples.json",
         "sample_probabilities.npz",
         "reference_logits.npz",
-        "test_logits.npz",
         "training_setup.json",
     ),
     checks=checks.CHECKS,

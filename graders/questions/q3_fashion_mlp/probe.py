@@ -8,8 +8,6 @@
 # on the grader's images), not in the order __init__ created them: a model that creates
 # `self.out` first is the same network.
 import copy
-import gzip
-import os
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
@@ -216,15 +214,6 @@ def linears_in_use(
     if error or not used:
         return list(defined.items()), "definition", error
     return used, "forward", ""
-
-
-def read_idx_images(path: str) -> "Array":
-    with open(path, "rb") as fh:
-        opener = gzip.open if fh.read(2) == b"\x1f\x8b" else open
-    with opener(path, "rb") as fh:
-        data = fh.read()
-    count, rows, cols = (int.from_bytes(data[i : i + 4], "big") for i in (4, 8, 12))
-    return np.frombuffer(data, dtype=np.uint8, offset=16).reshape(count, rows, cols)
 
 
 def cpu_eval_copy(model: "torch.nn.Module") -> "torch.nn.Module":
@@ -588,15 +577,3 @@ def probe(ctx: "Context") -> None:
                     m.bias.copy_(torch.from_numpy(ctx.arrays[f"ref.b{i}"]))
             logits = clone(torch.from_numpy(ctx.arrays["images"]))
         ctx.save_arrays("reference_logits", {"logits": logits})
-
-    with ctx.step("test_logits"):
-        clone = cpu_eval_copy(model)
-        images = read_idx_images(os.path.join(ctx.data_root, ctx.values["test_images_file"]))
-        outputs = []
-        with torch.no_grad():
-            for start in range(0, len(images), 1000):
-                batch = torch.from_numpy(images[start : start + 1000].astype(np.float32) / 255.0)[
-                    :, None
-                ]
-                outputs.append(clone(batch).float())
-        ctx.save_arrays("test_logits", {"logits": torch.cat(outputs)})

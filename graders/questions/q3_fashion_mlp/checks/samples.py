@@ -7,9 +7,11 @@ grader's own measure of the trained weights gives for that image).
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import numpy as np
 
+from graders.models import GRADER_PROBABILITIES
 from graders.questions.api import CheckContext, Outcome, check
 from graders.questions.common import array_text, load_test_set
 from graders.questions.q3_fashion_mlp.checks import variants
@@ -141,11 +143,40 @@ def _are_probabilities(rows: FloatArray) -> bool:
     )
 
 
+MAX_DRAWN = 6
+"""Sampled images whose probabilities the report draws."""
+
+
+def _drawn(ctx: CheckContext, indices: list[int]) -> dict[str, object]:
+    """The grader's own class probabilities of the sampled test images (the first few inside
+    the test set), for the report's bars: ``{GRADER_PROBABILITIES: ...}``, or nothing where the
+    trained model could not be measured."""
+    measure = measure_trained(ctx)
+    if isinstance(measure, Outcome):
+        return {}
+    n_test = len(measure.labels)
+    keep = [i for i in indices if 0 <= i < n_test][:MAX_DRAWN]
+    if not keep:
+        return {}
+    rows = variants.softmax(measure.logits[keep])
+    return {
+        GRADER_PROBABILITIES: {
+            "indices": keep,
+            "rows": [[round(float(p), 6) for p in row] for row in rows],
+        }
+    }
+
+
 @check("q3.sample_probabilities", "Class probabilities of the sampled images")
 def sample_probabilities(ctx: CheckContext) -> Outcome:
     indices = _indices(ctx)
     if indices is None:
         return Outcome.failed(f"No sampled images to check: {why(ctx, 'samples')}")
+    outcome = _compare_probabilities(ctx, indices)
+    return replace(outcome, details={**outcome.details, **_drawn(ctx, indices)})
+
+
+def _compare_probabilities(ctx: CheckContext, indices: list[int]) -> Outcome:
     stored = ctx.npz("sample_probabilities")
     if stored is None or "probabilities" not in stored:
         return Outcome.failed(
