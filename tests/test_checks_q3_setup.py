@@ -258,6 +258,48 @@ def test_each_optimizer_difference_is_named_and_costs_the_setup_point(
         assert phrase in _setup(outcomes)
 
 
+def _stepped(optimizer: torch.optim.Optimizer, steps: int) -> dict[str, Any]:
+    """What the compatibility layer's step count holds for ``optimizer`` (compat._record_steps)."""
+    import weakref
+
+    params = [id(p) for g in optimizer.param_groups for p in g["params"]]
+    return {
+        "class": type(optimizer).__name__,
+        "module": type(optimizer).__module__,
+        "params": params,
+        "steps": steps,
+        "ref": weakref.ref(optimizer),
+    }
+
+
+def test_the_optimizer_that_stepped_on_the_model_is_the_one_held_to_sgd(
+    trained: Trained, test_set: Any, tmp_path: Path
+) -> None:
+    """`optimizer` rebound to the assignment's SGD after an Adam (kept under a private name)
+    trained the model: the count of steps names Adam."""
+    ns = student(trained, test_set)
+    hidden = torch.optim.Adam(trained.model.parameters(), lr=1e-3)
+    ns["_adam"] = hidden
+    ns["__dlgrader_steps__"] = {id(hidden): _stepped(hidden, 940)}
+    outcomes = grade(ns, tmp_path / "adam")
+    assert lost(outcomes) == {"training_setup": 0.0}, _setup(outcomes)
+    assert "the model was trained by adam, 940 steps" in _setup(outcomes)
+
+
+def test_steps_on_another_model_or_none_at_all_leave_the_setup_alone(
+    trained: Trained, test_set: Any, tmp_path: Path
+) -> None:
+    """An experiment with Adam on a scratch model is not this model's set-up, and a model no
+    optimizer stepped is charged by its accuracy and losses, not here."""
+    ns = student(trained, test_set)
+    scratch = torch.optim.Adam(ref.build_model(9).parameters(), lr=1e-3)
+    sgd = ns["optimizer"]
+    ns["__dlgrader_steps__"] = {id(scratch): _stepped(scratch, 50), id(sgd): _stepped(sgd, 940)}
+    assert lost(grade(ns, tmp_path / "scratch")) == {}
+    ns["__dlgrader_steps__"] = {}
+    assert lost(grade(ns, tmp_path / "none")) == {}
+
+
 def test_a_learning_rate_changed_in_the_notebook_is_held_to_the_assignments(
     trained: Trained, test_set: Any, tmp_path: Path
 ) -> None:
