@@ -280,7 +280,10 @@ def test_the_optimizer_that_stepped_on_the_model_is_the_one_held_to_sgd(
     ns = student(trained, test_set)
     hidden = torch.optim.Adam(trained.model.parameters(), lr=1e-3)
     ns["_adam"] = hidden
-    ns["__dlgrader_steps__"] = {id(hidden): _stepped(hidden, 940)}
+    # Sixty dummies stepped first, on a parameter of their own, hide nothing.
+    dummies = [torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=0.1) for _ in range(60)]
+    ns["__dlgrader_steps__"] = {id(d): _stepped(d, 1) for d in dummies}
+    ns["__dlgrader_steps__"][id(hidden)] = _stepped(hidden, 940)
     outcomes = grade(ns, tmp_path / "adam")
     assert lost(outcomes) == {"training_setup": 0.0}, _setup(outcomes)
     assert "the model was trained by adam, 940 steps" in _setup(outcomes)

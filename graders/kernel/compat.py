@@ -500,7 +500,9 @@ STEPS: dict[int, dict[str, Any]] = {}
 the ids of its parameters (at its first step) and a weak reference to it. The probe reads it
 (``__dlgrader_steps__``): the optimizer left under ``optimizer`` after training need not be
 the one that trained the model."""
-MAX_STEPPED = 50
+MAX_STEPPED = 10_000
+"""Optimizers counted: many, so that stepping dozens of dummies first hides none (each entry
+is small; past this the notebook only hurts its own memory)."""
 
 
 def _record_steps(optim_module: types.ModuleType) -> None:
