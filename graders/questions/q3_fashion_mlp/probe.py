@@ -357,7 +357,7 @@ def loader_lengths(ns: Mapping[str, Any]) -> list[dict[str, Any]]:
                 continue
             if isinstance(length, int):
                 found.append({"name": name, "batches": length})
-        if len(found) >= 20:
+        if len(found) >= 200:
             break
     return found
 

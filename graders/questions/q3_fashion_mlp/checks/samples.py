@@ -61,7 +61,7 @@ def _batch_counts(ctx: CheckContext, n_test: int) -> list[tuple[int, str]]:
     counts: list[tuple[int, str]] = []
     samples = ctx.json("samples")
     loaders = samples.get("loader_lengths") if isinstance(samples, dict) else None
-    for entry in loaders[:20] if isinstance(loaders, list) else []:
+    for entry in loaders[:200] if isinstance(loaders, list) else []:
         name = entry.get("name") if isinstance(entry, dict) else None
         length = entry.get("batches") if isinstance(entry, dict) else None
         if (
