@@ -38,7 +38,7 @@ from graders.plain_data import (
     open_zip,
 )
 from graders.questions.api import QuestionSpec
-from graders.sandbox import Sandbox
+from graders.sandbox import ResultsFile, Sandbox
 
 _RUNTIME_SOURCE = kernel_source("probe_runtime")
 MAX_ARCHIVE_BYTES = 256 << 20
@@ -97,14 +97,6 @@ def _step_errors(raw: object) -> list[ProbeStepError]:
     return errors
 
 
-def _read_small(path: Path, limit: int) -> bytes:
-    """At most ``limit`` bytes of a file the kernel wrote (never followed through a link)."""
-    if path.is_symlink() or not path.is_file():
-        return b""
-    with path.open("rb") as fh:
-        return fh.read(limit + 1)
-
-
 def _validate(name: str, data: bytes, declared: tuple[str, ...]) -> str | None:
     """Why one member of the results file is not acceptable, or None if it is."""
     if name not in declared:
@@ -121,10 +113,14 @@ def _validate(name: str, data: bytes, declared: tuple[str, ...]) -> str | None:
     return None
 
 
-def _members(archive_path: Path) -> tuple[dict[str, bytes], list[ProbeStepError]]:
+def _members(results: ResultsFile) -> tuple[dict[str, bytes], list[ProbeStepError]]:
     """The results file's members, read with every limit, or the reasons it could not be."""
     problems: list[ProbeStepError] = []
-    data = _read_small(archive_path, MAX_ARCHIVE_BYTES)
+    try:
+        data = results.read(MAX_ARCHIVE_BYTES)
+    except OSError as exc:
+        problem = f"the probe's results file is not readable: {exc}"
+        return {}, [ProbeStepError(step="artifacts", kind="bad_value", message=problem)]
     if not data:
         return {}, problems
     if len(data) > MAX_ARCHIVE_BYTES:
@@ -170,7 +166,7 @@ def collect(spec: QuestionSpec, run: KernelRun, sandbox: Sandbox, result_dir: Pa
     Never raises for anything the kernel wrote: a bad member is a failed step with the reason.
     """
     dest = result_dir / "artifacts" / spec.id
-    members, errors = _members(sandbox.probe_archive)
+    members, errors = _members(sandbox.results)
     raw_errors = members.pop("probe_errors.json", b"[]")
     try:
         errors = _step_errors(load_json(raw_errors, name="probe_errors.json")) + errors

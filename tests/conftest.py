@@ -3,7 +3,7 @@ and the two fixture submissions graded for real once per session."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
@@ -115,11 +115,15 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     )
 
 
+_PREPARED: list[sandbox.Sandbox] = []
+
+
 def kernel_sandbox(scratch: Path, limits: Limits, *, device: str = "cpu") -> sandbox.Sandbox:
-    """One kernel's sandbox as the pipeline makes it, in this machine's mode, on the slices."""
+    """One kernel's sandbox as the pipeline makes it, in this machine's mode, on the slices;
+    removed after the test that made it (``_prepared_sandboxes_removed``)."""
     plan = sandbox.choose(data_root=FIXTURE_DATA_ROOT)
     scratch.mkdir(parents=True, exist_ok=True)
-    return sandbox.prepare(
+    box = sandbox.prepare(
         plan=plan,
         question="qx",
         scratch=scratch,
@@ -128,3 +132,14 @@ def kernel_sandbox(scratch: Path, limits: Limits, *, device: str = "cpu") -> san
         device=device,
         data_root=FIXTURE_DATA_ROOT,
     )
+    _PREPARED.append(box)
+    return box
+
+
+@pytest.fixture(autouse=True)
+def _prepared_sandboxes_removed() -> Iterator[None]:
+    """What ``kernel_sandbox`` made is cleaned up as the pipeline does it: pytest removes
+    tmp_path but not a socket folder that a long tmp_path put in /tmp, nor a kernel uid's lock."""
+    yield
+    while _PREPARED:
+        sandbox.cleanup(_PREPARED.pop())

@@ -13,6 +13,7 @@ import io
 import json
 import os
 import socket
+import stat
 import threading
 import time
 import tracemalloc
@@ -278,6 +279,30 @@ def test_another_submissions_result_is_not_overwritten(tmp_path: Path) -> None:
 
 
 # --- 5. fooling the probe -----------------------------------------------------------------
+
+
+@pytest.mark.kernel
+def test_a_results_file_the_kernel_set_to_mode_0_is_still_read(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The kernel owns its results file and sets its mode to 0 after each write of the probe:
+    an ordinary user's grader (this test runs again as one, ``test_as_ordinary_user.py``) still
+    reads it, through the descriptor it opened before the kernel started, and scores it."""
+    from graders.sandbox import ResultsFile
+
+    modes: list[int] = []
+    read = ResultsFile.read
+
+    def recorded(self: ResultsFile, limit: int) -> bytes:
+        modes.append(stat.S_IMODE(self.path.stat().st_mode))
+        return read(self, limit)
+
+    monkeypatch.setattr(ResultsFile, "read", recorded)
+    report = _grade(tmp_path, "lock_results")
+    run, score = _q2(report)
+    assert modes == [0], "the kernel should have left its results file at mode 0"
+    assert run.probe.status is ProbeStatus.OK, run.probe.errors
+    assert score == FULL_Q2
 
 
 @pytest.mark.kernel

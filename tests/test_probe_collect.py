@@ -11,7 +11,7 @@ import io
 import json
 import os
 import zipfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import replace
 from pathlib import Path
 
@@ -33,10 +33,11 @@ def spec(questions: tuple[QuestionSpec, ...]) -> QuestionSpec:
 
 
 @pytest.fixture
-def box(tmp_path: Path) -> sandbox.Sandbox:
-    """A kernel's folders as the grader prepares them (no kernel is started here)."""
+def box(tmp_path: Path) -> Iterator[sandbox.Sandbox]:
+    """A kernel's folders as the grader prepares them (no kernel is started here), removed
+    after the test as the pipeline removes them."""
     (tmp_path / "scratch").mkdir()
-    return sandbox.prepare(
+    prepared = sandbox.prepare(
         plan=sandbox.SandboxPlan(mode=SandboxMode.UNCONFINED),
         question="q4",
         scratch=tmp_path / "scratch",
@@ -45,6 +46,8 @@ def box(tmp_path: Path) -> sandbox.Sandbox:
         device="cpu",
         data_root=FIXTURE_DATA_ROOT,
     )
+    yield prepared
+    sandbox.cleanup(prepared)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import asyncio
+import json
 import os
 from pathlib import Path
 
@@ -16,7 +17,7 @@ import nbformat
 import pytest
 from conftest import kernel_sandbox
 
-from graders import config, inject
+from graders import config, inject, sandbox
 from graders.config import FIXTURE_DATA_ROOT, Limits
 from graders.execute import KernelJob, NbclientExecutor
 from graders.kernel import SOURCE_DIR
@@ -332,21 +333,116 @@ def test_a_self_test_that_cannot_write_its_connection_file_says_so_and_lets_go(
 def test_a_kernel_whose_folders_cannot_be_made_holds_no_uid_and_leaves_no_folder(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    """Nor a socket folder of its own in /tmp, where a scratch path too long for a unix socket
+    puts it (pytest's tmp_path for a long test name is one)."""
     from graders.models import SandboxMode
-    from graders.sandbox import SandboxPlan, prepare
+    from graders.sandbox import SandboxPlan, prepare, workspace
 
     released = _full_disk_for("launch.json", monkeypatch)
+    made: list[Path] = []
+    socket_folder = workspace._socket_folder
+
+    def recorded(base: Path) -> Path:
+        made.append(socket_folder(base))
+        return made[-1]
+
+    monkeypatch.setattr(workspace, "_socket_folder", recorded)
+    scratch = tmp_path / ("long-" * 20)
+    scratch.mkdir()
     root = os.geteuid() == 0  # only a root grader gives each kernel a uid of its own
     plan = SandboxPlan(mode=SandboxMode.BUBBLEWRAP, bwrap="/usr/bin/bwrap", kernel_uids=root)
     with pytest.raises(OSError, match="No space left"):
         prepare(
             plan=plan,
             question="q1",
-            scratch=tmp_path,
+            scratch=scratch,
             limits=Limits(),
             threads=1,
             device="cpu",
             data_root=FIXTURE_DATA_ROOT,
         )
     assert len(released) == (1 if root else 0)
-    assert list(tmp_path.iterdir()) == []
+    assert list(scratch.iterdir()) == []
+    assert len(made) == 1 and not made[0].is_relative_to(scratch), "the socket folder was short"
+    assert not made[0].exists()
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="only a root grader gives kernels uids of their own")
+def test_in_the_user_mode_no_other_account_reaches_a_kernels_inputs_or_results() -> None:
+    """Without namespaces (the user mode) the kernel's folders are host folders that other
+    local accounts could walk into: there, a copy of the submission, and a results file the
+    kernel owns and could make a setuid program. Only the kernel's own uid gets through."""
+    import shutil
+    import subprocess
+    import tempfile
+
+    from graders.models import SandboxMode
+    from graders.sandbox import SandboxPlan, cleanup, deliver, prepare
+
+    scratch = Path(tempfile.mkdtemp(prefix="dlgrade-user-mode-"))  # in /tmp, as the grader's
+    plan = SandboxPlan(mode=SandboxMode.USER, kernel_uids=True)
+    box = prepare(
+        plan=plan,
+        question="q2",
+        scratch=scratch,
+        limits=Limits(),
+        threads=1,
+        device="cpu",
+        data_root=FIXTURE_DATA_ROOT,
+    )
+    try:
+        source = scratch / "nb.ipynb"
+        source.write_text("{}", encoding="utf-8")
+        (name,) = deliver(box, {"nb.ipynb": source})
+        assert box.uid is not None
+
+        def reaches(uid: int, path: Path, mode: str) -> bool:
+            script = f"open({str(path)!r}, {mode!r}).close()"
+            account = [f"--reuid={uid}", f"--regid={uid}", "--clear-groups"]
+            done = subprocess.run(
+                ["setpriv", *account, "/usr/bin/python3.11", "-I", "-c", script],
+                capture_output=True,
+            )
+            return done.returncode == 0
+
+        kernel, stranger = box.uid.run_as.uid, 65534
+        assert reaches(kernel, box.probe_archive, "ab")
+        assert reaches(kernel, box.probe_in / name, "rb")
+        assert not reaches(stranger, box.probe_in / name, "rb")
+        box.probe_archive.chmod(0o4755)  # what the kernel, its owner, may do
+        assert not reaches(stranger, box.probe_archive, "rb")
+    finally:
+        cleanup(box)
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+@pytest.mark.kernel
+def test_the_base_pythons_own_packages_are_not_the_kernels_to_read(tmp_path: Path) -> None:
+    """The kernel's venv leaves the base interpreter's site-packages out, so whatever else is
+    installed there (a TA's tools, their settings) is masked; the kernel's own packages and
+    the standard library stay."""
+    from graders.models import SandboxMode
+
+    unused = layout.unused_base_packages()
+    plan = sandbox.choose(data_root=FIXTURE_DATA_ROOT)
+    if not unused or plan.mode is not SandboxMode.BUBBLEWRAP:
+        pytest.skip("no unused base package folder here, or no bubblewrap to mask it")
+    assert any(unused[0].iterdir()), "the host's folder should hold something to hide"
+    limits = Limits(cell_timeout_s=120, total_timeout_s=120, probe_timeout_s=30)
+    code = (
+        "import json, os, numpy\n"
+        f"print('SEEN', json.dumps([os.listdir(p) for p in {[str(p) for p in unused]!r}]))"
+    )
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(code)])
+    job = KernelJob(
+        question="qx",
+        prepared=inject.prepare(nb, parameters={}, preamble="pass"),
+        sandbox=kernel_sandbox(tmp_path, limits),
+        limits=limits,
+        probe_source="pass",
+        write_probe_inputs=lambda: None,
+    )
+    run = asyncio.run(NbclientExecutor().run(job))
+    printed = "".join(o.get("text", "") for c in run.notebook.cells for o in c.get("outputs", []))
+    assert "SEEN " in printed, printed
+    assert printed.split("SEEN ", 1)[1].strip() == json.dumps([[] for _ in unused])

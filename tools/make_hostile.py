@@ -739,6 +739,31 @@ CELLS["forged_probe_results"] = CELLS["forged_probe_results"].rstrip(
 CELLS["zip64_directory"] = CELLS["zip64_directory"].rstrip("\n") + _takes_over_the_results(
     "directory_bomb"
 )
+CELLS["lock_results"] = textwrap.dedent(
+    """
+    import inspect
+    import os
+
+
+    # The kernel owns its results file (it must write it), so it may change the file's mode.
+    # When the grader's probe calls this function, every later write of the probe's results
+    # ends with the mode set to 0: the probe's results are all there, but an ordinary user's
+    # grader, the same user as its kernel and without root's override, may not open them.
+    def activation_variance(n_in, sigma2, v2):
+        for frame in inspect.stack():
+            ctx = frame.frame.f_locals.get("ctx")
+            if ctx is not None and hasattr(ctx, "export") and not hasattr(ctx, "locked"):
+                archive, pack = ctx.export.get("archive"), ctx._pack
+
+                def locked(archive=archive, pack=pack):
+                    os.chmod(archive, 0o600)
+                    pack()
+                    os.chmod(archive, 0)
+
+                ctx._pack, ctx.locked = locked, True
+        return n_in * sigma2 * v2
+    """
+).lstrip()
 
 
 BLANK_CELLS: dict[str, str] = {

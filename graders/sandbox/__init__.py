@@ -4,14 +4,16 @@
 root and ordinary users alike; an unprivileged sandbox user; or, only when told, nothing;
 ``choose_ahead`` lets kernels launch while bubblewrap's self-test runs),
 ``workspace.prepare`` makes one kernel's folders and launch plan, ``layout`` lists what the
-kernel's file system holds, ``cgroups`` caps the whole kernel tree, ``users`` gives a root
-grader's kernels their own uids, and ``launch.py`` (run as a script) starts the kernel.
+kernel's file system holds, ``cgroups`` caps the whole kernel tree, ``results_file`` is how
+the grader reads what the kernel wrote, ``users`` gives a root grader's kernels their own
+uids, and ``launch.py`` (run as a script) starts the kernel.
 ``docs/security.md`` maps each attack to the mechanism that stops it and the test that shows it.
 """
 
 import argparse
 
 from graders.sandbox.confinement import PlanChoice, choose, choose_ahead, describe
+from graders.sandbox.results_file import ResultsFile
 from graders.sandbox.workspace import (
     KernelPaths,
     Sandbox,
@@ -25,6 +27,7 @@ from graders.sandbox.workspace import (
 __all__ = [
     "KernelPaths",
     "PlanChoice",
+    "ResultsFile",
     "Sandbox",
     "SandboxPlan",
     "add_arguments",

@@ -30,7 +30,7 @@ from graders.errors import SandboxError
 from graders.models import Confinement, SandboxMode
 from graders.sandbox import cgroups, layout, seccomp
 from graders.sandbox.users import KERNEL_UID_BASE, can_reach
-from graders.sandbox.workspace import Sandbox, SandboxPlan, prepare
+from graders.sandbox.workspace import Sandbox, SandboxPlan, cleanup, prepare
 
 _PRIVATE_IN_PROJECT = (
     "graders",
@@ -173,8 +173,8 @@ class _SelfTest:
                     return f"bubblewrap could not make a sandbox here: {said}"
             return self._failed
         finally:
-            if self._box is not None and self._box.uid is not None:
-                self._box.uid.release()
+            if self._box is not None:
+                cleanup(self._box)  # its folders, a socket folder outside them, its uid
             self._tmp.cleanup()
 
 

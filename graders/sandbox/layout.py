@@ -141,13 +141,49 @@ def _python() -> tuple[list[Path], list[Mount]]:
     return trees, [{"kind": "ro-bind", "src": str(t), "dest": str(t)} for t in trees]
 
 
+def _includes_system_packages(venv: Path) -> bool:
+    try:
+        config = (venv / "pyvenv.cfg").read_text(encoding="utf-8")
+    except OSError:
+        return True  # not a venv: its own package folders are the base ones
+    for line in config.splitlines():
+        key, _, value = line.partition("=")
+        if key.strip() == "include-system-site-packages":
+            return value.strip().lower() == "true"
+    return False
+
+
+def unused_base_packages() -> list[Path]:
+    """The base interpreter's package folders when the kernel's venv leaves them out
+    (``include-system-site-packages = false``, as ``bootstrap.sh`` makes it): whatever else a
+    TA installed into that Python (tools, their ``.pth`` files and settings) is not the
+    kernel's to read. Default-deny: they are masked. None that the kernel's path reaches."""
+    if sys.prefix == sys.base_prefix or _includes_system_packages(Path(sys.prefix)):
+        return []
+    used = [Path(p).resolve() for p in sys.path if p]
+    base = Path(sys.base_prefix).resolve()
+    folders = {
+        folder.resolve()
+        for pattern in ("lib/python3*/*-packages", "lib64/python3*/*-packages")
+        for folder in base.glob(pattern)
+    }
+    return sorted(f for f in folders if f.is_dir() and not any(_inside(u, [f]) for u in used))
+
+
 def _masks(bound: list[tuple[Path, Path]]) -> list[Mount]:
     """An empty folder or file over each of the grader's paths inside a bound tree, given as
-    (host folder, where the kernel sees it); none inside a folder already masked (bwrap could
-    not make its mount point in the empty read-only one)."""
+    (host folder, where the kernel sees it), and over the base interpreter's unused package
+    folders; none inside a folder already masked (bwrap could not make its mount point in the
+    empty read-only one)."""
     bound = [*bound, (Path("/usr"), Path("/usr"))]
     masks: list[Mount] = []
     masked: list[Path] = []
+    for folder in unused_base_packages():
+        for src, dest in bound:
+            if _inside(folder, [src]):
+                masked.append(dest / folder.relative_to(src))
+                masks.append({"kind": "mask-dir", "dest": str(masked[-1])})
+                break
     for path in grader_paths(dest for _, dest in bound):
         for src, dest in bound:
             if not _inside(path, [src]):

@@ -24,6 +24,7 @@ from graders.kernel import source as kernel_source
 from graders.models import SandboxMode
 from graders.sandbox import layout, seccomp
 from graders.sandbox.cgroups import CgroupSupport
+from graders.sandbox.results_file import ResultsFile
 from graders.sandbox.users import KernelUid, RunAs, allocate_kernel_uid, sweep
 
 LAUNCHER = Path(__file__).resolve().parent / "launch.py"
@@ -90,6 +91,8 @@ class Sandbox:
     """The grader's socket folder (the launcher binds the kernel's channels there)."""
     probe_in: Path
     probe_archive: Path
+    results: ResultsFile
+    """``probe_archive`` as the grader opened it before the kernel started: read only this."""
     kernel_paths: KernelPaths
     threads: int
     cgroups: CgroupSupport
@@ -190,6 +193,8 @@ def prepare(
         empty_file = base / "empty-file"
         empty_file.touch(mode=0o444)
         runtime = _socket_folder(base)
+        if base not in runtime.parents:  # a short path of its own, outside ``base``
+            undo.callback(shutil.rmtree, runtime, ignore_errors=True)
         probe_in = base / "probe-in"
         probe_in.mkdir(mode=0o755)
         probe_out = base / "probe-out"
@@ -200,6 +205,8 @@ def prepare(
             empty_dir=empty_dir,
             empty_file=empty_file,
         )
+        results = ResultsFile(host.probe_archive)
+        undo.callback(results.close)
         runtime.chmod(0o700)  # the grader's alone: the kernel gets its sockets as descriptors
         boot_config: dict[str, object] = {
             "hidden_roots": [str(PROJECT_ROOT)],
@@ -255,6 +262,11 @@ def prepare(
             if run_as is not None:  # the user must reach its folders, and list none of the grader's
                 scratch.chmod(0o711)
                 base.chmod(0o711)
+                for folder, mode in ((probe_in, 0o750), (probe_out, 0o710)):
+                    # Its group alone: no other local user may read the submission or reach
+                    # a results file the kernel made setuid (it owns that file).
+                    os.chown(folder, -1, run_as.gid, follow_symlinks=False)
+                    folder.chmod(mode)
         launch["env"] = env
         launch["boot"] = boot_config
         launch["kernel_ip"] = layout.KERNEL_IP
@@ -283,6 +295,7 @@ def prepare(
             runtime=runtime,
             probe_in=probe_in,
             probe_archive=host.probe_archive,
+            results=results,
             kernel_paths=kernel,
             threads=threads,
             cgroups=plan.cgroups,
@@ -312,6 +325,7 @@ def deliver(box: Sandbox, files: Mapping[str, Path]) -> tuple[str, ...]:
 def cleanup(box: Sandbox) -> None:
     """Remove everything of the kernel's (after its artifacts were copied out); without
     namespaces also whatever its uid left in the host's shared folders and IPC tables."""
+    box.results.close()
     shutil.rmtree(box.base, ignore_errors=True)
     if box.base not in box.runtime.parents:
         shutil.rmtree(box.runtime, ignore_errors=True)
