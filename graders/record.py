@@ -7,6 +7,7 @@ went wrong in words a student can act on.
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 
 import nbformat
@@ -17,6 +18,8 @@ from graders.inject import PreparedNotebook
 from graders.models import CellError, ExecutionRecord, FreeResponse, KernelStatus, RunStatus
 
 PLACEHOLDER = "YOUR ANSWER HERE"
+_ANSWER_HEADING = re.compile(r"\s*\*\*\s*Your answer\s*\(\s*([A-Za-z0-9_]+)\s*\)\s*:?\s*\*\*", re.I)
+"""The template's heading of an answer cell, "**Your answer (q1a):**"."""
 MAX_FREE_RESPONSE_CHARS = 20_000
 """A free-response answer kept for the TA: an essay fits, a pasted megabyte does not."""
 _EXCERPT_LINES = 6
@@ -129,22 +132,53 @@ def _save_executed(question: str, nb: NotebookNode, result_dir: Path) -> str:
     return str(path.relative_to(result_dir))
 
 
+def _answer_id(cell: NotebookNode, ids: tuple[str, ...]) -> str | None:
+    """Which free-response question a Markdown cell answers: its tag and id, as the template
+    made it, else the "**Your answer (q1a):**" heading the template asks students to keep (a
+    cell re-created, pasted from another notebook, or saved by an editor that drops cell
+    metadata lost its tag, not its answer)."""
+    if cell.cell_type != "markdown":
+        return None
+    meta = cell.get("metadata", {})
+    tags = meta.get("tags", []) if isinstance(meta, dict) else []
+    info = meta.get("dlgrader") if isinstance(meta, dict) else None  # students edit metadata
+    rid = info.get("id") if isinstance(info, dict) else None
+    if isinstance(tags, list) and "free_response" in tags and isinstance(rid, str):
+        return rid
+    heading = _ANSWER_HEADING.search(str(cell.source))
+    if heading is not None:
+        wanted = {i.lower(): i for i in ids}
+        return wanted.get(heading.group(1).lower())
+    return None
+
+
+def _is_answered(text: str) -> bool:
+    body = _ANSWER_HEADING.sub("", text)  # an answer on the heading's own line still counts
+    return bool(body.strip()) and PLACEHOLDER not in body
+
+
 def free_responses(nb: NotebookNode, ids: tuple[str, ...]) -> tuple[FreeResponse, ...]:
-    """Collect the tagged free-response cells for manual grading; a missing one is unanswered."""
-    found: dict[str, str] = {}
+    """Collect the free-response cells for manual grading; a missing one is unanswered.
+
+    Every cell that answers a question counts: a copy of the answer cell left behind with the
+    placeholder does not hide the answer, and two answered copies are both shown to the TA."""
+    found: dict[str, list[str]] = {}
     for cell in nb.cells:
-        meta = cell.get("metadata", {})
-        if cell.cell_type == "markdown" and "free_response" in meta.get("tags", []):
-            info = meta.get("dlgrader")  # students can edit metadata: it may be anything
-            rid = info.get("id") if isinstance(info, dict) else None
-            if isinstance(rid, str):
-                found[rid] = str(cell.source)
+        rid = _answer_id(cell, ids)
+        if rid is not None:
+            found.setdefault(rid, []).append(str(cell.source))
     out = []
     for rid in ids:
-        text = found.get(rid, "")
-        body = "\n".join(line for line in text.splitlines() if not line.startswith("**Your answer"))
-        answered = bool(body.strip()) and PLACEHOLDER not in body
+        texts = found.get(rid, [])
+        answered = [t for t in texts if _is_answered(t)]
+        if len(answered) > 1:
+            text = "\n\n".join(
+                f"[dlgrader: answer cell {n} of {len(answered)}]\n\n{t}"
+                for n, t in enumerate(answered, 1)
+            )
+        else:
+            text = answered[0] if answered else (texts[0] if texts else "")
         if len(text) > MAX_FREE_RESPONSE_CHARS:
             text = text[:MAX_FREE_RESPONSE_CHARS] + "\n\n[dlgrader: the rest was cut]"
-        out.append(FreeResponse(id=rid, text=text, answered=answered))
+        out.append(FreeResponse(id=rid, text=text, answered=bool(answered)))
     return tuple(out)

@@ -185,6 +185,29 @@ def test_the_seeds_box_loses_the_edges_only_and_is_told_what_happens_at_delta(
     assert others == {"box_edges"}
 
 
+@pytest.mark.parametrize("dtype", [np.float64, np.float32])
+@pytest.mark.parametrize("seed", [0, 1, 2, 3])
+def test_a_box_scaled_by_1_over_delta_is_open_whatever_the_rounding(
+    tmp_path: Path, seed: int, dtype: type[np.floating[Any]]
+) -> None:
+    """step(x / delta) + step(1 - x / delta) - 1: the assignment's box in real arithmetic,
+    whose second neuron float rounding may leave on at x = delta (-(1/delta) * delta + 1 can be
+    1e-16). A switch within rounding of an edge is at the edge: no edge is lost to it."""
+
+    def scaled(h: float, delta: float) -> tuple[Any, ...]:
+        return (
+            np.array([1 / delta, -1 / delta], dtype=dtype),
+            np.array([0.0, 1.0], dtype=dtype),
+            np.array([h, h], dtype=dtype),
+            dtype(-h),
+        )
+
+    results = grade(answer(box_network=scaled), tmp_path, seed, only=PART_A)
+    assert all(r.fraction == 1.0 for r in results.values()), {
+        k: r.message for k, r in results.items() if r.fraction < 1
+    }
+
+
 def test_a_box_mirrored_the_other_way_is_told_about_x_0(tmp_path: Path) -> None:
     def mirrored(h: float, delta: float) -> tuple[Any, ...]:
         """h*(s(delta - x) - s(-x)): right at delta, h at x = 0."""
@@ -214,6 +237,27 @@ def test_a_step_with_a_tolerance_fails_at_the_tiny_inputs(tmp_path: Path) -> Non
     assert step.fraction == 0.0
     assert "step(1e-9) = 0, expected 1" in step.message
     assert "exactly" in step.hint
+
+
+@pytest.mark.parametrize(
+    ("step", "wrong_at"),
+    [
+        (lambda u: np.where((np.asarray(u) > 0) & (np.asarray(u) < 4), 1.0, 0.0), "step(4) = 0"),
+        (lambda u: np.where(np.abs(np.asarray(u)) < 1e5, np.asarray(u) > 0, 0.0), "step(1e6) = 0"),
+        (
+            lambda u: np.where(np.asarray(u) > 0, 1.0, np.where(np.asarray(u) < -999, 1.0, 0.0)),
+            "-1000",
+        ),
+    ],
+)
+def test_a_step_wrong_only_far_from_zero_is_caught(
+    tmp_path: Path, step: Callable[[Any], Any], wrong_at: str
+) -> None:
+    """Right near zero and over a standard normal's range, wrong for large |u|: tried at
+    +-4, +-1e3, +-1e6, +-1e300 and at magnitudes spread over 1e-6..1e6 too."""
+    result = grade(answer(step=step), tmp_path, only=PART_A)["step_function"]
+    assert result.fraction == 0.0
+    assert wrong_at in result.message
 
 
 def test_a_network_that_is_0_everywhere_gets_no_edge_credit(tmp_path: Path) -> None:

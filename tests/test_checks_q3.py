@@ -10,6 +10,7 @@ training-loss band have their own module, ``test_checks_q3_setup.py``.
 
 from __future__ import annotations
 
+import copy
 import json
 from collections.abc import Iterator, Mapping
 from pathlib import Path
@@ -18,6 +19,7 @@ from typing import Any
 import numpy as np
 import pytest
 import torch
+import torchvision
 from q3_support import (
     EPOCHS,
     FULL,
@@ -328,6 +330,78 @@ def test_a_forward_pass_that_looks_up_the_labels_scores_what_its_weights_score(
     assert (
         checks.accuracy.REFERENCE_SOURCE in accuracy.message
     )  # the buffer did not force a fallback
+
+
+# -- the notebook's input transform ----------------------------------------------------------------
+
+
+def expects_normalized(model: torch.nn.Module, mean: float, std: float) -> torch.nn.Module:
+    """The same function of the raw pixels, for inputs normalized by (mean, std): the first
+    layer takes (x - mean) / std (W * std, b + mean * W.sum(1)), as training on them makes it."""
+    clone = copy.deepcopy(model)
+    first = next(m for m in clone.modules() if isinstance(m, torch.nn.Linear))
+    with torch.no_grad():
+        first.bias += mean * first.weight.sum(dim=1)
+        first.weight *= std
+    return clone
+
+
+NORMALIZE = torchvision.transforms.Compose(
+    [torchvision.transforms.ToTensor(), torchvision.transforms.Normalize((0.286,), (0.353,))]
+)
+
+
+def test_a_model_trained_on_normalized_images_is_measured_on_images_normalized_alike(
+    trained: Trained, test_set: Any, tmp_path: Path
+) -> None:
+    baseline = scores(grade(student(trained, test_set), tmp_path / "raw"))
+    ns = student(trained, test_set)
+    ns["model"] = expects_normalized(trained.model, 0.286, 0.353)
+    ns["optimizer"] = torch.optim.SGD(ns["model"].parameters(), lr=LEARNING_RATE)
+    ns["trainingdata"].transform = NORMALIZE  # the probe reads it through trainDataLoader too
+    outcomes = grade(ns, tmp_path / "normalized")
+    assert scores(outcomes) == baseline == FULL
+    assert "normalized as your training data was (normalize(0.286, 0.353))" in text(
+        outcomes["q3.test_accuracy"]
+    )
+    del ns["trainingdata"].transform  # unseen: measured on raw pixels, it looks worse
+    unseen = grade(ns, tmp_path / "unseen")
+    assert unseen["q3.history_consistent"].fraction == 0.0
+
+
+@pytest.mark.parametrize(
+    "steps",
+    [
+        [{"type": "Normalize", "mean": [0.5], "std": [0.0]}],
+        [{"type": "Normalize", "mean": [0.1, 0.2, 0.3], "std": [0.5, 0.5, 0.5]}],
+        [{"type": "Normalize", "mean": ["0.5"], "std": [True]}],
+        [{"type": "Normalize", "mean": [1e300], "std": [1.0]}],
+        [{"type": "Normalize"}],
+        "Normalize",
+        [["Normalize", 0.5, 0.5]],
+    ],
+)
+def test_a_forged_input_transform_is_measured_on_raw_pixels(
+    trained: Trained, test_set: Any, tmp_path: Path, steps: object
+) -> None:
+    def forge(folder: Path) -> None:
+        summary = json.loads((folder / "model_summary.json").read_text(encoding="utf-8"))
+        summary["input_transform"] = {"found_on": "x", "steps": steps}
+        (folder / "model_summary.json").write_text(json.dumps(summary), encoding="utf-8")
+
+    outcomes = grade(student(trained, test_set), tmp_path, tamper=forge)
+    assert scores(outcomes) == FULL
+    assert "normalized" not in text(outcomes["q3.test_accuracy"])
+
+
+def test_a_float64_model_is_run_on_the_graders_images_in_float64(
+    trained: Trained, test_set: Any, tmp_path: Path
+) -> None:
+    ns = student(trained, test_set)
+    ns["model"] = copy.deepcopy(trained.model).double()
+    ns["optimizer"] = torch.optim.SGD(ns["model"].parameters(), lr=LEARNING_RATE)
+    outcomes = grade(ns, tmp_path)
+    assert scores(outcomes) == FULL, {k: text(v) for k, v in outcomes.items() if not v.fraction}
 
 
 # -- loss histories ------------------------------------------------------------------------------

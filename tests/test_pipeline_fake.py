@@ -246,7 +246,39 @@ def test_free_responses_tolerate_metadata_a_student_mangled():
         ]
     )
     answers = {r.id: r.answered for r in free_responses(nb, ("a", "b", "c"))}
-    assert answers == {"a": True, "b": False, "c": False}
+    assert answers == {"a": True, "b": False, "c": True}  # c: found by its heading
+
+
+def test_an_answer_cell_that_lost_its_tag_is_found_by_its_heading():
+    """Re-created, pasted from another notebook, or saved by an editor that drops metadata."""
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            nbformat.v4.new_markdown_cell("## Question (a)\n\nWhy is the box open?"),
+            nbformat.v4.new_markdown_cell("**Your answer (A):**\n\nBecause step(0) = 0."),
+            nbformat.v4.new_markdown_cell("**your answer (b):** on the heading's line."),
+            nbformat.v4.new_markdown_cell("**Your answer (z):**\n\nNo such question."),
+        ]
+    )
+    responses = {r.id: r for r in free_responses(nb, ("a", "b", "c"))}
+    assert responses["a"].answered and "step(0) = 0" in responses["a"].text
+    assert responses["b"].answered
+    assert not responses["c"].answered and responses["c"].text == ""
+
+
+def test_a_copy_of_the_answer_cell_left_with_the_placeholder_hides_no_answer():
+    nb = nbformat.v4.new_notebook(
+        cells=[
+            free_response_cell("**Your answer (a):**\n\nThe real answer.", {"id": "a"}),
+            free_response_cell("**Your answer (a):**\n\nYOUR ANSWER HERE", {"id": "a"}),
+            free_response_cell("**Your answer (b):**\n\nFirst part.", {"id": "b"}),
+            nbformat.v4.new_markdown_cell("**Your answer (b):**\n\nSecond part."),
+        ]
+    )
+    responses = {r.id: r for r in free_responses(nb, ("a", "b"))}
+    assert responses["a"].answered and responses["a"].text.endswith("The real answer.")
+    both = responses["b"].text
+    assert responses["b"].answered and "First part." in both and "Second part." in both
+    assert "answer cell 2 of 2" in both
 
 
 def test_overflowing_and_non_finite_values_fail_checks_never_the_grader(correct, tmp_path):

@@ -87,6 +87,18 @@ def as_pairs(pairs: Sequence[tuple[ArrayLike, ArrayLike]]) -> Pairs:
     return chain
 
 
+def with_input_normalization(pairs: Pairs, shift: float, scale: float) -> Pairs:
+    """The chain that computes on ``(x - shift) / scale`` what ``pairs`` computes on ``x``
+    (a notebook's ``Normalize``, folded into the first layer: ``W/scale`` and
+    ``b - shift/scale * W.sum(1)``, in float64 before float32), so that the images and every
+    batch of the measure stay the grader's own pixels in [0, 1]."""
+    (weight, bias), *rest = pairs
+    wide = weight.astype(np.float64)
+    folded = (wide / scale).astype(np.float32)
+    moved = (bias.astype(np.float64) - shift / scale * wide.sum(axis=1)).astype(np.float32)
+    return [(folded, moved), *rest]
+
+
 def _batches(images: ArrayLike, rows: int) -> Iterator[Float32Array]:
     """Float32 pixels in [0, 1], flattened, ``rows`` images at a time: uint8 images (as
     ``load_split`` gives them) are scaled here, as ``ToTensor`` does (a float32 division)."""

@@ -27,6 +27,12 @@ _EVAL_CHUNK: Final = 1 << 22
 _EDGE_OFFSET: Final = 1e-9
 """"Just inside/outside" an edge, as a fraction of delta: near enough to see the edge, far
 enough that a network whose edge is off by a few rounding errors is not called wrong."""
+OFFSET_ULPS: Final = 64
+"""A coarser float type's "just inside/outside": 64 of its rounding errors of delta (float32:
+8e-6 * delta), where 1e-9 * delta is below what its weights can place an edge at."""
+EDGE_ULPS: Final = 8
+"""How near an edge, in rounding errors of the box's width, a neuron's switch counts as at the
+edge (``StepNetwork.at_edge``): in float64 7e6 times nearer than ``_EDGE_OFFSET``."""
 
 
 def step(u: ArrayLike) -> FloatArray:
@@ -94,6 +100,22 @@ class StepNetwork:
     @cached_property
     def _switches(self) -> _Switches:
         return _Switches.of(self)
+
+    def at_edge(
+        self, x: float, scale: float, rounding: float = float(np.finfo(np.float64).eps)
+    ) -> float:
+        """The output at an edge ``x`` of a box of width ``scale``, a neuron that switches
+        within rounding of ``x`` (``EDGE_ULPS`` times ``rounding`` of ``scale``: the weights'
+        own float type's) taken to switch at ``x`` exactly, where ``step(0) = 0`` makes it off.
+        ``w = [1/delta, -1/delta], b = [0, 1]`` is the assignment's box in real arithmetic; in
+        float64 ``-(1/delta) * delta + 1`` may round to 1e-16 and keep that neuron on at
+        ``delta``, which is no mistake of the student's."""
+        live = self.w_hidden != 0
+        switch = np.full_like(self.w_hidden, np.inf)
+        switch[live] = -self.b_hidden[live] / self.w_hidden[live]
+        near = np.abs(switch - x) <= EDGE_ULPS * rounding * abs(scale)
+        hidden = np.where(near, 0.0, step(self.w_hidden * x + self.b_hidden))
+        return float(hidden @ self.w_out + self.b_out)
 
     def breakpoints(self) -> FloatArray:
         """Where some hidden neuron switches (x = -b/w); the only places the output can jump."""
@@ -327,13 +349,17 @@ class BoundaryReport:
         return (*self.shape_problems(), *self.edge_problems())
 
 
-def boundary_report(params: Params, h: float, delta: float) -> BoundaryReport:
-    """Evaluate a 2-neuron box network at its edges, beside them, inside and outside."""
+def boundary_report(
+    params: Params, h: float, delta: float, rounding: float = float(np.finfo(np.float64).eps)
+) -> BoundaryReport:
+    """Evaluate a 2-neuron box network at its edges, beside them, inside and outside; at the
+    edges, a switch within rounding of one (``rounding``: the machine epsilon of the weights'
+    float type) is taken to be at it (``StepNetwork.at_edge``)."""
     check_finite("h", h)
     check_positive("delta", delta)
     net = as_network(params, n_hidden=2, label="box network")
-    offset = _EDGE_OFFSET * delta
-    edges = net(np.array([0.0, delta, offset, -offset, delta - offset, delta + offset]))
+    offset = max(_EDGE_OFFSET, OFFSET_ULPS * rounding) * delta
+    edges = net(np.array([offset, -offset, delta - offset, delta + offset]))
     interior = np.linspace(0.0, delta, 257)[1:-1]
     exterior = np.concatenate(
         [
@@ -347,12 +373,12 @@ def boundary_report(params: Params, h: float, delta: float) -> BoundaryReport:
         delta=float(delta),
         offset=offset,
         tol=1e-9 * max(1.0, abs(h)),
-        at_zero=float(edges[0]),
-        at_delta=float(edges[1]),
-        inside_zero=float(edges[2]),
-        outside_zero=float(edges[3]),
-        inside_delta=float(edges[4]),
-        outside_delta=float(edges[5]),
+        at_zero=net.at_edge(0.0, delta, rounding),
+        at_delta=net.at_edge(delta, delta, rounding),
+        inside_zero=float(edges[0]),
+        outside_zero=float(edges[1]),
+        inside_delta=float(edges[2]),
+        outside_delta=float(edges[3]),
         interior_max_error=_max_abs(net(interior) - h),
         exterior_max_error=_max_abs(net(exterior)),
     )

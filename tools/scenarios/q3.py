@@ -348,6 +348,52 @@ SCENARIOS = (
             Edit(old="sample_probabilities", new="probs", rename=True),
         ),
     ),
+    Scenario(
+        name="q3_normalized_inputs",
+        description=(
+            "Both datasets normalized with FashionMNIST's mean and std (Compose([ToTensor(), "
+            "Normalize((0.286,), (0.353,))])), as many course notebooks do: the probe reads the "
+            "transform from the live dataset and the grader measures the trained weights on "
+            "images normalized the same way; full marks (measured on raw pixels, the model "
+            "looked half-trained and lost three tests)."
+        ),
+        notebook=NOTEBOOK,
+        edits=(
+            Edit(
+                old="transform=torchvision.transforms.ToTensor())",
+                new=(
+                    "transform=torchvision.transforms.Compose([\n"
+                    "        torchvision.transforms.ToTensor(),\n"
+                    "        torchvision.transforms.Normalize((0.286,), (0.353,))]))"
+                ),
+                rename=True,
+            ),
+        ),
+    ),
+    Scenario(
+        name="q3_float64_model",
+        description=(
+            "The model and its inputs in float64 (`.double()`): the probe runs the model on the "
+            "grader's images in the model's own dtype; full marks (float32 images failed its "
+            "first layer and cost the architecture test)."
+        ),
+        notebook=NOTEBOOK,
+        edits=(
+            Edit(
+                old="model = FashionMLP().to(DEVICE)",
+                new="model = FashionMLP().to(DEVICE).double()",
+            ),
+            Edit(
+                old="images, labels = images.to(DEVICE), labels.to(DEVICE)",
+                new="images, labels = images.to(DEVICE).double(), labels.to(DEVICE)",
+                rename=True,
+            ),
+            Edit(
+                old="logits = model(image.unsqueeze(0).to(DEVICE))",
+                new="logits = model(image.unsqueeze(0).to(DEVICE).double())",
+            ),
+        ),
+    ),
     # -- the training set-up (q3.training_setup), read from the live objects --------------------
     setup_mistake(
         "q3_adam_optimizer",

@@ -52,6 +52,11 @@ sides of the template's 0.5 and 1, so a box that ignores delta is wrong at every
 opens after delta at exactly one of them."""
 
 
+STEP_SCALES = (4.0, 1e3, 1e6, 1e300)
+"""Where ``step`` is also tried, both signs: near zero and at a standard normal's scale alone,
+a step that is wrong only for |u| > 4 (``(u > 0) & (u < 4)``) passed every time."""
+
+
 def make_inputs(ctx: ProbeContext) -> ProbeInputs:
     rng = ctx.rng
     cases = [[1.0, 1.0]]
@@ -67,7 +72,14 @@ def make_inputs(ctx: ProbeContext) -> ProbeInputs:
         big_b = draw_away(rng, b_low, b_high, TEMPLATE_NUMBERS, digits=3)
         a = round(float(rng.uniform(0.5, 2.0)) * min(1.0, SHARPNESS_B / big_b) ** 2, 3)
         functions.append({"expr": FUNCTION_POOL[i].format(a=a, B=big_b), "B": big_b})
-    step_u = np.concatenate([[-1.0, -1e-9, 0.0, 1e-9, 1.0], rng.normal(size=11)])
+    step_u = np.concatenate(
+        [
+            [-1.0, -1e-9, -0.0, 0.0, 1e-9, 1.0],
+            [sign * scale for scale in STEP_SCALES for sign in (1.0, -1.0)],
+            rng.normal(size=11),
+            rng.choice([-1.0, 1.0], size=11) * 10.0 ** rng.uniform(-6.0, 6.0, size=11),
+        ]
+    )
     return ProbeInputs(
         arrays={"step_u": step_u},
         values={"box_cases": cases, "functions": functions, "ns": list(APPROX_NS)},

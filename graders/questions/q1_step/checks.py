@@ -172,8 +172,11 @@ def _report(
     The probe records the bits of (w_hidden, b_hidden, w_out, b_out); lists count as 64.
     """
     edge_type = FLOAT_TYPES.get(int(bits[1])) if bits.size == 4 else None
-    report = nets.boundary_report(params, h, float(edge_type(delta)) if edge_type else delta)
     coarse = FLOAT_TYPES.get(int(np.min(bits))) if bits.size == 4 else None
+    rounding = float(np.finfo(coarse if coarse is not None else np.float64).eps)
+    report = nets.boundary_report(
+        params, h, float(edge_type(delta)) if edge_type else delta, rounding
+    )
     if coarse is None:
         return report
     tol = FLOAT_TOL_ULPS * float(np.finfo(coarse).eps) * max(1.0, abs(h))
@@ -223,10 +226,11 @@ def box_interior(ctx: CheckContext) -> Outcome:
         else:
             right += 1
     if right == len(boxes):
+        beside = max(b.report.offset / b.delta for b in boxes if b.report is not None)
         return Outcome.passed(
             f"For all {len(boxes)} of the grader's (h, delta), your network is exactly h on the "
-            "open interval (0, delta) and 0 outside [0, delta] (checked on grids and 1e-9 * "
-            "delta beside each edge)."
+            "open interval (0, delta) and 0 outside [0, delta] (checked on grids and "
+            f"{exact(beside)} * delta beside each edge)."
         )
     return Outcome(
         fraction=right / len(boxes),

@@ -183,13 +183,25 @@ def traced_calls(model: "torch.nn.Module", images: "Array") -> tuple[list[str], 
     ]
     try:
         with torch.no_grad():
-            model(torch.from_numpy(images))
+            model(model_input(model, images))
     except Exception as exc:
         return calls, f"{type(exc).__name__}: {str(exc)[:300]}"
     finally:
         for handle in handles:
             handle.remove()
     return calls, ""
+
+
+def model_input(model: "torch.nn.Module", images: "Array") -> "torch.Tensor":
+    """The grader's images in the model's own floating dtype: a model trained in float64
+    (``.double()``) takes doubles, and float32 ones would fail its first layer."""
+    import torch
+
+    x = torch.from_numpy(images)
+    for param in model.parameters():
+        if param.dtype.is_floating_point:
+            return x.to(param.dtype)
+    return x
 
 
 def traced_copy_calls(model: "torch.nn.Module", images: "Array") -> tuple[list[str], str]:
@@ -321,6 +333,56 @@ def _base_dataset(dataset: Any) -> Any:
     return dataset
 
 
+def _transform_steps(transform: Any, depth: int = 0) -> list[dict[str, Any]]:
+    """A torchvision transform as plain steps, a ``Compose`` opened (nested ones too):
+    each step's type, and a ``Normalize``'s mean and std as lists of floats."""
+    if transform is None or depth > 5:
+        return []
+    inner = getattr(transform, "transforms", None)
+    if isinstance(inner, list | tuple):
+        steps: list[dict[str, Any]] = []
+        for part in list(inner)[:20]:
+            steps += _transform_steps(part, depth + 1)
+        return steps[:20]
+    step: dict[str, Any] = {"type": type(transform).__name__[:60]}
+    if step["type"] == "Normalize":
+        try:
+            step["mean"] = [float(v) for v in np.asarray(transform.mean, float).reshape(-1)[:4]]
+            step["std"] = [float(v) for v in np.asarray(transform.std, float).reshape(-1)[:4]]
+        except Exception:
+            step["unreadable"] = True
+    return [step]
+
+
+def input_transform(ns: Mapping[str, Any]) -> "dict[str, Any] | None":
+    """The transform of the data the model was trained on, as plain steps: the grader applies
+    its ``Normalize`` to its own images when it measures the trained weights (a model trained
+    on normalized inputs, measured on raw pixels, would seem untrained). The training data
+    first (a loader or dataset with ``train=True`` or a name saying train), else any other."""
+    import torch
+
+    found = []
+    for name, value in list(ns.items())[:5000]:
+        if name.startswith("_"):
+            continue
+        if isinstance(value, torch.utils.data.DataLoader):
+            base = _base_dataset(value.dataset)
+        elif isinstance(value, torch.utils.data.Dataset):
+            base = _base_dataset(value)
+        else:
+            continue
+        train = getattr(base, "train", None) is True
+        found.append((not train, "train" not in name.lower(), name, base))
+        if len(found) >= 50:
+            break
+    found.sort(key=lambda entry: entry[:2])
+    for _, _, name, base in found:
+        steps = _transform_steps(getattr(base, "transform", None))
+        if steps:
+            return {"found_on": name, "steps": steps}
+    return None
+
+
 def describe_loader(name: str, loader: Any, training_data: Any) -> dict[str, Any]:
     batch_size = loader.batch_size
     if batch_size is None:  # a batch_sampler of its own
@@ -418,9 +480,9 @@ def random_in_training(model: "torch.nn.Module", images: "Array") -> "bool | Non
     module or through F.dropout); None when the pass raises."""
     import torch
 
-    x = torch.from_numpy(images)
     try:
         clone = copy.deepcopy(model).cpu()
+        x = model_input(clone, images)
         clone.train()
         with torch.no_grad(), torch.random.fork_rng(devices=[]):
             torch.manual_seed(0)
@@ -480,6 +542,10 @@ def probe(ctx: "Context") -> None:
         layers, order, forward_error = linears_in_use(model, ctx.arrays["images"])
         used = {n for n, _ in layers}
         params = list(model.parameters())
+        try:  # the student's objects: a failure here must not lose the weights
+            inputs = input_transform(ctx.ns)
+        except Exception:
+            inputs = None
         ctx.save_json(
             "model_summary",
             {
@@ -505,6 +571,7 @@ def probe(ctx: "Context") -> None:
                 "parameter_count": int(sum(p.numel() for p in params)),
                 "device": str(params[0].device) if params else "none",
                 "repr": repr(model)[:4000],
+                "input_transform": inputs,
             },
         )
         ctx.save_arrays(
@@ -578,5 +645,5 @@ def probe(ctx: "Context") -> None:
                 m.weight.copy_(torch.from_numpy(ctx.arrays[f"ref.w{i}"]))
                 if m.bias is not None:
                     m.bias.copy_(torch.from_numpy(ctx.arrays[f"ref.b{i}"]))
-            logits = clone(torch.from_numpy(ctx.arrays["images"]))
-        ctx.save_arrays("reference_logits", {"logits": logits})
+            logits = clone(model_input(clone, ctx.arrays["images"]))
+        ctx.save_arrays("reference_logits", {"logits": logits.float()})

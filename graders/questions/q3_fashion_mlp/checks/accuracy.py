@@ -28,6 +28,7 @@ from graders.questions.q3_fashion_mlp.checks.shared import (
     N_CLASSES,
     FloatArray,
     parameter,
+    real,
     used_order_state,
     why,
 )
@@ -92,10 +93,76 @@ class Measuring:
     source: str
 
 
+@dataclass(frozen=True, kw_only=True)
+class InputNormalization:
+    """The notebook's ``Normalize`` steps as one: its model saw ``(x - shift) / scale``."""
+
+    shift: float
+    scale: float
+    words: str
+
+
+def _normalize_step(step: object) -> tuple[float, float] | None:
+    """A ``Normalize`` step's (mean, std) for one grey channel, or None if it is not one the
+    grader can apply (several different values, a zero or absurd std, no numbers at all)."""
+    if not isinstance(step, dict):
+        return None
+    means, stds = step.get("mean"), step.get("std")
+    if not isinstance(means, list) or not isinstance(stds, list) or not means or not stds:
+        return None
+    mean_values = {real(v) for v in means}
+    std_values = {real(v) for v in stds}
+    if len(mean_values) != 1 or len(std_values) != 1:
+        return None
+    (mean,), (std,) = mean_values, std_values
+    if mean is None or std is None or not 1e-6 <= abs(std) <= 1e6 or abs(mean) > 1e6:
+        return None
+    return mean, std
+
+
+def input_normalization(ctx: CheckContext) -> InputNormalization | None:
+    """What the notebook's transform does to a pixel, as far as the grader applies it: every
+    ``Normalize`` step of the training data's transform, in order (the probe read them from the
+    live dataset); None when there is none, or one the grader cannot apply."""
+    summary = ctx.json("model_summary")
+    found = summary.get("input_transform") if isinstance(summary, dict) else None
+    steps = found.get("steps") if isinstance(found, dict) else None
+    if not isinstance(steps, list):
+        return None
+    shift, scale, shown = 0.0, 1.0, []
+    for step in steps[:20]:
+        if not isinstance(step, dict) or step.get("type") != "Normalize":
+            continue
+        pair = _normalize_step(step)
+        if pair is None:
+            return None
+        mean, std = pair
+        shift, scale = shift + mean * scale, scale * std
+        shown.append(f"Normalize({number(mean)}, {number(std)})")
+    if not shown:
+        return None
+    return InputNormalization(shift=shift, scale=scale, words=" then ".join(shown))
+
+
 def measuring_model(ctx: CheckContext) -> Measuring | Outcome:
     """The student's trained weights in the reference network when they fit it, else in an MLP
-    of their own layer sizes; an Outcome saying why when neither can be built. Never the
-    student's own forward pass."""
+    of their own layer sizes, on the grader's images as the notebook's transform normalized
+    them; an Outcome saying why when neither can be built. Never the student's own forward
+    pass."""
+    measuring = _measuring_model(ctx)
+    normalization = input_normalization(ctx)
+    if isinstance(measuring, Outcome) or normalization is None:
+        return measuring
+    return Measuring(
+        pairs=relu_mlp.with_input_normalization(
+            measuring.pairs, normalization.shift, normalization.scale
+        ),
+        source=f"{measuring.source}, the images normalized as your training data was "
+        f"({normalization.words})",
+    )
+
+
+def _measuring_model(ctx: CheckContext) -> Measuring | Outcome:
     pairs, not_mapped = _mapped(ctx)
     source = REFERENCE_SOURCE
     if pairs is None:
