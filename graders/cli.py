@@ -18,6 +18,13 @@ from graders import sandbox, selfcheck
 from graders.config import GradeOptions
 from graders.errors import GraderError, SubmissionError
 from graders.pipeline import grade
+from graders.render.controls import terminal_field
+
+
+def _say(message: str) -> None:
+    """A progress line ("grading NAME ..."): the name is a student's folder or file name, so
+    its line breaks and escape sequences must not reach the terminal."""
+    print(terminal_field(message), flush=True)
 
 
 def _grade(args: argparse.Namespace) -> int:
@@ -33,9 +40,9 @@ def _grade(args: argparse.Namespace) -> int:
     worst = 0
     for source in args.submissions:
         try:
-            result = grade(source, args.out, options, progress=lambda m: print(m, flush=True))
+            result = grade(source, args.out, options, progress=_say)
         except SubmissionError as exc:  # this submission cannot be graded; the others still are
-            print(f"dlgrade: {exc}", file=sys.stderr)
+            print(f"dlgrade: {terminal_field(exc)}", file=sys.stderr)
             worst = max(worst, exc.exit_code)
             continue
         # Imported here: by now a thread has (``graders.render.warm``, while the kernels boot).

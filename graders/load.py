@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import re
 import shutil
 import stat
 import zipfile
@@ -38,6 +39,9 @@ MAX_CELLS = 2000
 MAX_FOUND_NAMED = 10
 """A missing question's line names at most this many of the notebooks found, then counts."""
 _IGNORED_PARTS = {"__MACOSX", ".ipynb_checkpoints", ".git"}
+_SURROGATE = re.compile("[\ud800-\udfff]")
+"""A lone surrogate: JSON's ``"\\ud800"`` reads as one, but it is no character, and every
+UTF-8 writer (the executed notebook, the feedback pages) fails on it."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -185,6 +189,46 @@ def read_notebook(path: Path, display: str) -> tuple[NotebookNode | None, LoadPr
     return nb, None
 
 
+def _without_surrogates(value: object) -> tuple[object, int]:
+    """``value`` (a parsed notebook's JSON) with each lone surrogate as U+FFFD, and how many."""
+    if isinstance(value, str):
+        return _SURROGATE.subn("\ufffd", value)
+    if isinstance(value, dict):
+        count = 0
+        for key in list(value):
+            item, n = _without_surrogates(value.pop(key) if _SURROGATE.search(key) else value[key])
+            clean, k = _SURROGATE.subn("\ufffd", key)
+            value[clean] = item
+            count += n + k
+        return value, count
+    if isinstance(value, list):
+        count = 0
+        for i, item in enumerate(value):
+            value[i], n = _without_surrogates(item)
+            count += n
+        return value, count
+    return value, 0
+
+
+def replace_surrogates(nb: NotebookNode, path: Path, display: str) -> LoadProblem | None:
+    """Lone surrogates out of a loaded notebook (the grader's own copy at ``path`` is rewritten,
+    since the kernel runs that file), and a problem saying so; None when it had none.
+
+    Left in, one such escape in a comment crashed the grader on the first UTF-8 write (the
+    executed notebook), so a student could turn their own grade into a "grader failure" at will.
+    Replaced, the notebook runs as the student wrote it but for that one character.
+    """
+    _, count = _without_surrogates(nb)
+    if not count:
+        return None
+    nbformat.write(nb, str(path))
+    return LoadProblem(
+        message=f"{count} character(s) that are not valid Unicode (lone surrogates such as "
+        "\\ud800) were replaced by \ufffd before grading",
+        path=display,
+    )
+
+
 def _code(nb: NotebookNode) -> str:
     return "\n".join(c.source for c in nb.cells if c.cell_type == "code")
 
@@ -299,6 +343,9 @@ def load_submission(source: Path, workdir: Path, questions: tuple[QuestionSpec, 
             )
             continue
         assert nb is not None
+        replaced = replace_surrogates(nb, path, display)
+        if replaced is not None:
+            problems.append(replaced)
         code = _code(nb)
         scores = {q.id: q.content_score(code) for q in questions}
         candidates.append(_Candidate(path=path, display=display, nb=nb, scores=scores))

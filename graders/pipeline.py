@@ -19,7 +19,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from graders.config import GradeOptions, Profiles, Thresholds
-from graders.errors import MergeMismatchError
+from graders.errors import InvalidSubmissionError, MergeMismatchError
 from graders.evaluate import Basis, prepare, run_submission, start_kernels
 from graders.execute import Executor
 from graders.load import load_submission
@@ -122,7 +122,17 @@ def _carry_artifacts(kept: list[QuestionRun], old: Path, staging: Path) -> None:
 
 
 def _swap_into_place(staging: Path, final: Path) -> None:
-    """Replace ``final`` by ``staging`` so one of the two complete folders is always there."""
+    """Replace ``final`` by ``staging`` so one of the two complete folders is always there.
+
+    Only a folder is ever replaced: a file or link of the submission's name in the output
+    folder (a batch's ``state.sqlite``, ``gradebook.csv``) is someone else's, never moved away.
+    """
+    if final.is_symlink() or (final.exists() and not final.is_dir()):
+        raise InvalidSubmissionError(
+            f"{final.name} in the output folder is a file, not this submission's result "
+            "folder; rename the submission (or grade it into another --out)",
+            path=final,
+        )
     old = final.with_name(f".{final.name}.old-{secrets.token_hex(4)}")
     if final.exists():
         os.replace(final, old)

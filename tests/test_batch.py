@@ -29,6 +29,7 @@ from graders.batch.decode import report_from_plain
 from graders.batch.discover import GRADESCOPE_METADATA, content_hash, discover
 from graders.batch.options import BatchOptions
 from graders.batch.progress import Progress
+from graders.batch.reports import collect
 from graders.batch.runner import grading_fingerprint, kernel_plan, run_batch
 from graders.batch.store import Entry, RowStatus, Store
 from graders.config import GradeOptions
@@ -269,9 +270,76 @@ def test_discovery_takes_folders_notebooks_and_zips(tmp_path: Path) -> None:
     (tmp_path / ".hidden").mkdir()
     (tmp_path / GRADESCOPE_METADATA).write_text("submission_1: {}\n")
     found = discover(tmp_path)
-    assert [e.name for e in found.entries] == ["alice", "bob", "carol"]
-    assert [name for name, _ in found.duplicates] == ["alice"]
+    assert [e.name for e in found.entries] == ["bob", "carol"]
+    assert [(r.name, r.path.name) for r in found.refused] == [
+        ("alice", "alice"),
+        ("alice", "alice.zip"),
+    ]
     assert found.gradescope
+
+
+def test_a_name_taken_twice_is_graded_for_neither(tmp_path: Path) -> None:
+    """``alice.zip`` (alice's) and ``alice.ipynb`` (someone else's): the first in sort order was
+    graded as alice (red team, 2026-12-04). Neither is; both rows say why."""
+    (tmp_path / "alice.zip").write_bytes(b"PK")
+    (tmp_path / "alice.ipynb").write_text("{}")
+    (tmp_path / "bob.ipynb").write_text("{}")
+    found = discover(tmp_path)
+    assert [e.name for e in found.entries] == ["bob"]
+    assert [r.label for r in found.refused] == ["alice (alice.ipynb)", "alice (alice.zip)"]
+    assert all("taken twice (alice.ipynb, alice.zip)" in r.reason for r in found.refused)
+    crashed = collect([], found).crashed
+    assert [c.name for c in crashed] == ["alice (alice.ipynb)", "alice (alice.zip)"]
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "gradebook.csv",
+        "Summary.HTML",
+        "manual_grading.html",
+        "similarity.csv",
+        "canvas_gradebook.csv",
+        "state.sqlite",
+        "state.sqlite-wal",
+        "state.sqlite-shm",
+        "state.sqlite.lock",
+        "mystate.db",
+        "mystate.db-wal",
+    ],
+)
+def test_a_submission_named_like_a_batch_file_is_refused(tmp_path: Path, name: str) -> None:
+    folder = tmp_path / "in"
+    (folder / name).mkdir(parents=True)
+    (folder / "alice").mkdir()
+    out = tmp_path / "out"
+    options = BatchOptions(folder=folder, out=out, state=out / "mystate.db")
+    found = discover(folder, options.reserved)
+    assert [e.name for e in found.entries] == ["alice"]
+    [refused] = found.refused
+    assert refused.name == name and "rename the submission" in refused.reason
+
+
+def test_a_name_that_is_not_utf8_is_refused_not_stored(tmp_path: Path) -> None:
+    folder = tmp_path / "in"
+    folder.mkdir()
+    os.mkdir(os.fsencode(folder) + b"/b\xffd")
+    [refused] = discover(folder).refused
+    assert refused.label == "b\ufffdd (b\ufffdd)" and "not valid UTF-8" in refused.reason
+
+
+def test_a_result_folder_never_replaces_a_file_of_its_name(tmp_path: Path) -> None:
+    from graders.errors import InvalidSubmissionError
+    from graders.pipeline import _swap_into_place
+
+    state = tmp_path / "state.sqlite"
+    state.write_bytes(b"SQLite format 3\x00")
+    staging = tmp_path / ".state.sqlite.partial-1"
+    staging.mkdir()
+    with pytest.raises(InvalidSubmissionError, match="rename the submission"):
+        _swap_into_place(staging, state)
+    assert state.read_bytes() == b"SQLite format 3\x00"
+    assert [p.name for p in tmp_path.iterdir() if ".old-" in p.name] == []
 
 
 def test_the_hash_changes_with_any_file(tmp_path: Path) -> None:
@@ -292,6 +360,107 @@ def test_progress_shows_count_and_eta() -> None:
     lines = stream.getvalue().splitlines()
     assert "8/10 graded, 1 crashed" in lines[-1] and "ETA" in lines[-1]
     assert "(bob: crashed)" in lines[-1]
+
+
+HOSTILE_NAME = "bob\x1b]0;PWNED-TITLE\x07\x1b[2J\x1b[1;31mFAKE\n[######] 9/9 graded"
+"""A submission folder's name that retitled, cleared and recoloured the TA's terminal and forged
+a progress line (red team, 2026-12-04)."""
+
+
+def test_progress_prints_a_name_on_its_line_without_its_escapes() -> None:
+    import io
+
+    texts = {}
+    for tty in (False, True):
+        stream = io.StringIO()
+        stream.isatty = lambda tty=tty: tty  # type: ignore[method-assign]
+        progress = Progress(total=2, todo=2, stream=stream)
+        progress.update(HOSTILE_NAME, RowStatus.DONE)
+        progress.note(f"note about {HOSTILE_NAME}")
+        progress.close()
+        texts[tty] = text = stream.getvalue()
+        assert "\x07" not in text and "\x1b]" not in text and "\x1b[2J" not in text
+        assert not any(line.startswith("[######] 9/9") for line in text.splitlines())
+    logged = "(bob]0;PWNED-TITLE[2J[1;31mFAKE \u23ce [######] 9/9 graded: done)"
+    assert logged in texts[False]
+
+
+def test_the_batch_command_prints_names_on_their_line_without_their_escapes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    import argparse
+
+    from graders.batch import command, runner
+    from graders.batch.csv_input import InputProblem
+
+    result = runner.BatchResult(
+        total=2,
+        graded=1,
+        crashed=0,
+        files={},
+        problems=(InputProblem(path=tmp_path / "s.csv", line=3, message=HOSTILE_NAME),),
+        unrostered=(HOSTILE_NAME, "carol"),
+        unsubmitted=(HOSTILE_NAME,),
+        refused=(f"{HOSTILE_NAME} (x): the name is taken twice",),
+    )
+    monkeypatch.setattr(runner, "run_batch", lambda options, stream=None: result)
+    monkeypatch.setattr(command.sandbox, "choose", lambda *a, **k: None)
+    parser = argparse.ArgumentParser()
+    command.add_arguments(parser)
+    command.run(parser.parse_args([str(tmp_path), "--out", str(tmp_path / "out")]))
+    printed = capsys.readouterr()
+    for text in (printed.out, printed.err):
+        assert "\x1b" not in text and "\x07" not in text
+        assert not any(line.startswith("[######]") for line in text.splitlines())
+    assert "left out of the Canvas gradebook): bob]0;PWNED-TITLE" in printed.out
+    assert "FAKE \u23ce [######] 9/9 graded, carol" in printed.out
+    assert "not graded: bob]0;PWNED-TITLE" in printed.err
+
+
+def test_one_worker_death_releases_only_its_own_submission() -> None:
+    """A worker that dies breaks its executor; with one shared executor every submission in
+    flight was released and charged an attempt, and two deaths recorded classmates as crashed
+    (red team, 2026-12-04). Each slot has its own executor: only ``dies`` is released."""
+    from pool_support import die_or_finish
+
+    from graders.batch.runner import LocalPool
+    from graders.batch.tasks import GradeTask
+
+    pool = LocalPool(2, 1, function=die_or_finish)
+    outcomes: dict[str, object] = {}
+    try:
+        for round_ in range(2):  # the slot of the dead worker gets a fresh one
+            handles = {
+                pool.submit(
+                    GradeTask(name=n, source=Path(n), out_dir=Path("out"), options=QUICK_Q1)
+                ): n
+                for n in ("dies", f"alice{round_}")
+            }
+            while handles:
+                for handle in pool.wait(list(handles), 60):
+                    name = handles.pop(handle)
+                    outcomes[name] = pool.outcome(handle, name)
+    finally:
+        pool.close(cancel=True)
+    assert outcomes["dies"] is None
+    for name in ("alice0", "alice1"):
+        assert getattr(outcomes[name], "ok", False), name
+
+
+def test_a_row_crashed_by_its_worker_dying_is_graded_again_next_run(tmp_path: Path) -> None:
+    from graders.batch.store import WORKER_DIED
+
+    with Store(tmp_path / "state.sqlite") as store:
+        store.sync([_entry("alice"), _entry("bob")], "f1")
+        for _ in range(2):  # the worker grading alice died twice: crashed
+            assert store.claim("alice", "me")
+            status = store.release("alice", error=WORKER_DIED)
+        assert status is RowStatus.CRASHED
+        assert store.claim("bob", "me")
+        store.crash("bob", error="ValueError: boom", seconds=1.0, worker="w")
+        store.sync([_entry("alice"), _entry("bob")], "f1")
+        status = {r.name: (r.status, r.attempts) for r in store.rows()}
+    assert status == {"alice": (RowStatus.PENDING, 0), "bob": (RowStatus.CRASHED, 1)}
 
 
 # --- real batches (kernels) ------------------------------------------------------------------
@@ -329,6 +498,34 @@ def test_every_submission_gets_its_row_and_its_expected_score(local_batch) -> No
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
     # two workers, one question: each submission's one kernel gets half the cores
     assert _kernel_threads(out) == {max(1, (os.cpu_count() or 1) // 2)}
+
+
+@pytest.mark.kernel
+def test_submissions_named_like_the_batchs_files_or_twice_break_nothing(tmp_path: Path) -> None:
+    """``gradebook.csv/`` took the gradebook's place (no class gradebook, no pages) and
+    ``state.sqlite/`` moved the state file away (no resume at all) (red team, 2026-12-04); of
+    ``bob/`` and ``bob.ipynb`` the first was graded as bob. Each is a crashed row of its own
+    now, and the batch, its pages and its resume are whole."""
+    folder = tmp_path / "in"
+    for name in ("alice", "bob", "gradebook.csv", "state.sqlite", "summary.html"):
+        shutil.copytree(SCENARIOS / "all_correct", folder / name)
+    shutil.copyfile(SCENARIOS / "blank" / "q1_step_network.ipynb", folder / "bob.ipynb")
+    out = tmp_path / "out"
+    options = BatchOptions(folder=folder, out=out, grade=QUICK_Q1, workers=1)
+    first = run_batch(options)
+    for _ in range(2):  # the rerun resumes from the state file, grading nothing
+        rows = _gradebook(out)
+        assert rows["alice"]["status"] != "crashed", rows["alice"]["notes"]
+        for name in ("gradebook.csv", "state.sqlite", "summary.html"):
+            row = rows[f"{name} ({name})"]
+            assert row["status"] == "crashed" and "rename the submission" in row["notes"]
+        for label in ("bob (bob)", "bob (bob.ipynb)"):
+            assert rows[label]["status"] == "crashed" and "taken twice" in rows[label]["notes"]
+        assert "bob" not in rows and not (out / "bob").exists()
+        for name in ("gradebook.csv", "state.sqlite", "summary.html", "manual_grading.html"):
+            assert (out / name).is_file(), name
+        again = run_batch(options)
+    assert (first.graded, again.graded) == (1, 0) and len(first.refused) == 5
 
 
 @pytest.mark.kernel
@@ -814,3 +1011,14 @@ def test_the_batch_writes_every_similar_pair_beside_its_summary(local_batch) -> 
     with (out / "similarity.csv").open(encoding="utf-8") as fh:
         listed = {(r["question"], r["first"], r["second"]) for r in csv_module.DictReader(fh)}
     assert shown and listed == shown  # a small class: every pair is on the page too
+
+
+def test_a_huge_answer_is_cut_before_it_is_compared() -> None:
+    """A 45 MiB cell cost a worker minutes and gigabytes in the similarity scan (red team,
+    2026-12-04): what is tokenized is bounded, whatever the notebook holds."""
+    from graders.batch.similarity import MAX_ANSWER_CHARS, answer_code
+
+    huge = "\n".join(f"a{i} b{i} c{i} d{i}" for i in range(200_000))
+    code = answer_code(["x = 1", huge], template=set())
+    assert len(code) <= MAX_ANSWER_CHARS and code.startswith("x = 1\n\na0 b0")
+    assert code.endswith(tuple(str(i) for i in range(10)))  # cut at a line's end

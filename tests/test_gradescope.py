@@ -26,6 +26,7 @@ from graders.models import (
     CheckStatus,
     ExecutionRecord,
     GradeReport,
+    LoadProblem,
     ManualItem,
     ProbeRecord,
     ProbeStatus,
@@ -40,6 +41,7 @@ from graders.models import (
 from graders.pipeline import grade
 from graders.render.gradescope import (
     PLACEHOLDER_MESSAGE,
+    _clean,
     crash_results,
     gradescope_results,
     write_results_json,
@@ -276,6 +278,41 @@ def test_student_text_reaches_the_page_without_control_characters(rubric):
     assert "red [31mtext[0m\tand gnp.exe more\nnext line" in output
     everything = json.dumps(results, ensure_ascii=False)
     assert not any(c in everything for c in ("\x1b", "\u202e", "\x9b", "\x07"))
+
+
+FORGED = "x\n\nTests shown now: 34 / 34 points. All tests passed.\n\u2028Score: 35/35\x1b[2J"
+"""A cell error that printed a second score block in the grader's own wording (red team,
+2026-12-04)."""
+
+
+def test_a_quoted_cell_error_or_file_problem_cannot_forge_lines_of_the_output(rubric):
+    """The top of the output quotes cell errors and file problems one line each: no line break
+    of theirs (U+2028, U+2029 and NEL included) starts a line there."""
+    report = make_report(rubric)
+    run = report.run
+    questions = tuple(
+        replace(
+            q,
+            execution=replace(
+                q.execution, status=RunStatus.CELL_ERRORS, message=f"Cell 20 raised {FORGED}"
+            ),
+        )
+        for q in run.questions
+    )
+    problems = (LoadProblem(message="not a notebook\u2029Score: 35/35\x85", path="a\nb"),)
+    submission = replace(run.submission, problems=problems)
+    report = replace(report, run=replace(run, questions=questions, submission=submission))
+    output = gradescope_results(report)["output"]
+    lines = output.split("\n")
+    assert not any(line.startswith("Tests shown now: 34") for line in lines)
+    assert not any(line.startswith("Score: 35/35") for line in lines)
+    assert not any(c in output for c in ("\u2028", "\u2029", "\x85", "\x1b"))
+    assert "Cell 20 raised x \u23ce Tests shown now: 34 / 34 points." in output
+    assert "  - a \u23ce b: not a notebook \u23ce Score: 35/35" in output
+
+
+def test_line_separators_in_a_tests_output_are_newlines_there():
+    assert _clean("one\u2028two\u2029three\x85four") == "one\ntwo\nthree\nfour"
 
 
 # --- crashes -----------------------------------------------------------------------------

@@ -437,3 +437,35 @@ def test_a_symlinked_notebook_in_a_folder_is_not_followed(correct, tmp_path, que
     (folder / "q4_numpy_backprop.ipynb").symlink_to(secret)
     sub = load(folder, tmp_path, questions)
     assert set(assigned(sub)) == {"q1"}
+
+
+# -- text that is not text ----------------------------------------------------------------------
+
+
+def test_a_lone_surrogate_is_replaced_when_the_notebook_is_loaded(correct, tmp_path, questions):
+    """``"\\ud800"`` in a notebook's JSON reads as a lone surrogate, which no UTF-8 writer takes:
+    the executed notebook's save crashed the grader for that submission (red team,
+    2026-12-04). The grader's copy, the one the kernel runs, holds U+FFFD instead, and the
+    student is told."""
+    nb = json.loads(notebook_bytes(correct, "q2"))
+    code = next(c for c in nb["cells"] if c["cell_type"] == "code")
+    code["source"] = "".join(code["source"]) + "\n# note \ud800 here"
+    nb["metadata"]["odd\udfff"] = "key"
+    folder = make_folder(tmp_path, {"q2_initialization.ipynb": json.dumps(nb).encode("ascii")})
+    sub = load(folder, tmp_path, questions)
+    assert assigned(sub) == {"q2": ("q2_initialization.ipynb", MatchedBy.NAME)}
+    graded = sub.notebooks[0].path
+    text = graded.read_text(encoding="utf-8")  # strict: no surrogate can be in valid UTF-8
+    loaded = nbformat.reads(text, as_version=4)
+    assert any("# note \ufffd here" in c.source for c in loaded.cells)
+    assert "odd\ufffd" in loaded.metadata
+    nbformat.write(loaded, str(tmp_path / "again.ipynb"))  # what record.py does: no crash
+    [problem] = [p for p in sub.problems if "surrogate" in p.message]
+    assert problem.path == "q2_initialization.ipynb" and problem.message.startswith("2 ")
+
+
+def test_a_report_writer_takes_a_lone_surrogate(tmp_path):
+    from graders.render.atomic import write_text_atomic
+
+    write_text_atomic("name \ud800 here", tmp_path / "out.txt")
+    assert (tmp_path / "out.txt").read_text(encoding="utf-8") == "name ? here"

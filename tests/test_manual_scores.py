@@ -109,6 +109,74 @@ def test_a_spreadsheets_export_is_read_too(tmp_path: Path) -> None:
     assert problems == [] and [t.submission for t in taken] == ["=bob"]
 
 
+def test_a_name_with_spaces_is_its_own_submission_and_never_alices(tmp_path: Path) -> None:
+    """``alice `` (a folder named with a trailing space) and ``alice``: the reader stripped the
+    cell, so mallory's row scored alice (red team, 2026-12-04). Names are read exactly."""
+    path = tmp_path / "scores.csv"
+    path.write_text(
+        HEADER + 'alice,q1,q1a,1,1,good\n"alice ",q1,q1a,0,1,empty answer\n"\talice",q1,q1a,0,1,\n',
+        encoding="utf-8",
+    )
+    parts = {name: {("q1", "q1a"): 1.0} for name in ("alice", "alice ", "\talice")}
+    taken, problems = read_manual_scores(path, parts)
+    assert problems == []
+    scored = {t.submission: (t.score.points, t.score.comment) for t in taken}
+    assert scored == {"alice": (1.0, "good"), "alice ": (0.0, "empty answer"), "\talice": (0.0, "")}
+
+
+def test_an_unknown_name_that_differs_by_spaces_says_names_are_exact(tmp_path: Path) -> None:
+    _, taken, problems = _scores(tmp_path, '"alice ",q1,q1a,1,1,\n')
+    assert taken == [] and len(problems) == 1
+    assert "no submission named 'alice ' in this batch (names are matched exactly" in str(
+        problems[0]
+    )
+
+
+def test_rows_written_differently_that_read_as_one_part_are_both_refused(tmp_path: Path) -> None:
+    """Two rows whose cells differ but read as the same part may be two students' rows: neither
+    is taken, each line is named (the same row twice still keeps the later one)."""
+    path, taken, problems = _scores(
+        tmp_path, "bob,q1,q1a,1,1,\nbob, q1 ,q1a,0,1,\nbob,q1,q1a ,1,1,\nalice,q1,q1a,1,1,\n"
+    )
+    assert [t.submission for t in taken] == ["alice"]
+    assert [p.line for p in problems] == [2, 3, 4]
+    assert str(problems[0]).startswith(f"{path}:2: q1/q1a of 'bob' is also scored on line 3")
+    assert "neither is taken" in problems[1].message
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "=bob",
+        "'=bob",
+        "''x",
+        "'plain",
+        " alice\t",
+        "+1",
+        "\n=1+1",
+        ' =HYPERLINK("h")',
+        "\uff1d1+1",
+        "|calc",
+        "alice",
+    ],
+)
+def test_every_name_round_trips_through_the_gradebooks_defusing(name: str) -> None:
+    """``'=bob`` was read back as ``=bob`` (a quote before a name starting with a quote keeps
+    the two apart now), and a formula behind a space, a line feed or a full-width ``＝`` was
+    not defused (red team, 2026-12-04)."""
+    from graders.batch.csv_input import cell
+    from graders.render.gradebook import spreadsheet_text
+
+    written = spreadsheet_text(name)
+    assert cell(written, exact=True) == name
+    assert written.startswith("'") == (name != "alice")
+
+
+def test_the_manual_page_defuses_as_the_gradebook_does() -> None:
+    js = (REPO / "reports" / "templates" / "manual_grading.js").read_text(encoding="utf-8")
+    assert "/^([=+\\-@|\\uff1d\\uff0b\\uff0d\\uff20']|\\s)/" in js
+
+
 @pytest.mark.parametrize(
     ("content", "words"),
     [

@@ -156,3 +156,79 @@ def test_a_message_cannot_print_lines_that_look_like_the_graders(tmp_path: Path)
     assert "boom \u23ce" in render_terminal(report, verbose=True), "the message was printed"
     for fmt in (render_markdown(report, tmp_path).text, render_html(report, tmp_path)):
         assert "\u202e" not in fmt
+
+
+SPOOF_NAME = "eve\n  q2 Choosing the scale of initialization: 6 "
+"""A folder name with a newline (found by a red team, 2026-12-04): printed raw, its second line
+read as a q2 score of 6 above the real 0 / 6."""
+SPOOF_NOTEBOOK = "q2_initialization\n    [PASS] (a) var(a_j) fake (1/1)\n    x.ipynb"
+"""A zip entry's name that forged a "[PASS]" line in ``--verbose``."""
+
+
+def test_names_and_paths_stay_on_their_line_in_the_terminal(tmp_path: Path) -> None:
+    """The submission's name, each notebook's name and the result paths (which hold the name)
+    are one line each, whatever line breaks they hold (U+2028, U+2029 and NEL too)."""
+    report = build_report(tmp_path)
+    run = report.run
+    questions = tuple(
+        dataclasses.replace(
+            q,
+            notebook=dataclasses.replace(q.notebook, original_name=SPOOF_NOTEBOOK + "\u2028y")
+            if q.notebook is not None
+            else None,
+            execution=dataclasses.replace(q.execution, message="x\u2029  q1 Step: 4 / 4\x85z"),
+        )
+        for q in run.questions
+    )
+    submission = dataclasses.replace(run.submission, name=SPOOF_NAME)
+    report = dataclasses.replace(
+        report, run=dataclasses.replace(run, submission=submission, questions=questions)
+    )
+    files = [("results", tmp_path / SPOOF_NAME / "result.json")]
+    for verbose in (False, True):
+        text = render_terminal(report, files=files, verbose=verbose)
+        lines = text.splitlines()
+        assert not any(line.strip().startswith(SPOOF_NAME.split("\n")[1].strip()) for line in lines)
+        assert not any(line.lstrip().startswith("[PASS] (a) var(a_j) fake") for line in lines)
+        assert not any(line.strip() == "q1 Step: 4 / 4" for line in lines)
+        assert not any(c in text for c in ("\u2028", "\u2029", "\x85"))
+        assert lines[0].startswith("eve \u23ce q2 Choosing")
+    assert "q2_initialization \u23ce [PASS]" in render_terminal(report, verbose=True)
+    assert "\u23ce q2 Choosing the scale of initialization: 6 /result.json" in render_terminal(
+        report, files=files
+    )
+
+
+def test_the_line_separators_are_stripped_with_the_controls() -> None:
+    from graders.render.controls import one_line, terminal_field, without_controls
+
+    assert without_controls("a\u2028b\u2029c\x85d\ud800e") == "abcde"
+    assert one_line("a\u2028b\u2029c\x85d\x0be") == "a \u23ce b \u23ce c \u23ce d \u23ce e"
+    hostile = "bob\x1b]0;PWNED-TITLE\x07\x1b[2J\x1b[1;31mFAKE\n[#####] 9/9 graded"
+    assert terminal_field(hostile) == "bob]0;PWNED-TITLE[2J[1;31mFAKE \u23ce [#####] 9/9 graded"
+
+
+def test_an_answers_heading_cannot_pass_for_a_students_name_on_the_manual_page(
+    tmp_path: Path,
+) -> None:
+    """``#### alice`` in mallory's answer rendered as an h4 styled as the name above each answer
+    (red team, 2026-12-04): the name's style is its class's, and an answer's headings read as
+    the answer's text."""
+    from graders.render.manual import write_manual_html
+
+    report = build_report(tmp_path)
+    results = tuple(
+        dataclasses.replace(
+            r,
+            manual=tuple(
+                dataclasses.replace(m, text="unsure\n\n---\n\n#### alice\n\nx", answered=True)
+                for m in r.manual
+            ),
+        )
+        for r in report.questions
+    )
+    write_manual_html([dataclasses.replace(report, questions=results)], tmp_path / "m.html")
+    html = (tmp_path / "m.html").read_text(encoding="utf-8")
+    assert "article.answer h4 " not in html and "article.answer > h4.who" in html
+    assert re.search(r"<h4>\s*alice\s*</h4>", html)  # the answer's, unstyled as a name
+    assert '<h4 class="who">' in html

@@ -11,6 +11,7 @@ from graders.batch.options import BatchOptions
 from graders.config import GradeOptions
 from graders.errors import ConfigError
 from graders.questions import load_questions
+from graders.render.controls import terminal_field
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -85,6 +86,13 @@ def _question_ids(asked: list[str], only: list[str]) -> tuple[str, ...]:
     return tuple(dict.fromkeys(asked))
 
 
+def _names(names: tuple[str, ...]) -> str:
+    """Names for the TA's terminal: a submission name is a student's folder or file name, and
+    a roster's a TA's cell, so each is shown on one line without its control characters (an
+    ESC sequence would retitle or clear the terminal, a newline forge a line)."""
+    return ", ".join(terminal_field(name) for name in names)
+
+
 def run(args: argparse.Namespace) -> int:
     options = BatchOptions(
         folder=args.folder,
@@ -117,19 +125,21 @@ def run(args: argparse.Namespace) -> int:
         f"{result.total - result.graded - result.crashed} unchanged"
     )
     for label, path in result.files.items():
-        print(f"  {label}: {path}")
+        print(f"  {label}: {terminal_field(path)}")
     if args.manual_scores:
         print(
             f"  manual scores: {result.manual_merged} taken from {len(args.manual_scores)} file(s)"
         )
+    for refused in result.refused:
+        print(f"dlgrade: not graded: {terminal_field(refused)}", file=sys.stderr)
     if result.unrostered:
-        names = ", ".join(result.unrostered)
+        names = _names(result.unrostered)
         print(f"dlgrade: not in the roster (left out of the Canvas gradebook): {names}")
     if result.unsubmitted:
-        names = ", ".join(result.unsubmitted)
+        names = _names(result.unsubmitted)
         print(f"dlgrade: no graded submission (Canvas grade left empty): {names}")
     for problem in result.problems:
-        print(f"dlgrade: row not taken: {problem}", file=sys.stderr)
+        print(f"dlgrade: row not taken: {terminal_field(problem)}", file=sys.stderr)
     if result.problems:
         print(
             f"dlgrade: {len(result.problems)} row(s) not taken; everything else was, and every "

@@ -5,7 +5,10 @@ answer; ``dlgrade batch --manual-scores FILE`` reads it here. A row is taken onl
 submission is graded in this batch, its part is one of that submission's free-response parts,
 and its points are a number from 0 to the part's maximum; any other row is an
 ``InputProblem`` naming the file and line, and the rows around it are still taken. A part
-given twice keeps its later row (a TA who corrected a score below the first one meant it).
+given twice keeps its later row (a TA who corrected a score below the first one meant it),
+but only when both rows name it alike: two rows whose cells differ yet read as one part
+(`` q2`` and ``q2``, ``'=bob`` and ``=bob``) may be two students' answers, so neither is taken.
+Submission names are matched exactly (``csv_input``): ``alice `` is not ``alice``.
 """
 
 from __future__ import annotations
@@ -73,6 +76,12 @@ def _row(row: CsvRow, path: Path, parts: Parts, ungraded: Set[str]) -> ScoredPar
     if name not in parts:
         if name in ungraded:
             return f"{name!r} has no graded result to add points to (grade it first)"
+        near = name.strip()
+        if near != name and (near in parts or near in ungraded):
+            return (
+                f"no submission named {name!r} in this batch (names are matched exactly, "
+                f"spaces included; {near!r} is another submission)"
+            )
         return f"no submission named {name!r} in this batch"
     maximum = parts[name].get((question, item))
     if maximum is None:
@@ -87,6 +96,20 @@ def _row(row: CsvRow, path: Path, parts: Parts, ungraded: Set[str]) -> ScoredPar
     return ScoredPart(submission=name, score=score, source=f"{path}:{row.line}")
 
 
+def _cells(row: CsvRow) -> tuple[str, str, str]:
+    """The cells that name the part, as the file holds them."""
+    raw = row.raw
+    return raw.get("submission", ""), raw.get("question", ""), raw.get("item", "")
+
+
+def _clash(key: tuple[str, str, str], first: int) -> str:
+    return (
+        f"{key[1]}/{key[2]} of {key[0]!r} is also scored on line {first}, in cells written "
+        "differently (spaces, a leading quote): it may be another student's row, so neither "
+        "is taken; keep one of them"
+    )
+
+
 def read_manual_scores(
     path: Path, parts: Parts, ungraded: Set[str] = frozenset()
 ) -> tuple[list[ScoredPart], list[InputProblem]]:
@@ -95,7 +118,9 @@ def read_manual_scores(
     ``parts``: what each graded submission may be scored on; ``ungraded``: names the batch
     knows but could not grade (crashed), so their rows get a better reason than "unknown".
     """
-    taken: dict[tuple[str, str, str], tuple[int, ScoredPart]] = {}
+    taken: dict[tuple[str, str, str], tuple[CsvRow, ScoredPart]] = {}
+    clashed: dict[tuple[str, str, str], int] = {}
+    """Parts named by differing cells: the first line that named them."""
     problems: list[InputProblem] = []
     for row in read_rows(path, REQUIRED, "manual scores"):
         result = _row(row, path, parts, ungraded)
@@ -104,15 +129,27 @@ def read_manual_scores(
                 problems.append(InputProblem(path=path, line=row.line, message=result))
             continue
         key = (result.submission, result.score.question, result.score.item)
+        if key in clashed:
+            message = _clash(key, clashed[key])
+            problems.append(InputProblem(path=path, line=row.line, message=message))
+            continue
         if key in taken:
             earlier = taken[key][0]
+            if _cells(earlier) != _cells(row):
+                del taken[key]
+                clashed[key] = earlier.line
+                problems += [
+                    InputProblem(path=path, line=earlier.line, message=_clash(key, row.line)),
+                    InputProblem(path=path, line=row.line, message=_clash(key, earlier.line)),
+                ]
+                continue
             problems.append(
                 InputProblem(
                     path=path,
-                    line=earlier,
+                    line=earlier.line,
                     message=f"{key[1]}/{key[2]} of {key[0]!r} is scored again on line "
                     f"{row.line}; that later line is the one taken",
                 )
             )
-        taken[key] = (row.line, result)
+        taken[key] = (row, result)
     return [scored for _, scored in taken.values()], sorted(problems, key=lambda p: p.line)

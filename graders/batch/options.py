@@ -5,10 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from graders.batch.layout import STATE_NAME, reserved_names
 from graders.config import GradeOptions
-
-STATE_NAME = "state.sqlite"
-"""The SQLite state file's default name, inside the output folder."""
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,3 +41,8 @@ class BatchOptions:
     @property
     def state_path(self) -> Path:
         return self.state or self.out / STATE_NAME
+
+    @property
+    def reserved(self) -> frozenset[str]:
+        """The names no submission may have: the batch's own files in ``out``."""
+        return reserved_names(self.out, self.state_path)

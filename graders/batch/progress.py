@@ -11,6 +11,7 @@ import time
 from typing import TextIO
 
 from graders.batch.store import RowStatus
+from graders.render.controls import terminal_field
 
 WIDTH = 30
 
@@ -56,13 +57,14 @@ class Progress:
         if self.tty:
             self.stream.write("\r" + self.line() + "\x1b[K")
         else:
-            self.stream.write(f"{self.line()}  ({name}: {status})\n")
+            # A name is a student's folder or file name: one line, no escape sequences.
+            self.stream.write(f"{self.line()}  ({terminal_field(name)}: {status})\n")
         self.stream.flush()
 
     def note(self, text: str) -> None:
         if self.tty:
             self.stream.write("\r\x1b[K")
-        self.stream.write(text + "\n")
+        self.stream.write(terminal_field(text) + "\n")
         self.stream.flush()
 
     def close(self) -> None:

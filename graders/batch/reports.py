@@ -18,6 +18,7 @@ from pathlib import Path
 
 from graders.batch.decode import report_from_plain
 from graders.batch.discover import Discovery
+from graders.batch.layout import GRADEBOOK, MANUAL, SIMILARITY, SUMMARY
 from graders.batch.options import BatchOptions
 from graders.batch.roster import Roster
 from graders.batch.similarity import Answer, find_similar, pairs_csv
@@ -34,11 +35,6 @@ from graders.render.manual import write_manual_html
 from graders.rubric import load_rubric
 from graders.score import with_manual_scores
 
-GRADEBOOK = "gradebook.csv"
-MANUAL = "manual_grading.html"
-SUMMARY = "summary.html"
-SIMILARITY = "similarity.csv"
-
 
 @dataclass(frozen=True, kw_only=True)
 class Collected:
@@ -52,7 +48,7 @@ def collect(
     discovery: Discovery,
     manual: Mapping[str, tuple[ManualScore, ...]] | None = None,
 ) -> Collected:
-    """Graded reports (TA scores merged) and crashed rows (a duplicate name is one too)."""
+    """Graded reports (TA scores merged) and crashed rows (a refused submission is one too)."""
     reports: list[GradeReport] = []
     crashed: list[CrashedSubmission] = []
     for row in rows:
@@ -63,13 +59,8 @@ def collect(
         else:
             error = row.error or f"not graded ({row.status})"
             crashed.append(CrashedSubmission(name=row.name, error=error))
-    for name, path in discovery.duplicates:
-        crashed.append(
-            CrashedSubmission(
-                name=f"{name} ({path.name})",
-                error=f"another submission is also named {name}; rename one and rerun",
-            )
-        )
+    for refused in discovery.refused:
+        crashed.append(CrashedSubmission(name=refused.label, error=refused.reason))
     return Collected(reports=reports, crashed=crashed)
 
 

@@ -17,7 +17,7 @@ import os
 import shutil
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import dataclass, field, replace
 from pathlib import Path
@@ -32,7 +32,7 @@ from graders.batch.progress import Progress
 from graders.batch.reports import collect, refresh_result_folders, write_batch_reports
 from graders.batch.roster import read_roster
 from graders.batch.similarity import Answer
-from graders.batch.store import Row, RowStatus, Store, owner_token
+from graders.batch.store import WORKER_DIED, Row, RowStatus, Store, owner_token
 from graders.batch.tasks import GradeTask, TaskOutcome, run_task
 from graders.config import CONFIG_DIR, GradeOptions
 from graders.questions import load_questions
@@ -57,6 +57,8 @@ class BatchResult:
     """Graded submissions the roster does not list (left out of the Canvas gradebook)."""
     unsubmitted: tuple[str, ...] = ()
     """Roster students without a graded submission (their Canvas grade is left empty)."""
+    refused: tuple[str, ...] = ()
+    """``name (file): why`` for each entry not graded because of its name (a crashed row)."""
 
 
 class Pool(Protocol):
@@ -123,24 +125,48 @@ def _child_threads(cores: int) -> Iterator[None]:
 
 
 class LocalPool:
-    """Worker processes on this machine (spawned: no forked torch or kernel state)."""
+    """Worker processes on this machine (spawned: no forked torch or kernel state).
 
-    def __init__(self, workers: int, cores: int):
+    Each slot is an executor of one process of its own, not one slot of a shared pool: when a
+    worker process dies (killed for memory, a crash in C), ``ProcessPoolExecutor`` fails every
+    future it holds with ``BrokenProcessPool``. Shared, one death released every submission in
+    flight and counted an attempt against each, so two deaths recorded innocent classmates as
+    crashed. Alone in its executor, the one submission whose worker died is the one whose
+    future fails, and the slot gets a fresh executor.
+    """
+
+    def __init__(
+        self, workers: int, cores: int, function: Callable[[GradeTask], object] = run_task
+    ):
         self.slots = workers
         self._cores = cores
-        self._executor = self._new()
+        self._function = function
+        self._executors: list[cf.ProcessPoolExecutor | None] = [None] * workers
+        self._busy: dict[cf.Future[object], int] = {}
 
-    def _new(self) -> cf.ProcessPoolExecutor:
-        return cf.ProcessPoolExecutor(self.slots, mp_context=multiprocessing.get_context("spawn"))
+    def _executor(self, slot: int) -> cf.ProcessPoolExecutor:
+        executor = self._executors[slot]
+        if executor is None:
+            executor = cf.ProcessPoolExecutor(1, mp_context=multiprocessing.get_context("spawn"))
+            self._executors[slot] = executor
+        return executor
+
+    def _renew(self, slot: int) -> None:
+        executor = self._executors[slot]
+        if executor is not None:
+            executor.shutdown(wait=False, cancel_futures=True)
+        self._executors[slot] = None
 
     def submit(self, task: GradeTask) -> object:
+        slot = next(i for i in range(self.slots) if i not in self._busy.values())
         with _child_threads(self._cores):  # processes start on demand, inside submit
             try:
-                return self._executor.submit(run_task, task)
+                future = self._executor(slot).submit(self._function, task)
             except BrokenProcessPool:
-                self._executor.shutdown(wait=False, cancel_futures=True)
-                self._executor = self._new()
-                return self._executor.submit(run_task, task)
+                self._renew(slot)
+                future = self._executor(slot).submit(self._function, task)
+        self._busy[future] = slot
+        return future
 
     def wait(self, handles: Iterable[object], timeout: float) -> list[object]:
         futures = [h for h in handles if isinstance(h, cf.Future)]
@@ -149,15 +175,19 @@ class LocalPool:
 
     def outcome(self, handle: object, name: str) -> TaskOutcome | None:
         assert isinstance(handle, cf.Future)
+        slot = self._busy.pop(handle)
         try:
             result = handle.result()
-        except BrokenProcessPool:
+        except BrokenProcessPool:  # this slot's own process died, grading ``name`` alone
+            self._renew(slot)
             return None
         assert isinstance(result, TaskOutcome)
         return result
 
     def close(self, *, cancel: bool) -> None:
-        self._executor.shutdown(wait=not cancel, cancel_futures=cancel)
+        for executor in self._executors:
+            if executor is not None:
+                executor.shutdown(wait=not cancel, cancel_futures=cancel)
 
 
 def _record(store: Store, outcome: TaskOutcome) -> RowStatus:
@@ -236,7 +266,7 @@ def _grade_pending(
                 name = inflight.pop(handle)
                 outcome = pool.outcome(handle, name)
                 if outcome is None:
-                    status = store.release(name, error="the grading process died")
+                    status = store.release(name, error=WORKER_DIED)
                     if status is RowStatus.PENDING:
                         todo.append(entries[name])  # claimed again, so the attempt counts
                         continue
@@ -281,7 +311,7 @@ def _remove_leftovers(out: Path) -> None:
 def run_batch(options: BatchOptions, *, stream: TextIO | None = None) -> BatchResult:
     """Grade every changed submission of ``options.folder``; write the batch's reports."""
     roster, roster_problems = read_roster(options.roster) if options.roster else (None, [])
-    discovery = discover(options.folder)
+    discovery = discover(options.folder, options.reserved)
     options.out.mkdir(parents=True, exist_ok=True)
     names = [e.name for e in discovery.entries]
     with Store(options.state_path) as store:
@@ -316,6 +346,7 @@ def run_batch(options: BatchOptions, *, stream: TextIO | None = None) -> BatchRe
             for e in (roster.entries if roster else ())
             if e.submission not in graded_names
         ),
+        refused=tuple(f"{r.label}: {r.reason}" for r in discovery.refused),
     )
 
 

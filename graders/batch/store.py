@@ -37,6 +37,10 @@ An older file gets the columns and the table when opened."""
 BUSY_TIMEOUT_MS = 60_000
 MAX_ATTEMPTS = 2
 """A submission whose grading process died this many times is recorded as crashed."""
+WORKER_DIED = "the grading process died"
+"""The error of a row crashed that way. Such a row is graded again by the next run (``sync``):
+the death may be the machine's (the OOM killer choosing the grader under memory pressure), not
+the submission's, and a crashed row is otherwise kept until its files or settings change."""
 
 
 class RowStatus(StrEnum):
@@ -238,7 +242,8 @@ class Store:
 
         A row is graded again when its files changed, when the grading settings changed
         (``fingerprint``: grader version, profile, options, config files), when it is named
-        in ``regrade``, or when it was claimed by a process that is gone.
+        in ``regrade``, when it was claimed by a process that is gone, or when its grading
+        process died (``WORKER_DIED``: each run tries such a row again, ``MAX_ATTEMPTS`` times).
 
         With ``regrade_questions``, a graded row whose files did not change (of those named in
         ``regrade``, or of all when none are named) is set to regrade only those questions,
@@ -250,7 +255,7 @@ class Store:
         with self._write() as db:
             for entry in entries:
                 row = db.execute(
-                    "SELECT content_hash, fingerprint, status, claimed_by, result_json"
+                    "SELECT content_hash, fingerprint, status, claimed_by, result_json, error"
                     " FROM submissions WHERE name = ?",
                     (entry.name,),
                 ).fetchone()
@@ -279,6 +284,7 @@ class Store:
                     or row["fingerprint"] != fingerprint
                     or stale
                     or (entry.name in again)
+                    or (row["status"] == RowStatus.CRASHED and row["error"] == WORKER_DIED)
                 ):
                     self._set_pending(entry, fingerprint, None)
                     changed += 1

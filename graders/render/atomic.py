@@ -24,4 +24,6 @@ def write_bytes_atomic(data: bytes, path: Path) -> None:
 
 
 def write_text_atomic(text: str, path: Path) -> None:
-    write_bytes_atomic(text.encode("utf-8"), path)
+    """UTF-8; a lone surrogate (no character, but a Python string may hold one: a notebook's
+    ``"\\ud800"``, a kernel's output) is written as ``?`` instead of failing the whole report."""
+    write_bytes_atomic(text.encode("utf-8", errors="replace"), path)

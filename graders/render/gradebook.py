@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import math
+import re
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -55,9 +56,25 @@ class CrashedSubmission:
 Row = GradeReport | CrashedSubmission
 
 
+FORMULA_START = re.compile(r"[=+\-@|\uff1d\uff0b\uff0d\uff20']|\s")
+"""What makes a spreadsheet read a cell as a formula (``=``, ``+``, ``-``, ``@``, a DDE ``|``,
+their full-width forms, which some locales convert), whitespace or a line feed before them
+(importers that trim first), and a quote (so that the defusing quote is taken off again by
+one rule: ``batch.csv_input.cell``)."""
+
+
+def needs_defusing(value: str) -> bool:
+    """Whether a cell starting with ``value`` gets a quote in front."""
+    return FORMULA_START.match(value) is not None
+
+
 def spreadsheet_text(value: str) -> str:
-    """Defuse spreadsheet formulas: names and messages come from student-chosen file names."""
-    return "'" + value if value[:1] in ("=", "+", "-", "@", "\t", "\r") else value
+    """Defuse spreadsheet formulas: names and messages come from student-chosen file names.
+
+    A value that starts with a quote gets one too, so that reading a name back
+    (``batch.csv_input.cell`` takes one quote off) gives the name written: ``'=bob`` and
+    ``=bob`` stay two students."""
+    return "'" + value if needs_defusing(value) else value
 
 
 def _num(value: float) -> str:

@@ -35,7 +35,7 @@ from graders.models import (
     Visibility,
 )
 from graders.render.atomic import write_text_atomic
-from graders.render.controls import without_controls
+from graders.render.controls import one_line, unix_lines, without_controls
 from graders.render.numbers import amount, data, points
 
 JsonDict = dict[str, Any]
@@ -53,10 +53,11 @@ PLACEHOLDER_MESSAGE = (
 
 
 def _clean(text: str, limit: int = MAX_TEST_OUTPUT) -> str:
-    """Unix newlines (the spec asks for them), no control characters (Gradescope shows the
-    text as it is: an ESC sequence or a direction control from a kernel's output would reach
-    the student's page), and a bounded length."""
-    text = without_controls(text.replace("\r\n", "\n").replace("\r", "\n"))
+    """Unix newlines (the spec asks for them; U+2028, U+2029 and NEL too, which the page also
+    breaks at), no control characters (Gradescope shows the text as it is: an ESC sequence or
+    a direction control from a kernel's output would reach the student's page), and a bounded
+    length."""
+    text = without_controls(unix_lines(text))
     if len(text) > limit:
         text = text[:limit].rstrip() + f"\n... (cut: {len(text) - limit} more characters)"
     return text
@@ -256,10 +257,13 @@ def _summary(report: GradeReport, hidden: Visibility) -> str:
             f"Free-response answers ({_count(report.manual_max_score, 'point')}) are graded "
             "by course staff and are not included."
         )
+    # A quoted file name or cell error is one line of the list: a message with line breaks
+    # ("...\n\nTests shown now: 34 / 34 points.") must not print lines in the grader's wording.
     if run.submission.problems:
         lines += ["", "Problems with the submitted files:"]
         lines += [
-            f"  - {p.path + ': ' if p.path else ''}{p.message}" for p in run.submission.problems
+            f"  - {one_line(p.path) + ': ' if p.path else ''}{one_line(p.message)}"
+            for p in run.submission.problems
         ]
     troubled = [
         q for q in run.questions if q.execution.status is not RunStatus.OK and q.missing is None
@@ -267,7 +271,8 @@ def _summary(report: GradeReport, hidden: Visibility) -> str:
     if troubled:
         lines += ["", "How the notebooks ran:"]
         lines += [
-            f"  - {q.question}: {q.execution.message or q.execution.status.value}" for q in troubled
+            f"  - {q.question}: {one_line(q.execution.message or q.execution.status.value)}"
+            for q in troubled
         ]
     return _clean("\n".join(lines))
 
@@ -310,10 +315,10 @@ def gradescope_results(
 
 
 def _crash_notice(exc: BaseException) -> str:
-    detail = _clean(f"{type(exc).__name__}: {exc}", 600)
+    detail = _clean(one_line(f"{type(exc).__name__}: {exc}"), 600)
     if isinstance(exc, SubmissionError):
         return (
-            f"Your submission could not be graded: {exc}\n\n"
+            f"Your submission could not be graded: {one_line(str(exc))}\n\n"
             "Fix this and submit again (upload your .ipynb notebooks, or a .zip of them)."
         )
     if isinstance(exc, KeyboardInterrupt):

@@ -22,7 +22,7 @@ import jinja2
 import markupsafe
 
 from graders.render.answers import answer_html
-from graders.render.controls import without_controls
+from graders.render.controls import one_line, without_controls
 from graders.render.numbers import amount, data, number, percent, points, seconds
 
 TEMPLATE_PACKAGE = "reports"
@@ -70,12 +70,6 @@ def inert(value: object) -> object:
     if isinstance(value, str):
         return without_controls(value)
     return value
-
-
-def one_line(text: str) -> str:
-    """A field the terminal shows on one line: its line breaks as a visible mark, so that a
-    message cannot print lines that look like the grader's own ("[PASS] ...")."""
-    return re.sub(r"\s*(\r\n|\r|\n)\s*", " \u23ce ", str(text)).strip()
 
 
 def md_text(text: str) -> str:

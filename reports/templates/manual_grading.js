@@ -105,8 +105,10 @@
 
   function csvCell(value) {
     var text = String(value);
-    if (/^[=+\-@\t\r]/.test(text)) {
-      text = "'" + text; // a spreadsheet must not run a student's folder name as a formula
+    if (/^([=+\-@|\uff1d\uff0b\uff0d\uff20']|\s)/.test(text)) { // gradebook.FORMULA_START
+      // a spreadsheet must not run a student's folder name as a formula; a name that starts
+      // with a quote gets one too, so that the batch reads back the name written
+      text = "'" + text;
     }
     if (/[",\r\n]/.test(text) || text !== text.trim()) {
       text = "\"" + text.replace(/"/g, "\"\"") + "\"";
