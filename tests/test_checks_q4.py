@@ -704,28 +704,6 @@ def test_the_raw_pixel_threshold_is_granted_only_to_a_verified_backprop(grade, g
     assert unit.fraction == 1.0 and "verified" not in unit.message  # /255: nothing withheld
 
 
-def test_a_raw_training_array_beside_weights_trained_on_255ths_decides_nothing(grade, inputs, good):
-    """A raw ``x_train`` kept (as a decoy for the raw-pixel threshold, or beside the scaled
-    copy the network trained on): the weights do as well on /255 pixels as on raw ones, as a
-    network trained on /255 pixels does, so they are measured on /255 pixels and held to the
-    assignment's threshold, whatever the array says."""
-    x, y = load_scaled(FIXTURE_DATA_ROOT, "MNIST", train=True)
-    params = ref.init_params()
-    for _ in range(2):  # trained well enough to be a network (0.8 on both scales)
-        ref.train_epoch(params, x, y, 0.1)
-    trained = reference_artifacts(inputs, params)
-    x, y = load_scaled(FIXTURE_DATA_ROOT, "MNIST", train=False, limit=1000)
-    _, correct = ref.evaluate_dataset(params, x, y)
-    accuracy = correct / len(y)
-    decoy = trained | {"input_scale": claiming_raw_pixels(good)["input_scale"]}
-    thresholds = {"q4.min_test_accuracy": accuracy + 0.05, "q4.min_test_accuracy_raw": 0.0}
-    held = grade(checks.accuracy.final_accuracy, decoy, thresholds=thresholds)
-    assert held.fraction == 0.0, held.message
-    assert held.details["threshold_key"] == "q4.min_test_accuracy"
-    assert held.details["pixels"] == "unit" and held.details["correct"] == correct
-    assert "as weights trained on /255 pixels do" in held.message
-
-
 def injected_params_of(arrays: Arrays) -> ref.Params:
     return ref.Params.of([arrays[f"w{i}"] for i in range(3)], [arrays[f"b{i}"] for i in range(3)])
 

@@ -10,7 +10,7 @@ is explained by its likeliest cause (a network never trained, a failing cell).
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -46,18 +46,12 @@ class Pixels:
 
 
 UNIT_WORDS = "pixels divided by 255, as the assignment loads them"
-UNIT = Pixels(scale=1 / 255, shift=0.0, kind="unit", words=UNIT_WORDS)
-SAME_ON_UNIT = 0.02
-"""Weights that score within this of their declared scale's accuracy on /255 pixels were
-trained on /255 pixels: such a network loses little on raw ones (its sigmoids saturate, its
-argmax mostly stays), while one trained on raw pixels collapses on /255 ones (its first layer
-sees inputs 255 times too small). A raw ``x_train`` beside them decides nothing."""
 
 
 def _pixels(ctx: CheckContext) -> tuple[Pixels, str]:
     """The notebook's pixel scale from the range of its training images, and a note when the
     grader had to assume the assignment's ``/ 255``."""
-    unit = UNIT
+    unit = Pixels(scale=1 / 255, shift=0.0, kind="unit", words=UNIT_WORDS)
     info = ctx.json("input_scale")
     fields = info if isinstance(info, dict) else {}
     low, high, name = fields.get("min"), fields.get("max"), fields.get("name")
@@ -166,12 +160,7 @@ class Measured:
 
 def measure_final(ctx: CheckContext, limit: int | None = None) -> Measured | Outcome:
     """The final weights measured on the first ``limit`` test images (else the profile's
-    TEST_LIMIT), or the failed Outcome saying why they cannot be.
-
-    On the scale the notebook's training array declares and, where that is not /255, on /255
-    pixels too (``SAME_ON_UNIT``): a raw ``x_train`` left beside the scaled copy the network
-    really trained on, or kept as a decoy for the lower raw-pixel threshold, no longer decides
-    how the weights are measured."""
+    TEST_LIMIT), or the failed Outcome saying why they cannot be."""
     if not ctx.has("final"):
         return Outcome.failed(f"Could not be checked: {ctx.why_missing('final_weights')}")
     params, problem = canonical_params(ctx.npz("final") or {})
@@ -180,27 +169,13 @@ def measure_final(ctx: CheckContext, limit: int | None = None) -> Measured | Out
             f"Final weights: {problem}",
             hint="Keep the trained network in the global lists `weights` and `biases`.",
         )
-    declared, note = _pixels(ctx)
-    tried = []
-    for pixels in (declared, UNIT) if declared.kind != "unit" else (declared,):
-        x, y = _test_set(ctx, pixels, limit)
-        with np.errstate(all="ignore"):
-            loss, correct = evaluate_dataset(params, x, y)
-        tried.append(
-            Measured(
-                params=params, correct=correct, total=len(y), loss=loss, pixels=pixels, note=note
-            )
-        )
-    chosen = tried[0]
-    if len(tried) == 2 and tried[1].accuracy >= tried[0].accuracy - SAME_ON_UNIT:
-        chosen = replace(
-            tried[1],
-            note=f"{note} Your training array holds {declared.words.split(', as ')[0]}, but "
-            f"your weights score {percent(tried[1].accuracy)} on /255 pixels "
-            f"({percent(tried[0].accuracy)} on those), as weights trained on /255 pixels do: "
-            "they are measured, and held to the threshold, on /255 pixels.".strip(),
-        )
-    return chosen
+    pixels, note = _pixels(ctx)
+    x, y = _test_set(ctx, pixels, limit)
+    with np.errstate(all="ignore"):
+        loss, correct = evaluate_dataset(params, x, y)
+    return Measured(
+        params=params, correct=correct, total=len(y), loss=loss, pixels=pixels, note=note
+    )
 
 
 @check("q4.final_accuracy", "The grader's own test accuracy of the trained weights")
